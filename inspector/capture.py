@@ -1,0 +1,140 @@
+"""Turn an ASGI request into a ``CapturedRequest``: raw bytes, headers as ordered pairs.
+
+Nothing here parses or re-serializes a body. Header names and values are kept as the
+server delivered them (latin-1 text of the raw bytes, so they round-trip exactly; the ASGI
+server lower-cases names), in order, duplicates kept.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import Receive, Scope
+
+from inspector.errors import BadRequest
+
+ENDPOINT_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CAPTURE_PREFIX = "/h/"
+
+
+@dataclass(slots=True)
+class CapturedRequest:
+    endpoint: str
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    client: str | None
+    received_at: str
+    received_ts: float
+    size: int
+    content_type: str | None
+    truncated: bool = False
+    note: str | None = None
+    event_key: str | None = None
+    event_type: str | None = None
+    signature: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ResponseRecord:
+    """The answer the inspector gave (or will give, while ``in_progress``)."""
+
+    status: int | None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    ms: float | None = None
+    delay_ms: float | None = None
+    dropped: bool = False
+    in_progress: bool = False
+
+
+def utc_timestamp(ts: float) -> str:
+    """ISO 8601, UTC, microseconds: ``2026-11-28T07:30:00.123456Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def endpoint_from_path(path: str) -> str:
+    """The endpoint name of a capture path ``/h/{endpoint}[/...]``; ``BadRequest`` if invalid."""
+    name = path[len(CAPTURE_PREFIX) :].split("/", 1)[0]
+    if not ENDPOINT_RE.fullmatch(name):
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise BadRequest(
+            f"Invalid endpoint name {shown!r}: use 1 to 64 characters from A-Z a-z 0-9 . _ -, "
+            "as in /h/my-endpoint or /h/my-endpoint/any/sub/path.",
+            error="invalid_endpoint",
+        )
+    return name
+
+
+def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+    """First value of a header (``name`` lower-case)."""
+    for key, value in headers:
+        if key == name or key.lower() == name:
+            return value
+    return None
+
+
+async def read_request(
+    scope: Scope, receive: Receive, endpoint: str, max_body: int
+) -> CapturedRequest:
+    """Read the whole request. Bodies over ``max_body`` are not kept: the record says
+    ``truncated`` and why, and holds no body (memory stays bounded by ``max_body``)."""
+    received_ts = time.time()
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    client = scope.get("client")
+    content_type = header_value(headers, "content-type")
+    declared = header_value(headers, "content-length")
+    rec = CapturedRequest(
+        endpoint=endpoint,
+        method=scope["method"],
+        path=raw_path.decode("latin-1"),
+        query=scope["query_string"].decode("latin-1"),
+        headers=headers,
+        body=b"",
+        client=f"{client[0]}:{client[1]}" if client else None,
+        received_at=utc_timestamp(received_ts),
+        received_ts=received_ts,
+        size=0,
+        content_type=content_type,
+    )
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        rec.size = int(declared)
+        rec.truncated = True
+        rec.note = (
+            f"Body of {rec.size} bytes (Content-Length) exceeds the limit of {max_body} "
+            "bytes; not read."
+        )
+        return rec
+    chunks: list[bytes] = []
+    size = 0
+    oversize = False
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            rec.truncated = True
+            rec.note = f"The client disconnected after sending {size} bytes of the body."
+            break
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_body:
+                oversize = rec.truncated = True
+                rec.note = (
+                    f"Body exceeded the limit of {max_body} bytes while streaming; "
+                    f"stopped reading after {size} bytes."
+                )
+                break
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    rec.size = size
+    if not oversize:  # a disconnect keeps what arrived; an oversize body keeps nothing
+        rec.body = b"".join(chunks)
+    return rec

@@ -1,0 +1,254 @@
+"""Endpoint settings: what an endpoint verifies, how it answers, where it forwards.
+
+Settings are stored as JSON in the ``endpoints`` table and cached in memory by the server
+(``EndpointCache``), compiled into what the capture path needs. The CLI may write the table
+directly while a server runs: the cache re-reads it when the settings version changes
+(checked once a second), so both paths converge without the CLI needing the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from inspector import faults, queries
+from inspector.errors import BadRequest
+from inspector.events import DEFAULT_SCHEDULE
+from inspector.signatures import SignatureConfig
+from inspector.store import Store
+
+FORWARD_MODES = ("mirror", "proxy")
+
+_KEYS = (
+    "secret",
+    "scheme",
+    "tolerance",
+    "enforce",
+    "hmac",
+    "response",
+    "schedule",
+    "schedule_tolerance",
+    "forward_to",
+    "forward_mode",
+    "replay_to",
+)
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    secrets: tuple[str, ...] = ()
+    scheme: str = "auto"
+    tolerance: int = 300
+    enforce: bool = False
+    hmac: Mapping[str, str] = field(default_factory=dict)
+    response: Mapping[str, Any] = field(default_factory=dict)
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    schedule_tolerance: float = 0.1
+    forward_to: str | None = None
+    forward_mode: str = "mirror"
+    replay_to: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
+        """Validate stored or submitted settings; ``BadRequest`` names the bad key."""
+        return cls().merged(data, max_delay=max_delay)
+
+    def merged(self, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
+        """These settings with ``data``'s keys replaced (``None`` resets a key to default)."""
+        if not isinstance(data, Mapping):
+            raise BadRequest("Endpoint settings must be a JSON object.")
+        unknown = sorted(set(data) - set(_KEYS))
+        if unknown:
+            raise BadRequest(
+                f"Unknown endpoint setting(s): {', '.join(unknown)}. Known: {', '.join(_KEYS)}.",
+                error="unknown_setting",
+            )
+        defaults = EndpointSettings()
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            if value is None:
+                name = "secrets" if key == "secret" else key
+                changes[name] = getattr(defaults, name)
+                continue
+            if key == "secret":
+                changes["secrets"] = _secrets(value)
+            elif key in ("scheme", "tolerance", "hmac"):
+                changes.update(_signature_fields(key, value))
+            elif key == "enforce":
+                if not isinstance(value, bool):
+                    raise BadRequest("enforce: must be true or false.")
+                changes["enforce"] = value
+            elif key == "response":
+                if not isinstance(value, Mapping):
+                    raise BadRequest("response: must be an object of failure-mode rules.")
+                changes["response"] = faults.parse_rules(value, max_delay=max_delay)
+            elif key == "schedule":
+                changes["schedule"] = _schedule(value)
+            elif key == "schedule_tolerance":
+                changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
+            elif key in ("forward_to", "replay_to"):
+                changes[key] = _url(key, value)
+            elif key == "forward_mode":
+                if value not in FORWARD_MODES:
+                    raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
+                changes["forward_mode"] = value
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "secret": list(self.secrets),
+            "scheme": self.scheme,
+            "tolerance": self.tolerance,
+            "enforce": self.enforce,
+            "hmac": dict(self.hmac),
+            "response": dict(self.response),
+            "schedule": list(self.schedule),
+            "schedule_tolerance": self.schedule_tolerance,
+            "forward_to": self.forward_to,
+            "forward_mode": self.forward_mode,
+            "replay_to": self.replay_to,
+        }
+
+    def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
+        secrets = self.secrets or ((default_secret,) if default_secret else ())
+        hmac = {f"hmac_{k}": v for k, v in self.hmac.items()}
+        return SignatureConfig(
+            secrets=secrets, scheme=self.scheme, tolerance=self.tolerance, **hmac
+        )
+
+
+def _secrets(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
+        raise BadRequest("secret: must be a non-empty string or a list of them (for rotation).")
+    return tuple(items)
+
+
+def _signature_fields(key: str, value: Any) -> dict[str, Any]:
+    # SignatureConfig owns the rules for these; validate through it and keep what it accepted.
+    if key == "hmac":
+        if not isinstance(value, Mapping):
+            raise BadRequest("hmac: must be an object (header, algorithm, encoding, prefix).")
+        unknown = sorted(set(value) - {"header", "algorithm", "encoding", "prefix"})
+        if unknown:
+            raise BadRequest(f"hmac: unknown key(s) {', '.join(unknown)}.")
+        config = SignatureConfig.from_dict({f"hmac_{k}": v for k, v in value.items()})
+        return {"hmac": {k: getattr(config, f"hmac_{k}") for k in value}}
+    config = SignatureConfig.from_dict({key: value})
+    return {key: getattr(config, key)}
+
+
+def _schedule(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value or len(value) > 20:
+        raise BadRequest("schedule: must be a list of 1 to 20 retry intervals in seconds.")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1e7:
+            raise BadRequest("schedule: each interval must be a positive number of seconds.")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise BadRequest(f"{name}: must be a number between 0 and 1.")
+    return float(value)
+
+
+def _url(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise BadRequest(f"{name}: must be an http:// or https:// URL.")
+    return value
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint's settings compiled for the capture path."""
+
+    name: str
+    settings: EndpointSettings
+    signature: SignatureConfig
+    rules: Mapping[str, Any]
+    has_rules: bool
+    # Other endpoints' secrets: the doctor checks whether a failing signature was made with one.
+    other_secrets: Mapping[str, tuple[str, ...]]
+
+
+class EndpointCache:
+    """Endpoint settings in memory, refreshed from the store when their version changes."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_secret: str | None,
+        forward_to: str | None = None,
+        max_delay: float = 600.0,
+    ) -> None:
+        self.store = store
+        self.default_secret = default_secret
+        self.forward_to = forward_to
+        self.max_delay = max_delay
+        self._version = -1
+        self._settings: dict[str, EndpointSettings] = {}
+        self._compiled: dict[str, Endpoint] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def get(self, name: str) -> Endpoint:
+        endpoint = self._compiled.get(name)
+        if endpoint is None:
+            endpoint = self._compile(name, self._settings.get(name, EndpointSettings()))
+            self._compiled[name] = endpoint
+        return endpoint
+
+    def settings(self, name: str) -> EndpointSettings:
+        return self._settings.get(name, EndpointSettings())
+
+    def _compile(self, name: str, settings: EndpointSettings) -> Endpoint:
+        if self.forward_to and settings.forward_to is None:
+            settings = replace(settings, forward_to=self.forward_to)
+        return Endpoint(
+            name=name,
+            settings=settings,
+            signature=settings.signature_config(self.default_secret),
+            rules=settings.response,
+            has_rules=bool(settings.response),
+            other_secrets={
+                other: s.secrets
+                for other, s in self._settings.items()
+                if s.secrets and other != name
+            },
+        )
+
+    def load(self, version: int, stored: Mapping[str, Mapping[str, Any]]) -> None:
+        settings: dict[str, EndpointSettings] = {}
+        for name, data in stored.items():
+            try:
+                settings[name] = EndpointSettings.from_dict(data, max_delay=math.inf)
+            except BadRequest:
+                settings[name] = EndpointSettings()  # never let a bad row stop capture
+        self._settings = settings
+        self._compiled = {}
+        self._version = version
+
+    async def refresh(self) -> None:
+        version = await self.store.read(queries.settings_version)
+        if version != self._version:
+            self.load(*await self.store.read(queries.all_endpoint_settings))
+
+    def start(self, interval: float = 1.0) -> None:
+        async def poll() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                with contextlib.suppress(Exception):
+                    await self.refresh()
+
+        self._task = asyncio.get_running_loop().create_task(poll())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,74 @@
+"""The one error hierarchy.
+
+Every error the inspector raises on purpose is an ``InspectorError``. It carries the HTTP
+status it maps to, a short machine-readable ``error`` code and a human ``detail``. One
+handler in ``app.py`` turns it into JSON for ``/api`` and HTML for pages; the CLI turns it
+into an exit code.
+
+    InspectorError
+    ├── BadRequest          400: a parameter, body or name the user sent is not acceptable
+    │   └── FaultParamError 400: a failure-mode parameter (``?delay=-1``) is out of range
+    ├── NotFound            404
+    ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
+    ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
+    ├── PayloadTooLarge     413
+    └── StoreUnavailable    503: the store could not commit; the sender should retry
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InspectorError(Exception):
+    status: int = 500
+    error: str = "internal_error"
+
+    def __init__(self, detail: Any = None, *, error: str | None = None) -> None:
+        super().__init__(detail if isinstance(detail, str) else (error or self.error))
+        self.detail = detail
+        if error is not None:
+            self.error = error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "detail": self.detail}
+
+
+class BadRequest(InspectorError):
+    status = 400
+    error = "bad_request"
+
+
+class FaultParamError(BadRequest):
+    """A failure-mode parameter has an invalid value; ``param`` names it."""
+
+    error = "invalid_parameter"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+class NotFound(InspectorError):
+    status = 404
+    error = "not_found"
+
+
+class Forbidden(InspectorError):
+    status = 403
+    error = "forbidden"
+
+
+class MisdirectedHost(InspectorError):
+    status = 421
+    error = "misdirected_request"
+
+
+class PayloadTooLarge(InspectorError):
+    status = 413
+    error = "payload_too_large"
+
+
+class StoreUnavailable(InspectorError):
+    status = 503
+    error = "store_unavailable"

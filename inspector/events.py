@@ -1,0 +1,318 @@
+"""Events: which captured requests are deliveries of the same event, and how its retries went.
+
+``event_key`` groups attempts (the sender's delivery id, else a body-derived id, else a
+hash of the body); ``build_timeline`` compares the gaps between attempts with the sender's
+retry schedule (the platform's 1, 5 and 30 minutes by default) and says what went wrong.
+
+Key and type run on the capture hot path for every request, so JSON is only parsed when the
+body looks like a JSON object of bounded size, and nothing here ever raises on odd input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Highest priority first; all compared lower-cased.
+ID_HEADERS: tuple[str, ...] = (
+    "webhook-id",  # Standard Webhooks (Svix and friends)
+    "x-webhook-id",
+    "x-github-delivery",
+    "x-shopify-webhook-id",
+)
+_ID_RANK = {name: rank for rank, name in enumerate(ID_HEADERS)}
+MAX_JSON = 1024 * 1024  # parsing bigger bodies costs more than a key is worth
+MAX_KEY = 200
+_BOM = b"\xef\xbb\xbf"
+_SPACE = re.compile(rb"[ \t\r\n]*")
+
+DEFAULT_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0)  # the platform's retries
+
+
+# -- event identity ------------------------------------------------------------------------
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None; bounded and never raising."""
+    if not body or len(body) > MAX_JSON:
+        return None
+    start = 3 if body.startswith(_BOM) else 0
+    end = _SPACE.match(body, start)
+    if end is None or body[end.end() : end.end() + 1] != b"{":
+        return None
+    try:
+        value = json.loads(body[start:].decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _cap(key: str) -> str:
+    if len(key) <= MAX_KEY:
+        return key
+    # Truncating alone would merge distinct long ids that share a prefix.
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{key[: MAX_KEY - 17]}~{digest}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _body_key(obj: dict[str, Any], stripe_signed: bool) -> str | None:
+    event_id = _text(obj.get("id"))
+    if event_id is not None and (
+        stripe_signed or (event_id.startswith("evt_") and obj.get("object") == "event")
+    ):
+        return event_id
+    event = _text(obj.get("event"))
+    if event is None:
+        return None
+    # The platform's dedup key: `${event.event}-${event.data.messageId || event.timestamp}`
+    data = obj.get("data")
+    message_id = _text(data.get("messageId")) if isinstance(data, dict) else None
+    if message_id is not None:
+        return f"{event}-{message_id}"
+    timestamp = obj.get("timestamp")
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        return f"{event}-{timestamp}"
+    if _text(timestamp) is not None:
+        return f"{event}-{timestamp}"
+    return None  # "message.received-undefined" would merge unrelated events
+
+
+def _type_of(obj: dict[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    found = _text(obj.get("event")) or _text(obj.get("type"))
+    return None if found is None else found[:MAX_KEY]
+
+
+def event_identity(headers: Sequence[tuple[str, str]], body: bytes) -> tuple[str, str | None]:
+    """``(event_key(headers, body), event_type(body, None))`` parsing the body at most once."""
+    best_rank = len(ID_HEADERS)
+    best = ""
+    stripe_signed = False
+    for name, value in headers:
+        lowered = name.lower()
+        rank = _ID_RANK.get(lowered)
+        if rank is not None and rank < best_rank:
+            value = value.strip()
+            if value:
+                best_rank, best = rank, value
+        elif lowered == "stripe-signature":
+            stripe_signed = True
+    obj = _json_object(body)
+    if best:
+        return _cap(best), _type_of(obj)
+    key = _body_key(obj, stripe_signed) if obj is not None else None
+    if key is None:
+        key = "sha256:" + hashlib.sha256(body).hexdigest()[:16]
+    return _cap(key), _type_of(obj)
+
+
+def event_key(headers: Sequence[tuple[str, str]], body: bytes) -> str:
+    """The identity shared by every delivery attempt of one event.
+
+    The first of: a delivery-id header (``webhook-id``, ``X-Webhook-Id``,
+    ``X-GitHub-Delivery``, ``X-Shopify-Webhook-Id``, in that priority, first non-empty);
+    a Stripe event id in a JSON body; the platform's ``{event}-{data.messageId or
+    timestamp}``; else ``"sha256:"`` and 16 hex digits of the body's hash. At most 200
+    characters.
+    """
+    return event_identity(headers, body)[0]
+
+
+def event_type(body: bytes, content_type: str | None) -> str | None:
+    """The JSON ``"event"`` (platform) or ``"type"`` (Stripe, others) string, else None.
+
+    ``content_type`` is not trusted: senders often label JSON ``text/plain`` or not at all,
+    so the body is sniffed with the same bounds as ``event_key``.
+    """
+    return _type_of(_json_object(body))
+
+
+# -- retry timeline ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt as captured. ``status`` is None while in progress or if dropped."""
+
+    id: int
+    received_at: float
+    status: int | None
+    dropped: bool = False
+    client_gave_up_after_ms: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """The sender saw a 2xx: answered in time, not dropped."""
+        return (
+            self.status is not None
+            and 200 <= self.status < 300
+            and not self.dropped
+            and self.client_gave_up_after_ms is None
+        )
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The gap before one retry (or before a retry that has not come)."""
+
+    attempt: int
+    expected: float | None
+    actual: float | None
+    verdict: str  # "ok" | "early" | "late" | "missing" | "pending" | "unexpected"
+    message: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An event's attempts, the gaps between them judged against the schedule, and a verdict."""
+
+    attempts: list[Attempt]
+    intervals: list[Interval]
+    succeeded: bool
+    stopped: (
+        str  # "succeeded" | "gave_up_after_schedule" | "kept_going" | "waiting" | "stopped_early"
+    )
+    summary: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the API."""
+        return asdict(self)
+
+
+def _secs(value: float) -> str:
+    """61.2 s, 5.0 s, but 0.61 s: scaled schedules need the second decimal."""
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
+
+
+def _judge(attempt: int, actual: float, expected: float, dev: float) -> Interval:
+    head = f"retried after {_secs(actual)} s, expected {expected:g} s"
+    if actual < expected - dev:
+        verdict = "early"
+        head += f" ({_secs(expected - actual)} s early, tolerance {dev:g} s)"
+    elif actual > expected + dev:
+        verdict = "late"
+        head += f" ({_secs(actual - expected)} s late, tolerance {dev:g} s)"
+    else:
+        verdict = "ok"
+    return Interval(attempt, expected, actual, verdict, f"{head}: {verdict}")
+
+
+def _describe(attempt: Attempt) -> str:
+    if attempt.dropped:
+        return "dropped"
+    if attempt.client_gave_up_after_ms is not None:
+        return f"timed out after {_secs(attempt.client_gave_up_after_ms / 1000)} s"
+    if attempt.status is None:
+        return "in progress"
+    return f"answered {attempt.status}"
+
+
+def build_timeline(
+    attempts: Sequence[Attempt],
+    schedule: Sequence[float] = DEFAULT_SCHEDULE,
+    *,
+    now: float,
+    tolerance: float = 0.1,
+    min_tolerance: float = 1.0,
+) -> Timeline:
+    """Judge an event's attempts against a retry ``schedule`` (seconds between attempts).
+
+    Gaps are measured between ``received_at`` times. A gap is on time within
+    ``max(min_tolerance, tolerance * expected)`` seconds. After a failed last attempt the
+    next scheduled retry is "pending" until that window has passed, then "missing".
+    Attempts beyond the schedule, or after a success (a duplicate delivery), are
+    "unexpected".
+    """
+    ordered = sorted(attempts, key=lambda a: (a.received_at, a.id))
+    if not ordered:
+        return Timeline([], [], False, "waiting", "No attempt received yet.")
+
+    def deviation(expected: float) -> float:
+        return max(min_tolerance, tolerance * expected)
+
+    intervals: list[Interval] = []
+    duplicates = 0
+    seen_success = ordered[0].succeeded
+    for index in range(1, len(ordered)):
+        previous, current = ordered[index - 1], ordered[index]
+        number = index + 1
+        actual = current.received_at - previous.received_at
+        if seen_success:
+            duplicates += 1
+            message = f"delivered again {_secs(actual)} s after a success: unexpected"
+            intervals.append(Interval(number, None, actual, "unexpected", message))
+        elif index > len(schedule):
+            message = f"retried after {_secs(actual)} s beyond the schedule: unexpected"
+            intervals.append(Interval(number, None, actual, "unexpected", message))
+        else:
+            expected = schedule[index - 1]
+            intervals.append(_judge(number, actual, expected, deviation(expected)))
+        seen_success = seen_success or current.succeeded
+
+    last = ordered[-1]
+    count = len(ordered)
+    retries = count - 1
+    succeeded = last.succeeded
+    outcome = f"attempt {count} {_describe(last)}"
+    if count > len(schedule) + 1:
+        stopped = "kept_going"
+        summary = (
+            f"The sender made {count} attempts, more than its schedule allows "
+            f"(1 + {len(schedule)} retries); {outcome}"
+        )
+    elif succeeded:
+        stopped = "succeeded"
+        # With duplicates after it, the success that ended the retries is not the last attempt.
+        first = next(n for n, a in enumerate(ordered, start=1) if a.succeeded)
+        summary = (
+            "Succeeded on the first attempt"
+            if first == 1
+            else f"Succeeded on attempt {first} after {first - 1} {_plural(first - 1, 'retry')}"
+        )
+    elif retries >= len(schedule):
+        stopped = "gave_up_after_schedule"
+        summary = f"The sender made all {len(schedule)} scheduled retries and gave up; {outcome}"
+    else:
+        expected = schedule[retries]
+        dev = deviation(expected)
+        waited = now - last.received_at
+        retry = f"retry {retries + 1}"
+        head = f"{retry} (attempt {count + 1}) expected {expected:g} s after attempt {count}"
+        if waited > expected + dev:
+            stopped = "stopped_early"
+            overdue = f"overdue by {_secs(waited - expected)} s"
+            message = f"{head}, not received ({overdue}, tolerance {dev:g} s): missing"
+            intervals.append(Interval(count + 1, expected, None, "missing", message))
+            summary = f"The sender stopped early: {outcome} and {retry} is {overdue}"
+        else:
+            stopped = "waiting"
+            due = expected - waited
+            when = f"due in {_secs(due)} s" if due > 0 else "due now"
+            message = f"{head}, {when}: pending"
+            intervals.append(Interval(count + 1, expected, None, "pending", message))
+            summary = f"Waiting: {outcome}; {retry} is {when}"
+
+    off = [i for i in intervals if i.verdict in ("early", "late")]
+    if off:
+        detail = ", ".join(f"attempt {i.attempt} {i.verdict}" for i in off)
+        summary += f"; {len(off)} {_plural(len(off), 'retry')} off schedule ({detail})"
+    elif any(i.verdict == "ok" for i in intervals):
+        summary += "; retries on schedule"
+    if duplicates:
+        summary += f"; {duplicates} duplicate {_plural(duplicates, 'delivery')} after a success"
+    return Timeline(ordered, intervals, succeeded, stopped, summary + ".")
+
+
+def _plural(count: int, word: str) -> str:
+    if count == 1:
+        return word
+    return word[:-1] + "ies" if word.endswith("y") else word + "s"

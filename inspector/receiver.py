@@ -1,0 +1,237 @@
+"""The capture route ``/h/{endpoint}[/...]``: a plain ASGI app on the hot path.
+
+Flow for one request (see ARCHITECTURE.md):
+read the whole body (bounded) -> signature verdict -> event identity -> response plan from
+endpoint rules and query parameters -> **commit** (the writer assigns id and attempt and picks
+the response) -> publish to the stream -> answer: at once, after a stall, or by dropping the
+connection.
+
+Order of evaluation for the answer: body too large (413) -> invalid failure-mode parameter
+(400) -> signature enforcement (401) -> drop -> fail/rate -> status/body. A delay applies to
+whichever answer the plan picks (not to 413/400/401).
+
+It is dispatched ahead of Starlette's middleware (capture routes accept any Host and Origin)
+and receives the server's own ``send``, which is what lets ``drop=1`` close the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.types import Receive, Scope, Send
+
+from inspector import events, faults, queries
+from inspector.capture import (
+    CapturedRequest,
+    ResponseRecord,
+    endpoint_from_path,
+    read_request,
+)
+from inspector.endpoints import Endpoint, EndpointCache
+from inspector.errors import BadRequest, InspectorError, StoreUnavailable
+from inspector.signatures import verify
+from inspector.store import Store
+from inspector.stream import Broadcaster
+
+log = logging.getLogger("inspector.receiver")
+
+
+TEXT = "text/plain; charset=utf-8"
+
+
+def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> ResponseRecord:
+    body = text.encode("utf-8")
+    headers = [("content-type", TEXT), *(extra or [])]
+    return ResponseRecord(status, headers, body)
+
+
+class Receiver:
+    def __init__(
+        self,
+        store: Store,
+        endpoints: EndpointCache,
+        hub: Broadcaster,
+        *,
+        max_body: int,
+        max_delay: float,
+    ) -> None:
+        self.store = store
+        self.endpoints = endpoints
+        self.hub = hub
+        self.max_body = max_body
+        self.max_delay = max_delay
+        # Hooks for capabilities that act after a commit (forward/mirror); see app.py.
+        self.after_capture: list[Callable[[Endpoint, CapturedRequest, int], None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            name = endpoint_from_path(scope["path"])
+        except BadRequest as exc:
+            await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
+            return
+        rec = await read_request(scope, receive, name, self.max_body)
+        endpoint = self.endpoints.get(name)
+        fixed = self._inspect(rec, endpoint)
+        plan: faults.ResponsePlan | None = None
+        if fixed is None:
+            try:
+                query = faults.parse_query(rec.query, max_delay=self.max_delay)
+            except InspectorError as exc:
+                fixed = plain(400, f"Invalid failure-mode parameter: {exc.detail}\n")
+            else:
+                if query or endpoint.has_rules:
+                    plan = faults.build_plan(endpoint.rules, query)
+
+        def decide(attempt: int) -> ResponseRecord:
+            # Runs in the store's writer, which knows the attempt number for certain.
+            if fixed is not None:
+                response = fixed
+            elif plan is None:
+                response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
+            else:
+                response = _from_outcome(
+                    faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
+                )
+            response.ms = (time.perf_counter() - started) * 1000
+            return response
+
+        try:
+            inserted = await self.store.write(queries.insert_request, rec, decide)
+        except StoreUnavailable as exc:
+            log.error("capture not stored, answering 503: %s", exc.detail)
+            await respond(
+                send,
+                plain(503, "Not stored: the inspector's store is unavailable.\n Retry later.\n"),
+                head=False,
+            )
+            return
+        if self.hub.has_subscribers:
+            self.hub.publish("request", inserted.item(), id=inserted.id)
+        for hook in self.after_capture:
+            hook(endpoint, rec, inserted.id)
+
+        response = inserted.response
+        if response.in_progress:
+            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
+        elif response.dropped:
+            await drop(send, receive)
+        else:
+            await respond(send, response, head=rec.method == "HEAD")
+
+    def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
+        """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
+        if rec.truncated and rec.note and "exceed" in rec.note:
+            return plain(413, f"Payload too large: {rec.note}\n")
+        # Keys and verdicts are about the body the sender meant; a partial body has neither.
+        if not rec.truncated:
+            rec.event_key, rec.event_type = events.event_identity(rec.headers, rec.body)
+        try:
+            verdict = verify(
+                rec.headers,
+                rec.body,
+                endpoint.signature,
+                other_secrets=endpoint.other_secrets,
+            )
+        except Exception:  # verification must never cost a capture
+            log.exception("signature verification failed unexpectedly")
+            verdict = None
+        if verdict is not None:
+            rec.signature = verdict.to_dict()
+        if endpoint.settings.enforce and (verdict is None or verdict.status != "valid"):
+            return plain(401, "Invalid signature")
+        return None
+
+    async def _finish_stall(
+        self,
+        request_id: int,
+        response: ResponseRecord,
+        started: float,
+        receive: Receive,
+        send: Send,
+        method: str,
+    ) -> None:
+        """Wait out a delay (the record is already visible as in progress); stop at once if
+        the client gives up, and record when it did."""
+        delay = (response.delay_ms or 0) / 1000
+        gave_up_ms: float | None = None
+        try:
+            async with asyncio.timeout(delay):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        gave_up_ms = (time.perf_counter() - started) * 1000
+                        break
+        except TimeoutError:
+            pass
+        response.in_progress = False
+        response.ms = (time.perf_counter() - started) * 1000
+        if gave_up_ms is not None:
+            response.status = None
+        try:
+            item = await self.store.write(queries.finish_request, request_id, response, gave_up_ms)
+        except StoreUnavailable as exc:
+            log.error("could not record the end of stall %s: %s", request_id, exc.detail)
+            item = None
+        if item is not None and self.hub.has_subscribers:
+            self.hub.publish("update", item, id=request_id)
+        if gave_up_ms is not None:
+            return
+        if response.dropped:
+            await drop(send, receive)
+        else:
+            await respond(send, response, head=method == "HEAD")
+
+
+def _from_outcome(outcome: faults.Outcome) -> ResponseRecord:
+    if outcome.drop:
+        response = ResponseRecord(None, dropped=True)
+    else:
+        headers = [("content-type", outcome.content_type), *outcome.headers]
+        response = ResponseRecord(outcome.status, headers, outcome.body)
+    if outcome.delay > 0:
+        response.delay_ms = outcome.delay * 1000
+        response.in_progress = True
+    return response
+
+
+_NO_BODY = {204, 304}
+
+
+async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
+    status = response.status or 500
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    body = response.body
+    if status in _NO_BODY or status < 200:
+        body = b""
+        headers = [h for h in headers if h[0] != b"content-type"]
+    else:
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def drop(send: Send, receive: Receive) -> None:
+    """Close the connection without an HTTP response.
+
+    ASGI has no message for this, so we reach the server's transport through its ``send``
+    (uvicorn's is a bound method of the request cycle). Elsewhere, fall back to an
+    incomplete response, which senders also see as a protocol error.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        transport.close()
+        # Wait for the server to notice, so it does not try to answer for us.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000")]}
+    )
+    raise ConnectionAbortedError("drop=1: connection closed without a complete response")

@@ -1,0 +1,130 @@
+"""verify(): one request's headers and raw body in, one Verdict (or None) out.
+
+It runs on the capture hot path for every request, so the common case (no secret, no
+signature header) is a single set of lower-cased names tested against the known headers,
+and a valid signature costs one HMAC per configured secret. The doctor runs on failures only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from inspector.signatures import doctor
+from inspector.signatures.base import HeaderView, Parsed, Scheme, mac, matches
+from inspector.signatures.config import SignatureConfig, Verdict
+from inspector.signatures.registry import SIGNATURE_HEADERS, detect, get
+
+
+def verify(
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    config: SignatureConfig,
+    *,
+    now: float | None = None,
+    other_secrets: Mapping[str, Sequence[str]] | None = None,
+) -> Verdict | None:
+    """Check the request's signature against ``config``; never raises.
+
+    None when there is nothing to say (scheme "auto", no secret, no signature header).
+    ``now`` (default: the clock) is what timestamps are compared with; ``other_secrets``
+    maps other endpoints' names to their secrets so the doctor can spot a mix-up.
+    """
+    try:
+        return _verify(headers, body, config, now, other_secrets)
+    except Exception as exc:  # a bug here must never cost a capture
+        return Verdict(
+            "malformed",
+            None,
+            f"The signature check failed unexpectedly ({type(exc).__name__}); this is a bug "
+            f"in webhook-inspector, please report it.",
+        )
+
+
+def _verify(
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    config: SignatureConfig,
+    now: float | None,
+    other_secrets: Mapping[str, Sequence[str]] | None,
+) -> Verdict | None:
+    names = {name.lower() for name, _ in headers}
+    secrets = config.secrets
+    if config.scheme == "auto":
+        hmac_header = config.hmac_header.lower()
+        if not secrets and names.isdisjoint(SIGNATURE_HEADERS) and hmac_header not in names:
+            return None
+        found = detect(names, config)
+        if found is None:
+            return Verdict(
+                "missing",
+                None,
+                "No signature header of a known scheme is present (X-Webhook-Signature, "
+                "X-Hub-Signature-256, Stripe-Signature, X-Slack-Signature, "
+                f"X-Shopify-Hmac-Sha256, webhook-signature or {config.hmac_header}).",
+            )
+        scheme = found
+    else:
+        scheme = get(config.scheme)
+        if not scheme.present(names, config):
+            other = detect(names)
+            hint = f"; the request carries {other.header} ({other.name} scheme)" if other else ""
+            return Verdict("missing", scheme.name, f"{scheme.display(config)} is missing{hint}.")
+    if not secrets:
+        return Verdict(
+            "no_secret",
+            scheme.name,
+            f"The request carries a {scheme.name} signature ({scheme.display(config)}) but no "
+            f"secret is configured to check it.",
+        )
+
+    parsed = scheme.parse(HeaderView(headers), config)
+    if parsed.error is not None:
+        diagnosis = doctor.diagnose(scheme, parsed, body, config, other_secrets)
+        return Verdict("malformed", scheme.name, parsed.error, diagnosis)
+    index = _match(scheme, parsed, body, secrets)
+    count = len(secrets)
+    if index is None:
+        whom = "the configured secret" if count == 1 else f"any of the {count} configured secrets"
+        diagnosis = doctor.diagnose(scheme, parsed, body, config, other_secrets)
+        return Verdict("invalid", scheme.name, f"{parsed.header} does not match {whom}.", diagnosis)
+
+    expired = _check_age(scheme, parsed, config.tolerance, time.time() if now is None else now)
+    if expired is not None:
+        return expired
+    which = "the configured secret" if count == 1 else f"secret #{index + 1} of {count}"
+    return Verdict("valid", scheme.name, f"Signature matches {which}.")
+
+
+def _match(scheme: Scheme, parsed: Parsed, body: bytes, secrets: Sequence[str]) -> int | None:
+    """Index of the first secret whose HMAC equals one of the signatures: one HMAC each."""
+    assert parsed.signed_prefix is not None  # a well-formed parse always knows it
+    for index, secret in enumerate(secrets):
+        digest = mac(scheme.key(secret), parsed.algorithm, parsed.signed_prefix, body)
+        if matches(digest, parsed.signatures):
+            return index
+    return None
+
+
+def _check_age(scheme: Scheme, parsed: Parsed, tolerance: int, now: float) -> Verdict | None:
+    """An ``expired`` verdict when the (authentic) timestamp is outside the tolerance.
+
+    Checked after the signature so that ``expired`` always means "authentic but stale".
+    """
+    if scheme.tolerance == "none" or tolerance == 0 or parsed.timestamp is None:
+        return None
+    skew = now - parsed.timestamp  # positive: the timestamp is in the past
+    if skew > tolerance:
+        direction = "old"
+    elif scheme.tolerance == "both" and -skew > tolerance:
+        direction = "in the future"
+    else:
+        return None
+    seconds = round(abs(skew))
+    return Verdict(
+        "expired",
+        scheme.name,
+        f"Signature matches, but the timestamp is {seconds} seconds {direction}, "
+        f"{seconds - tolerance} beyond the {tolerance}-second tolerance.",
+        doctor.explain_skew(skew, tolerance),
+    )

@@ -1,0 +1,363 @@
+"""The SQLite store: schema, migrations, the group-commit writer, retention, and every query.
+
+All SQL lives in this module (and ``queries.py`` beside it, which holds the read and write
+functions that run *inside* a connection). Two rules shape it:
+
+* **A 2xx from a capture route means the request is on disk.** Writes go through one writer
+  thread that drains a queue, runs every queued job in one transaction and commits once (group
+  commit), then wakes each caller. A capture awaits its own job's commit before it answers.
+  One fsync per batch instead of one per request is what makes durable capture fast.
+* **Nothing runs on the event loop.** Reads run in worker threads with a connection per thread
+  (WAL lets them read while the writer writes).
+
+The same ``Store`` serves the CLI (``list``, ``show``, ``export`` ...) without a server: its
+``*_sync`` methods run a job in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from inspector import queries
+from inspector.errors import StoreUnavailable
+
+log = logging.getLogger("inspector.store")
+
+T = TypeVar("T")
+Job = Callable[..., Any]
+
+MAX_BATCH = 512
+
+# Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a shipped
+# entry: append a new one.
+MIGRATIONS: list[str] = [
+    # 1: requests, their bodies, endpoints with settings, event attempt counters.
+    """
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        query TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        client TEXT,
+        received_at TEXT NOT NULL,
+        received_ts REAL NOT NULL,
+        size INTEGER NOT NULL,
+        content_type TEXT,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        event_key TEXT,
+        event_type TEXT,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        first_attempt_id INTEGER,
+        signature TEXT,
+        sig_status TEXT,
+        response_status INTEGER,
+        response_headers TEXT,
+        response_body BLOB,
+        response_ms REAL,
+        delay_ms REAL,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        client_gave_up_after_ms REAL,
+        in_progress INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX requests_by_endpoint ON requests (endpoint, id);
+    CREATE INDEX requests_by_event ON requests (endpoint, event_key, id);
+    CREATE TABLE bodies (
+        request_id INTEGER PRIMARY KEY,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        settings TEXT NOT NULL DEFAULT '{}',
+        version INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT
+    );
+    CREATE TABLE events (
+        endpoint TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, event_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX events_by_last_id ON events (last_id);
+    """,
+]
+
+
+def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sqlite3.Connection:
+    """Open a connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with WAL."""
+    conn = sqlite3.connect(
+        str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version reached."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = number
+    return version
+
+
+@dataclass
+class _Job:
+    fn: Job
+    args: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+class _CommitFailed(Exception):
+    """BEGIN or COMMIT itself failed: the whole batch is lost, not one job."""
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, result, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+@dataclass
+class _Counter:
+    """Rows in ``requests``, kept by the writer for retention; re-counted now and then."""
+
+    rows: int = 0
+    batches: int = 0
+
+
+class Store:
+    """The embedded store. ``open()`` it (creates and migrates), ``start()`` the writer for a
+    server, ``close()`` at the end."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention: int = 10_000,
+        busy_timeout: float = 5.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = path
+        self.retention = retention
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._counter = _Counter()
+        self._closed = False
+        # Hooks run by the writer inside each batch's transaction, after its jobs.
+        self.after_batch: list[Callable[[sqlite3.Connection, int], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> Store:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
+        migrate(conn)
+        self._write_conn = conn
+        self._counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        return self
+
+    def start(self) -> None:
+        """Start the writer thread (servers only; the CLI writes synchronously)."""
+        assert self._write_conn is not None, "open() first"
+        self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+        if self._write_conn is not None:
+            self._write_conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed.
+
+        Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked).
+        """
+        if self._writer is None:
+            return await anyio.to_thread.run_sync(self.write_sync, fn, *args)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, args, loop, future))
+        return await future
+
+    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a write job in its own transaction in this thread (CLI; no writer running)."""
+        conn = self._write_conn
+        assert conn is not None, "open() first"
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args)
+                self._after_jobs(conn, self._rows_added(result))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the store could not write: {exc}") from exc
+        return result
+
+    def _run_writer(self) -> None:
+        conn = self._write_conn
+        assert conn is not None
+        stopping = False
+        while not stopping:
+            job = self._queue.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._run_batch(conn, batch)
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        try:
+            outcomes = self._commit_together(conn, batch)
+        except _CommitFailed as exc:
+            # BEGIN or COMMIT failed (locked, disk full, I/O): nothing of the batch is saved.
+            log.error("store commit failed: %s", exc.__cause__)
+            error = StoreUnavailable(f"the store could not commit: {exc.__cause__}")
+            outcomes = [(job.future, None, error) for job in batch]
+        except Exception:
+            # A job failed: run each on its own so one bad job does not sink the others.
+            outcomes = [self._commit_alone(conn, job) for job in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append(outcome)
+        for loop, items in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _CommitFailed from exc
+        try:
+            results = [job.fn(conn, *job.args) for job in batch]
+            self._after_jobs(conn, sum(self._rows_added(r) for r in results))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _CommitFailed from exc
+        return [(job.future, result, None) for job, result in zip(batch, results, strict=True)]
+
+    def _commit_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
+        try:
+            return self._commit_together(conn, [job])[0]
+        except _CommitFailed as exc:
+            return (
+                job.future,
+                None,
+                StoreUnavailable(f"the store could not commit: {exc.__cause__}"),
+            )
+        except sqlite3.OperationalError as exc:  # e.g. disk full while inserting
+            return (job.future, None, StoreUnavailable(f"the store could not write: {exc}"))
+        except Exception as exc:
+            return (job.future, None, exc)
+
+    @staticmethod
+    def _rows_added(result: Any) -> int:
+        return int(getattr(result, "rows_added", 0))
+
+    def _after_jobs(self, conn: sqlite3.Connection, added: int) -> None:
+        counter = self._counter
+        counter.batches += 1
+        if counter.batches % 256 == 0 or added < 0:
+            counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        else:
+            counter.rows += added
+        excess = counter.rows - self.retention
+        if excess > 0:
+            counter.rows -= queries.evict_oldest(conn, excess)
+        for hook in self.after_batch:
+            hook(conn, added)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on this thread's read connection."""
+        try:
+            return fn(self._reader(), *args)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the store could not read: {exc}") from exc
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read job in a worker thread."""
+        return await anyio.to_thread.run_sync(self.read_sync, fn, *args)

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real uvicorn server on a free loopback port, in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from inspector.app import create_app
+from inspector.settings import Settings
+
+
+def bind_free(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class ServerThread:
+    """Any ASGI app on a real uvicorn in a background thread."""
+
+    def __init__(self, app: ASGIApp, port: int = 0, **config: Any) -> None:
+        self.sock = bind_free(port)
+        self.port: int = self.sock.getsockname()[1]
+        options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
+        options.update(config)
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.sock.close()
+
+
+class LiveInspector(ServerThread):
+    def __init__(self, settings: Settings, port: int = 0) -> None:
+        self.settings = settings
+        super().__init__(create_app(settings), port, lifespan="on", timeout_graceful_shutdown=2)
+
+    def restart(self) -> LiveInspector:
+        """Stop, then start a new server on the same port and store."""
+        self.stop()
+        self.__init__(self.settings, self.port)  # type: ignore[misc]
+        self.start()
+        return self
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 10), **kwargs)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", port=0)
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveInspector]:
+    server = LiveInspector(settings).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_live(tmp_path: Path) -> Iterator[Any]:
+    """Start inspectors with custom settings; all are stopped at the end."""
+    started: list[LiveInspector] = []
+
+    def make(**changes: Any) -> LiveInspector:
+        base = Settings(data_dir=tmp_path / f"data{len(started)}", port=0)
+        server = LiveInspector(replace(base, **changes)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.thread.is_alive():
+            server.stop()
+
+
+@pytest.fixture
+def client(live: LiveInspector) -> Iterator[httpx.Client]:
+    with live.client() as c:
+        yield c

@@ -1,0 +1,282 @@
+"""Capture over a real uvicorn: byte-exact round trips, limits, durability, the JSON API."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import LiveInspector
+
+pytestmark = pytest.mark.live
+
+
+def stored(client: httpx.Client, request_id: int | None = None) -> dict:
+    if request_id is None:
+        request_id = client.get("/api/requests?limit=1").json()["requests"][0]["id"]
+    response = client.get(f"/api/requests/{request_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def body_of(item: dict) -> bytes:
+    return base64.b64decode(item["body_base64"])
+
+
+BODIES = {
+    "binary": bytes(range(256)) * 4,
+    "non_utf8": "café naïve".encode("latin-1") + b"\xff\xfe\x80",
+    "empty": b"",
+    "gzip": gzip.compress(b'{"compressed": true}' * 50),
+    "malformed_json": b'{"a": 1,, "b": [}',
+    "multipart": (
+        b'--XyZ\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\x00\x01\x02\r\n--XyZ--\r\n"
+    ),
+    "json_with_escapes": '{"url": "https:\\/\\/x.test", "name": "é", "n": 1.0}'.encode(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BODIES))
+def test_bodies_round_trip_byte_exact(client: httpx.Client, kind: str) -> None:
+    body = BODIES[kind]
+    headers = {"content-type": "application/octet-stream"}
+    if kind == "gzip":
+        headers["content-encoding"] = "gzip"
+    response = client.post(f"/h/bodies/{kind}", content=body, headers=headers)
+    assert response.status_code == 200
+    assert response.text == "OK"
+    item = stored(client)
+    assert body_of(item) == body
+    assert item["size"] == len(body)
+    assert client.get(f"/api/requests/{item['id']}/body").content == body
+
+
+def test_five_mib_body_round_trips(client: httpx.Client) -> None:
+    body = bytes(range(256)) * (5 * 1024 * 4)
+    assert len(body) == 5 * 1024 * 1024
+    assert client.post("/h/big", content=body).status_code == 200
+    item = stored(client)
+    assert item["size"] == len(body)
+    assert client.get(f"/api/requests/{item['id']}/body").content == body
+
+
+def test_headers_keep_order_and_duplicates_and_query_is_raw(client: httpx.Client) -> None:
+    headers = [
+        ("X-First", "1"),
+        ("X-Dup", "a"),
+        ("X-Middle", "m"),
+        ("X-Dup", "b"),
+        ("X-Latin", "caf\xe9"),
+    ]
+    raw = [(k.encode(), v.encode("latin-1")) for k, v in headers]
+    raw_query = "b=2&a=1&a=1&sp=%20x+y&flag&enc=%E2%9C%93"
+    url = f"/h/hdrs/deep/sub/path?{raw_query}"
+    response = client.post(url, content=b"x", headers=raw)
+    assert response.status_code == 200
+    item = stored(client)
+    names = [h[0] for h in item["headers"]]
+    pairs = [h for h in item["headers"] if h[0].startswith("x-")]
+    assert pairs == [[k.lower(), v] for k, v in headers]
+    assert names.index("x-first") < names.index("x-middle")
+    assert item["query"] == raw_query
+    assert item["path"] == "/h/hdrs/deep/sub/path"
+    assert item["endpoint"] == "hdrs"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_every_method_is_captured(client: httpx.Client, method: str) -> None:
+    response = client.request(
+        method, "/h/methods", content=b"" if method in ("GET", "HEAD") else b"m"
+    )
+    assert response.status_code == 200
+    assert response.text == ("" if method == "HEAD" else "OK")
+    item = stored(client)
+    assert item["method"] == method
+    assert item["response"]["status"] == 200
+    assert item["received_at"].endswith("Z") and len(item["received_at"]) == 27
+
+
+@pytest.mark.parametrize("path", ["/h/", "/h", "/h/bad%20name", "/h/" + "x" * 65, "/h/sem;colon"])
+def test_invalid_endpoint_names_get_400_with_explanation(client: httpx.Client, path: str) -> None:
+    response = client.post(path, content=b"x")
+    assert response.status_code == 400
+    assert "endpoint name" in response.text
+    assert "A-Z" in response.text
+
+
+def test_oversize_content_length_gets_413_and_is_recorded(make_live) -> None:
+    live = make_live(max_body=1000)
+    with live.client() as client:
+        response = client.post("/h/limits", content=b"x" * 1001)
+        assert response.status_code == 413
+        item = stored(client)
+        assert item["truncated"] is True
+        assert item["size"] == 1001
+        assert body_of(item) == b""
+        assert "exceeds" in item["note"]
+        assert item["response"]["status"] == 413
+        # The limit is inclusive.
+        assert client.post("/h/limits", content=b"x" * 1000).status_code == 200
+
+
+def test_chunked_body_over_limit_gets_413_when_it_crosses(make_live) -> None:
+    live = make_live(max_body=100_000)
+    sent = []
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(50):
+            sent.append(1)
+            yield b"y" * 10_000
+
+    with live.client() as client:
+        response = client.post("/h/chunky", content=chunks())
+        assert response.status_code == 413
+        item = stored(client)
+        assert item["truncated"] is True
+        assert item["size"] > 100_000
+        assert "streaming" in item["note"]
+        assert body_of(item) == b""
+
+
+def test_chunked_body_under_limit_is_stored(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"part1-"
+        yield b"part2"
+
+    assert client.post("/h/chunked", content=chunks()).status_code == 200
+    assert body_of(stored(client)) == b"part1-part2"
+
+
+def test_restart_keeps_everything(live: LiveInspector) -> None:
+    with live.client() as client:
+        for i in range(5):
+            client.post(f"/h/persist?i={i}", content=f"body-{i}".encode())
+        before = client.get("/api/requests").json()["requests"]
+    live.restart()
+    with live.client() as client:
+        after = client.get("/api/requests").json()["requests"]
+        assert after == before
+        assert body_of(stored(client, after[0]["id"])) == b"body-4"
+        # Ids keep increasing after a restart.
+        client.post("/h/persist", content=b"new")
+        assert client.get("/api/requests?limit=1").json()["requests"][0]["id"] == 6
+
+
+def test_retention_evicts_oldest(make_live) -> None:
+    live = make_live(retention=3)
+    with live.client() as client:
+        for i in range(7):
+            client.post("/h/ret", content=str(i).encode())
+        items = client.get("/api/requests").json()["requests"]
+        assert [it["id"] for it in items] == [7, 6, 5]
+        assert client.get("/api/requests/1").status_code == 404
+
+
+def test_store_that_cannot_write_answers_503_and_never_2xx(make_live) -> None:
+    live = make_live(busy_timeout=0.2)
+    blocker = sqlite3.connect(live.settings.db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        with live.client() as client:
+            response = client.post("/h/locked", content=b"lost?")
+            assert response.status_code == 503
+            assert "Retry" in response.text
+            blocker.execute("ROLLBACK")
+            assert client.post("/h/locked", content=b"kept").status_code == 200
+            items = client.get("/api/requests?endpoint=locked").json()["requests"]
+            assert [body_of(stored(client, it["id"])) for it in items] == [b"kept"]
+    finally:
+        blocker.close()
+
+
+def test_full_disk_answers_503(make_live) -> None:
+    live = make_live()
+    with live.client() as client:
+        client.post("/h/full", content=b"first")
+        # Cap the database file at its current size: the next insert cannot find room.
+        conn = sqlite3.connect(live.settings.db_path, isolation_level=None)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.close()
+        runtime = live.server.config.app.state.runtime  # type: ignore[attr-defined]
+        runtime.store._write_conn.execute(f"PRAGMA max_page_count={pages}")
+        response = client.post("/h/full", content=b"z" * 200_000)
+        assert response.status_code == 503
+
+
+def test_api_pagination_and_filters(client: httpx.Client) -> None:
+    for i in range(7):
+        client.post(f"/h/{'a' if i % 2 else 'b'}", content=str(i).encode())
+    page1 = client.get("/api/requests?limit=3").json()
+    assert [it["id"] for it in page1["requests"]] == [7, 6, 5]
+    page2 = client.get(f"/api/requests?limit=3&before={page1['next_before']}").json()
+    assert [it["id"] for it in page2["requests"]] == [4, 3, 2]
+    page3 = client.get(f"/api/requests?limit=3&before={page2['next_before']}").json()
+    assert [it["id"] for it in page3["requests"]] == [1]
+    assert page3["next_before"] is None
+    only_a = client.get("/api/requests?endpoint=a").json()["requests"]
+    assert {it["endpoint"] for it in only_a} == {"a"} and len(only_a) == 3
+    item = only_a[0]
+    for key in ("id", "endpoint", "method", "path", "query", "received_at", "size", "content_type"):
+        assert key in item
+    assert item["response"]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=abc", "limit=5000", "before=x", "endpoint=bad%20name"]
+)
+def test_api_bad_parameters_get_json_400(client: httpx.Client, query: str) -> None:
+    response = client.get(f"/api/requests?{query}")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error", "detail"}
+
+
+def test_body_download_is_an_inert_attachment(client: httpx.Client) -> None:
+    client.post(
+        "/h/dl", content=b"<script>alert(1)</script>", headers={"content-type": "text/html"}
+    )
+    item = stored(client)
+    response = client.get(f"/api/requests/{item['id']}/body")
+    assert response.headers["content-disposition"].startswith("attachment")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-type"] == "application/octet-stream"
+
+
+def test_delete_clear_and_endpoints(client: httpx.Client) -> None:
+    for name in ("one", "one", "two"):
+        client.post(f"/h/{name}", content=b"x")
+    endpoints = {e["name"]: e for e in client.get("/api/endpoints").json()["endpoints"]}
+    assert endpoints["one"]["count"] == 2 and endpoints["two"]["count"] == 1
+    assert endpoints["one"]["last_seen"].endswith("Z")
+    assert client.delete("/api/requests/3").json() == {"deleted": 1}
+    assert client.delete("/api/requests/3").status_code == 404
+    assert client.get("/api/requests/3").json()["error"] == "not_found"
+    assert client.delete("/api/requests").status_code == 400
+    assert client.delete("/api/requests?endpoint=one").json() == {"deleted": 2}
+    assert client.get("/api/requests").json()["requests"] == []
+
+
+def test_client_that_disconnects_mid_body_is_still_recorded(live: LiveInspector) -> None:
+    with socket.create_connection(("127.0.0.1", live.port)) as sock:
+        sock.sendall(
+            b"POST /h/halfway HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 40
+        )
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    with live.client() as client:
+        while time.monotonic() < deadline:
+            items = client.get("/api/requests?endpoint=halfway").json()["requests"]
+            if items:
+                break
+            time.sleep(0.05)
+        item = stored(client, items[0]["id"])
+    assert item["truncated"] is True
+    assert body_of(item) == b"a" * 40
+    assert "disconnected" in item["note"]
