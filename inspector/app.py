@@ -23,14 +23,14 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from inspector import api, queries, views
+from inspector import api, views
 from inspector.endpoints import EndpointCache
 from inspector.errors import InspectorError
 from inspector.receiver import Receiver
 from inspector.resources import resource_dir
 from inspector.security import ControlGuard
 from inspector.settings import Settings
-from inspector.store import Store
+from inspector.store import Store, captures
 from inspector.stream import Broadcaster
 
 log = logging.getLogger("inspector")
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
             synchronous=settings.synchronous,
         )
         await anyio.to_thread.run_sync(store.open)
-        interrupted = await anyio.to_thread.run_sync(store.write_sync, queries.end_interrupted)
+        interrupted = await anyio.to_thread.run_sync(store.write_sync, captures.end_interrupted)
         if interrupted.count:
             log.warning("%d stalled request(s) were interrupted by a restart", interrupted.count)
         store.start()

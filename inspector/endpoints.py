@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from inspector import faults, queries
+from inspector import faults
 from inspector.errors import BadRequest
 from inspector.events import DEFAULT_SCHEDULE
 from inspector.signatures import SignatureConfig
-from inspector.store import Store
+from inspector.store import Store, captures
 
 FORWARD_MODES = ("mirror", "proxy")
 
@@ -236,9 +236,9 @@ class EndpointCache:
         self._version = version
 
     async def refresh(self) -> None:
-        version = await self.store.read(queries.settings_version)
+        version = await self.store.read(captures.settings_version)
         if version != self._version:
-            self.load(*await self.store.read(queries.all_endpoint_settings))
+            self.load(*await self.store.read(captures.all_endpoint_settings))
 
     def start(self, interval: float = 1.0) -> None:
         async def poll() -> None:

@@ -22,9 +22,10 @@ import logging
 import time
 from collections.abc import Callable
 
+import anyio.to_thread
 from starlette.types import Receive, Scope, Send
 
-from inspector import events, faults, queries
+from inspector import events, faults
 from inspector.capture import (
     CapturedRequest,
     ResponseRecord,
@@ -34,13 +35,14 @@ from inspector.capture import (
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
-from inspector.store import Store
+from inspector.store import Store, captures
 from inspector.stream import Broadcaster
 
 log = logging.getLogger("inspector.receiver")
 
 
 TEXT = "text/plain; charset=utf-8"
+OFF_LOOP_BYTES = 256 * 1024
 
 
 def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> ResponseRecord:
@@ -76,7 +78,11 @@ class Receiver:
             return
         rec = await read_request(scope, receive, name, self.max_body)
         endpoint = self.endpoints.get(name)
-        fixed = self._inspect(rec, endpoint)
+        if rec.size > OFF_LOOP_BYTES:
+            # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
+            fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
+        else:
+            fixed = self._inspect(rec, endpoint)
         plan: faults.ResponsePlan | None = None
         if fixed is None:
             try:
@@ -101,7 +107,7 @@ class Receiver:
             return response
 
         try:
-            inserted = await self.store.write(queries.insert_request, rec, decide)
+            inserted = await self.store.write(captures.insert_request, rec, decide)
         except StoreUnavailable as exc:
             log.error("capture not stored, answering 503: %s", exc.detail)
             await respond(
@@ -173,7 +179,7 @@ class Receiver:
         if gave_up_ms is not None:
             response.status = None
         try:
-            item = await self.store.write(queries.finish_request, request_id, response, gave_up_ms)
+            item = await self.store.write(captures.finish_request, request_id, response, gave_up_ms)
         except StoreUnavailable as exc:
             log.error("could not record the end of stall %s: %s", request_id, exc.detail)
             item = None

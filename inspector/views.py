@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from inspector import __version__, queries
+from inspector import __version__
 from inspector.resources import resource_dir
+from inspector.store import captures
 
 if TYPE_CHECKING:
     from inspector.app import Runtime
@@ -29,9 +30,9 @@ def capture_base(request: Request) -> str:
 async def index(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     items, next_before = await rt.store.read(
-        queries.list_requests, queries.RequestFilter(), PAGE_SIZE, None
+        captures.list_requests, captures.RequestFilter(), PAGE_SIZE, None
     )
-    endpoints = await rt.store.read(queries.list_endpoints)
+    endpoints = await rt.store.read(captures.list_endpoints)
     context: dict[str, Any] = {
         "requests": items,
         "next_before": next_before,

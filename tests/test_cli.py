@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inspector.cli import main, render_body
+from inspector.cli import main
+from inspector.cli.browse import render_body
 
 
 def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[bytes]:

@@ -1,18 +1,4 @@
-"""The SQLite store: schema, migrations, the group-commit writer, retention, and every query.
-
-All SQL lives in this module (and ``queries.py`` beside it, which holds the read and write
-functions that run *inside* a connection). Two rules shape it:
-
-* **A 2xx from a capture route means the request is on disk.** Writes go through one writer
-  thread that drains a queue, runs every queued job in one transaction and commits once (group
-  commit), then wakes each caller. A capture awaits its own job's commit before it answers.
-  One fsync per batch instead of one per request is what makes durable capture fast.
-* **Nothing runs on the event loop.** Reads run in worker threads with a connection per thread
-  (WAL lets them read while the writer writes).
-
-The same ``Store`` serves the CLI (``list``, ``show``, ``export`` ...) without a server: its
-``*_sync`` methods run a job in the caller's thread.
-"""
+"""The store's engine: the group-commit writer thread and per-thread readers."""
 
 from __future__ import annotations
 
@@ -29,8 +15,9 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from inspector import queries
 from inspector.errors import StoreUnavailable
+from inspector.store import captures
+from inspector.store.schema import connect, migrate
 
 log = logging.getLogger("inspector.store")
 
@@ -38,95 +25,6 @@ T = TypeVar("T")
 Job = Callable[..., Any]
 
 MAX_BATCH = 512
-
-# Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a shipped
-# entry: append a new one.
-MIGRATIONS: list[str] = [
-    # 1: requests, their bodies, endpoints with settings, event attempt counters.
-    """
-    CREATE TABLE requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        endpoint TEXT NOT NULL,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        query TEXT NOT NULL,
-        headers TEXT NOT NULL,
-        client TEXT,
-        received_at TEXT NOT NULL,
-        received_ts REAL NOT NULL,
-        size INTEGER NOT NULL,
-        content_type TEXT,
-        truncated INTEGER NOT NULL DEFAULT 0,
-        note TEXT,
-        event_key TEXT,
-        event_type TEXT,
-        attempt INTEGER NOT NULL DEFAULT 1,
-        first_attempt_id INTEGER,
-        signature TEXT,
-        sig_status TEXT,
-        response_status INTEGER,
-        response_headers TEXT,
-        response_body BLOB,
-        response_ms REAL,
-        delay_ms REAL,
-        dropped INTEGER NOT NULL DEFAULT 0,
-        client_gave_up_after_ms REAL,
-        in_progress INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX requests_by_endpoint ON requests (endpoint, id);
-    CREATE INDEX requests_by_event ON requests (endpoint, event_key, id);
-    CREATE TABLE bodies (
-        request_id INTEGER PRIMARY KEY,
-        body BLOB NOT NULL
-    );
-    CREATE TABLE endpoints (
-        name TEXT PRIMARY KEY,
-        settings TEXT NOT NULL DEFAULT '{}',
-        version INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT
-    );
-    CREATE TABLE events (
-        endpoint TEXT NOT NULL,
-        event_key TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        first_id INTEGER NOT NULL,
-        last_id INTEGER NOT NULL,
-        PRIMARY KEY (endpoint, event_key)
-    ) WITHOUT ROWID;
-    CREATE INDEX events_by_last_id ON events (last_id);
-    """,
-]
-
-
-def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open a connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with WAL."""
-    conn = sqlite3.connect(
-        str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; returns the version reached."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        version = number
-    return version
 
 
 @dataclass
@@ -336,7 +234,7 @@ class Store:
             counter.rows += added
         excess = counter.rows - self.retention
         if excess > 0:
-            counter.rows -= queries.evict_oldest(conn, excess)
+            counter.rows -= captures.evict_oldest(conn, excess)
         for hook in self.after_batch:
             hook(conn, added)
 

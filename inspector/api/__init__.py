@@ -1,0 +1,16 @@
+"""The JSON API under ``/api``: one module per concept, each with its ``routes``.
+
+Every route answers ``application/json``; errors are ``{"error": ..., "detail": ...}``
+(raised as ``InspectorError``, rendered in ``app.py``).
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from inspector.api import captures, endpoints
+
+routes: list[BaseRoute] = [
+    *captures.routes,
+    *endpoints.routes,
+]

@@ -1,0 +1,90 @@
+"""``/api/requests``: list, search, read, download, delete captured requests."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from inspector.api.common import MAX_LIMIT, endpoint_name, int_param, path_id, runtime
+from inspector.errors import BadRequest, NotFound
+from inspector.store import captures
+
+
+def request_filter(request: Request) -> captures.RequestFilter:
+    params = request.query_params
+    endpoint = params.get("endpoint") or None
+    return captures.RequestFilter(
+        endpoint=endpoint_name(endpoint) if endpoint else None,
+        method=params.get("method") or None,
+        status=int_param(request, "status", default=None, lo=100, hi=599),
+        signature=params.get("signature") or None,
+        event_type=params.get("event_type") or None,
+        q=params.get("q") or None,
+    )
+
+
+async def list_requests(request: Request) -> Response:
+    flt = request_filter(request)
+    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_LIMIT)
+    before = int_param(request, "before", default=None, lo=1, hi=2**62)
+    assert limit is not None
+    items, next_before = await runtime(request).store.read(
+        captures.list_requests, flt, limit, before
+    )
+    return JSONResponse({"requests": items, "next_before": next_before})
+
+
+async def get_request(request: Request) -> Response:
+    request_id = path_id(request)
+    found = await runtime(request).store.read(captures.get_request, request_id)
+    if found is None:
+        raise NotFound(f"No request {request_id}.")
+    return JSONResponse(found)
+
+
+async def get_body(request: Request) -> Response:
+    request_id = path_id(request)
+    store = runtime(request).store
+    exists, _content_type = await store.read(captures.request_exists, request_id)
+    if not exists:
+        raise NotFound(f"No request {request_id}.")
+    body = await store.read(captures.get_body, request_id)
+    # Always a download of opaque bytes: never let a browser render captured content.
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={
+            "content-disposition": f'attachment; filename="request-{request_id}.bin"',
+            "x-content-type-options": "nosniff",
+        },
+    )
+
+
+async def delete_request(request: Request) -> Response:
+    request_id = path_id(request)
+    changed = await runtime(request).store.write(captures.delete_request, request_id)
+    if not changed.count:
+        raise NotFound(f"No request {request_id}.")
+    runtime(request).hub.publish("deleted", {"id": request_id})
+    return JSONResponse({"deleted": changed.count})
+
+
+async def clear_requests(request: Request) -> Response:
+    endpoint = request.query_params.get("endpoint")
+    if endpoint:
+        endpoint_name(endpoint)
+    elif request.query_params.get("all") not in ("1", "true"):
+        raise BadRequest("Name the endpoint to clear (?endpoint=E), or pass ?all=true.")
+    changed = await runtime(request).store.write(captures.clear_endpoint, endpoint or None)
+    runtime(request).hub.publish("cleared", {"endpoint": endpoint or None})
+    return JSONResponse({"deleted": changed.count})
+
+
+routes: list[BaseRoute] = [
+    Route("/api/requests", list_requests, methods=["GET"]),
+    Route("/api/requests", clear_requests, methods=["DELETE"]),
+    Route("/api/requests/{id}", get_request, methods=["GET"]),
+    Route("/api/requests/{id}", delete_request, methods=["DELETE"]),
+    Route("/api/requests/{id}/body", get_body, methods=["GET"]),
+]

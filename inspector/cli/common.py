@@ -1,0 +1,48 @@
+"""What every command shares: the error type, the store, the data-dir flag, tables."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from inspector.settings import default_data_dir
+from inspector.store import Store
+
+
+class CliError(Exception):
+    """A user-facing failure: printed without a traceback, exit status 2."""
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def open_store(data_dir: Path, *, must_exist: bool = True) -> Store:
+    path = data_dir / "inspector.db"
+    if must_exist and not path.exists():
+        raise CliError(
+            f"No store at {path} yet: start `webhook-inspector serve` and capture something."
+        )
+    return Store(path).open()
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="Directory of the SQLite store (default: %(default)s; or set WEBHOOK_INSPECTOR_DATA).",
+    )
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

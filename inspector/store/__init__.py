@@ -1,0 +1,23 @@
+"""The SQLite store: schema, migrations, the group-commit writer, retention, and every query.
+
+All SQL lives in this package: ``schema`` (tables, migrations), ``core`` (the ``Store``: writer
+and readers) and one module of jobs per concept — ``captures``, ``replays``, ``deliveries`` —
+functions of ``(conn, ...)`` that the ``Store`` runs inside a connection. Two rules shape it:
+
+* **A 2xx from a capture route means the request is on disk.** Writes go through one writer
+  thread that drains a queue, runs every queued job in one transaction and commits once (group
+  commit), then wakes each caller. A capture awaits its own job's commit before it answers.
+  One fsync per batch instead of one per request is what makes durable capture fast.
+* **Nothing runs on the event loop.** Reads run in worker threads with a connection per thread
+  (WAL lets them read while the writer writes).
+
+The same ``Store`` serves the CLI (``list``, ``show``, ``export`` ...) without a server: its
+``*_sync`` methods run a job in the caller's thread.
+"""
+
+from __future__ import annotations
+
+from inspector.store.core import Store
+from inspector.store.schema import connect, migrate
+
+__all__ = ["Store", "connect", "migrate"]
