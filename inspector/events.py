@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from inspector.capture import utc_timestamp
 
 # Highest priority first; all compared lower-cased.
 ID_HEADERS: tuple[str, ...] = (
@@ -316,3 +319,45 @@ def _plural(count: int, word: str) -> str:
     if count == 1:
         return word
     return word[:-1] + "ies" if word.endswith("y") else word + "s"
+
+
+# -- reports (API and CLI) -----------------------------------------------------------------
+
+
+def judge(attempts: Sequence[Attempt], schedule: Sequence[float], tolerance: float) -> Timeline:
+    """``build_timeline`` now, with an absolute tolerance floor suited to the schedule."""
+    # The absolute floor keeps the default (minutes) forgiving of a second of jitter while
+    # letting scaled schedules (0.6 s, 3 s, 18 s) still be judged.
+    floor = min(1.0, tolerance * min(schedule))
+    return build_timeline(
+        attempts, schedule, now=time.time(), tolerance=tolerance, min_tolerance=floor
+    )
+
+
+def attempt_dict(attempt: Attempt, number: int) -> dict[str, Any]:
+    return {
+        "attempt": number,
+        "id": attempt.id,
+        "received_at": utc_timestamp(attempt.received_at),
+        "status": attempt.status,
+        "dropped": attempt.dropped,
+        "client_gave_up_after_ms": attempt.client_gave_up_after_ms,
+        "succeeded": attempt.succeeded,
+    }
+
+
+def timeline_report(
+    summary: dict[str, Any], attempts: Sequence[Attempt], schedule: Sequence[float], tol: float
+) -> dict[str, Any]:
+    """An event row plus its attempts and judged timeline, JSON-ready (API and CLI)."""
+    judged = judge(attempts, schedule, tol)
+    return {
+        **summary,
+        "schedule": list(schedule),
+        "tolerance": tol,
+        "attempt_list": [attempt_dict(a, n) for n, a in enumerate(judged.attempts, start=1)],
+        "intervals": [vars(i) for i in judged.intervals],
+        "succeeded": judged.succeeded,
+        "stopped": judged.stopped,
+        "summary": judged.summary,
+    }

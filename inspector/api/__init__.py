@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from inspector.api import captures, endpoints
+from inspector.api import captures, endpoints, events
 
 routes: list[BaseRoute] = [
     *captures.routes,
     *endpoints.routes,
+    *events.routes,
 ]

@@ -1,0 +1,45 @@
+"""SQL jobs for event attempts: the requests that delivered the same event (``event_key``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from inspector.events import Attempt
+
+_EVENT_ROWS = (
+    "SELECT event_key, event_type, count(*) AS attempts, min(id) AS first_id,"
+    " max(id) AS last_id, min(received_at) AS first_at, max(received_at) AS last_at"
+    " FROM requests WHERE endpoint = ? AND event_key IS NOT NULL"
+)
+
+
+def list_events(
+    conn: sqlite3.Connection, endpoint: str, limit: int, before: int | None
+) -> tuple[list[dict[str, Any]], dict[str, list[Attempt]], int | None]:
+    """An endpoint's events, most recently attempted first, with every attempt of each."""
+    sql = _EVENT_ROWS + " GROUP BY event_key"
+    params: list[Any] = [endpoint]
+    if before is not None:
+        sql += " HAVING max(id) < ?"
+        params.append(before)
+    sql += " ORDER BY last_id DESC LIMIT ?"
+    params.append(limit + 1)
+    rows = [dict(r) for r in conn.execute(sql, params)]
+    page, more = rows[:limit], len(rows) > limit
+    attempts = {r["event_key"]: event_attempts(conn, endpoint, r["event_key"]) for r in page}
+    return page, attempts, (page[-1]["last_id"] if more else None)
+
+
+def event_attempts(conn: sqlite3.Connection, endpoint: str, event_key: str) -> list[Attempt]:
+    rows = conn.execute(
+        "SELECT id, received_ts, response_status, dropped, client_gave_up_after_ms"
+        " FROM requests WHERE endpoint = ? AND event_key = ? ORDER BY id",
+        (endpoint, event_key),
+    ).fetchall()
+    return [Attempt(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+
+def event_summary(conn: sqlite3.Connection, endpoint: str, event_key: str) -> dict[str, Any] | None:
+    row = conn.execute(_EVENT_ROWS + " AND event_key = ?", (endpoint, event_key)).fetchone()
+    return dict(row) if row is not None and row["attempts"] else None

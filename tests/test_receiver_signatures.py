@@ -1,0 +1,213 @@
+"""Signature verdicts on live captures: per-endpoint secrets, the doctor, enforce, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import LiveInspector
+
+pytestmark = pytest.mark.live
+
+SECRET = "platform-secret"
+EVENT = {
+    "event": "message.received",
+    "timestamp": "2025-01-15T08:30:00Z",
+    "data": {
+        "channelId": "C1234567890",
+        "messageId": "msg_001",
+        "sender": {"userId": "U1234567890", "displayName": "王小明"},
+        "type": "text",
+        "content": "大家早安!",
+    },
+}
+# Pretty-printed with non-ASCII kept: what a real sender might send.
+RAW = json.dumps(EVENT, ensure_ascii=False, indent=2).encode()
+
+
+def platform_sig(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def last(client: httpx.Client) -> dict:
+    return client.get("/api/requests?limit=1").json()["requests"][0]
+
+
+def test_valid_invalid_missing_and_no_secret(client: httpx.Client) -> None:
+    assert client.post("/h/plain", content=RAW, headers={"x-webhook-signature": "sha256=00"})
+    assert last(client)["signature"]["status"] == "no_secret"
+
+    client.post("/h/nothing", content=b"hello")
+    assert last(client)["signature"] is None
+
+    put = client.put("/api/endpoints/orders", json={"secret": SECRET})
+    assert put.status_code == 200, put.text
+    assert put.json()["settings"]["secret"] == [SECRET]
+
+    client.post("/h/orders", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+    verdict = last(client)["signature"]
+    assert verdict["status"] == "valid" and verdict["scheme"] == "platform"
+
+    client.post("/h/orders", content=RAW)
+    assert last(client)["signature"]["status"] == "missing"
+
+
+def test_doctor_names_the_json_stringify_mistake_over_http(client: httpx.Client) -> None:
+    client.put("/api/endpoints/orders", json={"secret": SECRET})
+    # The sender signed JSON.stringify(body) (compact), but sent the pretty bytes.
+    compact = json.dumps(EVENT, ensure_ascii=False, separators=(",", ":")).encode()
+    client.post("/h/orders", content=RAW, headers={"x-webhook-signature": platform_sig(compact)})
+    verdict = last(client)["signature"]
+    assert verdict["status"] == "invalid"
+    assert "JSON.stringify" in verdict["diagnosis"]
+    assert "raw" in verdict["diagnosis"]
+
+
+def test_doctor_finds_another_endpoints_secret(client: httpx.Client) -> None:
+    client.put("/api/endpoints/orders", json={"secret": SECRET})
+    client.put("/api/endpoints/billing", json={"secret": "billing-secret"})
+    sig = platform_sig(RAW, "billing-secret")
+    client.post("/h/orders", content=RAW, headers={"x-webhook-signature": sig})
+    verdict = last(client)["signature"]
+    assert verdict["status"] == "invalid"
+    assert "billing" in verdict["diagnosis"]
+
+
+def test_github_known_vector_over_http(client: httpx.Client) -> None:
+    client.put(
+        "/api/endpoints/gh", json={"secret": "It's a Secret to Everybody", "scheme": "github"}
+    )
+    sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    client.post("/h/gh", content=b"Hello, World!", headers={"x-hub-signature-256": sig})
+    assert last(client)["signature"]["status"] == "valid"
+    client.post("/h/gh", content=b"Hello, World?", headers={"x-hub-signature-256": sig})
+    assert last(client)["signature"]["status"] == "invalid"
+
+
+def test_enforce_answers_401_and_still_captures(client: httpx.Client) -> None:
+    client.put("/api/endpoints/strict", json={"secret": SECRET, "enforce": True})
+    bad = client.post("/h/strict?fail=1", content=RAW, headers={"x-webhook-signature": "sha256=ab"})
+    assert bad.status_code == 401
+    assert bad.text == "Invalid signature"
+    item = last(client)
+    assert item["response"]["status"] == 401
+    assert item["signature"]["status"] == "malformed"
+    missing = client.post("/h/strict", content=RAW)
+    assert missing.status_code == 401
+    good = client.post("/h/strict", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+    assert good.status_code == 200
+    stored = client.get("/api/requests?endpoint=strict").json()["requests"]
+    assert [it["response"]["status"] for it in stored] == [200, 401, 401]
+
+
+def test_secret_rotation_accepts_either(client: httpx.Client) -> None:
+    client.put("/api/endpoints/rot", json={"secret": ["new-secret", SECRET]})
+    for secret in ("new-secret", SECRET):
+        client.post(
+            "/h/rot", content=RAW, headers={"x-webhook-signature": platform_sig(RAW, secret)}
+        )
+        assert last(client)["signature"]["status"] == "valid"
+
+
+def test_global_default_secret(make_live) -> None:
+    live = make_live(secret=SECRET)
+    with live.client() as client:
+        client.post("/h/any", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+        assert last(client)["signature"]["status"] == "valid"
+        # An endpoint's own secret takes precedence.
+        client.put("/api/endpoints/own", json={"secret": "own"})
+        client.post("/h/own", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+        assert last(client)["signature"]["status"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"scheme": "rot13"}, "scheme"),
+        ({"tolerance": -5}, "tolerance"),
+        ({"enforce": "yes"}, "enforce"),
+        ({"secret": ""}, "secret"),
+        ({"colour": "blue"}, "colour"),
+        ({"response": {"delay": -1}}, "delay"),
+        ({"hmac": {"algorithm": "md5"}}, "algorithm"),
+    ],
+)
+def test_bad_settings_get_400_naming_the_key(
+    client: httpx.Client, changes: dict, detail: str
+) -> None:
+    response = client.put("/api/endpoints/cfg", json=changes)
+    assert response.status_code == 400, response.text
+    assert detail in response.json()["detail"]
+
+
+def test_put_merges_and_null_resets(client: httpx.Client) -> None:
+    client.put("/api/endpoints/m", json={"secret": SECRET, "enforce": True})
+    client.put("/api/endpoints/m", json={"scheme": "platform"})
+    settings = client.get("/api/endpoints/m").json()["settings"]
+    assert settings["secret"] == [SECRET] and settings["enforce"] is True
+    client.put("/api/endpoints/m", json={"enforce": None})
+    assert client.get("/api/endpoints/m").json()["settings"]["enforce"] is False
+    assert client.put("/api/endpoints/m", content=b"not json").status_code == 400
+
+
+def test_cli_endpoint_reaches_a_running_server(live: LiveInspector) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "endpoint",
+            "cli-ep",
+            "--secret",
+            SECRET,
+            "--enforce",
+            "--data-dir",
+            str(live.settings.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["settings"]["enforce"] is True
+    with live.client() as client:
+        deadline = time.monotonic() + 5
+        while client.post("/h/cli-ep", content=RAW).status_code != 401:
+            assert time.monotonic() < deadline, "server never picked up the CLI's settings"
+            time.sleep(0.1)
+
+
+def test_cli_sign_makes_a_request_the_server_accepts(live: LiveInspector, tmp_path) -> None:
+    body_file = tmp_path / "event.json"
+    body_file.write_bytes(RAW)
+    with live.client() as client:
+        client.put("/api/endpoints/signed", json={"secret": SECRET, "enforce": True})
+        for scheme in ("platform", "github", "stripe", "slack", "shopify", "standard"):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "inspector",
+                    "sign",
+                    "--scheme",
+                    scheme,
+                    "--secret",
+                    SECRET,
+                    str(body_file),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            headers = [tuple(line.split(": ", 1)) for line in out.stdout.splitlines()]
+            client.put("/api/endpoints/signed", json={"scheme": scheme})
+            response = client.post("/h/signed", content=RAW, headers=headers)
+            assert response.status_code == 200, (scheme, last(client)["signature"])
