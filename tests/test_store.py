@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.store import captures
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import StoreUnavailable
-from inspector.store import Store
+from inspector.store import Store, captures
 
 
 def record(endpoint: str = "e", body: bytes = b"x", key: str | None = None) -> CapturedRequest:
