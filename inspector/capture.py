@@ -35,6 +35,7 @@ class CapturedRequest:
     size: int
     content_type: str | None
     truncated: bool = False
+    oversize: bool = False  # over --max-body: answered 413, body not kept
     note: str | None = None
     event_key: str | None = None
     event_type: str | None = None
@@ -106,7 +107,7 @@ async def read_request(
     )
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         rec.size = int(declared)
-        rec.truncated = True
+        rec.truncated = rec.oversize = True
         rec.note = (
             f"Body of {rec.size} bytes (Content-Length) exceeds the limit of {max_body} "
             "bytes; not read."
@@ -114,7 +115,6 @@ async def read_request(
         return rec
     chunks: list[bytes] = []
     size = 0
-    oversize = False
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -125,7 +125,7 @@ async def read_request(
         if chunk:
             size += len(chunk)
             if size > max_body:
-                oversize = rec.truncated = True
+                rec.oversize = rec.truncated = True
                 rec.note = (
                     f"Body exceeded the limit of {max_body} bytes while streaming; "
                     f"stopped reading after {size} bytes."
@@ -135,6 +135,6 @@ async def read_request(
         if not message.get("more_body", False):
             break
     rec.size = size
-    if not oversize:  # a disconnect keeps what arrived; an oversize body keeps nothing
+    if not rec.oversize:  # a disconnect keeps what arrived; an oversize body keeps nothing
         rec.body = b"".join(chunks)
     return rec

@@ -125,13 +125,13 @@ class Receiver:
         if response.in_progress:
             await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
         elif response.dropped:
-            await drop(send, receive)
+            await drop(send, receive, informational=response.status)
         else:
             await respond(send, response, head=rec.method == "HEAD")
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
         """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
-        if rec.truncated and rec.note and "exceed" in rec.note:
+        if rec.oversize:
             return plain(413, f"Payload too large: {rec.note}\n")
         # Keys and verdicts are about the body the sender meant; a partial body has neither.
         if not rec.truncated:
@@ -188,7 +188,7 @@ class Receiver:
         if gave_up_ms is not None:
             return
         if response.dropped:
-            await drop(send, receive)
+            await drop(send, receive, informational=response.status)
         else:
             await respond(send, response, head=method == "HEAD")
 
@@ -196,6 +196,9 @@ class Receiver:
 def _from_outcome(outcome: faults.Outcome) -> ResponseRecord:
     if outcome.drop:
         response = ResponseRecord(None, dropped=True)
+    elif outcome.status < 200:
+        # HTTP/1.1 has no final 1xx answer: send the informational line, then close.
+        response = ResponseRecord(outcome.status, dropped=True)
     else:
         headers = [("content-type", outcome.content_type), *outcome.headers]
         response = ResponseRecord(outcome.status, headers, outcome.body)
@@ -212,7 +215,7 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     status = response.status or 500
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     body = response.body
-    if status in _NO_BODY or status < 200:
+    if status in _NO_BODY:
         body = b""
         headers = [h for h in headers if h[0] != b"content-type"]
     else:
@@ -221,8 +224,9 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def drop(send: Send, receive: Receive) -> None:
-    """Close the connection without an HTTP response.
+async def drop(send: Send, receive: Receive, *, informational: int | None = None) -> None:
+    """Close the connection without a final HTTP response (after an ``informational`` 1xx
+    status line, if given).
 
     ASGI has no message for this, so we reach the server's transport through its ``send``
     (uvicorn's is a bound method of the request cycle). Elsewhere, fall back to an
@@ -230,6 +234,8 @@ async def drop(send: Send, receive: Receive) -> None:
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is not None:
+        if informational is not None:
+            transport.write(b"HTTP/1.1 %d Informational\r\n\r\n" % informational)
         transport.close()
         # Wait for the server to notice, so it does not try to answer for us.
         with contextlib.suppress(TimeoutError):

@@ -81,6 +81,20 @@ def test_rate_with_seed_is_reproducible(client: httpx.Client) -> None:
     )
 
 
+def test_informational_status_is_sent_then_the_connection_closes(live: LiveInspector) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+        sock.sendall(b"POST /h/info?status=102 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+        received = b""
+        while chunk := sock.recv(1024):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 102 ")
+    with live.client() as client:
+        item = last(client, "info")
+    assert item["response"]["status"] == 102 and item["response"]["dropped"] is True
+
+
 def test_drop_makes_the_client_see_a_connection_error(client: httpx.Client) -> None:
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError)):
         client.post("/h/dropper?drop=1", content=b"x")
