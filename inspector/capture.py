@@ -55,9 +55,19 @@ class ResponseRecord:
     in_progress: bool = False
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted: strftime is the costly part
+
+
 def utc_timestamp(ts: float) -> str:
     """ISO 8601, UTC, microseconds: ``2026-11-28T07:30:00.123456Z``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole = int(ts // 1)
+    micros = round((ts - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    if _second[0] != whole:
+        _second[1] = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0] = whole
+    return f"{_second[1]}.{micros:06d}Z"
 
 
 def endpoint_from_path(path: str) -> str:
