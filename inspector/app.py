@@ -27,8 +27,10 @@ from inspector import api, views
 from inspector.endpoints import EndpointCache
 from inspector.errors import InspectorError
 from inspector.receiver import Receiver
+from inspector.replay import ReplayEngine
 from inspector.resources import resource_dir
 from inspector.security import ControlGuard
+from inspector.sender import DeliveryEngine
 from inspector.settings import Settings
 from inspector.store import Store, captures
 from inspector.stream import Broadcaster
@@ -45,6 +47,8 @@ class Runtime:
     hub: Broadcaster
     endpoints: EndpointCache
     receiver: Receiver
+    sender: DeliveryEngine
+    replay: ReplayEngine
 
 
 class InspectorApp(Starlette):
@@ -79,6 +83,7 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
             store,
             default_secret=settings.secret,
             forward_to=settings.forward_to,
+            forward_mode=settings.forward_mode,
             max_delay=settings.max_delay,
         )
         await endpoints.refresh()
@@ -86,10 +91,23 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
         receiver = Receiver(
             store, endpoints, hub, max_body=settings.max_body, max_delay=settings.max_delay
         )
-        app.state.runtime = Runtime(settings, store, hub, endpoints, receiver)
+        # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
+        sender = DeliveryEngine(store, hub=hub)
+        sender.start()
+        # Replays, and the receiver's mirror (after the commit) and proxy (the answer) hooks.
+        replay = ReplayEngine(
+            store, timeout=settings.replay_timeout, hub=hub, max_relay=settings.max_body
+        )
+        receiver.after_capture.append(replay.after_capture)
+        receiver.proxy = replay.proxy
+        app.state.runtime = Runtime(
+            settings, store, hub, endpoints, receiver, sender=sender, replay=replay
+        )
         try:
             yield
         finally:
+            await sender.stop()
+            await replay.aclose()
             hub.close()
             endpoints.stop()
             await anyio.to_thread.run_sync(store.close)

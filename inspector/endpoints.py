@@ -187,11 +187,13 @@ class EndpointCache:
         *,
         default_secret: str | None,
         forward_to: str | None = None,
+        forward_mode: str = "mirror",
         max_delay: float = 600.0,
     ) -> None:
         self.store = store
         self.default_secret = default_secret
         self.forward_to = forward_to
+        self.forward_mode = forward_mode
         self.max_delay = max_delay
         self._version = -1
         self._settings: dict[str, EndpointSettings] = {}
@@ -210,7 +212,9 @@ class EndpointCache:
 
     def _compile(self, name: str, settings: EndpointSettings) -> Endpoint:
         if self.forward_to and settings.forward_to is None:
-            settings = replace(settings, forward_to=self.forward_to)
+            # The global mode applies unless the endpoint chose proxy itself.
+            mode = "proxy" if settings.forward_mode == "proxy" else self.forward_mode
+            settings = replace(settings, forward_to=self.forward_to, forward_mode=mode)
         return Endpoint(
             name=name,
             settings=settings,

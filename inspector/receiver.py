@@ -8,7 +8,10 @@ connection.
 
 Order of evaluation for the answer: body too large (413) -> invalid failure-mode parameter
 (400) -> signature enforcement (401) -> drop -> fail/rate -> status/body. A delay applies to
-whichever answer the plan picks (not to 413/400/401).
+whichever answer the plan picks (not to 413/400/401). In proxy mode (endpoint ``forward_to``
+with ``forward_mode: proxy``) the app's answer takes the place of status/body: the request is
+recorded in progress, sent to the app after any delay, and the app's answer relayed; 413, 400,
+401, drop, fail/rate and an explicit status/body still answer without contacting the app.
 
 It is dispatched ahead of Starlette's middleware (capture routes accept any Host and Origin)
 and receives the server's own ``send``, which is what lets ``drop=1`` close the connection.
@@ -20,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 from starlette.types import Receive, Scope, Send
@@ -43,6 +46,7 @@ log = logging.getLogger("inspector.receiver")
 
 TEXT = "text/plain; charset=utf-8"
 OFF_LOOP_BYTES = 256 * 1024
+ProxyHook = Callable[[Endpoint, CapturedRequest, int], Awaitable[ResponseRecord]]
 
 
 def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> ResponseRecord:
@@ -68,6 +72,8 @@ class Receiver:
         self.max_delay = max_delay
         # Hooks for capabilities that act after a commit (forward/mirror); see app.py.
         self.after_capture: list[Callable[[Endpoint, CapturedRequest, int], None]] = []
+        # Answers a request in proxy mode with the app's answer (replay.ReplayEngine.proxy).
+        self.proxy: ProxyHook | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -93,16 +99,32 @@ class Receiver:
                 if query or endpoint.has_rules:
                     plan = faults.build_plan(endpoint.rules, query)
 
+        settings = endpoint.settings
+        proxying = (
+            self.proxy is not None
+            and settings.forward_mode == "proxy"
+            and bool(settings.forward_to)
+            and not rec.truncated
+        )
+        proxied = False
+
         def decide(attempt: int) -> ResponseRecord:
             # Runs in the store's writer, which knows the attempt number for certain.
+            nonlocal proxied
+            outcome = None
+            if fixed is None and plan is not None:
+                outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
             if fixed is not None:
                 response = fixed
-            elif plan is None:
+            elif proxying and _app_answers(plan, outcome):
+                proxied = True
+                response = ResponseRecord(None, in_progress=True)
+                if outcome is not None and outcome.delay > 0:
+                    response.delay_ms = outcome.delay * 1000
+            elif outcome is None:
                 response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
             else:
-                response = _from_outcome(
-                    faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
-                )
+                response = _from_outcome(outcome)
             response.ms = (time.perf_counter() - started) * 1000
             return response
 
@@ -122,7 +144,9 @@ class Receiver:
             hook(endpoint, rec, inserted.id)
 
         response = inserted.response
-        if response.in_progress:
+        if proxied:
+            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
+        elif response.in_progress:
             await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
         elif response.dropped:
             await drop(send, receive, informational=response.status)
@@ -191,6 +215,69 @@ class Receiver:
             await drop(send, receive, informational=response.status)
         else:
             await respond(send, response, head=method == "HEAD")
+
+    async def _finish_proxy(
+        self,
+        endpoint: Endpoint,
+        rec: CapturedRequest,
+        request_id: int,
+        response: ResponseRecord,
+        started: float,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Proxy mode: after any delay, send the request to the app and relay its answer.
+
+        The record shows the request in progress meanwhile. A sender that gives up during the
+        delay stops it (the app is not contacted); one that gives up while the app works is
+        recorded as such, and the app's answer is still awaited and recorded (not sent).
+        """
+        assert self.proxy is not None
+        gone = asyncio.get_running_loop().create_task(_disconnected(receive))
+        try:
+            delay = (response.delay_ms or 0) / 1000
+            if delay > 0:
+                await asyncio.wait({gone}, timeout=delay)
+            if gone.done():
+                answer = ResponseRecord(None)
+            else:
+                try:
+                    answer = await self.proxy(endpoint, rec, request_id)
+                except Exception:  # a bug in forwarding must not cost the sender an answer
+                    log.exception("proxying request %s failed unexpectedly", request_id)
+                    answer = plain(502, "Bad gateway: the inspector failed to forward.\n")
+            gave_up_ms = None
+            if gone.done() and not gone.cancelled() and gone.exception() is None:
+                gave_up_ms = (gone.result() - started) * 1000
+        finally:
+            gone.cancel()
+        answer.delay_ms = response.delay_ms
+        answer.ms = (time.perf_counter() - started) * 1000
+        if gave_up_ms is not None:
+            answer.status = None
+        try:
+            item = await self.store.write(captures.finish_request, request_id, answer, gave_up_ms)
+        except StoreUnavailable as exc:
+            log.error("could not record the proxied answer of %s: %s", request_id, exc.detail)
+            item = None
+        if item is not None and self.hub.has_subscribers:
+            self.hub.publish("update", item, id=request_id)
+        if gave_up_ms is None:
+            await respond(send, answer, head=rec.method == "HEAD")
+
+
+def _app_answers(plan: faults.ResponsePlan | None, outcome: faults.Outcome | None) -> bool:
+    """In proxy mode the app answers unless a failure mode picked the answer itself."""
+    if plan is None or outcome is None:
+        return True
+    return not (outcome.drop or outcome.failed or plan.status is not None or plan.body is not None)
+
+
+async def _disconnected(receive: Receive) -> float:
+    """Wait until the client goes away; returns when (``time.perf_counter()``)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    return time.perf_counter()
 
 
 def _from_outcome(outcome: faults.Outcome) -> ResponseRecord:

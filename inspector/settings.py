@@ -76,6 +76,13 @@ class Settings:
     forward_to: str | None = field(
         default=None, metadata=_help("Forward every capture to this URL (all endpoints).")
     )
+    forward_mode: str = field(
+        default="mirror",
+        metadata=_help(
+            "How --forward-to forwards: mirror (answer the sender, send a copy) or proxy "
+            "(the sender gets the app's answer)."
+        ),
+    )
     replay_timeout: float = field(
         default=30.0, metadata=_help("Seconds a replay or forward waits for the target app.")
     )

@@ -1,107 +1,185 @@
 """One Broadcaster: a bounded queue per subscriber, resume by Last-Event-ID from the store.
 
 Capture publishes a small event (the request's summary) after its commit; each subscriber
-(an SSE connection, ``tail``) has its own bounded queue. Publishing never waits: a subscriber
-whose queue is full is marked *behind* and told to resync — it never slows capture and never
-silently loses events. Resuming (``Last-Event-ID``) reads the store, so a client that was away
-catches up in order, with no gaps and no duplicates.
+(an SSE connection of the page, ``tail``) has its own bounded queue. Publishing never waits
+and never fails: a subscriber whose queue is full is marked *behind* — its queue is dropped
+and it is told to resync — so a slow or stuck client never slows capture and never silently
+loses events. Resuming (``Last-Event-ID``) reads the store (see ``api/stream.py``), so a
+client that was away catches up in order, with no gaps and no duplicates.
+
+Each message is encoded to SSE bytes once, at publication, and shared by every subscriber;
+a subscriber drains everything queued at each wake-up, so a busy stream sends one chunk per
+wake-up instead of one per event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 QUEUE_SIZE = 1000
+# Only these events carry an ``id:``: their id is a request id, the resume cursor. Others
+# (update, deleted, cleared) must not move a client's Last-Event-ID backwards.
+RESUMABLE = frozenset({"request"})
+
+
+def encode(event: str, data: str, id: int | None = None, retry_ms: int | None = None) -> bytes:
+    """One SSE event. ``data`` is JSON text, which never contains a line break."""
+    head = f"id: {id}\n" if id is not None else ""
+    tail = f"retry: {retry_ms}\n" if retry_ms is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n{tail}\n".encode()
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    event: str  # "request" | "update" | "delivery" | "resync" | ...
+    event: str  # "request" | "update" | "deleted" | "cleared" | "delivery" | ...
     id: int | None
     data: str  # JSON text, serialized once for every subscriber
     endpoint: str | None = None
+    wire: bytes = b""  # the SSE encoding, made once at publication
+
+    @classmethod
+    def make(cls, event: str, data: dict[str, Any], id: int | None = None) -> Message:
+        text = dumps(data)
+        endpoint = data.get("endpoint")
+        return cls(
+            event,
+            id,
+            text,
+            endpoint if isinstance(endpoint, str) else None,
+            encode(event, text, id if event in RESUMABLE else None),
+        )
 
 
 @dataclass(eq=False)
 class Subscriber:
+    """One consumer's queue. ``endpoint``/``kinds`` filter what it is offered."""
+
     endpoint: str | None = None
     kinds: frozenset[str] | None = None
-    queue: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    maxsize: int = QUEUE_SIZE
     behind: bool = False
+    closed: bool = False
+    pending: deque[Message] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, message: Message) -> bool:
+        if self.kinds is not None and message.event not in self.kinds:
+            return False
+        # Messages without an endpoint (deleted {id}, cleared all) go to everyone.
+        return self.endpoint is None or message.endpoint in (None, self.endpoint)
 
     def offer(self, message: Message) -> None:
-        if self.behind:
+        if self.behind or self.closed or not self.wants(message):
             return
-        if self.kinds is not None and message.event not in self.kinds:
-            return
-        if self.endpoint is not None and message.endpoint not in (None, self.endpoint):
-            return
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
+        if len(self.pending) >= self.maxsize:
+            # Dropping only the oldest would leave a gap the client cannot see; drop the
+            # whole backlog instead and make the client resync from the store.
+            self.pending.clear()
             self.behind = True
-            # Make room for the marker so the consumer wakes up and learns it is behind.
-            self.queue.get_nowait()
-            self.queue.put_nowait(Message("resync", None, "{}"))
+        else:
+            self.pending.append(message)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.pending.clear()
+        self.wake.set()
+
+
+class Behind(Exception):
+    """The subscriber's queue overflowed: the events it missed must come from the store."""
 
 
 class Broadcaster:
     """Fan-out of small events to subscribers, on the event loop (not thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
+        self.queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
-        self._closed = asyncio.Event()
+        self._closed = False
 
     @property
     def has_subscribers(self) -> bool:
         return bool(self._subscribers)
 
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def publish(self, event: str, data: dict[str, Any], *, id: int | None = None) -> None:
+        """Offer an event to every subscriber; never blocks (capture calls this)."""
         if not self._subscribers:
             return
-        endpoint = data.get("endpoint")
-        message = Message(
-            event, id, json.dumps(data), endpoint if isinstance(endpoint, str) else None
-        )
+        message = Message.make(event, data, id)
         for subscriber in self._subscribers:
             subscriber.offer(message)
 
     def subscribe(
-        self, endpoint: str | None = None, kinds: frozenset[str] | None = None
+        self,
+        endpoint: str | None = None,
+        kinds: Iterable[str] | None = None,
+        *,
+        queue_size: int | None = None,
     ) -> Subscriber:
-        subscriber = Subscriber(endpoint, kinds)
-        self._subscribers.add(subscriber)
+        subscriber = Subscriber(
+            endpoint,
+            frozenset(kinds) if kinds is not None else None,
+            queue_size or self.queue_size,
+        )
+        if self._closed:
+            subscriber.close()
+        else:
+            self._subscribers.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
     def close(self) -> None:
-        """Wake every subscriber so streams end (server shutdown)."""
-        self._closed.set()
-        for subscriber in list(self._subscribers):
-            subscriber.behind = True
-            try:
-                subscriber.queue.put_nowait(Message("shutdown", None, "{}"))
-            except asyncio.QueueFull:
-                subscriber.queue.get_nowait()
-                subscriber.queue.put_nowait(Message("shutdown", None, "{}"))
+        """End every subscription (server shutdown); later subscriptions end at once."""
+        self._closed = True
+        for subscriber in self._subscribers:
+            subscriber.close()
+        self._subscribers.clear()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
+    async def batches(self, subscriber: Subscriber) -> AsyncIterator[list[Message]]:
+        """Everything queued for ``subscriber`` at each wake-up, in publication order.
+
+        Ends when the subscription is closed. Raises ``Behind`` once the queue has
+        overflowed (after the subscriber has been removed, so it costs nothing more).
+        """
+        while True:
+            if subscriber.behind:
+                self.unsubscribe(subscriber)
+                raise Behind
+            if subscriber.pending:
+                batch = list(subscriber.pending)
+                subscriber.pending.clear()
+                yield batch
+                continue
+            if subscriber.closed:
+                return
+            subscriber.wake.clear()
+            await subscriber.wake.wait()
 
     async def messages(self, subscriber: Subscriber) -> AsyncIterator[Message]:
-        """Yield a subscriber's messages until it falls behind (then a ``resync``) or the
-        broadcaster closes."""
-        while True:
-            message = await subscriber.queue.get()
-            if message.event == "shutdown":
-                return
-            yield message
-            if message.event == "resync":
-                return
+        """One message at a time; a subscriber that falls behind gets a final ``resync``."""
+        try:
+            async for batch in self.batches(subscriber):
+                for message in batch:
+                    yield message
+        except Behind:
+            yield Message.make("resync", {"reason": "behind"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -36,9 +38,20 @@ class ServerThread:
         options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
         options.update(config)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        finally:
+            # Library watchers (sse-starlette's) may outlive the server: end them quietly.
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
 
     @property
     def url(self) -> str:
@@ -53,7 +66,15 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
+    def before_stop(self) -> None:
+        """Called on the server's loop as it is told to stop."""
+
     def stop(self) -> None:
+        if self.thread.is_alive() and not self.loop.is_closed():
+            # No signal reaches a server in a thread: end long-lived streams ourselves, as
+            # sse-starlette does on Ctrl-C, so shutdown does not wait out the grace period.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.before_stop)
         self.server.should_exit = True
         self.thread.join(timeout=15)
         self.sock.close()
@@ -63,6 +84,11 @@ class LiveInspector(ServerThread):
     def __init__(self, settings: Settings, port: int = 0) -> None:
         self.settings = settings
         super().__init__(create_app(settings), port, lifespan="on", timeout_graceful_shutdown=2)
+
+    def before_stop(self) -> None:
+        runtime = getattr(self.server.config.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.hub.close()
 
     def restart(self) -> LiveInspector:
         """Stop, then start a new server on the same port and store."""

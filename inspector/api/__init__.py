@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from inspector.api import captures, endpoints, events
+from inspector.api import captures, deliveries, endpoints, events, replays, stream
 
 routes: list[BaseRoute] = [
     *captures.routes,
     *endpoints.routes,
     *events.routes,
+    *deliveries.routes,
+    *stream.routes,
+    *replays.routes,
 ]

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector import __version__
-from inspector.cli import browse, endpoints, serve
+from inspector.cli import browse, endpoints, replay, sender, serve, tail
 from inspector.cli.common import CliError
 from inspector.errors import InspectorError
 
 Command = Callable[[argparse.Namespace], int]
 
 # Order is the order of `webhook-inspector --help`.
-COMMAND_MODULES = [serve, browse, endpoints]
+COMMAND_MODULES = [serve, browse, endpoints, sender, replay, tail]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         secret=args.secret or os.environ.get("WEBHOOK_SECRET") or None,
         max_delay=args.max_delay,
         forward_to=args.forward_to,
+        forward_mode=args.forward_mode,
     )
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
@@ -136,6 +137,12 @@ def register(sub: Any) -> None:
         help=defaults["max_delay"].metadata["help"] + " (default: %(default)s)",
     )
     serve.add_argument("--forward-to", metavar="URL", help=defaults["forward_to"].metadata["help"])
+    serve.add_argument(
+        "--forward-mode",
+        choices=["mirror", "proxy"],
+        default="mirror",
+        help=defaults["forward_mode"].metadata["help"] + " (default: %(default)s)",
+    )
     serve.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.summary import MAX_BYTES, summarize
 
 # Columns of the list view: everything but the headers and the response body.
 ITEM_COLUMNS = (
@@ -94,6 +96,7 @@ def detail(r: Mapping[str, Any], body: bytes | None) -> dict[str, Any]:
     out = item(r)
     out["headers"] = json.loads(r["headers"])
     out["body_base64"] = base64.b64encode(body or b"").decode("ascii")
+    out["original_id"] = r["original_id"]  # the id in the file it was imported from, if any
     response_body = r["response_body"] or b""
     out["response"]["headers"] = json.loads(r["response_headers"] or "[]")
     out["response"]["body_base64"] = base64.b64encode(response_body).decode("ascii")
@@ -272,25 +275,97 @@ def list_requests(
     if flt.event_type is not None:
         where.append("event_type = ?")
         params.append(flt.event_type)
-    if flt.q:
-        # Substring search over the whole store: metadata case-insensitively (LIKE), the raw
-        # body bytes exactly (instr over the blob), so binary bodies are searchable too.
-        like = "%" + flt.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(
-            "(path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\' OR headers LIKE ? ESCAPE '\\'"
-            " OR event_key LIKE ? ESCAPE '\\' OR id IN (SELECT request_id FROM bodies"
-            " WHERE instr(body, ?) > 0))"
-        )
-        params.extend([like, like, like, like, flt.q.encode("utf-8")])
-    sql = f"SELECT {ITEM_COLUMNS} FROM requests"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(limit + 1)
-    rows = conn.execute(sql, params).fetchall()
-    items = [item(r) for r in rows[:limit]]
+
+    def page(clauses: list[str], args: list[Any], count: int) -> list[Any]:
+        sql = f"SELECT {ITEM_COLUMNS} FROM requests"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, count]).fetchall()
+
+    if not flt.q:
+        rows = page(where, params, limit + 1)
+    else:
+        # Newest first, a correlated body test stops as soon as the page is full: fast when
+        # the term is common. When it is rare the whole store is read anyway, and one
+        # sequential pass over the bodies is cheaper: so the recent window goes first, and
+        # only if it does not fill the page, the rest of the store in one pass.
+        newest = before - 1 if before is not None else head_id(conn)
+        bound = max(0, newest - SEARCH_WINDOW)
+        clause, args = _search(flt.q, bound, recent=True)
+        rows = page([*where, clause], [*params, *args], limit + 1)
+        if len(rows) <= limit and bound > 0:
+            clause, args = _search(flt.q, bound, recent=False)
+            rows += page([*where, clause], [*params, *args], limit + 1 - len(rows))
+    items = with_summaries(conn, [item(r) for r in rows[:limit]])
     next_before = items[-1]["id"] if len(rows) > limit else None
     return items, next_before
+
+
+SEARCH_WINDOW = 2000
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _search(q: str, bound: int, *, recent: bool) -> tuple[str, list[Any]]:
+    """``q`` as a substring of the path, query, headers, event key or type, or the raw body,
+    for requests above ``bound`` (``recent``) or at or below it.
+
+    Case-insensitive for ASCII letters everywhere (LIKE's rule; the body is lower-cased the
+    same way, byte-wise, so binary bodies stay searchable). Headers are stored as JSON with
+    ASCII escapes, so they are matched against ``q`` escaped the same way (``café`` ->
+    ``caf\\u00e9``).
+    """
+    like = _like(q)
+    fold = bool(_ASCII_LETTER.search(q))
+    # Nothing to fold (digits, CJK...): compare raw bytes, twice as fast as lower().
+    body = "instr(lower(body), ?) > 0" if fold else "instr(body, ?) > 0"
+    if recent:
+        in_body = f"EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id AND {body})"
+        where = "id > ?"
+    else:
+        in_body = f"id IN (SELECT request_id FROM bodies WHERE request_id <= ? AND {body})"
+        where = "id <= ?"
+    clause = (
+        f"{where} AND (path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\'"
+        " OR headers LIKE ? ESCAPE '\\' OR event_key LIKE ? ESCAPE '\\'"
+        f" OR event_type LIKE ? ESCAPE '\\' OR {in_body})"
+    )
+    needle: str | bytes = q.translate(_ASCII_LOWER) if fold else q.encode("utf-8")
+    headers_like = _like(json.dumps(q)[1:-1])
+    args: list[Any] = [bound, like, like, headers_like, like, like]
+    if not recent:
+        args.append(bound)
+    return clause, [*args, needle]
+
+
+def with_summaries(conn: sqlite3.Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``summary`` (see ``inspector.summary``) to list items, from their stored bodies.
+
+    Read-time only: one query for the page's small event bodies, nothing on the capture path.
+    """
+    wanted = [
+        it["id"]
+        for it in items
+        if it["event_type"] is not None and not it["truncated"] and 0 < it["size"] <= MAX_BYTES
+    ]
+    bodies: dict[int, bytes] = {}
+    if wanted:
+        marks = ",".join("?" * len(wanted))
+        bodies = dict(
+            conn.execute(
+                f"SELECT request_id, body FROM bodies WHERE request_id IN ({marks})", wanted
+            )
+        )
+    for it in items:
+        body = bodies.get(it["id"])
+        it["summary"] = summarize(it["event_type"], bytes(body)) if body is not None else None
+    return items
 
 
 def get_request(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | None:
@@ -321,7 +396,13 @@ def items_after(
         params.append(endpoint)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
-    return [item(r) for r in conn.execute(sql, params)]
+    return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
+
+
+def head_id(conn: sqlite3.Connection) -> int:
+    """The largest request id ever assigned (0 if none): ids only grow, even over deletes."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'requests'").fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def list_endpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:

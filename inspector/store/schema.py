@@ -61,8 +61,10 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX events_by_last_id ON events (last_id);
     """,
-    # 2: replays and forwards of captured requests (replay, mirror, proxy).
+    # 2: replays and forwards of captured requests (replay, mirror, proxy); the id an
+    # imported request had in the file it came from. request_body NULL = the captured body.
     """
+    ALTER TABLE requests ADD COLUMN original_id INTEGER;
     CREATE TABLE replays (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         request_id INTEGER NOT NULL,
@@ -99,7 +101,9 @@ MIGRATIONS: list[str] = [
         attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_ts REAL,
         created_at TEXT NOT NULL,
-        updated_at TEXT
+        updated_at TEXT,
+        msg_id TEXT NOT NULL,
+        carrier TEXT
     );
     CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ts);
     CREATE TABLE delivery_attempts (
@@ -113,8 +117,10 @@ MIGRATIONS: list[str] = [
         status INTEGER,
         elapsed_ms REAL,
         error TEXT,
+        request_headers TEXT NOT NULL DEFAULT '[]',
         response_headers TEXT,
-        response_body BLOB
+        response_body BLOB,
+        response_truncated INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id, attempt);
     """,

@@ -1,0 +1,183 @@
+"""``/api/deliveries``: send events as the platform would, and read the delivery log.
+
+* ``POST /api/deliveries`` — validate, store, hand to the server's delivery engine: 201.
+* ``GET /api/deliveries`` — newest first, each with its state and attempts summary.
+* ``GET /api/deliveries/{id}`` — one delivery with its body and every attempt in full.
+* ``POST /api/deliveries/{id}/cancel`` — stop its retries.
+* ``GET /api/deliveries/stream`` — SSE: a ``delivery`` event per attempt and state change.
+* ``GET /api/catalog`` — the event types and a fresh sample body of each.
+* ``GET /deliveries`` — the page (delivery log with a "Send test" form).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from inspector import catalog, events, sender
+from inspector.api.common import MAX_LIMIT, int_param, json_body, runtime
+from inspector.api.stream import PING_SECONDS, SEND_TIMEOUT, SHUTDOWN_GRACE, close_on
+from inspector.errors import BadRequest, NotFound
+from inspector.store import deliveries
+from inspector.stream import Behind
+from inspector.views import templates
+
+FIELDS = (
+    "event",
+    "url",
+    "secret",
+    "body",
+    "set",
+    "scheme",
+    "schedule",
+    "time_scale",
+    "timeout",
+    "headers",
+)
+
+
+def delivery_id(request: Request) -> int:
+    raw = request.path_params["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"No delivery {raw[:40]!r}: ids are positive integers.")
+    return int(raw)
+
+
+def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequest:
+    """The POST body as a validated ``DeliveryRequest``; ``BadRequest`` names the problem."""
+    if not isinstance(data, Mapping):
+        raise BadRequest("The body must be a JSON object: {event, url, secret, ...}.")
+    unknown = sorted(str(k) for k in data if k not in FIELDS)
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}. Known: {', '.join(FIELDS)}.")
+    body = data.get("body")
+    if body is not None and not isinstance(body, str):
+        raise BadRequest("body: must be a string; it is sent byte-exact as UTF-8.")
+    overrides = data.get("set")
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise BadRequest('set: must be an object of {"data.content": value} overrides.')
+    secret = data.get("secret", default_secret)
+    return sender.prepare(
+        data.get("event"),
+        data.get("url"),
+        secret,
+        body=body,
+        overrides=overrides,
+        scheme=data.get("scheme", "platform"),
+        schedule=data.get("schedule", list(events.DEFAULT_SCHEDULE)),
+        timeout=data.get("timeout", sender.DEFAULT_TIMEOUT),
+        time_scale=data.get("time_scale", 1.0),
+        headers=data.get("headers") or (),
+    )
+
+
+async def create_delivery(request: Request) -> Response:
+    rt = runtime(request)
+    wanted = parse_delivery(await json_body(request), rt.settings.secret)
+    created = await rt.sender.submit(wanted)
+    created["store"] = str(rt.settings.db_path)
+    return JSONResponse(created, status_code=201)
+
+
+async def list_deliveries(request: Request) -> Response:
+    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_LIMIT)
+    before = int_param(request, "before", default=None, lo=1, hi=2**62)
+    state = request.query_params.get("state") or None
+    if state is not None and state not in deliveries.STATES:
+        raise BadRequest(f"state: one of {', '.join(deliveries.STATES)}.")
+    assert limit is not None
+    rt = runtime(request)
+    items, next_before = await rt.store.read(deliveries.list_deliveries, limit, before, state)
+    return JSONResponse(
+        {"deliveries": items, "next_before": next_before, "store": str(rt.settings.db_path)}
+    )
+
+
+async def get_delivery(request: Request) -> Response:
+    found_id = delivery_id(request)
+    found = await runtime(request).store.read(deliveries.get_delivery, found_id)
+    if found is None:
+        raise NotFound(f"No delivery {found_id}.")
+    return JSONResponse(found)
+
+
+async def cancel_delivery(request: Request) -> Response:
+    found_id = delivery_id(request)
+    found = await runtime(request).sender.cancel(found_id)
+    if found is None:
+        raise NotFound(f"No delivery {found_id}.")
+    return JSONResponse(found)
+
+
+async def stream(request: Request) -> Response:
+    hub = runtime(request).hub
+    # Ended by us at shutdown (like /api/stream), not cut by sse-starlette's cancellation.
+    shutdown = anyio.Event()
+
+    async def messages() -> AsyncIterator[ServerSentEvent]:
+        subscriber = hub.subscribe(kinds=frozenset({"delivery"}))
+        watcher = asyncio.create_task(close_on(shutdown, subscriber))
+        try:
+            # Sent once subscribed: a client that (re)loads the list now misses nothing.
+            yield ServerSentEvent(data="{}", event="ready")
+            async for batch in hub.batches(subscriber):
+                for message in batch:
+                    yield ServerSentEvent(data=message.data, event=message.event)
+        except Behind:
+            # Too slow to keep up: the client reloads the list, then listens again.
+            yield ServerSentEvent(data="{}", event="resync")
+        finally:
+            watcher.cancel()
+            hub.unsubscribe(subscriber)
+
+    return EventSourceResponse(
+        messages(),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE,
+    )
+
+
+async def get_catalog(request: Request) -> Response:
+    return JSONResponse(
+        {
+            "events": [
+                {
+                    "event": event,
+                    "description": catalog.DESCRIPTIONS[event],
+                    "sample": catalog.sample(event),
+                }
+                for event in catalog.EVENT_TYPES
+            ]
+        }
+    )
+
+
+async def page(request: Request) -> Response:
+    rt = runtime(request)
+    context = {
+        "event_types": catalog.EVENT_TYPES,
+        "descriptions": catalog.DESCRIPTIONS,
+        "default_url": f"{request.url.scheme}://{request.url.netloc}/h/platform-test",
+        "has_default_secret": bool(rt.settings.secret),
+    }
+    return templates.TemplateResponse(request, "deliveries.html", context)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/deliveries", list_deliveries, methods=["GET"]),
+    Route("/api/deliveries", create_delivery, methods=["POST"]),
+    Route("/api/deliveries/stream", stream, methods=["GET"]),
+    Route("/api/deliveries/{id}", get_delivery, methods=["GET"]),
+    Route("/api/deliveries/{id}/cancel", cancel_delivery, methods=["POST"]),
+    Route("/api/catalog", get_catalog, methods=["GET"]),
+    Route("/deliveries", page, methods=["GET", "HEAD"]),
+]

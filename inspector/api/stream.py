@@ -1,0 +1,149 @@
+"""``GET /api/stream[?endpoint=E][&after=ID]``: captures as server-sent events, resumable.
+
+Events (``data:`` is always one line of JSON):
+
+* ``ready`` — first, once subscribed: ``{"after": N, "head": H}``, with ``id: N`` and
+  ``retry: 1000``. ``N`` is where this stream resumes from: the client's ``Last-Event-ID``
+  (or ``?after=``), else the newest id in the store (live from now).
+* ``request`` — a new capture, ``id:`` = its request id, data = its list item. After
+  ``ready`` come the requests the client missed (from the store, oldest first), then live
+  ones; each id exactly once, in order.
+* ``update`` — a capture changed (a stall ended, a replay, a new verdict): data = its item.
+  ``deleted`` ``{"id"}``, ``cleared`` ``{"endpoint"}``. None of these has an ``id:`` line, so
+  ``Last-Event-ID`` stays a request id: "I have every request up to here".
+* ``resync`` — the client fell too far behind (its queue overflowed) or resumes from an id
+  this store never issued (a different store): ``{"reason", "after"}``. The stream ends; the
+  client reloads what it shows from the store and reconnects from ``after``.
+
+Keep-alive comments every 15 s. The resume protocol: subscribe to the broadcaster *first*,
+then read the store; live requests the backlog already covered are skipped by id.
+
+Shutdown: on Ctrl-C/SIGTERM sse-starlette (which hooks uvicorn's exit handler) sets our
+``shutdown`` event; the stream then ends cleanly (a complete chunked response, so the client
+reconnects at once) well within uvicorn's graceful-shutdown timeout. ``Broadcaster.close()``
+ends streams the same way for servers stopped without a signal (embedded, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import anyio
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from inspector.api.common import endpoint_name, runtime
+from inspector.errors import BadRequest
+from inspector.store import Store, captures
+from inspector.stream import Behind, Broadcaster, Subscriber, dumps, encode
+
+KINDS = frozenset({"request", "update", "deleted", "cleared"})
+BACKFILL_BATCH = 500
+RETRY_MS = 1000
+PING_SECONDS = 15
+# A client that has not taken a single chunk for this long is gone: free its connection.
+SEND_TIMEOUT = 30.0
+# How long a stream may take to end by itself at shutdown before sse-starlette cancels it
+# (uvicorn's own graceful timeout, ``serve``'s 3 s, must be longer).
+SHUTDOWN_GRACE = 1.0
+
+
+def resume_point(request: Request) -> int | None:
+    """``Last-Event-ID`` (sent by a reconnecting EventSource) wins over ``?after=``."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("after") or ""
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"Last-Event-ID / after: must be a request id, got {raw[:40]!r}.")
+    return int(raw)
+
+
+async def stream(request: Request) -> Response:
+    rt = runtime(request)
+    raw_endpoint = request.query_params.get("endpoint")
+    endpoint = endpoint_name(raw_endpoint) if raw_endpoint else None
+    after = resume_point(request)
+    shutdown = anyio.Event()
+    return EventSourceResponse(
+        events(rt.hub, rt.store, endpoint, after, shutdown),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE,
+    )
+
+
+async def close_on(shutdown: anyio.Event, subscriber: Subscriber) -> None:
+    """End a subscriber's stream when sse-starlette signals shutdown."""
+    await shutdown.wait()
+    subscriber.close()
+
+
+async def events(
+    hub: Broadcaster,
+    store: Store,
+    endpoint: str | None,
+    after: int | None,
+    shutdown: anyio.Event | None = None,
+) -> AsyncIterator[bytes]:
+    """The stream of one client, as encoded SSE chunks."""
+    # Subscribed before the store is read: whatever commits from now on is either in the
+    # backlog read below or queued here (or both — the id check drops the copy).
+    subscriber = hub.subscribe(endpoint, KINDS)
+    watcher = asyncio.create_task(close_on(shutdown, subscriber)) if shutdown else None
+    try:
+        head = await store.read(captures.head_id)
+        if after is not None and after > head:
+            yield encode("resync", dumps({"reason": "unknown_id", "after": 0}))
+            return
+        seen = head if after is None else after
+        yield encode("ready", dumps({"after": seen, "head": head}), seen, RETRY_MS)
+        if after is not None:
+            async for chunk, last in backlog(store, endpoint, after):
+                seen = max(seen, last)
+                yield chunk
+        async for chunk in live(hub, subscriber, seen):
+            yield chunk
+    finally:
+        hub.unsubscribe(subscriber)
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def backlog(
+    store: Store, endpoint: str | None, after: int
+) -> AsyncIterator[tuple[bytes, int]]:
+    """Stored requests after ``after``, oldest first, one chunk per batch."""
+    while True:
+        items = await store.read(captures.items_after, after, endpoint, BACKFILL_BATCH)
+        if not items:
+            return
+        after = items[-1]["id"]
+        yield b"".join(encode("request", dumps(it), it["id"]) for it in items), after
+        if len(items) < BACKFILL_BATCH:
+            return
+
+
+async def live(hub: Broadcaster, subscriber: Subscriber, seen: int) -> AsyncIterator[bytes]:
+    """Published events; requests with id <= ``seen`` were already sent (or predate the
+    stream). Ends with ``resync`` if the subscriber falls behind."""
+    try:
+        async for batch in hub.batches(subscriber):
+            chunks = []
+            for message in batch:
+                if message.event == "request" and message.id is not None:
+                    if message.id <= seen:
+                        continue
+                    seen = message.id
+                chunks.append(message.wire)
+            if chunks:
+                yield b"".join(chunks)
+    except Behind:
+        yield encode("resync", dumps({"reason": "behind", "after": seen}))
+
+
+routes: list[BaseRoute] = [Route("/api/stream", stream, methods=["GET"])]

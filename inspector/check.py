@@ -1,0 +1,331 @@
+"""The receiver check: grade a webhook receiver the way the platform will treat it.
+
+    report = await check_receiver("http://127.0.0.1:3000/webhook", "s3cret")
+    report.passed  # False if any row failed; warnings do not fail
+
+Rows, in order (each one request, sent one after another):
+
+1. each of the four events, validly signed: a 2xx within the timeout (30 s); slower than
+   ``slow`` (5 s) is a warning — the docs advise answering first and processing later;
+2. a wrong, a truncated and a missing signature: must be rejected with a 4xx. A 2xx means
+   forged events get in; a 5xx means the check crashed (the doc's own sample does, since
+   ``timingSafeEqual`` throws on a length mismatch) and the platform would retry it;
+3. the raw-body trap: a validly signed body with non-ASCII text, ``\\u`` and ``\\/`` escapes,
+   unusual spacing and key order. Only a receiver that verifies the raw bytes accepts it;
+   rejecting it after accepting the plain events is the re-serialization bug, named as such;
+4. a duplicate: the same event (same bytes, same signature) twice. Both answers are
+   reported; idempotency is the receiver's job, but a 5xx on the duplicate is a failure and
+   a 4xx a warning (the platform would keep retrying it);
+5. a non-JSON and an oversized body, both validly signed: no 5xx, no timeout;
+6. a last valid event, to see the receiver is still answering after 5.
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from inspector import catalog, events, sender
+from inspector.sender import AttemptResult
+
+MiB = 1024 * 1024
+DEFAULT_OVERSIZE = 5 * MiB
+DEFAULT_SLOW = 5.0
+
+RESERIALIZED = (
+    "your receiver verifies a re-serialized body (e.g. JSON.stringify(req.body)); "
+    "verify the raw request bytes"
+)
+
+
+@dataclass
+class CheckRow:
+    check: str
+    group: str
+    verdict: str  # "pass" | "warn" | "fail"
+    detail: str
+    status: int | None = None
+    latency_ms: float | None = None
+    statuses: list[int | None] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    url: str
+    scheme: str
+    rows: list[CheckRow]
+
+    @property
+    def passed(self) -> bool:
+        return all(row.verdict != "fail" for row in self.rows)
+
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "warn": 0, "fail": 0}
+        for row in self.rows:
+            out[row.verdict] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "scheme": self.scheme,
+            "passed": self.passed,
+            "counts": self.counts(),
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+
+def trap_body(now: str | None = None) -> bytes:
+    """A valid ``message.received`` body that no JSON serializer reproduces byte for byte."""
+    stamp = now or catalog.timestamp()
+    message_id = catalog.message_id()
+    return (
+        '{ "timestamp" : "' + stamp + '",\n'
+        '  "event":"message.received",\n'
+        '  "data" : {"sender": {"displayName": "王小明", "userId": "U1234567890"},\n'
+        '     "channelId":"C1234567890",  "messageId" : "' + message_id + '",\n'
+        '     "type": "text",\n'
+        '     "content": "caf\\u00e9 \\/ 大家早安! <b>&amp;</b> \\ud83d\\ude00 a\\/b" }\n'
+        "}\n"
+    ).encode()
+
+
+def oversized_body(size: int) -> bytes:
+    """A valid ``message.received`` of about ``size`` bytes (the content is padded)."""
+    base = catalog.build("message.received", {"data.content": ""})
+    pad = max(0, size - len(base))
+    return catalog.build("message.received", {"data.content": "x" * pad})
+
+
+class _Checker:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        secret: str,
+        scheme: str,
+        timeout: float,
+        slow: float,
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.secret = secret
+        self.scheme = scheme
+        self.timeout = timeout
+        self.slow = slow
+        self.rows: list[CheckRow] = []
+
+    def headers(self, body: bytes) -> list[tuple[str, str]]:
+        return sender.signed_headers(
+            self.scheme, self.secret, body, msg_id="msg_" + _random.token_hex(12)
+        )
+
+    async def post(self, body: bytes, headers: Sequence[tuple[str, str]]) -> AttemptResult:
+        return await sender.send_once(self.client, self.url, headers, body, timeout=self.timeout)
+
+    def add(self, check: str, group: str, verdict: str, detail: str, r: AttemptResult) -> None:
+        self.rows.append(CheckRow(check, group, verdict, detail, r.status, r.elapsed_ms))
+
+    def answered(self, r: AttemptResult) -> str:
+        if r.status is None:
+            return r.error or "no answer"
+        head = f"answered {r.status} in {_secs(r.elapsed_ms)}"
+        return f"{head} ({r.error})" if r.error else head
+
+    def judge_valid(self, check: str, group: str, r: AttemptResult) -> None:
+        """A validly signed event: the platform wants a 2xx within the timeout."""
+        said = self.answered(r)
+        if r.ok:
+            if r.elapsed_ms > self.slow * 1000:
+                self.add(
+                    check,
+                    group,
+                    "warn",
+                    f"{said}: slower than {self.slow:g} s; answer first, process afterwards",
+                    r,
+                )
+            else:
+                self.add(check, group, "pass", said, r)
+            return
+        if r.status is None:
+            why = "the platform counts it a failure and retries"
+            self.add(check, group, "fail", f"{said}: {why}", r)
+        elif 300 <= r.status < 400:
+            self.add(check, group, "fail", f"{said}: the platform does not follow redirects", r)
+        elif r.status in (401, 403):
+            why = "a validly signed event was rejected; check the secret and the verification"
+            self.add(check, group, "fail", f"{said}: {why}", r)
+        elif r.status >= 500:
+            self.add(check, group, "fail", f"{said}: the receiver failed; the platform retries", r)
+        else:
+            self.add(check, group, "fail", f"{said}: a valid event must get a 2xx", r)
+
+    def judge_forged(self, check: str, r: AttemptResult, crash_hint: str) -> None:
+        said = self.answered(r)
+        if r.status is not None and 400 <= r.status < 500:
+            self.add(check, "signature", "pass", f"rejected: {said}", r)
+        elif r.ok or (r.status is not None and 200 <= r.status < 300):
+            why = "accepted a forged request: verify X-Webhook-Signature and answer 401"
+            if self.scheme != "platform":
+                why = "accepted a forged request: verify the signature and answer 401"
+            self.add(check, "signature", "fail", f"{said}: {why}", r)
+        elif r.status is not None and r.status >= 500:
+            why = f"crashed instead of rejecting ({crash_hint}); answer 401"
+            self.add(check, "signature", "fail", f"{said}: {why}", r)
+        else:
+            self.add(check, "signature", "fail", f"{said}: must be rejected with a 4xx", r)
+
+    def judge_robust(self, check: str, r: AttemptResult, *, may_close: bool = False) -> None:
+        """No 5xx, no timeout. ``may_close``: closing the connection on a body too large to
+        read is a warning (the platform would retry it), not a crash."""
+        said = self.answered(r)
+        if r.status is not None and r.status >= 500:
+            self.add(check, "robustness", "fail", f"{said}: it must not crash the receiver", r)
+        elif r.timed_out:
+            self.add(check, "robustness", "fail", f"{said}: it must not hang the receiver", r)
+        elif r.status is None and may_close and not (r.error or "").startswith("connection failed"):
+            why = "the connection broke; the platform would count it a failure and retry"
+            self.add(check, "robustness", "warn", f"{said}: {why}", r)
+        elif r.status is None:
+            self.add(check, "robustness", "fail", f"{said}: it must be answered, not dropped", r)
+        else:
+            self.add(check, "robustness", "pass", f"did not crash: {said}", r)
+
+    # -- the checks ------------------------------------------------------------------------
+
+    async def run(self, oversize: int) -> None:
+        for event in catalog.EVENT_TYPES:
+            body = catalog.build(event)
+            self.judge_valid(event, "events", await self.post(body, self.headers(body)))
+        accepted_any = any(row.verdict != "fail" for row in self.rows)
+
+        body = catalog.build("message.received")
+        wrong = sender.signed_headers(
+            self.scheme, self.secret + "-wrong", body, msg_id="msg_" + _random.token_hex(12)
+        )
+        self.judge_forged(
+            "wrong signature", await self.post(body, wrong), "on a signature that does not match"
+        )
+        body = catalog.build("message.received")
+        truncated = [
+            (name, value[:-8]) if self._is_signature(name) else (name, value)
+            for name, value in self.headers(body)
+        ]
+        self.judge_forged(
+            "truncated signature",
+            await self.post(body, truncated),
+            "e.g. timingSafeEqual throws when the lengths differ",
+        )
+        body = catalog.build("message.received")
+        bare = [("Content-Type", "application/json")]
+        self.judge_forged(
+            "missing signature",
+            await self.post(body, bare),
+            "e.g. reading an absent header, or timingSafeEqual on undefined",
+        )
+
+        await self.raw_body_trap(accepted_any)
+        await self.duplicate()
+
+        body = b"this is not JSON {"
+        self.judge_robust("non-JSON body", await self.post(body, self.headers(body)))
+        body = oversized_body(oversize)
+        self.judge_robust(
+            f"oversized body ({_size(len(body))})",
+            await self.post(body, self.headers(body)),
+            may_close=True,
+        )
+        # message.received: a fresh messageId, so no receiver takes it for a duplicate (two
+        # member.joined samples of the same second are the same event by the platform's key).
+        body = catalog.build("message.received")
+        result = await self.post(body, self.headers(body))
+        if result.ok:
+            self.add("still answering", "robustness", "pass", self.answered(result), result)
+        else:
+            why = "a valid event after the bad bodies was not accepted; did the receiver crash?"
+            self.add(
+                "still answering", "robustness", "fail", f"{self.answered(result)}: {why}", result
+            )
+
+    def _is_signature(self, name: str) -> bool:
+        return name.lower() not in ("content-type", "webhook-id", "webhook-timestamp") and (
+            "signature" in name.lower() or "hmac" in name.lower()
+        )
+
+    async def raw_body_trap(self, accepted_any: bool) -> None:
+        body = trap_body()
+        r = await self.post(body, self.headers(body))
+        said = self.answered(r)
+        check = "raw body"
+        if r.ok:
+            self.add(check, "raw body", "pass", f"{said}: it verifies the raw bytes", r)
+        elif r.status is not None and 400 <= r.status < 500 and accepted_any:
+            self.add(check, "raw body", "fail", f"{said}: {RESERIALIZED}", r)
+        elif r.status is not None and 400 <= r.status < 500:
+            why = "rejected like the events above; fix those first"
+            self.add(check, "raw body", "fail", f"{said}: {why}", r)
+        else:
+            self.judge_valid(check, "raw body", r)
+
+    async def duplicate(self) -> None:
+        body = catalog.build("message.received")
+        headers = self.headers(body)
+        first = await self.post(body, headers)
+        second = await self.post(body, headers)
+        key = events.event_key([], body)
+        said = f"first {self.answered(first)}, then {self.answered(second)}"
+        row = CheckRow("duplicate delivery", "duplicate", "pass", "", second.status)
+        row.latency_ms = second.elapsed_ms
+        row.statuses = [first.status, second.status]
+        if not first.ok:
+            row.verdict, row.detail = "fail", f"{said}: the first delivery was not accepted"
+        elif second.ok:
+            row.detail = f"{said}; make sure it was processed once (dedup key {key})"
+        elif second.status is not None and second.status >= 500:
+            why = "the duplicate crashed it; answer 2xx and skip work already done"
+            row.verdict, row.detail = "fail", f"{said}: {why}"
+        elif second.status is None:
+            row.verdict = "fail"
+            row.detail = f"{said}: the duplicate was not answered; the platform would retry"
+        else:
+            why = "the platform retries any non-2xx; answer 2xx to a duplicate and skip the work"
+            row.verdict, row.detail = "warn", f"{said}: {why}"
+        self.rows.append(row)
+
+
+def _secs(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.0f} KiB"
+
+
+async def check_receiver(
+    url: str,
+    secret: str,
+    *,
+    scheme: str = "platform",
+    timeout: float = sender.DEFAULT_TIMEOUT,
+    slow: float = DEFAULT_SLOW,
+    oversize: int = DEFAULT_OVERSIZE,
+    client: httpx.AsyncClient | None = None,
+) -> CheckReport:
+    """Run every check against ``url`` and return the report (never raises for the
+    receiver's misbehaviour; ``BadRequest`` for an invalid URL, secret or scheme)."""
+    url = sender.check_url(url)
+    secret = sender.check_secret(secret)
+    scheme = sender.check_scheme(scheme)
+    own = client is None
+    http = client or sender.make_client()
+    try:
+        checker = _Checker(http, url, secret, scheme, timeout, slow)
+        await checker.run(oversize)
+    finally:
+        if own:
+            await http.aclose()
+    return CheckReport(url, scheme, checker.rows)

@@ -1,0 +1,242 @@
+"""``webhook-inspector tail``: print captures live from a running server's stream.
+
+One line per request — time, id, endpoint, method, path, size, answer, signature — read from
+``GET /api/stream``. If the server goes away (restart, crash) ``tail`` keeps retrying and
+resumes with ``Last-Event-ID``, so the requests captured meanwhile are printed too, once
+each. Ctrl-C exits 0. Captured text is escaped before it reaches the terminal: a path or
+header cannot move the cursor or recolour the screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import httpx
+
+from inspector.cli.common import CliError
+from inspector.summary import human_size
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+MAX_BACKOFF = 5.0
+# Pings come every 15 s; a silent stream for this long is a dead connection.
+READ_TIMEOUT = 45.0
+
+# Everything a terminal could interpret: C0/C1 controls (ESC starts a sequence), DEL, bidi.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``)."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
+@dataclass
+class Event:
+    event: str
+    id: str | None
+    data: str
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[Event]:
+    """Server-sent events from a stream's lines (comments and unknown fields skipped)."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield Event(fields.get("event", "message"), fields.get("id"), "\n".join(data))
+            fields, data = {}, []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name in ("event", "id"):
+            fields[name] = value
+
+
+def clock(received_at: str) -> str:
+    """``2026-11-28T07:30:00.123456Z`` -> ``08:30:00.123`` in local time."""
+    try:
+        when = datetime.strptime(received_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return safe(received_at)[:12]
+    return when.astimezone().strftime("%H:%M:%S.%f")[:12]
+
+
+def answer(response: dict[str, Any]) -> str:
+    """What the inspector answered, as the page says it."""
+    if response.get("in_progress"):
+        return "stalling…"
+    if response.get("dropped"):
+        return "dropped"
+    gave_up = response.get("client_gave_up_after_ms")
+    if gave_up is not None:
+        return f"sender gave up after {gave_up / 1000:.1f} s"
+    status = response.get("status")
+    return str(status) if status is not None else "-"
+
+
+def signature(item: dict[str, Any]) -> str:
+    sig = item.get("signature")
+    return safe(str(sig.get("status"))) if isinstance(sig, dict) else "-"
+
+
+def request_line(item: dict[str, Any]) -> str:
+    path = item["path"] + (f"?{item['query']}" if item.get("query") else "")
+    path = safe(path)
+    if len(path) > 60:
+        path = path[:59] + "…"
+    size = human_size(item["size"]) + ("+" if item.get("truncated") else "")
+    parts = [
+        clock(item["received_at"]),
+        f"#{item['id']:<6}",
+        f"{safe(item['endpoint']):<16}",
+        f"{safe(item['method']):<7}",
+        f"{path:<40}",
+        f"{size:>9}",
+        f"{answer(item['response']):<7}",
+        signature(item),
+    ]
+    if item.get("attempt", 1) > 1:
+        parts.append(f"attempt {item['attempt']}")
+    if item.get("event_type"):
+        parts.append(safe(item["event_type"]))
+    return "  ".join(parts)
+
+
+def describe(event: Event) -> str | None:
+    """The line to print for an event, or None (ready, unknown kinds)."""
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return None
+    if event.event == "request":
+        return request_line(data)
+    if event.event == "update":
+        return f"{'':12}  #{data['id']:<6}  now: {answer(data['response'])}  {signature(data)}"
+    if event.event == "deleted":
+        return f"{'':12}  #{data['id']:<6}  deleted"
+    if event.event == "cleared":
+        what = safe(data["endpoint"]) if data.get("endpoint") else "every endpoint"
+        return f"{'':12}  cleared {what}"
+    return None
+
+
+def follow(
+    url: str,
+    endpoint: str | None,
+    after: int | None,
+    out: TextIO,
+    err: TextIO,
+    *,
+    max_backoff: float = MAX_BACKOFF,
+) -> None:
+    """Print the stream for ever, reconnecting from the last request id seen."""
+    cursor = after
+    backoff = 0.25
+    connected_once = False
+    down_since: float | None = None
+    params = {"endpoint": endpoint} if endpoint else {}
+    timeout = httpx.Timeout(10, read=READ_TIMEOUT)
+    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+        while True:
+            headers = {"accept": "text/event-stream"}
+            if cursor is not None:
+                headers["last-event-id"] = str(cursor)
+            try:
+                with client.stream("GET", "/api/stream", params=params, headers=headers) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        raise CliError(f"{url} answered {resp.status_code}: {_detail(resp)}")
+                    if down_since is not None:
+                        print(f"tail: reconnected to {url}", file=err, flush=True)
+                    elif not connected_once:
+                        what = f"endpoint {endpoint}" if endpoint else "every endpoint"
+                        print(f"tail: following {what} at {url} (Ctrl-C to stop)", file=err)
+                        err.flush()
+                    connected_once, down_since, backoff = True, None, 0.25
+                    for event in parse_sse(resp.iter_lines()):
+                        if event.id is not None and event.id.isdigit():
+                            cursor = int(event.id)
+                        if event.event == "resync":
+                            cursor = _resync(event, err)
+                            backoff = 0.0
+                            break
+                        line = describe(event)
+                        if line is not None:
+                            print(line, file=out, flush=True)
+                    else:  # a clean end: the server is shutting down
+                        down_since = time.monotonic()
+                        print(f"tail: {url} closed the stream; reconnecting…", file=err)
+                        err.flush()
+            except httpx.TransportError as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    verb = "lost" if connected_once else "cannot reach"
+                    print(f"tail: {verb} {url} ({exc}); retrying…", file=err, flush=True)
+            time.sleep(backoff)
+            backoff = min(max(backoff * 2, 0.25), max_backoff)
+
+
+def _resync(event: Event, err: TextIO) -> int | None:
+    data = json.loads(event.data)
+    if data.get("reason") == "behind":
+        print("tail: fell behind; catching up from the store", file=err, flush=True)
+        after = data.get("after")
+        return after if isinstance(after, int) else None
+    print("tail: the server has a different store; following from its newest", file=err)
+    return None
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    try:
+        follow(args.url, args.endpoint, args.after, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # `tail | head`: the reader left
+        # Keep the interpreter from complaining while it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
+
+
+def register(sub: Any) -> None:
+    tail = sub.add_parser(
+        "tail",
+        help="Print captures live from a running inspector, one line each (Ctrl-C to stop).",
+    )
+    tail.add_argument("--endpoint", help="Only this endpoint.")
+    tail.add_argument(
+        "--url", default=DEFAULT_URL, help="The inspector's address (default: %(default)s)."
+    )
+    tail.add_argument(
+        "--after",
+        type=int,
+        metavar="ID",
+        help="First print every stored request after this id, then follow.",
+    )
+    tail.set_defaults(func=cmd_tail)

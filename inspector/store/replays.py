@@ -1,0 +1,245 @@
+"""SQL jobs for replays (replay, mirror, proxy) and for export/import of captured requests.
+
+A replay row records one exchange with the user's app: what was sent (method, URL, headers;
+the body only when it differs from the captured one) and what came back (status, headers,
+the first ``RESPONSE_CAP`` bytes of the body), or the error. Rows are linked to the captured
+request by ``request_id`` and go when it goes (``prune``, an ``after_batch`` hook).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.store import captures
+
+KINDS = ("replay", "mirror", "proxy")
+RESPONSE_CAP = 1024 * 1024  # response bytes stored per replay
+
+_SUMMARY = (
+    "id, request_id, kind, url, method, sent_at, status, elapsed_ms, error,"
+    " request_body IS NOT NULL AS edited, length(response_body) AS response_size,"
+    " response_truncated"
+)
+
+
+@dataclass
+class ReplayRecord:
+    """One exchange with the app, as the engine hands it to ``insert_replay``."""
+
+    request_id: int
+    kind: str
+    url: str
+    method: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes | None  # None: the captured body, sent unchanged
+    sent_at: str
+    status: int | None = None
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytes = b""
+    response_truncated: bool = False
+
+
+def summary(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "request_id": r["request_id"],
+        "kind": r["kind"],
+        "url": r["url"],
+        "method": r["method"],
+        "sent_at": r["sent_at"],
+        "status": r["status"],
+        "elapsed_ms": r["elapsed_ms"],
+        "error": r["error"],
+        "edited": bool(r["edited"]),
+        "response_size": r["response_size"] or 0,
+        "response_truncated": bool(r["response_truncated"]),
+    }
+
+
+def insert_replay(conn: sqlite3.Connection, rec: ReplayRecord) -> int:
+    assert rec.kind in KINDS
+    cur = conn.execute(
+        "INSERT INTO replays (request_id, kind, url, method, request_headers, request_body,"
+        " sent_at, status, elapsed_ms, error, response_headers, response_body,"
+        " response_truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.request_id,
+            rec.kind,
+            rec.url,
+            rec.method,
+            json.dumps(rec.request_headers),
+            rec.request_body,
+            rec.sent_at,
+            rec.status,
+            rec.elapsed_ms,
+            rec.error,
+            json.dumps(rec.response_headers),
+            rec.response_body[:RESPONSE_CAP],
+            int(rec.response_truncated or len(rec.response_body) > RESPONSE_CAP),
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[dict[str, Any]]:
+    """A request's replays and forwards, newest first, without bodies."""
+    rows = conn.execute(
+        f"SELECT {_SUMMARY} FROM replays WHERE request_id=? ORDER BY id DESC LIMIT ?",
+        (request_id, limit),
+    )
+    return [summary(r) for r in rows]
+
+
+def get_replay(conn: sqlite3.Connection, replay_id: int) -> dict[str, Any] | None:
+    """One replay with everything: what was sent (headers, body) and what came back."""
+    row = conn.execute(
+        f"SELECT {_SUMMARY}, request_headers, request_body, response_headers, response_body"
+        " FROM replays WHERE id=?",
+        (replay_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    out = summary(row)
+    sent = row["request_body"]
+    if sent is None:
+        sent = captures.get_body(conn, row["request_id"])
+    out["request_headers"] = json.loads(row["request_headers"])
+    out["request_body_base64"] = base64.b64encode(sent).decode("ascii")
+    out["headers"] = json.loads(row["response_headers"] or "[]")
+    out["body_base64"] = base64.b64encode(row["response_body"] or b"").decode("ascii")
+    return out
+
+
+def request_item(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | None:
+    """The captured request's list item (what the stream's "update" carries)."""
+    row = conn.execute(
+        f"SELECT {captures.ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)
+    ).fetchone()
+    return captures.item(row) if row is not None else None
+
+
+def prune(conn: sqlite3.Connection, added: int) -> None:
+    """``Store.after_batch`` hook: drop the replays of requests that are gone.
+
+    Retention evicts the oldest requests, so replays below the oldest remaining id go (an
+    index range, cheap on every batch). Deletes of single requests or endpoints report
+    ``added < 0``; only then is the full orphan sweep worth its cost.
+    """
+    conn.execute(
+        "DELETE FROM replays WHERE request_id <"
+        " (SELECT coalesce(min(id), 9223372036854775807) FROM requests)"
+    )
+    if added < 0:
+        conn.execute("DELETE FROM replays WHERE request_id NOT IN (SELECT id FROM requests)")
+
+
+# -- export and import -----------------------------------------------------------------------
+
+
+def export_page(
+    conn: sqlite3.Connection, endpoint: str | None, after_id: int, limit: int
+) -> list[tuple[dict[str, Any], bytes]]:
+    """Full rows (every column) and bodies of requests with id > ``after_id``, oldest first."""
+    sql = "SELECT * FROM requests WHERE id > ?"
+    params: list[Any] = [after_id]
+    if endpoint is not None:
+        sql += " AND endpoint = ?"
+        params.append(endpoint)
+    sql += " ORDER BY id LIMIT ?"
+    params.append(limit)
+    rows = [dict(r) for r in conn.execute(sql, params)]
+    return [(row, captures.get_body(conn, row["id"])) for row in rows]
+
+
+@dataclass
+class Imported:
+    """Result of an import batch: the new ids, in file order."""
+
+    ids: list[int]
+    rows_added: int = 0
+
+
+# Columns an import writes, in order; ``first_attempt_id`` is mapped to the new ids.
+IMPORT_COLUMNS = (
+    "endpoint",
+    "method",
+    "path",
+    "query",
+    "headers",
+    "client",
+    "received_at",
+    "received_ts",
+    "size",
+    "content_type",
+    "truncated",
+    "note",
+    "event_key",
+    "event_type",
+    "attempt",
+    "first_attempt_id",
+    "signature",
+    "sig_status",
+    "response_status",
+    "response_headers",
+    "response_body",
+    "response_ms",
+    "delay_ms",
+    "dropped",
+    "client_gave_up_after_ms",
+    "in_progress",
+    "original_id",
+)
+
+
+def import_rows(
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple[dict[str, Any], bytes]],
+    id_map: dict[int, int],
+) -> Imported:
+    """Insert exported rows (column dicts without ``id``, plus the body) as new requests.
+
+    ``id_map`` (original id -> new id) spans batches of one import, so a retry keeps
+    pointing at its first attempt. Event attempt counters are updated like a capture's.
+    """
+    sql = (
+        f"INSERT INTO requests ({', '.join(IMPORT_COLUMNS)})"
+        f" VALUES ({', '.join('?' for _ in IMPORT_COLUMNS)})"
+    )
+    ids: list[int] = []
+    for columns, body in rows:
+        values = dict(columns)
+        first = values.get("first_attempt_id")
+        values["first_attempt_id"] = id_map.get(first) if first is not None else None
+        cur = conn.execute(sql, [values.get(name) for name in IMPORT_COLUMNS])
+        new_id = cur.lastrowid
+        assert new_id is not None
+        ids.append(new_id)
+        original = values.get("original_id")
+        if original is not None:
+            id_map[original] = new_id
+        if body:
+            conn.execute("INSERT INTO bodies (request_id, body) VALUES (?, ?)", (new_id, body))
+        key = values.get("event_key")
+        if key is not None:
+            attempt = int(values.get("attempt") or 1)
+            conn.execute(
+                "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint, event_key) DO UPDATE SET"
+                " attempts = max(attempts, excluded.attempts), last_id = excluded.last_id",
+                (values["endpoint"], key, attempt, values["first_attempt_id"] or new_id, new_id),
+            )
+    return Imported(ids, rows_added=len(ids))
+
+
+def endpoint_ids(conn: sqlite3.Connection, endpoint: str) -> list[int]:
+    """The ids of an endpoint's requests in the order they arrived (replay --endpoint)."""
+    rows = conn.execute("SELECT id FROM requests WHERE endpoint=? ORDER BY id", (endpoint,))
+    return [r[0] for r in rows]

@@ -1,0 +1,156 @@
+// The detail pane: one request in full — URL, badges, signature verdict, headers, query, body
+// views, the answer it got — and its actions (copy as curl, download, delete).
+
+import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
+import { openReplayForm, replaySection } from "./replay.js";
+import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, signatureOf } from "./util.js";
+
+function badge([text, cls, title]) {
+  return el("span", { class: `badge ${cls}`, title }, text);
+}
+
+function section(title, ...content) {
+  return el("section", { class: "d-section" }, el("h3", {}, title), ...content);
+}
+
+function bodyLimit(size, contentType) {
+  const type = (contentType || "").toLowerCase();
+  return type.includes("json") && size <= JSON_LIMIT ? JSON_LIMIT : TEXT_LIMIT;
+}
+
+function preferredView(contentType, views) {
+  const keys = views.map((v) => v.key);
+  for (const key of ["json", "form", "multipart", "text"]) if (keys.includes(key)) return key;
+  return "hex";
+}
+
+function bodySection(item) {
+  const size = item.size;
+  const b64 = item.body_base64;
+  const stored = (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
+  const heading = [`Body · ${humanSize(size)}`, item.content_type ? ` · ${item.content_type}` : ""];
+  const download = el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download");
+  const head = el("h3", {}, ...heading, " ", download);
+  const out = el("section", { class: "d-section body-section" }, head);
+  if (item.truncated) out.append(el("p", { class: "note warn" }, `Not the whole body: ${item.note || "it was cut short"}`));
+  if (!item.body_base64) {
+    out.append(el("p", { class: "muted", text: size ? "No body bytes were kept." : "No body." }));
+    return out;
+  }
+  const limit = bodyLimit(stored, item.content_type);
+  const bytes = decodeBase64(item.body_base64, limit);
+  const views = bodyViews(bytes, stored, item.content_type);
+  if (bytes.length < stored) {
+    out.append(
+      el("p", { class: "note" }, `Showing the first ${humanSize(bytes.length)} of ${humanSize(stored)}. `, el("a", { href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download the exact bytes"), "."),
+    );
+  }
+  out.append(viewSwitcher(views, preferredView(item.content_type, views)));
+  return out;
+}
+
+function responseSection(item) {
+  const r = item.response;
+  const rows = [
+    ["Status", answerOf(r)[0]],
+    r.ms !== null && r.ms !== undefined ? ["Took", `${r.ms.toFixed(1)} ms`] : null,
+    r.delay_ms ? ["Stalled", `${(r.delay_ms / 1000).toFixed(1)} s (delay)`] : null,
+    r.client_gave_up_after_ms !== null && r.client_gave_up_after_ms !== undefined ? ["Sender", `gave up after ${(r.client_gave_up_after_ms / 1000).toFixed(1)} s`] : null,
+  ];
+  const out = section("Answer", kvTable(rows));
+  if (r.headers && r.headers.length) out.append(pairsTable(r.headers, ""));
+  if (r.body_base64) {
+    const bytes = decodeBase64(r.body_base64, HEX_LIMIT);
+    const text = asText(bytes, true);
+    out.append(text !== null ? textView(text) : hexView(bytes));
+  }
+  return out;
+}
+
+function signatureBox(sig) {
+  const [, cls] = signatureOf(sig);
+  return el(
+    "div",
+    { class: `sig-box ${cls}` },
+    el("strong", {}, `Signature ${sig.status}`),
+    sig.scheme ? ` (${sig.scheme})` : "",
+    sig.reason ? el("p", { text: sig.reason }) : null,
+    sig.diagnosis ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), sig.diagnosis) : null,
+  );
+}
+
+function fullUrl(item) {
+  return `${location.origin}${item.path}${item.query ? `?${item.query}` : ""}`;
+}
+
+/** Render request `item` (the detail API shape) into `view`; `listItem` adds the summary. */
+export function renderDetail(view, item, listItem, actions) {
+  clear(view);
+  const badges = el("div", { class: "d-badges" }, badge(answerOf(item.response)));
+  const sig = signatureOf(item.signature);
+  if (sig) badges.append(badge(sig));
+  if (item.attempt > 1) badges.append(badge([`attempt ${item.attempt}`, "warn", `Delivery ${item.attempt} of event ${item.event_key}: the sender retried or sent it again`]));
+  if (item.event_type) badges.append(badge([item.event_type, "info", "Event type"]));
+  const summary = listItem && listItem.summary;
+
+  const curlButton = el("button", { type: "button", class: "small", disabled: true, title: "Preparing…" }, "Copy as curl");
+  const urlButton = el("button", { type: "button", class: "small", onclick: async () => flash(urlButton, (await copyText(fullUrl(item))) ? "Copied" : "Copy failed") }, "Copy URL");
+  const deleteButton = el("button", { type: "button", class: "small danger" }, "Delete");
+  deleteButton.addEventListener("click", async () => {
+    deleteButton.disabled = true;
+    try {
+      await api(`/api/requests/${item.id}`, { method: "DELETE" });
+      actions.deleted(item.id);
+    } catch (error) {
+      deleteButton.disabled = false;
+      flash(deleteButton, error.status === 404 ? "Already gone" : "Failed");
+    }
+  });
+  const curlBlock = el("details", { class: "curl-block" }, el("summary", {}, "curl command"));
+  const received = parseTime(item.received_at);
+
+  append(view, [
+    el(
+      "header",
+      { class: "d-head" },
+      el("div", { class: "d-title" }, el("span", { class: "method", text: item.method }), el("span", { class: "url", text: fullUrl(item) })),
+      badges,
+      summary ? el("p", { class: "d-summary", text: `${item.event_type} — ${summary}` }) : null,
+      el("div", { class: "d-actions" }, curlButton, urlButton, el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download body"), deleteButton),
+    ),
+    item.signature ? signatureBox(item.signature) : null,
+    item.note ? el("p", { class: "note", text: item.note }) : null,
+    item.attempt > 1
+      ? el("p", { class: "note" }, `Attempt ${item.attempt} of event `, el("code", { text: item.event_key }), ": the first delivery is ", el("a", { href: `#${item.first_attempt_id}`, text: `#${item.first_attempt_id}` }), ". Retries are normal; receivers must be idempotent.")
+      : null,
+    bodySection(item),
+    item.query ? section("Query", pairsTable([...new URLSearchParams(item.query)], ""), el("p", { class: "raw muted" }, "raw: ", el("code", { class: "wrap", text: item.query }))) : null,
+    section(`Headers (${item.headers.length})`, pairsTable(item.headers, "No headers.")),
+    section(
+      "Request",
+      kvTable([
+        ["Id", `#${item.id}`],
+        ["Endpoint", item.endpoint],
+        ["Received", `${received.toLocaleDateString()} ${clock(item.received_at)} (${item.received_at})`],
+        ["From", item.client || "—"],
+        ["Size", `${humanSize(item.size)} (${item.size} bytes)${item.truncated ? ", truncated" : ""}`],
+        ["Content-Type", item.content_type || "—"],
+        item.event_key ? ["Event key", el("code", { text: item.event_key })] : null,
+      ]),
+    ),
+    responseSection(item),
+    curlBlock,
+  ]);
+
+  fetch(`/api/requests/${item.id}/curl`)
+    .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))))
+    .then((text) => {
+      curlButton.disabled = false;
+      curlButton.title = "Copy a curl command that sends this request again, byte for byte";
+      curlButton.addEventListener("click", async () => flash(curlButton, (await copyText(text)) ? "Copied" : "Copy failed"));
+      curlBlock.append(el("pre", { class: "curl", text }));
+    })
+    .catch(() => {
+      curlButton.title = "The curl command is not available";
+    });
+}

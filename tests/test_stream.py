@@ -1,0 +1,544 @@
+"""The live stream: the Broadcaster and resume logic in-process, then SSE over a real uvicorn.
+
+A stuck client is a raw socket that connects and never reads; the server's per-connection
+send buffer is made small (inherited from the listening socket) so that it is stuck after a
+few hundred events instead of several megabytes — the behaviour is the same, only sooner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from inspector.api.stream import events
+from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.store import Store, captures
+from inspector.stream import Behind, Broadcaster, Message, encode
+from tests.conftest import LiveInspector
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    event: str
+    id: str | None
+    data: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def parse(text: str) -> list[Event]:
+    """Complete SSE events in ``text`` (comments and retry lines ignored)."""
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if line and not line.startswith(":") and ": " in line:
+                name, value = line.split(": ", 1)
+                fields[name] = value
+        if "event" in fields or "data" in fields:
+            out.append(Event(fields.get("event", "message"), fields.get("id"), fields["data"]))
+    return out
+
+
+class SSEClient:
+    """An SSE connection read in a thread; events arrive on a queue."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.events: queue.Queue[Event | BaseException | None] = queue.Queue()
+        self.client = httpx.Client(timeout=httpx.Timeout(10, read=60))
+        self.status: int | None = None
+        self.sock: socket.socket | None = None
+        self.thread = threading.Thread(target=self._run, args=(url, headers or {}), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str, headers: dict[str, str]) -> None:
+        try:
+            with self.client.stream("GET", url, headers=headers) as response:
+                self.status = response.status_code
+                self.sock = response.extensions["network_stream"].get_extra_info("socket")
+                fields: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if not line:
+                        if "data" in fields:
+                            self.events.put(
+                                Event(
+                                    fields.get("event", "message"), fields.get("id"), fields["data"]
+                                )
+                            )
+                        fields = {}
+                    elif not line.startswith(":") and ": " in line:
+                        name, value = line.split(": ", 1)
+                        fields[name] = value
+            self.events.put(None)  # the server ended the stream cleanly
+        except BaseException as exc:
+            self.events.put(exc)
+
+    def next(self, timeout: float = 5) -> Event | None:
+        item = self.events.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def take(self, count: int, timeout: float = 10) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        got: list[Event] = []
+        while len(got) < count:
+            event = self.next(max(0.01, deadline - time.monotonic()))
+            assert event is not None, f"stream ended after {got}"
+            got.append(event)
+        return got
+
+    def quiet(self, seconds: float = 0.3) -> bool:
+        try:
+            item = self.events.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        self.events.put(item)
+        return False
+
+    def close(self) -> None:
+        """Hang up at once (closing an httpx client does not wake a blocked read)."""
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(timeout=5)
+        self.client.close()
+
+
+@pytest.fixture
+def sse() -> Iterator[Any]:
+    opened: list[SSEClient] = []
+
+    def connect(url: str, **headers: str) -> SSEClient:
+        client = SSEClient(url, headers)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()
+
+
+def runtime(live: LiveInspector) -> Any:
+    return live.server.config.app.state.runtime  # type: ignore[attr-defined]
+
+
+def on_server_loop(live: LiveInspector, fn: Any) -> None:
+    loop = live.server.servers[0].get_loop()
+    loop.call_soon_threadsafe(fn)
+
+
+def record(n: int, endpoint: str = "e") -> CapturedRequest:
+    body = json.dumps({"event": "member.joined", "n": n}).encode()
+    return CapturedRequest(
+        endpoint=endpoint,
+        method="POST",
+        path=f"/h/{endpoint}",
+        query="",
+        headers=[("content-type", "application/json")],
+        body=body,
+        client="127.0.0.1:1",
+        received_at="2026-11-28T00:00:00.000000Z",
+        received_ts=0.0,
+        size=len(body),
+        content_type="application/json",
+        event_type="member.joined",
+    )
+
+
+def ok(attempt: int) -> ResponseRecord:
+    return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
+
+
+def ids(chunks: list[bytes], event: str = "request") -> list[int]:
+    return [int(e.id) for e in parse(b"".join(chunks).decode()) if e.event == event and e.id]
+
+
+# -- the Broadcaster, in-process -------------------------------------------------------------
+
+
+async def first(stream: AsyncIterator[Any]) -> Any:
+    return await asyncio.wait_for(anext(stream), 1)
+
+
+def test_fan_out_keeps_order_and_drains_in_batches() -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        assert not hub.has_subscribers
+        hub.publish("request", {"id": 0}, id=0)  # nobody listening: nothing to do
+        a, b = hub.subscribe(), hub.subscribe()
+        for n in range(1, 6):
+            hub.publish("request", {"id": n, "endpoint": "x"}, id=n)
+        for sub in (a, b):
+            batch = await first(hub.batches(sub))
+            assert [m.id for m in batch] == [1, 2, 3, 4, 5]
+            assert json.loads(batch[0].data) == {"id": 1, "endpoint": "x"}
+
+    asyncio.run(main())
+
+
+def test_subscribers_get_only_their_endpoint_and_kinds() -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        only_a = hub.subscribe("a", {"request", "deleted"})
+        hub.publish("request", {"id": 1, "endpoint": "b"}, id=1)
+        hub.publish("request", {"id": 2, "endpoint": "a"}, id=2)
+        hub.publish("delivery", {"id": 7, "endpoint": "a"}, id=7)
+        hub.publish("deleted", {"id": 1})  # no endpoint: everyone hears it
+        batch = await first(hub.batches(only_a))
+        assert [(m.event, m.id) for m in batch] == [("request", 2), ("deleted", None)]
+
+    asyncio.run(main())
+
+
+def test_a_full_queue_drops_its_backlog_and_raises_behind() -> None:
+    async def main() -> None:
+        hub = Broadcaster(queue_size=3)
+        slow, fine = hub.subscribe(), hub.subscribe(queue_size=10)
+        for n in range(1, 5):
+            hub.publish("request", {"id": n}, id=n)
+        # No partial delivery: a gap the client cannot see is worse than a resync.
+        assert slow.behind and not slow.pending
+        with pytest.raises(Behind):
+            await first(hub.batches(slow))
+        assert hub.subscriber_count == 1  # the slow one is gone, it costs nothing more
+        hub.publish("request", {"id": 5}, id=5)
+        assert [m.id for m in await first(hub.batches(fine))] == [1, 2, 3, 4, 5]
+
+    asyncio.run(main())
+
+
+def test_messages_ends_with_a_resync_when_behind() -> None:
+    async def main() -> list[str]:
+        hub = Broadcaster(queue_size=2)
+        sub = hub.subscribe()
+        for n in range(3):
+            hub.publish("delivery", {"id": n}, id=n)
+        return [m.event async for m in hub.messages(sub)]
+
+    assert asyncio.run(main()) == ["resync"]
+
+
+def test_close_ends_every_subscription_now_and_later() -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        sub = hub.subscribe()
+        waiting = asyncio.ensure_future(anext(hub.batches(sub), None))
+        await asyncio.sleep(0)
+        hub.close()
+        assert await asyncio.wait_for(waiting, 1) is None
+        late = hub.subscribe()
+        assert [b async for b in hub.batches(late)] == []
+        assert not hub.has_subscribers
+
+    asyncio.run(main())
+
+
+def test_wire_format_only_requests_carry_an_id() -> None:
+    request = Message.make("request", {"id": 7, "text": "a\nb\r\nc"}, 7)
+    assert request.wire == b'id: 7\nevent: request\ndata: {"id":7,"text":"a\\nb\\r\\nc"}\n\n'
+    update = Message.make("update", {"id": 3}, 3)
+    assert update.wire == b'event: update\ndata: {"id":3}\n\n'
+    assert encode("ready", "{}", 5, 1000) == b"id: 5\nevent: ready\ndata: {}\nretry: 1000\n\n"
+
+
+# -- resume logic, in-process with a real store ----------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "db.sqlite").open()
+    s.start()
+    yield s
+    s.close()
+
+
+def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
+    async def insert(n: int) -> int:
+        inserted = await store.write(captures.insert_request, record(n), ok)
+        return inserted.id
+
+    async def main() -> list[bytes]:
+        for n in range(1, 6):
+            await insert(n)
+        hub = Broadcaster()
+        stream = events(hub, store, None, 2)
+        chunks = [await first(stream)]  # ready: subscribed, backlog not read yet
+        assert parse(chunks[0].decode())[0].json == {"after": 2, "head": 5}
+        # Committed before the backlog read, published after the subscription: both ways.
+        for n in (4, 5):
+            hub.publish("request", {"id": n}, id=n)
+        for n in (6, 7):
+            hub.publish("request", {"id": await insert(n)}, id=n)
+        chunks.append(await first(stream))  # backlog 3..7 in one chunk
+        hub.publish("request", {"id": await insert(8)}, id=8)
+        hub.publish("update", {"id": 3}, id=3)
+        chunks.append(await first(stream))  # live: 4..7 skipped, then 8 and the update
+        await stream.aclose()
+        assert not hub.has_subscribers
+        return chunks
+
+    chunks = asyncio.run(main())
+    assert ids(chunks) == [3, 4, 5, 6, 7, 8]
+    assert [e.event for e in parse(chunks[-1].decode())] == ["request", "update"]
+
+
+def test_a_stream_without_resume_point_starts_at_the_head(store: Store) -> None:
+    async def main() -> list[bytes]:
+        for n in range(1, 4):
+            await store.write(captures.insert_request, record(n), ok)
+        hub = Broadcaster()
+        stream = events(hub, store, None, None)
+        chunks = [await first(stream)]
+        hub.publish("request", {"id": 3}, id=3)  # history, published late: not live
+        hub.publish("request", {"id": 4}, id=4)
+        chunks.append(await first(stream))
+        await stream.aclose()
+        return chunks
+
+    chunks = asyncio.run(main())
+    ready = parse(chunks[0].decode())[0]
+    assert (ready.event, ready.id, ready.json) == ("ready", "3", {"after": 3, "head": 3})
+    assert ids(chunks) == [4]
+
+
+def test_resuming_from_an_id_this_store_never_issued_asks_for_resync(store: Store) -> None:
+    async def main() -> list[bytes]:
+        return [c async for c in events(Broadcaster(), store, None, 999)]
+
+    (event,) = parse(b"".join(asyncio.run(main())).decode())
+    assert (event.event, event.json) == ("resync", {"reason": "unknown_id", "after": 0})
+
+
+def test_overflow_mid_stream_ends_with_resync_and_the_resume_point(store: Store) -> None:
+    async def main() -> list[bytes]:
+        hub = Broadcaster(queue_size=2)
+        stream = events(hub, store, None, None)
+        chunks = [await first(stream)]
+        hub.publish("request", {"id": 1}, id=1)
+        chunks.append(await first(stream))
+        for n in range(2, 6):
+            hub.publish("request", {"id": n}, id=n)
+        chunks += [c async for c in stream]
+        return chunks
+
+    chunks = asyncio.run(main())
+    assert ids(chunks) == [1]
+    assert parse(chunks[-1].decode())[-1].json == {"reason": "behind", "after": 1}
+
+
+# -- SSE over a real uvicorn -----------------------------------------------------------------
+
+live_tests = pytest.mark.live
+
+
+@live_tests
+def test_a_capture_reaches_a_connected_client(live: LiveInspector, sse: Any) -> None:
+    stream = sse(live.url + "/api/stream")
+    ready = stream.next()
+    assert ready is not None and ready.event == "ready" and ready.id == "0"
+    assert stream.status == 200
+    sent = time.monotonic()
+    with live.client() as client:
+        client.post(
+            "/h/hello/sub?x=1",
+            json={"event": "member.joined", "data": {"channelId": "C1"}},
+        )
+        (event,) = stream.take(1)
+        elapsed = time.monotonic() - sent
+        stored = client.get("/api/requests").json()["requests"][0]
+    assert event.event == "request" and event.id == str(stored["id"])
+    item = event.json
+    assert item["endpoint"] == "hello" and item["path"] == "/h/hello/sub"
+    assert item["query"] == "x=1" and item["event_type"] == "member.joined"
+    assert {k: v for k, v in stored.items() if k != "summary"} == item
+    assert elapsed < 5
+
+
+@live_tests
+def test_last_event_id_backfills_exactly_what_was_missed(live: LiveInspector, sse: Any) -> None:
+    with live.client() as client:
+        client.post("/h/r", content=b"before")
+        first_stream = sse(live.url + "/api/stream")
+        assert first_stream.next().id == "1"
+        for n in range(3):
+            client.post("/h/r", content=f"seen {n}".encode())
+        seen = first_stream.take(3)
+        assert [e.id for e in seen] == ["2", "3", "4"]
+        first_stream.close()
+        for n in range(5):  # while disconnected
+            client.post("/h/r", content=f"missed {n}".encode())
+        # EventSource sends the header; ?after= is for a first connection and loses to it.
+        again = sse(live.url + "/api/stream?after=1", **{"Last-Event-ID": seen[-1].id})
+        ready, *missed = again.take(6)
+        assert (ready.event, ready.id, ready.json) == ("ready", "4", {"after": 4, "head": 9})
+        assert [e.id for e in missed] == ["5", "6", "7", "8", "9"]
+        client.post("/h/r", content=b"live again")
+        assert [e.id for e in again.take(1)] == ["10"]
+        assert again.quiet()
+        by_param = sse(live.url + "/api/stream?after=8")
+        assert [e.id for e in by_param.take(3)] == ["8", "9", "10"]
+
+
+@live_tests
+def test_endpoint_filter_updates_and_deletions(live: LiveInspector, sse: Any) -> None:
+    stream = sse(live.url + "/api/stream?endpoint=mine")
+    stream.next()
+    with live.client() as client:
+        client.post("/h/other", content=b"not mine")
+        client.post("/h/mine?delay=0.2", content=b"stalls")
+        created, updated = stream.take(2)
+        assert created.json["response"]["in_progress"] is True
+        assert updated.event == "update" and updated.id is None  # cursor stays a request id
+        assert updated.json["id"] == created.json["id"] == 2
+        assert updated.json["response"]["status"] == 200
+        assert updated.json["response"]["in_progress"] is False
+        client.delete("/api/requests/2")
+        client.delete("/api/requests?endpoint=mine")
+        deleted, cleared = stream.take(2)
+    assert (deleted.event, deleted.json) == ("deleted", {"id": 2})
+    assert (cleared.event, cleared.json) == ("cleared", {"endpoint": "mine"})
+
+
+@live_tests
+@pytest.mark.parametrize("value", ["abc", "-1", "1" * 19])
+def test_bad_resume_ids_are_refused(client: httpx.Client, value: str) -> None:
+    response = client.get("/api/stream", headers={"last-event-id": value})
+    assert response.status_code == 400
+    assert "Last-Event-ID" in response.json()["detail"]
+    assert client.get(f"/api/stream?after={value}").status_code == 400
+    assert client.get("/api/stream?endpoint=bad%20name").status_code == 400
+
+
+@live_tests
+def test_head_answers_at_once_without_subscribing(live: LiveInspector) -> None:
+    with live.client(timeout=5) as client:
+        response = client.head("/api/stream")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert not runtime(live).hub.has_subscribers
+
+
+@live_tests
+def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
+    make_live: Any, sse: Any
+) -> None:
+    live = make_live(synchronous="NORMAL")
+    hub = runtime(live).hub
+    # Connections accepted from now on get a small send buffer (inherited from the listener).
+    live.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    stuck = socket.create_connection(("127.0.0.1", live.port))
+    try:
+        hub.queue_size = 16  # for the stuck subscriber only
+        stuck.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while b"event: ready" not in received:
+            received += stuck.recv(4096)
+        hub.queue_size = 1000
+        healthy = sse(live.url + "/api/stream")
+        healthy.next()
+        count = 2000
+        # Bigger events fill the stuck socket's buffers sooner (it is behind after ~100).
+        pad = "&pad=" + "p" * 2000
+        started = time.monotonic()
+        with live.client() as client:
+            statuses = [
+                client.post(f"/h/load?n={n}{pad if n < 300 else ''}", content=b"x").status_code
+                for n in range(count)
+            ]
+        elapsed = time.monotonic() - started
+        assert statuses == [200] * count
+        assert elapsed < 60, f"{count} captures took {elapsed:.1f} s"
+        assert [int(e.id) for e in healthy.take(count, timeout=30)] == list(range(1, count + 1))
+        assert healthy.quiet(0.1)
+        # The stuck client, reading at last: a gap-free prefix, then an explicit resync.
+        stuck.settimeout(10)
+        while b"event: resync" not in received:
+            chunk = stuck.recv(65536)
+            assert chunk, "stream closed without a resync"
+            received += chunk
+    finally:
+        stuck.close()
+    got = parse(received.split(b"\r\n\r\n", 1)[1].decode("utf-8", "replace"))
+    delivered = [int(e.id) for e in got if e.event == "request" and e.id]
+    assert delivered == list(range(1, len(delivered) + 1)) and len(delivered) < count
+    assert got[-1].event == "resync"
+    assert got[-1].json == {"reason": "behind", "after": delivered[-1]}
+
+
+@live_tests
+def test_closing_the_broadcaster_ends_streams_cleanly(live: LiveInspector, sse: Any) -> None:
+    stream = sse(live.url + "/api/stream")
+    stream.next()
+    on_server_loop(live, runtime(live).hub.close)
+    assert stream.next() is None  # a complete response, not a cut connection
+
+
+@live_tests
+def test_ctrl_c_is_not_held_up_by_open_streams(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    streams: list[SSEClient] = []
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/api/requests", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+        streams = [SSEClient(url + "/api/stream") for _ in range(3)]
+        for stream in streams:
+            assert stream.next().event == "ready"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=20)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for stream in streams:
+            stream.close()
+    assert proc.returncode == 0, stderr
+    # serve's graceful timeout is 3 s: a stream that held shutdown up would take longer.
+    assert took < 2.5, f"Ctrl-C took {took:.1f} s"
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    for stream in streams:
+        assert stream.next() is None, "each stream ended with a complete response"
