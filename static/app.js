@@ -3,7 +3,8 @@
 // reconnect the stream resumes from the last request id seen (Last-Event-ID), so none is
 // missed. Captured data only ever reaches the DOM through textContent.
 
-import { renderDetail } from "./detail.js";
+import { renderDetail, sameRequest } from "./detail.js";
+import { refreshReplays } from "./replay.js";
 import { openSettings } from "./settings.js";
 import { ApiError, answerOf, api, clear, clock, copyText, el, flash, humanSize, randomEndpoint, signatureOf } from "./util.js";
 
@@ -419,7 +420,12 @@ function applyUpdate(item) {
     if (state.filters.q) resolveLater([item]);
     else insertRow(item);
   }
-  if (state.selected === item.id) showDetail(item.id);
+  if (state.selected === item.id) {
+    // A replay, mirror or proxy exchange leaves the request as it was: only its replays are
+    // refreshed (a re-render would also cost the reader their scroll and focus).
+    if (sameRequest(shownItem, item)) refreshReplays(item.id);
+    else showDetail(item.id);
+  }
 }
 
 const conn = $("conn");
@@ -501,12 +507,14 @@ const stream = {
 const detailView = $("detail-view");
 const detailEmpty = $("detail-empty");
 let detailToken = 0;
+let shownItem = null; // the request rendered in the detail pane (detail API shape)
 
 function markSelected() {
   for (const [id, li] of state.rows) li.classList.toggle("selected", id === state.selected);
 }
 
 function showGone(id) {
+  shownItem = null;
   detailView.hidden = true;
   detailEmpty.hidden = false;
   detailEmpty.textContent = `Request #${id} is not in the store (deleted, cleared or evicted by retention).`;
@@ -528,6 +536,7 @@ async function showDetail(id) {
     return;
   }
   if (token !== detailToken) return;
+  shownItem = item;
   const scroll = detailView.parentElement.scrollTop;
   renderDetail(detailView, item, state.items.get(id), {
     deleted(gone) {

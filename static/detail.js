@@ -1,5 +1,6 @@
 // The detail pane: one request in full — URL, badges, signature verdict, headers, query, body
-// views, the answer it got — and its actions (copy as curl, download, delete).
+// views, the answer it got, its replays (replay.js) — and its actions (copy as curl, replay,
+// download, delete).
 
 import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { openReplayForm, replaySection } from "./replay.js";
@@ -83,6 +84,22 @@ function fullUrl(item) {
   return `${location.origin}${item.path}${item.query ? `?${item.query}` : ""}`;
 }
 
+/**
+ * Whether the rendered request `shown` (the detail API shape) still is what list item `item`
+ * (a stream "update") says: a replay, mirror or proxy exchange leaves the request unchanged.
+ */
+export function sameRequest(shown, item) {
+  if (!shown || shown.id !== item.id) return false;
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  for (const [key, value] of Object.entries(item)) {
+    if (key === "summary") continue;
+    if (key === "response") {
+      if (!Object.entries(value).every(([k, v]) => same(shown.response[k], v))) return false;
+    } else if (!same(shown[key], value)) return false;
+  }
+  return true;
+}
+
 /** Render request `item` (the detail API shape) into `view`; `listItem` adds the summary. */
 export function renderDetail(view, item, listItem, actions) {
   clear(view);
@@ -116,7 +133,7 @@ export function renderDetail(view, item, listItem, actions) {
       el("div", { class: "d-title" }, el("span", { class: "method", text: item.method }), el("span", { class: "url", text: fullUrl(item) })),
       badges,
       summary ? el("p", { class: "d-summary", text: `${item.event_type} — ${summary}` }) : null,
-      el("div", { class: "d-actions" }, curlButton, urlButton, el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download body"), deleteButton),
+      el("div", { class: "d-actions" }, curlButton, urlButton, el("button", { type: "button", class: "small", onclick: openReplayForm, title: "Send it to your app again, as is or edited" }, "Replay…"), el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download body"), deleteButton),
     ),
     item.signature ? signatureBox(item.signature) : null,
     item.note ? el("p", { class: "note", text: item.note }) : null,
@@ -139,6 +156,7 @@ export function renderDetail(view, item, listItem, actions) {
       ]),
     ),
     responseSection(item),
+    replaySection(item),
     curlBlock,
   ]);
 

@@ -65,7 +65,7 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 # -- the static rules (no browser needed) ----------------------------------------------------
 
-OWN_SCRIPTS = ["app.js", "body.js", "detail.js", "settings.js", "util.js"]
+OWN_SCRIPTS = ["app.js", "body.js", "detail.js", "replay.js", "settings.js", "util.js"]
 OWN_TEMPLATES = ["base.html", "index.html", "_row.html", "error.html"]
 
 
