@@ -202,19 +202,25 @@ class Receiver:
         response.ms = (time.perf_counter() - started) * 1000
         if gave_up_ms is not None:
             response.status = None
-        try:
-            item = await self.store.write(captures.finish_request, request_id, response, gave_up_ms)
-        except StoreUnavailable as exc:
-            log.error("could not record the end of stall %s: %s", request_id, exc.detail)
-            item = None
-        if item is not None and self.hub.has_subscribers:
-            self.hub.publish("update", item, id=request_id)
+        await self._record_end(request_id, response, gave_up_ms)
         if gave_up_ms is not None:
             return
         if response.dropped:
             await drop(send, receive, informational=response.status)
         else:
             await respond(send, response, head=method == "HEAD")
+
+    async def _record_end(
+        self, request_id: int, response: ResponseRecord, gave_up_ms: float | None
+    ) -> None:
+        """Record how a request that was in progress ended, and tell the live views."""
+        try:
+            item = await self.store.write(captures.finish_request, request_id, response, gave_up_ms)
+        except StoreUnavailable as exc:
+            log.error("could not record the end of request %s: %s", request_id, exc.detail)
+            return
+        if item is not None and self.hub.has_subscribers:
+            self.hub.publish("update", item, id=request_id)
 
     async def _finish_proxy(
         self,
@@ -255,13 +261,7 @@ class Receiver:
         answer.ms = (time.perf_counter() - started) * 1000
         if gave_up_ms is not None:
             answer.status = None
-        try:
-            item = await self.store.write(captures.finish_request, request_id, answer, gave_up_ms)
-        except StoreUnavailable as exc:
-            log.error("could not record the proxied answer of %s: %s", request_id, exc.detail)
-            item = None
-        if item is not None and self.hub.has_subscribers:
-            self.hub.publish("update", item, id=request_id)
+        await self._record_end(request_id, answer, gave_up_ms)
         if gave_up_ms is None:
             await respond(send, answer, head=rec.method == "HEAD")
 

@@ -44,7 +44,13 @@ import httpx
 
 from inspector import __version__, catalog, events
 from inspector.errors import BadRequest
-from inspector.replay.targets import GuardedBackend, GuardedTransport, TargetRefused, parse_target
+from inspector.replay.targets import (
+    GuardedBackend,
+    GuardedTransport,
+    TargetRefused,
+    parse_target,
+    read_capped,
+)
 from inspector.signatures import SCHEMES, sign
 from inspector.store import Store, deliveries
 from inspector.stream import Broadcaster
@@ -308,15 +314,9 @@ async def send_once(
                 result.response_headers = [
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
                 ]
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > RESPONSE_CAP:
-                        result.response_truncated = True
-                        break
-                result.response_body = b"".join(chunks)[:RESPONSE_CAP]
+                result.response_body, result.response_truncated = await read_capped(
+                    response, RESPONSE_CAP, decoded=True
+                )
             finally:
                 await response.aclose()
     except (TimeoutError, httpx.TimeoutException) as exc:

@@ -41,6 +41,7 @@ from inspector.replay.targets import (
     GuardedTransport,
     Resolver,
     parse_target,
+    read_capped,
 )
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
@@ -175,15 +176,9 @@ class ReplayEngine:
                     exchange.headers = [
                         (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
                     ]
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_raw():
-                        chunks.append(chunk[: cap - size])
-                        size += len(chunk)
-                        if size > cap:
-                            exchange.truncated = True
-                            break
-                    exchange.body = b"".join(chunks)
+                    exchange.body, exchange.truncated = await read_capped(
+                        response, cap, decoded=False
+                    )
                 finally:
                     await response.aclose()
         except Exception as exc:

@@ -323,3 +323,20 @@ def parse_target(url: Any, name: str = "url") -> httpx.URL:
     if parsed.userinfo:
         raise BadRequest(f"{name}: credentials in the URL are not sent; use a header.")
     return parsed.copy_with(fragment=None)
+
+
+async def read_capped(response: httpx.Response, cap: int, *, decoded: bool) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of a streamed response body, and whether there was more.
+
+    ``decoded`` undoes Content-Encoding (for a log a person reads); otherwise the bytes are
+    the ones on the wire (for relaying and replay records).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    stream = response.aiter_bytes() if decoded else response.aiter_raw()
+    async for chunk in stream:
+        chunks.append(chunk[: cap - size])
+        size += len(chunk)
+        if size > cap:
+            return b"".join(chunks), True
+    return b"".join(chunks), False
