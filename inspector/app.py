@@ -29,6 +29,7 @@ from inspector.errors import InspectorError
 from inspector.receiver import Receiver
 from inspector.replay import ReplayEngine
 from inspector.resources import resource_dir
+from inspector.reverify import Reverifier
 from inspector.security import ControlGuard
 from inspector.sender import DeliveryEngine
 from inspector.settings import Settings
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
         )
         await endpoints.refresh()
         endpoints.start()
+        # Stored verdicts follow an endpoint's signature settings when they change.
+        reverifier = Reverifier(store, endpoints, hub)
+        endpoints.on_signature_change.append(reverifier.schedule)
         receiver = Receiver(
             store, endpoints, hub, max_body=settings.max_body, max_delay=settings.max_delay
         )
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
         try:
             yield
         finally:
+            reverifier.cancel()
             await sender.stop()
             await replay.aclose()
             hub.close()

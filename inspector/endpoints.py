@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -165,6 +165,12 @@ def _url(name: str, value: Any) -> str:
     return value
 
 
+def _signing(settings: EndpointSettings | None) -> tuple[Any, ...]:
+    """The settings a verdict depends on."""
+    s = settings or EndpointSettings()
+    return (s.secrets, s.scheme, s.tolerance, tuple(sorted(s.hmac.items())))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """An endpoint's settings compiled for the capture path."""
@@ -199,6 +205,9 @@ class EndpointCache:
         self._settings: dict[str, EndpointSettings] = {}
         self._compiled: dict[str, Endpoint] = {}
         self._task: asyncio.Task[None] | None = None
+        # Told which endpoints' signature settings changed (from the API or the CLI), so
+        # their stored verdicts can be re-computed.
+        self.on_signature_change: list[Callable[[set[str]], None]] = []
 
     def get(self, name: str) -> Endpoint:
         endpoint = self._compiled.get(name)
@@ -235,9 +244,18 @@ class EndpointCache:
                 settings[name] = EndpointSettings.from_dict(data, max_delay=math.inf)
             except BadRequest:
                 settings[name] = EndpointSettings()  # never let a bad row stop capture
+        changed = {
+            name
+            for name in set(self._settings) | set(settings)
+            if _signing(self._settings.get(name)) != _signing(settings.get(name))
+        }
+        first_load = self._version == -1
         self._settings = settings
         self._compiled = {}
         self._version = version
+        if changed and not first_load:
+            for listener in self.on_signature_change:
+                listener(changed)
 
     async def refresh(self) -> None:
         version = await self.store.read(captures.settings_version)

@@ -211,3 +211,74 @@ def test_cli_sign_makes_a_request_the_server_accepts(live: LiveInspector, tmp_pa
             client.put("/api/endpoints/signed", json={"scheme": scheme})
             response = client.post("/h/signed", content=RAW, headers=headers)
             assert response.status_code == 200, (scheme, last(client)["signature"])
+
+
+def wait_for_status(client: httpx.Client, endpoint: str, expected: list[str | None]) -> list:
+    deadline = time.monotonic() + 5
+    while True:
+        items = client.get(f"/api/requests?endpoint={endpoint}").json()["requests"]
+        found = [it["signature"]["status"] if it["signature"] else None for it in items]
+        if found == expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_setting_a_secret_later_re_verifies_what_was_captured(client: httpx.Client) -> None:
+    client.post("/h/later", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+    client.post("/h/later", content=RAW, headers={"x-webhook-signature": platform_sig(RAW, "x")})
+    client.post("/h/later", content=b"unsigned")
+    assert wait_for_status(client, "later", [None, "no_secret", "no_secret"]) == [
+        None,
+        "no_secret",
+        "no_secret",
+    ]
+    client.put("/api/endpoints/later", json={"secret": SECRET})
+    # Newest first: the unsigned one is now missing its signature; the others are judged.
+    assert wait_for_status(client, "later", ["missing", "invalid", "valid"]) == [
+        "missing",
+        "invalid",
+        "valid",
+    ]
+    client.put("/api/endpoints/later", json={"secret": "x"})
+    assert wait_for_status(client, "later", ["missing", "valid", "invalid"]) == [
+        "missing",
+        "valid",
+        "invalid",
+    ]
+
+
+def test_re_verification_judges_timestamps_as_of_arrival(client: httpx.Client) -> None:
+    body = b"payload=1"
+    ts = str(int(time.time()))
+    base = f"v0:{ts}:".encode() + body
+    sig = "v0=" + hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
+    client.post(
+        "/h/slack-late",
+        content=body,
+        headers={"x-slack-request-timestamp": ts, "x-slack-signature": sig},
+    )
+    time.sleep(2.2)  # older than the 1-second tolerance set below, by now
+    client.put("/api/endpoints/slack-late", json={"secret": SECRET, "tolerance": 1})
+    assert wait_for_status(client, "slack-late", ["valid"]) == ["valid"]
+
+
+def test_cli_secret_change_re_verifies_on_a_running_server(live: LiveInspector) -> None:
+    with live.client() as client:
+        client.post("/h/cli-late", content=RAW, headers={"x-webhook-signature": platform_sig(RAW)})
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inspector",
+                "endpoint",
+                "cli-late",
+                "--secret",
+                SECRET,
+                "--data-dir",
+                str(live.settings.data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        assert wait_for_status(client, "cli-late", ["valid"]) == ["valid"]

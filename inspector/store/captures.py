@@ -460,3 +460,38 @@ def end_interrupted(conn: sqlite3.Connection) -> Changed:
         " 'The inspector stopped during the stall; no response was sent.' WHERE in_progress=1"
     ).rowcount
     return Changed(count, rows_added=0)
+
+
+# -- re-verification -------------------------------------------------------------------------
+
+
+def signature_inputs(
+    conn: sqlite3.Connection, endpoint: str, after_id: int, limit: int
+) -> list[tuple[int, list[tuple[str, str]], bytes, float, str | None]]:
+    """What a verdict is computed from, for an endpoint's complete requests after ``after_id``
+    (id order): id, headers, body, received time, the stored verdict (JSON)."""
+    rows = conn.execute(
+        "SELECT r.id, r.headers, b.body, r.received_ts, r.signature FROM requests AS r"
+        " LEFT JOIN bodies AS b ON b.request_id = r.id"
+        " WHERE r.endpoint = ? AND r.id > ? AND r.truncated = 0 ORDER BY r.id LIMIT ?",
+        (endpoint, after_id, limit),
+    ).fetchall()
+    return [
+        (r[0], [tuple(h) for h in json.loads(r[1])], bytes(r[2] or b""), r[3], r[4]) for r in rows
+    ]
+
+
+def set_signatures(
+    conn: sqlite3.Connection, verdicts: list[tuple[int, str | None]]
+) -> list[dict[str, Any]]:
+    """Store re-computed verdicts (JSON or None); returns the changed requests' items."""
+    for request_id, verdict in verdicts:
+        status = json.loads(verdict)["status"] if verdict else None
+        conn.execute(
+            "UPDATE requests SET signature = ?, sig_status = ? WHERE id = ?",
+            (verdict, status, request_id),
+        )
+    ids = [request_id for request_id, _ in verdicts]
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})", ids)
+    return [item(r) for r in rows]

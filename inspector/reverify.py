@@ -1,0 +1,99 @@
+"""Re-compute stored signature verdicts when an endpoint's signature settings change.
+
+A common sequence: webhooks arrive, *then* the user enters the secret. The verdicts of what
+was already captured should follow — each checked as of the time it arrived (so timestamped
+schemes are judged against their own receive time, not now) — and the page hears an
+``update`` for every request whose verdict changed. Responses already sent stay as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Sequence
+
+import anyio.to_thread
+
+from inspector.endpoints import Endpoint, EndpointCache
+from inspector.signatures import verify
+from inspector.store import Store, captures
+from inspector.stream import Broadcaster
+
+log = logging.getLogger("inspector.reverify")
+
+BATCH = 200
+Row = tuple[int, list[tuple[str, str]], bytes, float, str | None]
+
+
+def changed_verdicts(rows: Sequence[Row], endpoint: Endpoint) -> list[tuple[int, str | None]]:
+    """The new verdict (JSON) of each row whose verdict differs from the stored one."""
+    out: list[tuple[int, str | None]] = []
+    for request_id, headers, body, received_ts, stored in rows:
+        verdict = verify(
+            headers,
+            body,
+            endpoint.signature,
+            now=received_ts,
+            other_secrets=endpoint.other_secrets,
+        )
+        new = verdict.to_dict() if verdict is not None else None
+        if new != (json.loads(stored) if stored else None):
+            out.append((request_id, json.dumps(new) if new is not None else None))
+    return out
+
+
+class Reverifier:
+    """Runs one re-verification per endpoint at a time; a change during a run queues a rerun."""
+
+    def __init__(self, store: Store, endpoints: EndpointCache, hub: Broadcaster) -> None:
+        self.store = store
+        self.endpoints = endpoints
+        self.hub = hub
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+
+    def schedule(self, names: set[str]) -> None:
+        for name in names:
+            if name in self._running:
+                self._again.add(name)
+            else:
+                self._start(name)
+
+    def _start(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(name))
+        self._running[name] = task
+        task.add_done_callback(functools.partial(self._done, name))
+
+    def _done(self, name: str, _task: asyncio.Task[None]) -> None:
+        del self._running[name]
+        if name in self._again:
+            self._again.discard(name)
+            self._start(name)
+
+    async def _run(self, name: str) -> None:
+        after = 0
+        try:
+            while True:
+                rows = await self.store.read(captures.signature_inputs, name, after, BATCH)
+                if not rows:
+                    return
+                endpoint = self.endpoints.get(name)
+                changes = await anyio.to_thread.run_sync(changed_verdicts, rows, endpoint)
+                if changes:
+                    items = await self.store.write(captures.set_signatures, changes)
+                    for item in items:
+                        self.hub.publish("update", item, id=item["id"])
+                after = rows[-1][0]
+        except Exception:
+            log.exception("re-verifying the signatures of endpoint %s failed", name)
+
+    async def wait(self) -> None:
+        """Until every run (and queued rerun) has finished."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    def cancel(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
