@@ -129,7 +129,7 @@ class Receiver:
             return response
 
         try:
-            inserted = await self.store.write(captures.insert_request, rec, decide)
+            inserted = await self._store(rec, decide)
         except StoreUnavailable as exc:
             log.error("capture not stored, answering 503: %s", exc.detail)
             await respond(
@@ -152,6 +152,27 @@ class Receiver:
             await drop(send, receive, informational=response.status)
         else:
             await respond(send, response, head=rec.method == "HEAD")
+
+    async def _store(
+        self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
+    ) -> captures.Inserted:
+        """Commit a capture. What we derived from it (event key, type, verdict) must never cost
+        the request itself: if storing fails for any reason but the store's, store it bare."""
+        try:
+            return await self.store.write(captures.insert_request, rec, decide)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            log.exception("storing capture failed; storing it without derived fields")
+            rec.event_key = rec.event_type = None
+            rec.signature = None
+            rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
+            try:
+                return await self.store.write(captures.insert_request, rec, decide)
+            except StoreUnavailable:
+                raise
+            except Exception as again:
+                raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
         """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
@@ -298,6 +319,15 @@ def _from_outcome(outcome: faults.Outcome) -> ResponseRecord:
 _NO_BODY = {204, 304}
 
 
+# Capture answers share the page's origin, and ?body= / ?content_type= (or a proxied app) choose
+# what they contain: a browser must never run them there, or any web page could link to
+# /h/x?content_type=text/html&body=<script>... and drive the API same-origin.
+INERT = [
+    (b"content-security-policy", b"sandbox; default-src 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
 async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     status = response.status or 500
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
@@ -307,6 +337,7 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
         headers = [h for h in headers if h[0] != b"content-type"]
     else:
         headers.append((b"content-length", str(len(body)).encode("ascii")))
+    headers.extend(INERT)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 

@@ -280,3 +280,19 @@ def test_client_that_disconnects_mid_body_is_still_recorded(live: LiveInspector)
     assert item["truncated"] is True
     assert body_of(item) == b"a" * 40
     assert "disconnected" in item["note"]
+
+
+def test_a_failure_deriving_fields_never_costs_the_capture(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An event key SQLite cannot store (a lone surrogate) stands for any bug in what we
+    # derive from a request: the raw request must still be stored, and only then answered.
+    monkeypatch.setattr(
+        "inspector.receiver.events.event_identity", lambda headers, body: ("\ud800", None)
+    )
+    response = client.post("/h/derived", content=b"keep me")
+    assert response.status_code == 200
+    item = stored(client)
+    assert body_of(item) == b"keep me"
+    assert item["event_key"] is None
+    assert "internal error" in item["note"]

@@ -544,3 +544,21 @@ def test_screenshot_with_realistic_traffic(browser: Any, make_live: Any) -> None
         assert not page.errors and not page.dialogs
     finally:
         page.close()
+
+
+def test_a_capture_url_cannot_serve_a_page_that_drives_the_api(
+    ui: Page, live: LiveInspector, client: httpx.Client
+) -> None:
+    """The capture route answers with a body and type the URL chooses; opened in a browser it
+    must stay inert (CSP sandbox), or any web site could link to it and use the API."""
+    client.put("/api/endpoints/victim", json={"secret": "top-secret"})
+    script = (
+        "<script>fetch('/api/endpoints/victim').then(r => r.text())"
+        ".then(t => { document.title = 'STOLEN ' + t; })</script>"
+    )
+    url = httpx.URL(f"{live.url}/h/lure", params={"content_type": "text/html", "body": script})
+    ui.page.goto(str(url))
+    ui.page.wait_for_timeout(500)
+    assert "STOLEN" not in ui.page.title()
+    settings = client.get("/api/endpoints/victim").json()["settings"]
+    assert settings["forward_to"] is None

@@ -106,3 +106,17 @@ def test_control_responses_carry_security_headers(client: httpx.Client) -> None:
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_capture_answers_are_inert_even_with_chosen_html(client: httpx.Client) -> None:
+    """A capture URL must not become a same-origin page: ?content_type=text/html&body=<script>
+    would otherwise let any web site drive the API through a link."""
+    response = client.get(
+        "/h/x", params={"content_type": "text/html", "body": "<script>fetch('/api')</script>"}
+    )
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "sandbox" in csp and "default-src 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    for path in ("/h/x?status=500", "/h/x?delay=0.01", "/h/", "/h/x?status=abc"):
+        assert "sandbox" in client.get(path).headers["content-security-policy"], path
