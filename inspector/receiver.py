@@ -6,9 +6,9 @@ endpoint rules and query parameters -> **commit** (the writer assigns id and att
 the response) -> publish to the stream -> answer: at once, after a stall, or by dropping the
 connection.
 
-Order of evaluation for the answer: body too large (413) -> invalid failure-mode parameter
-(400) -> signature enforcement (401) -> drop -> fail/rate -> status/body. A delay applies to
-whichever answer the plan picks (not to 413/400/401). In proxy mode (endpoint ``forward_to``
+Order of evaluation for the answer: body too large (413) -> signature enforcement (401) ->
+invalid failure-mode parameter (400) -> drop -> fail/rate -> status/body. A delay applies to
+whichever answer the plan picks (not to 413/401/400). In proxy mode (endpoint ``forward_to``
 with ``forward_mode: proxy``) the app's answer takes the place of status/body: the request is
 recorded in progress, sent to the app after any delay, and the app's answer relayed; 413, 400,
 401, drop, fail/rate and an explicit status/body still answer without contacting the app.

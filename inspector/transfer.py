@@ -432,7 +432,8 @@ def curl_command(detail: Mapping[str, Any], url: str, *, body_url: str) -> str:
         first += ["-X", shell_quote(method)]
     first.append(shell_quote(url))
     parts = [" ".join(first)]
-    parts += [f"-H {shell_quote(f'{n}: {v}')}" for n, v in headers]
+    # curl reads "Name:" (empty value) as "remove this header"; "Name;" sends it empty.
+    parts += [f"-H {shell_quote(f'{n}: {v}' if v else f'{n};')}" for n, v in headers]
     for name, display in (("user-agent", "User-Agent"), ("accept", "Accept")):
         if name not in names:
             parts.append(f"-H {shell_quote(display + ':')}")

@@ -151,3 +151,40 @@ def test_python_dash_m_works() -> None:
     assert out.returncode == 0 and "webhook-inspector" in out.stdout
     env = dict(os.environ)
     assert env  # the console script is exercised by the wheel test
+
+
+def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
+    """A CLI command writing beside a server (here: endpoint settings) must not apply a
+    retention of its own: only the server's --retention evicts."""
+    from inspector.store import Store, captures
+    from tests.test_store import ok, record
+
+    live = make_live(retention=50)
+    store = Store(live.settings.db_path).open()
+    try:
+        for _ in range(30):
+            store.write_sync(captures.insert_request, record(), ok)
+    finally:
+        store.close()
+    small = Store(live.settings.db_path).open()  # what every CLI command opens
+    try:
+        small.write_sync(captures.put_endpoint_settings, "e", {}, "now")
+        count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])
+    finally:
+        small.close()
+    assert count == 30
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--retention", "0"), ("--max-body", "-1"), ("--port", "99999"), ("--max-delay", "0")],
+)
+def test_serve_refuses_bad_values_clearly(tmp_path: Path, flag: str, value: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "inspector", "serve", flag, value, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert flag in out.stderr and "Traceback" not in out.stderr

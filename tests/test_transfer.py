@@ -205,7 +205,12 @@ def test_curl_command_reproduces_a_text_body(client: httpx.Client, app, tmp_path
     client.post(
         "/h/curl/sub?x=1&y=%20",
         content=body,
-        headers=[("Content-Type", "application/json"), ("X-Dup", "1"), ("X-Dup", "2")],
+        headers=[
+            ("Content-Type", "application/json"),
+            ("X-Dup", "1"),
+            ("X-Empty", ""),  # curl drops "X-Empty:"; the command must say "X-Empty;"
+            ("X-Dup", "2"),
+        ],
     )
     captured = latest(client, "curl")
     response = client.get(f"/api/requests/{captured['id']}/curl", params={"url": server.url})

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector.cli.common import CliError, add_data_dir, human_size, open_store, print_table
+from inspector.cli.common import CliError, add_data_dir, human_size, int_in, open_store, print_table
 from inspector.store import captures
 
 
@@ -119,12 +119,14 @@ def hexdump(data: bytes) -> str:
 def register(sub: Any) -> None:
     lst = sub.add_parser("list", help="List captured requests, newest first (no server needed).")
     lst.add_argument("--endpoint", help="Only this endpoint.")
-    lst.add_argument("--limit", type=int, default=50, help="How many (default: %(default)s).")
+    lst.add_argument(
+        "--limit", type=int_in(1, 10_000), default=50, help="How many (default: %(default)s)."
+    )
     add_data_dir(lst)
     lst.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="Show one captured request (no server needed).")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int_in(1, 2**62))
     show.add_argument("--raw", action="store_true", help="Write the exact body bytes to stdout.")
     add_data_dir(show)
     show.set_defaults(func=cmd_show)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector import events, faults
-from inspector.cli.common import CliError, add_data_dir, open_store, print_table
+from inspector.cli.common import CliError, add_data_dir, int_in, open_store, print_table
 from inspector.endpoints import EndpointSettings
 from inspector.signatures import SCHEMES, SignatureConfig, sign
 from inspector.store import attempts, captures
@@ -26,6 +26,17 @@ def parse_rule(text: str) -> tuple[str, str]:
             f"expected NAME=VALUE with NAME one of {', '.join(faults.PARAMS)}; got {text!r}"
         )
     return name, value
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``60,300,1800`` -> (60.0, 300.0, 1800.0); every interval a positive number."""
+    try:
+        schedule = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise CliError(f"--schedule: comma-separated seconds, got {text!r}.") from None
+    if any(not 0 < s < 1e7 for s in schedule):
+        raise CliError("--schedule: every interval must be a positive number of seconds.")
+    return schedule
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
@@ -60,7 +71,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
             rules = faults.parse_query(query, max_delay=float("inf"))
             changes["response"] = {**({} if args.clear_response else current.response), **rules}
         if args.schedule:
-            changes["schedule"] = [float(s) for s in args.schedule.split(",")]
+            changes["schedule"] = list(parse_schedule(args.schedule))
         if changes or args.reset:
             updated = current.merged(changes)
             now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -112,8 +123,10 @@ def cmd_events(args: argparse.Namespace) -> int:
         settings = EndpointSettings.from_dict(stored)
         schedule = settings.schedule
         if args.schedule:
-            schedule = tuple(float(s) for s in args.schedule.split(","))
+            schedule = parse_schedule(args.schedule)
         tolerance = args.tolerance if args.tolerance is not None else settings.schedule_tolerance
+        if not 0 <= tolerance <= 1:
+            raise CliError(f"--tolerance: a fraction between 0 and 1, got {tolerance}.")
         if args.key:
             summary = store.read_sync(attempts.event_summary, args.endpoint, args.key)
             if summary is None:
@@ -176,7 +189,7 @@ def register(sub: Any) -> None:
     )
     ep.add_argument("--no-secret", action="store_true", help="Remove the endpoint's secrets.")
     ep.add_argument("--scheme", choices=("auto", *SCHEMES))
-    ep.add_argument("--tolerance", type=int, help="Seconds of timestamp skew allowed.")
+    ep.add_argument("--tolerance", type=int_in(0), help="Seconds of timestamp skew allowed.")
     ep.add_argument(
         "--enforce",
         action=argparse.BooleanOptionalAction,
@@ -220,6 +233,6 @@ def register(sub: Any) -> None:
     ev.add_argument("key", nargs="?", help="One event's key: show its timeline.")
     ev.add_argument("--schedule", help="Expected retry schedule in seconds, e.g. 60,300,1800.")
     ev.add_argument("--tolerance", type=float, help="Allowed deviation as a fraction (0.1).")
-    ev.add_argument("--limit", type=int, default=50)
+    ev.add_argument("--limit", type=int_in(1, 1000), default=50)
     add_data_dir(ev)
     ev.set_defaults(func=cmd_events)

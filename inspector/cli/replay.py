@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector import transfer
-from inspector.cli.common import CliError, add_data_dir, open_store
+from inspector.cli.common import CliError, add_data_dir, int_in, open_store
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, InspectorError, NotFound
 from inspector.replay import MAX_TIMEOUT, ReplayEngine, ReplayOptions
@@ -165,7 +165,9 @@ def register(sub: Any) -> None:
         description="Send captured requests again, byte for byte (or re-signed), and record "
         "each replay. Exit status 1 if any got no answer or an error status (>= 400).",
     )
-    rep.add_argument("ids", nargs="*", type=int, metavar="ID", help="Request ids, in order.")
+    rep.add_argument(
+        "ids", nargs="*", type=int_in(1, 2**62), metavar="ID", help="Request ids, in order."
+    )
     rep.add_argument(
         "--to", metavar="URL", help="Target URL (default: the endpoint's last replay target)."
     )
@@ -182,7 +184,7 @@ def register(sub: Any) -> None:
     )
     rep.add_argument(
         "--concurrency",
-        type=int,
+        type=int_in(1, 256),
         default=1,
         metavar="N",
         help="Replays in flight at once (default: %(default)s, which keeps the order).",

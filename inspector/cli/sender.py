@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from inspector import catalog, check, events, sender
-from inspector.cli.common import CliError, add_data_dir, human_size, open_store, print_table
+from inspector.cli.common import CliError, add_data_dir, human_size, int_in, open_store, print_table
 from inspector.signatures import SCHEMES
 from inspector.store import Store, deliveries
 
@@ -404,8 +404,10 @@ def register(sub: Any) -> None:
     send.set_defaults(func=cmd_send)
 
     dels = sub.add_parser("deliveries", help="The delivery log (推送記錄), newest first.")
-    dels.add_argument("--id", type=int, help="One delivery with every attempt.")
-    dels.add_argument("--limit", type=int, default=50, help="How many (default: %(default)s).")
+    dels.add_argument("--id", type=int_in(1, 2**62), help="One delivery with every attempt.")
+    dels.add_argument(
+        "--limit", type=int_in(1, 1000), default=50, help="How many (default: %(default)s)."
+    )
     dels.add_argument("--json", action="store_true", help="Machine-readable output.")
     add_data_dir(dels)
     dels.set_defaults(func=cmd_deliveries)
@@ -425,7 +427,7 @@ def register(sub: Any) -> None:
     )
     chk.add_argument(
         "--oversize",
-        type=int,
+        type=int_in(1, 1 << 30),
         default=check.DEFAULT_OVERSIZE,
         metavar="BYTES",
         help="Size of the oversized body (default: %(default)s = 5 MiB).",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector import __version__
-from inspector.cli.common import CliError, add_data_dir
+from inspector.cli.common import CliError, add_data_dir, int_in, positive_float
 from inspector.settings import MiB, Settings
 
 
@@ -106,20 +106,20 @@ def register(sub: Any) -> None:
     )
     serve.add_argument(
         "--port",
-        type=int,
+        type=int_in(0, 65535),
         default=8765,
         help=defaults["port"].metadata["help"] + " (default: %(default)s)",
     )
     add_data_dir(serve)
     serve.add_argument(
         "--max-body",
-        type=int,
+        type=int_in(0),
         default=10 * MiB,
         help=defaults["max_body"].metadata["help"] + " (default: %(default)s = 10 MiB)",
     )
     serve.add_argument(
         "--retention",
-        type=int,
+        type=int_in(1),
         default=10_000,
         help=defaults["retention"].metadata["help"] + " (default: %(default)s)",
     )
@@ -132,7 +132,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--secret", help=defaults["secret"].metadata["help"])
     serve.add_argument(
         "--max-delay",
-        type=float,
+        type=positive_float,
         default=600.0,
         help=defaults["max_delay"].metadata["help"] + " (default: %(default)s)",
     )

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from inspector.cli.common import CliError
+from inspector.cli.common import CliError, int_in
 from inspector.summary import human_size
 
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -235,7 +235,7 @@ def register(sub: Any) -> None:
     )
     tail.add_argument(
         "--after",
-        type=int,
+        type=int_in(0, 2**62),
         metavar="ID",
         help="First print every stored request after this id, then follow.",
     )

@@ -68,7 +68,7 @@ class Store:
         self,
         path: Path,
         *,
-        retention: int = 10_000,
+        retention: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
     ) -> None:
@@ -232,7 +232,9 @@ class Store:
             counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
         else:
             counter.rows += added
-        excess = counter.rows - self.retention
+        # Only a server enforces retention (its --retention); a CLI writing beside it must not
+        # evict by some default of its own.
+        excess = counter.rows - self.retention if self.retention is not None else 0
         if excess > 0:
             counter.rows -= captures.evict_oldest(conn, excess)
         for hook in self.after_batch:
