@@ -150,7 +150,7 @@ class Receiver:
             await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
         elif response.dropped:
             await drop(send, receive, informational=response.status)
-        else:
+        elif response.status is not None:
             await respond(send, response, head=rec.method == "HEAD")
 
     async def _store(
@@ -178,9 +178,11 @@ class Receiver:
         """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
         if rec.oversize:
             return plain(413, f"Payload too large: {rec.note}\n")
-        # Keys and verdicts are about the body the sender meant; a partial body has neither.
-        if not rec.truncated:
-            rec.event_key, rec.event_type = events.event_identity(rec.headers, rec.body)
+        if rec.truncated:
+            # The sender left mid-body: no answer will reach it, and a partial body has no
+            # event key or verdict worth recording.
+            return ResponseRecord(None)
+        rec.event_key, rec.event_type = events.event_identity(rec.headers, rec.body)
         try:
             verdict = verify(
                 rec.headers,
@@ -307,6 +309,9 @@ def _from_outcome(outcome: faults.Outcome) -> ResponseRecord:
     elif outcome.status < 200:
         # HTTP/1.1 has no final 1xx answer: send the informational line, then close.
         response = ResponseRecord(outcome.status, dropped=True)
+    elif outcome.status in _NO_BODY:
+        # Record what goes on the wire: a 204 or 304 carries neither a body nor its type.
+        response = ResponseRecord(outcome.status, list(outcome.headers))
     else:
         headers = [("content-type", outcome.content_type), *outcome.headers]
         response = ResponseRecord(outcome.status, headers, outcome.body)

@@ -229,7 +229,7 @@ def test_api_pagination_and_filters(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=abc", "limit=5000", "before=x", "endpoint=bad%20name"]
+    "query", ["limit=0", "limit=abc", "limit=5000", "before=x", "endpoint=bad%20name", "q=a%00b"]
 )
 def test_api_bad_parameters_get_json_400(client: httpx.Client, query: str) -> None:
     response = client.get(f"/api/requests?{query}")
@@ -280,6 +280,7 @@ def test_client_that_disconnects_mid_body_is_still_recorded(live: LiveInspector)
     assert item["truncated"] is True
     assert body_of(item) == b"a" * 40
     assert "disconnected" in item["note"]
+    assert item["response"]["status"] is None  # nobody was left to answer
 
 
 def test_a_failure_deriving_fields_never_costs_the_capture(

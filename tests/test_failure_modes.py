@@ -35,7 +35,10 @@ def test_status_body_content_type_and_retry_after(client: httpx.Client) -> None:
     item = client.get(f"/api/requests/{last(client)['id']}").json()
     assert item["response"]["status"] == 429
     assert ["retry-after", "7"] in [[k.lower(), v] for k, v in item["response"]["headers"]]
-    assert client.post("/h/f?status=204", content=b"x").status_code == 204
+    no_content = client.post("/h/f?status=204&body=zzz", content=b"x")
+    assert (no_content.status_code, no_content.content) == (204, b"")
+    recorded = client.get(f"/api/requests/{last(client)['id']}").json()["response"]
+    assert recorded["body_base64"] == "" and recorded["headers"] == []
     assert client.head("/h/f?status=503").status_code == 503
 
 

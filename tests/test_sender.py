@@ -358,6 +358,8 @@ def test_a_delivery_left_by_a_dead_send_process_is_adopted_by_the_server(
         ({"timeout": 0}, "timeout"),
         ({"time_scale": float("nan")}, "time_scale"),
         ({"headers": [["Content-Type", "x"]]}, "set by the sender"),
+        ({"headers": 5}, "an object"),
+        ({"headers": True}, "an object"),
         ({"body": "{}", "overrides": {"data.x": 1}}, "given body is sent as is"),
     ],
 )

@@ -13,6 +13,9 @@ from inspector.store import captures
 
 def request_filter(request: Request) -> captures.RequestFilter:
     params = request.query_params
+    if "\x00" in params.get("q", ""):
+        # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
+        raise BadRequest("q: search text cannot contain a NUL character.")
     endpoint = params.get("endpoint") or None
     return captures.RequestFilter(
         endpoint=endpoint_name(endpoint) if endpoint else None,

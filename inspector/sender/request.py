@@ -134,6 +134,8 @@ def check_schedule(schedule: Any) -> tuple[float, ...]:
 
 
 def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:
+    if headers is not None and not isinstance(headers, Mapping | list | tuple):
+        raise BadRequest('headers: an object {"Name": "value"} or a list of [name, value] pairs.')
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     out: list[tuple[str, str]] = []
     for pair in pairs or ():
