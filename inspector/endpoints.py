@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,8 @@ from inspector.errors import BadRequest
 from inspector.events import DEFAULT_SCHEDULE
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, captures
+
+log = logging.getLogger("inspector.endpoints")
 
 FORWARD_MODES = ("mirror", "proxy")
 
@@ -125,6 +128,9 @@ def _secrets(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
         raise BadRequest("secret: must be a non-empty string or a list of them (for rotation).")
+    # The rules verification applies (count, length, valid Unicode): refuse now what would
+    # otherwise be stored and then fail every capture at this endpoint.
+    SignatureConfig(secrets=tuple(items))
     return tuple(items)
 
 
@@ -227,7 +233,7 @@ class EndpointCache:
         return Endpoint(
             name=name,
             settings=settings,
-            signature=settings.signature_config(self.default_secret),
+            signature=self._signature(name, settings),
             rules=settings.response,
             has_rules=bool(settings.response),
             other_secrets={
@@ -236,6 +242,14 @@ class EndpointCache:
                 if s.secrets and other != name
             },
         )
+
+    def _signature(self, name: str, settings: EndpointSettings) -> SignatureConfig:
+        try:
+            return settings.signature_config(self.default_secret)
+        except BadRequest as exc:
+            # Settings written before today's validation must not stop capture: verify nothing.
+            log.error("endpoint %s: unusable signature settings (%s); not verifying", name, exc)
+            return SignatureConfig()
 
     def load(self, version: int, stored: Mapping[str, Mapping[str, Any]]) -> None:
         settings: dict[str, EndpointSettings] = {}

@@ -54,7 +54,18 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _storable(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (JSON's ``"\\ud800"``) becomes its
+    backslash escape, since neither SQLite nor a UTF-8 response can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _cap(key: str) -> str:
+    key = _storable(key)
     if len(key) <= MAX_KEY:
         return key
     # Truncating alone would merge distinct long ids that share a prefix.
@@ -92,7 +103,7 @@ def _type_of(obj: dict[str, Any] | None) -> str | None:
     if obj is None:
         return None
     found = _text(obj.get("event")) or _text(obj.get("type"))
-    return None if found is None else found[:MAX_KEY]
+    return None if found is None else _storable(found)[:MAX_KEY]
 
 
 def event_identity(headers: Sequence[tuple[str, str]], body: bytes) -> tuple[str, str | None]:

@@ -19,8 +19,9 @@ MAX_BYTES = 64 * 1024
 MAX_CHARS = 160
 CONTENT_CHARS = 100
 
-# C0/C1 controls and the bidi controls that could reorder what the page or a terminal shows.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls and the bidi controls that could reorder what the page or a terminal shows,
+# and lone surrogates (JSON's "\ud800"), which no UTF-8 response can carry.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
 
 

@@ -282,3 +282,25 @@ def test_cli_secret_change_re_verifies_on_a_running_server(live: LiveInspector) 
             timeout=30,
         )
         assert wait_for_status(client, "cli-late", ["valid"]) == ["valid"]
+
+
+def test_unusable_stored_settings_never_stop_capture(live: LiveInspector) -> None:
+    """Settings written past today's validation (here: 17 secrets, by hand) cost the endpoint
+    its verification, never its captures."""
+    from inspector.store import Store, captures
+
+    store = Store(live.settings.db_path).open()
+    try:
+        bad = {"secret": [f"s{i}" for i in range(17)], "enforce": True}
+        store.write_sync(captures.put_endpoint_settings, "broken", bad, "now")
+    finally:
+        store.close()
+    with live.client() as client:
+        deadline = time.monotonic() + 5
+        while True:  # the server reloads settings within a second
+            response = client.post("/h/broken", content=RAW)
+            assert response.status_code == 200, response.text
+            if time.monotonic() > deadline - 3.5:
+                break
+            time.sleep(0.2)
+        assert client.get("/api/requests?endpoint=broken").json()["requests"]

@@ -36,7 +36,7 @@ def int_param(request: Request, name: str, *, default: int | None, lo: int, hi: 
 
 def path_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"No request {raw!r}: ids are positive integers.")
     return int(raw)
 
@@ -58,3 +58,5 @@ async def json_body(request: Request) -> Any:
         return json.loads(raw) if raw else {}
     except ValueError as exc:
         raise BadRequest(f"Body must be JSON: {exc}.", error="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -45,7 +46,7 @@ FIELDS = (
 
 def delivery_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"No delivery {raw[:40]!r}: ids are positive integers.")
     return int(raw)
 
@@ -54,6 +55,10 @@ def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequ
     """The POST body as a validated ``DeliveryRequest``; ``BadRequest`` names the problem."""
     if not isinstance(data, Mapping):
         raise BadRequest("The body must be a JSON object: {event, url, secret, ...}.")
+    try:  # everything is stored and sent: a lone surrogate ("\ud800") can be neither
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("The body must be valid Unicode: it holds a lone surrogate.") from None
     unknown = sorted(str(k) for k in data if k not in FIELDS)
     if unknown:
         raise BadRequest(f"Unknown field(s): {', '.join(unknown)}. Known: {', '.join(FIELDS)}.")

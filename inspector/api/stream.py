@@ -57,7 +57,7 @@ def resume_point(request: Request) -> int | None:
     raw = raw.strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadRequest(f"Last-Event-ID / after: must be a request id, got {raw[:40]!r}.")
     return int(raw)
 

@@ -148,6 +148,10 @@ def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:
             raise BadRequest(f"headers: {name} is set by the sender.")
         if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
             raise BadRequest(f"headers: invalid value for {name}.")
+        if not value.isascii():
+            # httpx sends header values as ASCII; refusing now beats an attempt that can
+            # never be sent.
+            raise BadRequest(f"headers: the value of {name} must be ASCII (percent-encode it).")
         out.append((name, value))
     return tuple(out)
 
