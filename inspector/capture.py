@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,7 +84,12 @@ def endpoint_from_path(path: str) -> str:
     return name
 
 
-def header_value(headers: list[tuple[str, str]], name: str) -> str | None:
+def text_pairs(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Raw header pairs as text that round-trips exactly (latin-1), in order."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+
+
+def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     """First value of a header (``name`` lower-case)."""
     for key, value in headers:
         if key == name or key.lower() == name:
@@ -97,7 +103,7 @@ async def read_request(
     """Read the whole request. Bodies over ``max_body`` are not kept: the record says
     ``truncated`` and why, and holds no body (memory stays bounded by ``max_body``)."""
     received_ts = time.time()
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    headers = text_pairs(scope["headers"])
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     client = scope.get("client")
     content_type = header_value(headers, "content-type")

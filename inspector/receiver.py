@@ -100,24 +100,22 @@ class Receiver:
                     plan = faults.build_plan(endpoint.rules, query)
 
         settings = endpoint.settings
+        # A truncated capture always has a fixed answer, so it is never proxied.
         proxying = (
             self.proxy is not None
             and settings.forward_mode == "proxy"
             and bool(settings.forward_to)
-            and not rec.truncated
         )
-        proxied = False
 
         def decide(attempt: int) -> ResponseRecord:
             # Runs in the store's writer, which knows the attempt number for certain.
-            nonlocal proxied
             outcome = None
             if fixed is None and plan is not None:
                 outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
             if fixed is not None:
                 response = fixed
             elif proxying and _app_answers(plan, outcome):
-                proxied = True
+                # In progress, no status, not dropped: the app will answer (see below).
                 response = ResponseRecord(None, in_progress=True)
                 if outcome is not None and outcome.delay > 0:
                     response.delay_ms = outcome.delay * 1000
@@ -134,7 +132,7 @@ class Receiver:
             log.error("capture not stored, answering 503: %s", exc.detail)
             await respond(
                 send,
-                plain(503, "Not stored: the inspector's store is unavailable.\n Retry later.\n"),
+                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
                 head=False,
             )
             return
@@ -144,7 +142,7 @@ class Receiver:
             hook(endpoint, rec, inserted.id)
 
         response = inserted.response
-        if proxied:
+        if response.in_progress and response.status is None and not response.dropped:
             await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
         elif response.in_progress:
             await self._finish_stall(inserted.id, response, started, receive, send, rec.method)

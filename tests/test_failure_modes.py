@@ -233,3 +233,13 @@ def test_invalid_parameters_get_400_and_are_captured(
 def test_enforce_answers_before_faults(client: httpx.Client) -> None:
     client.put("/api/endpoints/guarded", json={"secret": "s", "enforce": True})
     assert client.post("/h/guarded?drop=1&delay=5", content=b"x").status_code == 401
+
+
+def test_drop_after_a_delay_still_drops(client: httpx.Client) -> None:
+    started = time.monotonic()
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError)):
+        client.post("/h/late-drop?drop=1&delay=0.3", content=b"x")
+    assert time.monotonic() - started >= 0.3
+    item = last(client, "late-drop")
+    assert item["response"]["dropped"] is True and item["response"]["status"] is None
+    assert item["response"]["in_progress"] is False

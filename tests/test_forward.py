@@ -176,6 +176,8 @@ def test_enforcement_and_failure_modes_answer_before_the_app(client: httpx.Clien
     assert client.post("/h/pfm?status=202", content=body, headers=good).status_code == 202
     with pytest.raises(httpx.TransportError):
         client.post("/h/pfm?drop=1", content=body, headers=good)
+    with pytest.raises(httpx.TransportError):  # a delayed drop is still a drop, not the app
+        client.post("/h/pfm?drop=1&delay=0.1", content=body, headers=good)
     client.put("/api/endpoints/pfm", json={"enforce": True})
     bad = [("X-Webhook-Signature", "sha256=" + "0" * 64)]
     assert client.post("/h/pfm", content=body, headers=bad).status_code == 401

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from inspector.capture import CapturedRequest, ResponseRecord, utc_timestamp
+from inspector.capture import CapturedRequest, ResponseRecord, text_pairs, utc_timestamp
 from inspector.endpoints import Endpoint
 from inspector.errors import BadRequest, InspectorError
 from inspector.receiver import plain
@@ -173,9 +173,7 @@ class ReplayEngine:
                 response = await self.client.send(request, stream=True)
                 try:
                     exchange.status = response.status_code
-                    exchange.headers = [
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
-                    ]
+                    exchange.headers = text_pairs(response.headers.raw)
                     exchange.body, exchange.truncated = await read_capped(
                         response, cap, decoded=False
                     )

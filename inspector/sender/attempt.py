@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from inspector import __version__
+from inspector.capture import header_value, text_pairs
 from inspector.replay.targets import GuardedBackend, GuardedTransport, TargetRefused, read_capped
 from inspector.sender.request import DEFAULT_TIMEOUT
 from inspector.signatures import sign
@@ -118,9 +119,7 @@ async def send_once(
             response = await client.send(request, stream=True)
             try:
                 result.status = response.status_code
-                result.response_headers = [
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
-                ]
+                result.response_headers = text_pairs(response.headers.raw)
                 result.response_body, result.response_truncated = await read_capped(
                     response, RESPONSE_CAP, decoded=True
                 )
@@ -143,7 +142,7 @@ async def send_once(
         result.error = f"network error: {exc}"
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     if result.status is not None and 300 <= result.status < 400 and result.error is None:
-        location = _header(result.response_headers, "location")
+        location = header_value(result.response_headers, "location")
         where = location if location is not None else "(no Location header)"
         result.error = f"redirect to {where} not followed"
     return result
@@ -160,10 +159,3 @@ def _reason(exc: BaseException) -> str:
         seen = seen.__cause__ or seen.__context__
     text = str(exc)
     return text if text else type(exc).__name__
-
-
-def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None
