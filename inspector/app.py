@@ -24,17 +24,17 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from inspector import api, views
+from inspector.broadcast import Broadcaster
 from inspector.endpoints import EndpointCache
 from inspector.errors import InspectorError
 from inspector.receiver import Receiver
-from inspector.replay import ReplayEngine
+from inspector.replay import Replayer
 from inspector.resources import resource_dir
 from inspector.reverify import Reverifier
 from inspector.security import ControlGuard
-from inspector.sender import DeliveryEngine
+from inspector.sender import Dispatcher
 from inspector.settings import Settings
-from inspector.store import Store, captures
-from inspector.stream import Broadcaster
+from inspector.store import Store, requests
 
 log = logging.getLogger("inspector")
 
@@ -48,8 +48,8 @@ class Runtime:
     hub: Broadcaster
     endpoints: EndpointCache
     receiver: Receiver
-    sender: DeliveryEngine
-    replay: ReplayEngine
+    sender: Dispatcher
+    replay: Replayer
 
 
 class InspectorApp(Starlette):
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
             synchronous=settings.synchronous,
         )
         await anyio.to_thread.run_sync(store.open)
-        interrupted = await anyio.to_thread.run_sync(store.write_sync, captures.end_interrupted)
+        interrupted = await anyio.to_thread.run_sync(store.write_sync, requests.end_interrupted)
         if interrupted.count:
             log.warning("%d stalled request(s) were interrupted by a restart", interrupted.count)
         store.start()
@@ -96,10 +96,10 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
             store, endpoints, hub, max_body=settings.max_body, max_delay=settings.max_delay
         )
         # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
-        sender = DeliveryEngine(store, hub=hub)
+        sender = Dispatcher(store, hub=hub)
         sender.start()
         # Replays, and the receiver's mirror (after the commit) and proxy (the answer) hooks.
-        replay = ReplayEngine(
+        replay = Replayer(
             store, timeout=settings.replay_timeout, hub=hub, max_relay=settings.max_body
         )
         receiver.after_capture.append(replay.after_capture)

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from inspector import catalog, events, sender
+from inspector import catalog, sender, timeline
 from inspector.sender import AttemptResult
 
 MiB = 1024 * 1024
@@ -276,7 +276,7 @@ class _Checker:
         headers = self.headers(body)
         first = await self.post(body, headers)
         second = await self.post(body, headers)
-        key = events.event_key([], body)
+        key = timeline.event_key([], body)
         said = f"first {self.answered(first)}, then {self.answered(second)}"
         row = CheckRow("duplicate delivery", "duplicate", "pass", "", second.status)
         row.latency_ms = second.elapsed_ms

@@ -18,9 +18,9 @@ from typing import Any
 
 from inspector import faults
 from inspector.errors import BadRequest
-from inspector.events import DEFAULT_SCHEDULE
 from inspector.signatures import SignatureConfig
-from inspector.store import Store, captures
+from inspector.store import Store, requests
+from inspector.timeline import DEFAULT_SCHEDULE
 
 log = logging.getLogger("inspector.endpoints")
 
@@ -272,9 +272,9 @@ class EndpointCache:
                 listener(changed)
 
     async def refresh(self) -> None:
-        version = await self.store.read(captures.settings_version)
+        version = await self.store.read(requests.settings_version)
         if version != self._version:
-            self.load(*await self.store.read(captures.all_endpoint_settings))
+            self.load(*await self.store.read(requests.all_endpoint_settings))
 
     def start(self, interval: float = 1.0) -> None:
         async def poll() -> None:

@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 import anyio.to_thread
 from starlette.types import Receive, Scope, Send
 
-from inspector import events, faults
+from inspector import faults, timeline
+from inspector.broadcast import Broadcaster
 from inspector.capture import (
     CapturedRequest,
     ResponseRecord,
@@ -38,8 +39,7 @@ from inspector.capture import (
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
-from inspector.store import Store, captures
-from inspector.stream import Broadcaster
+from inspector.store import Store, requests
 
 log = logging.getLogger("inspector.receiver")
 
@@ -72,7 +72,7 @@ class Receiver:
         self.max_delay = max_delay
         # Hooks for capabilities that act after a commit (forward/mirror); see app.py.
         self.after_capture: list[Callable[[Endpoint, CapturedRequest, int], None]] = []
-        # Answers a request in proxy mode with the app's answer (replay.ReplayEngine.proxy).
+        # Answers a request in proxy mode with the app's answer (replay.Replayer.proxy).
         self.proxy: ProxyHook | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,11 +153,11 @@ class Receiver:
 
     async def _store(
         self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
-    ) -> captures.Inserted:
+    ) -> requests.Inserted:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            return await self.store.write(captures.insert_request, rec, decide)
+            return await self.store.write(requests.insert_request, rec, decide)
         except StoreUnavailable:
             raise
         except Exception as exc:
@@ -166,7 +166,7 @@ class Receiver:
             rec.signature = None
             rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
             try:
-                return await self.store.write(captures.insert_request, rec, decide)
+                return await self.store.write(requests.insert_request, rec, decide)
             except StoreUnavailable:
                 raise
             except Exception as again:
@@ -180,7 +180,7 @@ class Receiver:
             # The sender left mid-body: no answer will reach it, and a partial body has no
             # event key or verdict worth recording.
             return ResponseRecord(None)
-        rec.event_key, rec.event_type = events.event_identity(rec.headers, rec.body)
+        rec.event_key, rec.event_type = timeline.event_identity(rec.headers, rec.body)
         try:
             verdict = verify(
                 rec.headers,
@@ -236,7 +236,7 @@ class Receiver:
     ) -> None:
         """Record how a request that was in progress ended, and tell the live views."""
         try:
-            item = await self.store.write(captures.finish_request, request_id, response, gave_up_ms)
+            item = await self.store.write(requests.finish_request, request_id, response, gave_up_ms)
         except StoreUnavailable as exc:
             log.error("could not record the end of request %s: %s", request_id, exc.detail)
             return

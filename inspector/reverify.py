@@ -16,10 +16,10 @@ from collections.abc import Sequence
 
 import anyio.to_thread
 
+from inspector.broadcast import Broadcaster
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.signatures import verify
-from inspector.store import Store, captures
-from inspector.stream import Broadcaster
+from inspector.store import Store, requests
 
 log = logging.getLogger("inspector.reverify")
 
@@ -76,13 +76,13 @@ class Reverifier:
         after = 0
         try:
             while True:
-                rows = await self.store.read(captures.signature_inputs, name, after, BATCH)
+                rows = await self.store.read(requests.signature_inputs, name, after, BATCH)
                 if not rows:
                     return
                 endpoint = self.endpoints.get(name)
                 changes = await anyio.to_thread.run_sync(changed_verdicts, rows, endpoint)
                 if changes:
-                    items = await self.store.write(captures.set_signatures, changes)
+                    items = await self.store.write(requests.set_signatures, changes)
                     for item in items:
                         self.hub.publish("update", item, id=item["id"])
                 after = rows[-1][0]

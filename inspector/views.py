@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from inspector import __version__
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
-from inspector.store import captures
+from inspector.store import requests
 from inspector.summary import human_size
 
 if TYPE_CHECKING:
@@ -92,18 +92,18 @@ def row_view(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def first_page(
-    conn: sqlite3.Connection, flt: captures.RequestFilter
+    conn: sqlite3.Connection, flt: requests.RequestFilter
 ) -> tuple[int, list[dict[str, Any]], int | None, list[dict[str, Any]]]:
     """The page's reads in one trip to a reader thread. The head comes first: the stream
     resumes after it, so whatever commits while the page renders still reaches it."""
-    head = captures.head_id(conn)
-    items, next_before = captures.list_requests(conn, flt, PAGE_SIZE, None)
-    return head, items, next_before, captures.list_endpoints(conn)
+    head = requests.head_id(conn)
+    items, next_before = requests.list_requests(conn, flt, PAGE_SIZE, None)
+    return head, items, next_before, requests.list_endpoints(conn)
 
 
 async def index(request: Request) -> Response:
     # Imported here: inspector.api imports this module (for ``templates``).
-    from inspector.api.captures import request_filter
+    from inspector.api.requests import request_filter
 
     rt: Runtime = request.app.state.runtime
     flt = request_filter(request)

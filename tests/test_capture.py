@@ -289,7 +289,7 @@ def test_a_failure_deriving_fields_never_costs_the_capture(
     # An event key SQLite cannot store (a lone surrogate) stands for any bug in what we
     # derive from a request: the raw request must still be stored, and only then answered.
     monkeypatch.setattr(
-        "inspector.receiver.events.event_identity", lambda headers, body: ("\ud800", None)
+        "inspector.receiver.timeline.event_identity", lambda headers, body: ("\ud800", None)
     )
     response = client.post("/h/derived", content=b"keep me")
     assert response.status_code == 200

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inspector import catalog, events
+from inspector import catalog, timeline
 from inspector.errors import BadRequest
 
 FIELDS = {
@@ -48,7 +48,7 @@ def test_message_ids_are_fresh_so_each_sample_is_a_new_event() -> None:
     assert len(ids) == 50
     assert all(re.fullmatch(r"msg_[0-9a-f]{12}", i) for i in ids)
     body = catalog.build("file.uploaded")
-    key = events.event_key([], body)
+    key = timeline.event_key([], body)
     assert key == f"file.uploaded-{json.loads(body)['data']['messageId']}"
 
 

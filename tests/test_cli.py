@@ -156,19 +156,19 @@ def test_python_dash_m_works() -> None:
 def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
     """A CLI command writing beside a server (here: endpoint settings) must not apply a
     retention of its own: only the server's --retention evicts."""
-    from inspector.store import Store, captures
+    from inspector.store import Store, requests
     from tests.test_store import ok, record
 
     live = make_live(retention=50)
     store = Store(live.settings.db_path).open()
     try:
         for _ in range(30):
-            store.write_sync(captures.insert_request, record(), ok)
+            store.write_sync(requests.insert_request, record(), ok)
     finally:
         store.close()
     small = Store(live.settings.db_path).open()  # what every CLI command opens
     try:
-        small.write_sync(captures.put_endpoint_settings, "e", {}, "now")
+        small.write_sync(requests.put_endpoint_settings, "e", {}, "now")
         count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])
     finally:
         small.close()

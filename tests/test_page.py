@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, captures
+from inspector.store import Store, requests
 from tests.conftest import LiveInspector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,7 +330,7 @@ def test_after_a_restart_the_page_shows_what_came_while_it_was_away(
         size=len(body),
         content_type="text/plain",
     )
-    store.write_sync(captures.insert_request, record, lambda attempt: ResponseRecord(200))
+    store.write_sync(requests.insert_request, record, lambda attempt: ResponseRecord(200))
     store.close()
     live.__init__(live.settings, live.port)  # type: ignore[misc]
     live.start()

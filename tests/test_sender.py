@@ -130,7 +130,7 @@ async def deliver(
     store: Store, wanted: sender.DeliveryRequest, timeout: float = 20
 ) -> dict[str, Any]:
     """Run an engine until the delivery ends; return it with its log."""
-    engine = sender.DeliveryEngine(store)
+    engine = sender.Dispatcher(store)
     done = asyncio.Event()
     engine.listeners.append(
         lambda change: done.set() if change["change"] in ("succeeded", "failed") else None
@@ -287,7 +287,7 @@ def test_an_attempt_in_flight_when_the_engine_stops_is_sent_again_on_resume(
     receiver, url = serve(answer)
 
     async def scenario() -> dict[str, Any]:
-        first = sender.DeliveryEngine(store)
+        first = sender.Dispatcher(store)
         first.start()
         created = await first.submit(request(url))
         await asyncio.to_thread(receiver.arrived.wait, 5)
@@ -306,7 +306,7 @@ def test_an_attempt_in_flight_when_the_engine_stops_is_sent_again_on_resume(
 
 
 async def deliver_existing(store: Store, delivery_id: int) -> dict[str, Any]:
-    engine = sender.DeliveryEngine(store)
+    engine = sender.Dispatcher(store)
     done = asyncio.Event()
     engine.listeners.append(
         lambda change: done.set() if change["change"] in ("succeeded", "failed") else None
@@ -327,7 +327,7 @@ def test_a_delivery_left_by_a_dead_send_process_is_adopted_by_the_server(
     receiver, url = serve(statuses(200))
 
     async def scenario() -> dict[str, Any]:
-        cli = sender.DeliveryEngine(store, carrier="cli:nowhere:1")  # never started
+        cli = sender.Dispatcher(store, carrier="cli:nowhere:1")  # never started
         created = await cli.submit(request(url))
         dead = f"cli:{socket.gethostname()}:999999999"
         store.write_sync(deliveries.set_carrier, created["id"], dead)

@@ -10,7 +10,7 @@ import pytest
 
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import StoreUnavailable
-from inspector.store import Store, captures
+from inspector.store import Store, requests
 
 
 def record(endpoint: str = "e", body: bytes = b"x", key: str | None = None) -> CapturedRequest:
@@ -43,7 +43,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None
     async def main() -> list[int]:
         results = await asyncio.gather(
             *(
-                store.write(captures.insert_request, record(body=str(i).encode()), ok)
+                store.write(requests.insert_request, record(body=str(i).encode()), ok)
                 for i in range(300)
             )
         )
@@ -55,17 +55,17 @@ def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None
     assert sum(batches) == 300
     assert len(batches) < 300, "writes were not grouped into shared commits"
     reopened = Store(tmp_path / "db.sqlite").open()
-    items, _ = reopened.read_sync(captures.list_requests, captures.RequestFilter(), 1000, None)
+    items, _ = reopened.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
     assert len(items) == 300
-    assert reopened.read_sync(captures.get_body, 42) == b"41"
+    assert reopened.read_sync(requests.get_body, 42) == b"41"
     reopened.close()
 
 
 def test_retention_keeps_newest(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite", retention=5).open()
     for i in range(12):
-        store.write_sync(captures.insert_request, record(body=bytes([i])), ok)
-    items, _ = store.read_sync(captures.list_requests, captures.RequestFilter(), 100, None)
+        store.write_sync(requests.insert_request, record(body=bytes([i])), ok)
+    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 100, None)
     assert [it["id"] for it in items] == [12, 11, 10, 9, 8]
     # Bodies of evicted requests go with them.
     count = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
@@ -77,7 +77,7 @@ def test_attempts_count_per_endpoint_and_event_key(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite").open()
     seen = []
     for endpoint, key in [("a", "k1"), ("a", "k1"), ("a", "k2"), ("b", "k1"), ("a", "k1")]:
-        ins = store.write_sync(captures.insert_request, record(endpoint, key=key), ok)
+        ins = store.write_sync(requests.insert_request, record(endpoint, key=key), ok)
         seen.append((ins.attempt, ins.first_attempt_id))
     assert seen == [(1, 1), (2, 1), (1, 3), (1, 4), (3, 1)]
     store.close()
@@ -91,7 +91,7 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     blocker.execute("BEGIN EXCLUSIVE")
 
     async def main() -> None:
-        await store.write(captures.insert_request, record(), ok)
+        await store.write(requests.insert_request, record(), ok)
 
     with pytest.raises(StoreUnavailable):
         asyncio.run(main())
@@ -110,9 +110,9 @@ def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
 
     async def main() -> list[object]:
         return await asyncio.gather(
-            store.write(captures.insert_request, record(), ok),
+            store.write(requests.insert_request, record(), ok),
             store.write(broken),
-            store.write(captures.insert_request, record(), ok),
+            store.write(requests.insert_request, record(), ok),
             return_exceptions=True,
         )
 

@@ -26,9 +26,9 @@ import httpx
 import pytest
 
 from inspector.api.stream import events
+from inspector.broadcast import Behind, Broadcaster, Message, encode
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, captures
-from inspector.stream import Behind, Broadcaster, Message, encode
+from inspector.store import Store, requests
 from tests.conftest import LiveInspector
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
     async def insert(n: int) -> int:
-        inserted = await store.write(captures.insert_request, record(n), ok)
+        inserted = await store.write(requests.insert_request, record(n), ok)
         return inserted.id
 
     async def main() -> list[bytes]:
@@ -305,7 +305,7 @@ def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
 def test_a_stream_without_resume_point_starts_at_the_head(store: Store) -> None:
     async def main() -> list[bytes]:
         for n in range(1, 4):
-            await store.write(captures.insert_request, record(n), ok)
+            await store.write(requests.insert_request, record(n), ok)
         hub = Broadcaster()
         stream = events(hub, store, None, None)
         chunks = [await first(stream)]

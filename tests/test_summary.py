@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from inspector import events
+from inspector import timeline
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, captures
+from inspector.store import Store, requests
 from inspector.summary import MAX_BYTES, clean, human_size, summarize
 
 
@@ -145,7 +145,7 @@ def add(
     truncated: bool = False,
 ) -> int:
     headers = headers or [("content-type", "application/json")]
-    key, event_type = events.event_identity(headers, body)
+    key, event_type = timeline.event_identity(headers, body)
     rec = CapturedRequest(
         endpoint="e",
         method="POST",
@@ -162,11 +162,11 @@ def add(
         event_key=key,
         event_type=event_type,
     )
-    return store.write_sync(captures.insert_request, rec, lambda attempt: ResponseRecord(200)).id
+    return store.write_sync(requests.insert_request, rec, lambda attempt: ResponseRecord(200)).id
 
 
 def listed(store: Store, **flt: Any) -> list[dict[str, Any]]:
-    items, _ = store.read_sync(captures.list_requests, captures.RequestFilter(**flt), 100, None)
+    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(**flt), 100, None)
     return items
 
 
@@ -176,7 +176,7 @@ def test_list_items_carry_summaries_and_the_backlog_does_too(store: Store) -> No
     items = {it["id"]: it for it in listed(store)}
     assert items[joined]["summary"] == "李小華 joined C1"
     assert items[plain]["summary"] is None
-    backlog = store.read_sync(captures.items_after, 0, None, 10)
+    backlog = store.read_sync(requests.items_after, 0, None, 10)
     assert [it["summary"] for it in backlog] == ["李小華 joined C1", None]
 
 

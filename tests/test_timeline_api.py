@@ -10,7 +10,7 @@ import pytest
 
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.cli import main
-from inspector.store import Store, captures
+from inspector.store import Store, requests
 from tests.conftest import LiveInspector
 
 pytestmark = pytest.mark.live
@@ -61,7 +61,7 @@ def inject(live: LiveInspector, key: str, ages_and_statuses: list[tuple[float, i
                 event_key=key,
             )
             response = ResponseRecord(status, [], b"")
-            store.write_sync(captures.insert_request, rec, lambda _a, r=response: r)
+            store.write_sync(requests.insert_request, rec, lambda _a, r=response: r)
     finally:
         store.close()
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from inspector.cli import main
-from inspector.store import Store, captures
+from inspector.store import Store, requests
 from inspector.transfer import ansi_c, shell_quote
 from tests.conftest import LiveInspector
 from tests.test_replay import expected_headers, latest, raw_request, recorder_app
@@ -46,8 +46,8 @@ def capture_variety(live: LiveInspector) -> None:
 def details(data_dir: Path) -> list[dict[str, Any]]:
     store = Store(data_dir / "inspector.db").open()
     try:
-        items, _ = store.read_sync(captures.list_requests, captures.RequestFilter(), 1000, None)
-        return [store.read_sync(captures.get_request, it["id"]) for it in reversed(items)]
+        items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
+        return [store.read_sync(requests.get_request, it["id"]) for it in reversed(items)]
     finally:
         store.close()
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from inspector.api import captures, deliveries, endpoints, events, replays, stream
+from inspector.api import deliveries, endpoints, replays, requests, stream, timeline
 
 routes: list[BaseRoute] = [
-    *captures.routes,
+    *requests.routes,
     *endpoints.routes,
-    *events.routes,
+    *timeline.routes,
     *deliveries.routes,
     *stream.routes,
     *replays.routes,

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector import catalog, events, sender
-from inspector.api.common import MAX_LIMIT, int_param, json_body, runtime
+from inspector import catalog, sender, timeline
+from inspector.api.params import MAX_LIMIT, int_param, json_body, runtime
 from inspector.api.stream import PING_SECONDS, SEND_TIMEOUT, SHUTDOWN_GRACE, close_on
+from inspector.broadcast import Behind
 from inspector.errors import BadRequest, NotFound
 from inspector.store import deliveries
-from inspector.stream import Behind
 from inspector.views import templates
 
 FIELDS = (
@@ -76,7 +76,7 @@ def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequ
         body=body,
         overrides=overrides,
         scheme=data.get("scheme", "platform"),
-        schedule=data.get("schedule", list(events.DEFAULT_SCHEDULE)),
+        schedule=data.get("schedule", list(timeline.DEFAULT_SCHEDULE)),
         timeout=data.get("timeout", sender.DEFAULT_TIMEOUT),
         time_scale=data.get("time_scale", 1.0),
         headers=data.get("headers") or (),

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.common import endpoint_name, json_body, runtime
-from inspector.store import captures
+from inspector.api.params import endpoint_name, json_body, runtime
+from inspector.store import requests
 
 
 async def list_endpoints(request: Request) -> Response:
-    endpoints = await runtime(request).store.read(captures.list_endpoints)
+    endpoints = await runtime(request).store.read(requests.list_endpoints)
     return JSONResponse({"endpoints": endpoints})
 
 
@@ -35,7 +35,7 @@ async def put_endpoint(request: Request) -> Response:
     current = rt.endpoints.settings(name)
     updated = current.merged(data, max_delay=rt.settings.max_delay)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    await rt.store.write(captures.put_endpoint_settings, name, updated.to_dict(), now)
+    await rt.store.write(requests.put_endpoint_settings, name, updated.to_dict(), now)
     await rt.endpoints.refresh()
     return JSONResponse(endpoint_payload(request, name))
 

@@ -16,14 +16,14 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Route
 
 from inspector import transfer
-from inspector.api.common import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
+from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
 from inspector.errors import BadRequest, NotFound
 from inspector.replay import ReplayOptions, compose_target, parse_target
-from inspector.store import captures, replays
+from inspector.store import replays, requests
 
 
 async def _detail(request: Request, request_id: int) -> dict[str, Any]:
-    found = await runtime(request).store.read(captures.get_request, request_id)
+    found = await runtime(request).store.read(requests.get_request, request_id)
     if found is None:
         raise NotFound(f"No request {request_id}.")
     return found
@@ -47,7 +47,7 @@ async def replay_request(request: Request) -> Response:
     if url != current.replay_to:  # remember the target for the next replay of this endpoint
         updated = current.merged({"replay_to": url})
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        await rt.store.write(captures.put_endpoint_settings, name, updated.to_dict(), now)
+        await rt.store.write(requests.put_endpoint_settings, name, updated.to_dict(), now)
         await rt.endpoints.refresh()
     return JSONResponse(result)
 
@@ -55,7 +55,7 @@ async def replay_request(request: Request) -> Response:
 async def list_replays(request: Request) -> Response:
     request_id = path_id(request)
     store = runtime(request).store
-    exists, _ = await store.read(captures.request_exists, request_id)
+    exists, _ = await store.read(requests.request_exists, request_id)
     if not exists:
         raise NotFound(f"No request {request_id}.")
     limit = int_param(request, "limit", default=50, lo=1, hi=MAX_LIMIT)

@@ -35,10 +35,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.common import endpoint_name, runtime
+from inspector.api.params import endpoint_name, runtime
+from inspector.broadcast import Behind, Broadcaster, Subscriber, dumps, encode
 from inspector.errors import BadRequest
-from inspector.store import Store, captures
-from inspector.stream import Behind, Broadcaster, Subscriber, dumps, encode
+from inspector.store import Store, requests
 
 KINDS = frozenset({"request", "update", "deleted", "cleared"})
 BACKFILL_BATCH = 500
@@ -96,7 +96,7 @@ async def events(
     subscriber = hub.subscribe(endpoint, KINDS)
     watcher = asyncio.create_task(close_on(shutdown, subscriber)) if shutdown else None
     try:
-        head = await store.read(captures.head_id)
+        head = await store.read(requests.head_id)
         if after is not None and after > head:
             yield encode("resync", dumps({"reason": "unknown_id", "after": 0}))
             return
@@ -119,7 +119,7 @@ async def backlog(
 ) -> AsyncIterator[tuple[bytes, int]]:
     """Stored requests after ``after``, oldest first, one chunk per batch."""
     while True:
-        items = await store.read(captures.items_after, after, endpoint, BACKFILL_BATCH)
+        items = await store.read(requests.items_after, after, endpoint, BACKFILL_BATCH)
         if not items:
             return
         after = items[-1]["id"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from inspector import __version__
 from inspector.cli import browse, endpoints, replay, sender, serve, tail
-from inspector.cli.common import CliError
+from inspector.cli.options import CliError
 from inspector.errors import InspectorError
 
 Command = Callable[[argparse.Namespace], int]

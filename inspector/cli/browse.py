@@ -10,15 +10,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector.cli.common import CliError, add_data_dir, human_size, int_in, open_store, print_table
-from inspector.store import captures
+from inspector.cli.options import (
+    CliError,
+    add_data_dir,
+    human_size,
+    int_in,
+    open_store,
+    print_table,
+)
+from inspector.store import requests
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser())
     try:
-        flt = captures.RequestFilter(endpoint=args.endpoint)
-        items, _ = store.read_sync(captures.list_requests, flt, args.limit, None)
+        flt = requests.RequestFilter(endpoint=args.endpoint)
+        items, _ = store.read_sync(requests.list_requests, flt, args.limit, None)
     finally:
         store.close()
     if not items:
@@ -56,7 +63,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser())
     try:
-        found = store.read_sync(captures.get_request, args.id)
+        found = store.read_sync(requests.get_request, args.id)
     finally:
         store.close()
     if found is None:

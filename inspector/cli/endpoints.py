@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from inspector import events, faults
-from inspector.cli.common import CliError, add_data_dir, int_in, open_store, print_table
+from inspector import faults, timeline
+from inspector.cli.options import CliError, add_data_dir, int_in, open_store, print_table
 from inspector.endpoints import EndpointSettings
 from inspector.signatures import SCHEMES, SignatureConfig, sign
-from inspector.store import attempts, captures
+from inspector.store import attempts, requests
 
 
 def parse_rule(text: str) -> tuple[str, str]:
@@ -42,7 +42,7 @@ def parse_schedule(text: str) -> tuple[float, ...]:
 def cmd_endpoint(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser(), must_exist=False)
     try:
-        stored = store.read_sync(captures.get_endpoint_settings, args.name) or {}
+        stored = store.read_sync(requests.get_endpoint_settings, args.name) or {}
         current = EndpointSettings.from_dict(stored)
         changes: dict[str, Any] = {}
         if args.reset:
@@ -75,7 +75,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
         if changes or args.reset:
             updated = current.merged(changes)
             now = datetime.now(UTC).isoformat(timespec="seconds")
-            store.write_sync(captures.put_endpoint_settings, args.name, updated.to_dict(), now)
+            store.write_sync(requests.put_endpoint_settings, args.name, updated.to_dict(), now)
             current = updated
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -119,7 +119,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser())
     try:
-        stored = store.read_sync(captures.get_endpoint_settings, args.endpoint) or {}
+        stored = store.read_sync(requests.get_endpoint_settings, args.endpoint) or {}
         settings = EndpointSettings.from_dict(stored)
         schedule = settings.schedule
         if args.schedule:
@@ -132,7 +132,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             if summary is None:
                 raise CliError(f"No event {args.key!r} at endpoint {args.endpoint!r}.")
             found = store.read_sync(attempts.event_attempts, args.endpoint, args.key)
-            report = events.timeline_report(summary, found, schedule, tolerance)
+            report = timeline.timeline_report(summary, found, schedule, tolerance)
             print_timeline(report)
             return 0
         rows, by_key, _ = store.read_sync(attempts.list_events, args.endpoint, args.limit, None)
@@ -145,7 +145,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         return 0
     table = [["EVENT", "TYPE", "ATTEMPTS", "LAST", "VERDICT"]]
     for row in rows:
-        report = events.timeline_report(row, by_key[row["event_key"]], schedule, tolerance)
+        report = timeline.timeline_report(row, by_key[row["event_key"]], schedule, tolerance)
         last = report["attempt_list"][-1]
         table.append(
             [

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from inspector import transfer
-from inspector.cli.common import CliError, add_data_dir, int_in, open_store
+from inspector.cli.options import CliError, add_data_dir, int_in, open_store
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, InspectorError, NotFound
-from inspector.replay import MAX_TIMEOUT, ReplayEngine, ReplayOptions
-from inspector.store import Store, captures, replays
+from inspector.replay import MAX_TIMEOUT, Replayer, ReplayOptions
+from inspector.store import Store, replays, requests
 
 # -- replay ----------------------------------------------------------------------------------
 
@@ -49,7 +49,7 @@ async def _replay_all(store: Store, args: argparse.Namespace) -> int:
         if not ids:
             raise CliError(f"No requests for {args.endpoint}.")
     secret = args.secret or os.environ.get("WEBHOOK_SECRET") or None
-    engine = ReplayEngine(store, timeout=args.timeout)
+    engine = Replayer(store, timeout=args.timeout)
     remembered: set[str] = set()
     slots = asyncio.Semaphore(args.concurrency)
 
@@ -75,18 +75,18 @@ async def _replay_all(store: Store, args: argparse.Namespace) -> int:
 
 
 async def _replay_one(
-    engine: ReplayEngine,
+    engine: Replayer,
     request_id: int,
     args: argparse.Namespace,
     secret: str | None,
     remembered: set[str],
 ) -> bool:
     store = engine.store
-    detail = await store.read(captures.get_request, request_id)
+    detail = await store.read(requests.get_request, request_id)
     if detail is None:
         raise NotFound(f"No request {request_id}.")
     name = detail["endpoint"]
-    stored = await store.read(captures.get_endpoint_settings, name) or {}
+    stored = await store.read(requests.get_endpoint_settings, name) or {}
     settings = EndpointSettings.from_dict(stored, max_delay=float("inf"))
     url = args.to or settings.replay_to
     if not url:
@@ -97,7 +97,7 @@ async def _replay_one(
         remembered.add(name)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         updated = settings.merged({"replay_to": url}).to_dict()
-        await store.write(captures.put_endpoint_settings, name, updated, now)
+        await store.write(requests.put_endpoint_settings, name, updated, now)
     shown = f"#{request_id}  {result['method']} {result['url']}"
     if result["error"] is not None:
         print(f"{shown}  ->  {result['error']}", flush=True)

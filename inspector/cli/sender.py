@@ -20,8 +20,15 @@ from typing import Any
 
 import httpx
 
-from inspector import catalog, check, events, sender
-from inspector.cli.common import CliError, add_data_dir, human_size, int_in, open_store, print_table
+from inspector import catalog, check, sender, timeline
+from inspector.cli.options import (
+    CliError,
+    add_data_dir,
+    human_size,
+    int_in,
+    open_store,
+    print_table,
+)
 from inspector.signatures import SCHEMES
 from inspector.store import Store, deliveries
 
@@ -143,7 +150,7 @@ def _note(text: str) -> None:
 async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
     """Run the engine here until the delivery succeeds (0) or fails (1), printing attempts."""
     store = open_store(data_dir, must_exist=False)
-    engine = sender.DeliveryEngine(store, carrier=sender.cli_carrier())
+    engine = sender.Dispatcher(store, carrier=sender.cli_carrier())
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()
 
@@ -379,7 +386,7 @@ def register(sub: Any) -> None:
     )
     send.add_argument(
         "--schedule",
-        default=",".join(f"{s:g}" for s in events.DEFAULT_SCHEDULE),
+        default=",".join(f"{s:g}" for s in timeline.DEFAULT_SCHEDULE),
         help="Seconds before each retry (default: %(default)s; empty for no retries).",
     )
     send.add_argument(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector import __version__
-from inspector.cli.common import CliError, add_data_dir, int_in, positive_float
+from inspector.cli.options import CliError, add_data_dir, int_in, positive_float
 from inspector.settings import MiB, Settings
 
 

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from inspector.cli.common import CliError, int_in
+from inspector.cli.options import CliError, int_in
 from inspector.summary import human_size
 
 DEFAULT_URL = "http://127.0.0.1:8765"

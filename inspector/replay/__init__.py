@@ -1,17 +1,16 @@
 """Replay, mirror and proxy: send a captured request to your own app, exactly.
 
-    engine = ReplayEngine(store, timeout=30.0)
-    result = await engine.replay(detail, ReplayOptions(url="http://localhost:3000/hook"), None)
+    replayer = Replayer(store, timeout=30.0)
+    result = await replayer.replay(detail, ReplayOptions(url="http://localhost:3000/hook"), None)
 
-``request`` builds the outgoing request from the capture's raw parts (and re-signs it),
+``rebuild`` builds the outgoing request from the capture's raw parts (and re-signs it),
 ``targets`` decides where it may go and is the transport that enforces it at connect time,
-``engine`` sends it with httpx and records the exchange (replay, mirror, proxy).
+``replayer`` sends it with httpx and records the exchange (replay, mirror, proxy).
 """
 
 from __future__ import annotations
 
-from inspector.replay.engine import Exchange, ReplayEngine, describe
-from inspector.replay.request import (
+from inspector.replay.rebuild import (
     MAX_TIMEOUT,
     Outgoing,
     ReplayOptions,
@@ -22,6 +21,7 @@ from inspector.replay.request import (
     resign,
     strip_hop_by_hop,
 )
+from inspector.replay.replayer import Exchange, Replayer, describe
 from inspector.replay.targets import (
     GuardedBackend,
     GuardedTransport,
@@ -38,8 +38,8 @@ __all__ = [
     "GuardedBackend",
     "GuardedTransport",
     "Outgoing",
-    "ReplayEngine",
     "ReplayOptions",
+    "Replayer",
     "Source",
     "TargetRefused",
     "build_request",

@@ -5,12 +5,12 @@ and ``webhook-inspector send --wait`` (run in the CLI process against the same s
 
 The package, one module per concept (everything is re-exported here):
 
-* ``request`` — what to send: ``prepare`` validates a delivery into a ``DeliveryRequest``
+* ``delivery`` — what to send: ``prepare`` validates a delivery into a ``DeliveryRequest``
   (``check_url``, ``check_secret``, ``check_scheme``, ``check_schedule``, ``check_headers``
   and the limits).
 * ``attempt`` — one attempt: ``make_client``, ``signed_headers``, ``send_once`` and the
   ``AttemptResult`` it judges.
-* ``engine`` — carriers (``cli_carrier``, ``carrier_alive``), the ``DeliveryEngine`` and
+* ``dispatcher`` — carriers (``cli_carrier``, ``carrier_alive``), the ``Dispatcher`` and
   ``describe_schedule``.
 
 A delivery, as the platform makes it:
@@ -44,14 +44,7 @@ from inspector.sender.attempt import (
     send_once,
     signed_headers,
 )
-from inspector.sender.engine import (
-    DeliveryEngine,
-    Listener,
-    carrier_alive,
-    cli_carrier,
-    describe_schedule,
-)
-from inspector.sender.request import (
+from inspector.sender.delivery import (
     DEFAULT_TIMEOUT,
     MAX_BODY,
     MAX_RETRIES,
@@ -67,6 +60,13 @@ from inspector.sender.request import (
     check_url,
     prepare,
 )
+from inspector.sender.dispatcher import (
+    Dispatcher,
+    Listener,
+    carrier_alive,
+    cli_carrier,
+    describe_schedule,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -79,8 +79,8 @@ __all__ = [
     "RESPONSE_CAP",
     "USER_AGENT",
     "AttemptResult",
-    "DeliveryEngine",
     "DeliveryRequest",
+    "Dispatcher",
     "Listener",
     "carrier_alive",
     "check_headers",

@@ -14,7 +14,7 @@ import httpx
 from inspector import __version__
 from inspector.capture import header_value, text_pairs
 from inspector.replay.targets import GuardedBackend, GuardedTransport, TargetRefused, read_capped
-from inspector.sender.request import DEFAULT_TIMEOUT
+from inspector.sender.delivery import DEFAULT_TIMEOUT
 from inspector.signatures import sign
 from inspector.store import deliveries
 

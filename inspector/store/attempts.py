@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from inspector.events import Attempt
+from inspector.timeline import Attempt
 
 _EVENT_ROWS = (
     "SELECT event_key, event_type, count(*) AS attempts, min(id) AS first_id,"

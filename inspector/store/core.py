@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
-from inspector.store import captures
+from inspector.store import requests
 from inspector.store.schema import connect, migrate
 
 log = logging.getLogger("inspector.store")
@@ -236,7 +236,7 @@ class Store:
         # evict by some default of its own.
         excess = counter.rows - self.retention if self.retention is not None else 0
         if excess > 0:
-            counter.rows -= captures.evict_oldest(conn, excess)
+            counter.rows -= requests.evict_oldest(conn, excess)
         for hook in self.after_batch:
             hook(conn, added)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.store import captures
+from inspector.store import requests
 
 KINDS = ("replay", "mirror", "proxy")
 RESPONSE_CAP = 1024 * 1024  # response bytes stored per replay
@@ -110,7 +110,7 @@ def get_replay(conn: sqlite3.Connection, replay_id: int) -> dict[str, Any] | Non
     out = summary(row)
     sent = row["request_body"]
     if sent is None:
-        sent = captures.get_body(conn, row["request_id"])
+        sent = requests.get_body(conn, row["request_id"])
     out["request_headers"] = json.loads(row["request_headers"])
     out["request_body_base64"] = base64.b64encode(sent).decode("ascii")
     out["headers"] = json.loads(row["response_headers"] or "[]")
@@ -121,9 +121,9 @@ def get_replay(conn: sqlite3.Connection, replay_id: int) -> dict[str, Any] | Non
 def request_item(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | None:
     """The captured request's list item (what the stream's "update" carries)."""
     row = conn.execute(
-        f"SELECT {captures.ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)
+        f"SELECT {requests.ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)
     ).fetchone()
-    return captures.item(row) if row is not None else None
+    return requests.item(row) if row is not None else None
 
 
 def prune(conn: sqlite3.Connection, added: int) -> None:
@@ -156,7 +156,7 @@ def export_page(
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
     rows = [dict(r) for r in conn.execute(sql, params)]
-    return [(row, captures.get_body(conn, row["id"])) for row in rows]
+    return [(row, requests.get_body(conn, row["id"])) for row in rows]
 
 
 @dataclass

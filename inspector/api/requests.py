@@ -6,18 +6,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.common import MAX_LIMIT, endpoint_name, int_param, path_id, runtime
+from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, path_id, runtime
 from inspector.errors import BadRequest, NotFound
-from inspector.store import captures
+from inspector.store import requests
 
 
-def request_filter(request: Request) -> captures.RequestFilter:
+def request_filter(request: Request) -> requests.RequestFilter:
     params = request.query_params
     if "\x00" in params.get("q", ""):
         # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
         raise BadRequest("q: search text cannot contain a NUL character.")
     endpoint = params.get("endpoint") or None
-    return captures.RequestFilter(
+    return requests.RequestFilter(
         endpoint=endpoint_name(endpoint) if endpoint else None,
         method=params.get("method") or None,
         status=int_param(request, "status", default=None, lo=100, hi=599),
@@ -33,14 +33,14 @@ async def list_requests(request: Request) -> Response:
     before = int_param(request, "before", default=None, lo=1, hi=2**62)
     assert limit is not None
     items, next_before = await runtime(request).store.read(
-        captures.list_requests, flt, limit, before
+        requests.list_requests, flt, limit, before
     )
     return JSONResponse({"requests": items, "next_before": next_before})
 
 
 async def get_request(request: Request) -> Response:
     request_id = path_id(request)
-    found = await runtime(request).store.read(captures.get_request, request_id)
+    found = await runtime(request).store.read(requests.get_request, request_id)
     if found is None:
         raise NotFound(f"No request {request_id}.")
     return JSONResponse(found)
@@ -49,10 +49,10 @@ async def get_request(request: Request) -> Response:
 async def get_body(request: Request) -> Response:
     request_id = path_id(request)
     store = runtime(request).store
-    exists, _content_type = await store.read(captures.request_exists, request_id)
+    exists, _content_type = await store.read(requests.request_exists, request_id)
     if not exists:
         raise NotFound(f"No request {request_id}.")
-    body = await store.read(captures.get_body, request_id)
+    body = await store.read(requests.get_body, request_id)
     # Always a download of opaque bytes: never let a browser render captured content.
     return Response(
         body,
@@ -66,7 +66,7 @@ async def get_body(request: Request) -> Response:
 
 async def delete_request(request: Request) -> Response:
     request_id = path_id(request)
-    changed = await runtime(request).store.write(captures.delete_request, request_id)
+    changed = await runtime(request).store.write(requests.delete_request, request_id)
     if not changed.count:
         raise NotFound(f"No request {request_id}.")
     runtime(request).hub.publish("deleted", {"id": request_id})
@@ -79,7 +79,7 @@ async def clear_requests(request: Request) -> Response:
         endpoint_name(endpoint)
     elif request.query_params.get("all") not in ("1", "true"):
         raise BadRequest("Name the endpoint to clear (?endpoint=E), or pass ?all=true.")
-    changed = await runtime(request).store.write(captures.clear_endpoint, endpoint or None)
+    changed = await runtime(request).store.write(requests.clear_endpoint, endpoint or None)
     runtime(request).hub.publish("cleared", {"endpoint": endpoint or None})
     return JSONResponse({"deleted": changed.count})
 

@@ -1,6 +1,6 @@
 """The replay engine: send a built request with httpx, record the exchange.
 
-One ``ReplayEngine`` per server (created in the lifespan; it is also the receiver's mirror
+One ``Replayer`` per server (created in the lifespan; it is also the receiver's mirror
 hook and proxy) and one per CLI ``replay`` run. Every exchange becomes a ``replays`` row
 (``store/replays.py``) linked to the captured request: kind ``replay``, ``mirror`` or
 ``proxy``. Redirects are never followed; a response body is kept up to 1 MiB (a proxy relays
@@ -24,11 +24,12 @@ from typing import Any
 
 import httpx
 
+from inspector.broadcast import Broadcaster
 from inspector.capture import CapturedRequest, ResponseRecord, text_pairs, utc_timestamp
 from inspector.endpoints import Endpoint
 from inspector.errors import BadRequest, InspectorError
 from inspector.receiver import plain
-from inspector.replay.request import (
+from inspector.replay.rebuild import (
     Outgoing,
     ReplayOptions,
     Source,
@@ -45,7 +46,6 @@ from inspector.replay.targets import (
 )
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
-from inspector.stream import Broadcaster
 
 log = logging.getLogger("inspector.replay")
 
@@ -107,7 +107,7 @@ def _loop(rec: CapturedRequest, via: str) -> bool:
     return any(n == "via" and via in v for n, v in rec.headers)
 
 
-class ReplayEngine:
+class Replayer:
     """Sends captured requests to your app and records each exchange.
 
     One per server (created in the lifespan; also the receiver's mirror hook and proxy) and

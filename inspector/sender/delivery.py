@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from inspector import catalog, events
+from inspector import catalog, timeline
 from inspector.errors import BadRequest
 from inspector.replay.targets import parse_target
 from inspector.signatures import SCHEMES
@@ -35,7 +35,7 @@ class DeliveryRequest:
     secret: str
     body: bytes
     scheme: str = "platform"
-    schedule: tuple[float, ...] = events.DEFAULT_SCHEDULE
+    schedule: tuple[float, ...] = timeline.DEFAULT_SCHEDULE
     timeout: float = DEFAULT_TIMEOUT
     time_scale: float = 1.0
     headers: tuple[tuple[str, str], ...] = ()
@@ -49,7 +49,7 @@ def prepare(
     body: bytes | str | None = None,
     overrides: Iterable[tuple[str, Any]] | Mapping[str, Any] | None = None,
     scheme: Any = "platform",
-    schedule: Any = events.DEFAULT_SCHEDULE,
+    schedule: Any = timeline.DEFAULT_SCHEDULE,
     timeout: Any = DEFAULT_TIMEOUT,
     time_scale: Any = 1.0,
     headers: Any = (),
@@ -70,7 +70,7 @@ def prepare(
         if len(raw) > MAX_BODY:
             raise BadRequest(f"body: at most {MAX_BODY} bytes, got {len(raw)}.")
         if event is None or event == "":
-            event = events.event_type(raw, None) or "custom"
+            event = timeline.event_type(raw, None) or "custom"
         if not isinstance(event, str) or len(event) > 200:
             raise BadRequest("event: must be a string of at most 200 characters.")
     else:

@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector import events
-from inspector.api.common import MAX_LIMIT, endpoint_name, int_param, runtime
+from inspector import timeline
+from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, runtime
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, NotFound
 from inspector.store import attempts as store_attempts
@@ -51,7 +51,7 @@ async def list_events(request: Request) -> Response:
     rows, attempts, next_before = await rt.store.read(
         store_attempts.list_events, name, limit, before
     )
-    found = [events.timeline_report(r, attempts[r["event_key"]], schedule, tol) for r in rows]
+    found = [timeline.timeline_report(r, attempts[r["event_key"]], schedule, tol) for r in rows]
     return JSONResponse({"endpoint": name, "events": found, "next_before": next_before})
 
 
@@ -64,7 +64,7 @@ async def get_event(request: Request) -> Response:
     if summary is None:
         raise NotFound(f"No event {key!r} at endpoint {name!r}.")
     attempts = await rt.store.read(store_attempts.event_attempts, name, key)
-    return JSONResponse(events.timeline_report(summary, attempts, schedule, tol))
+    return JSONResponse(timeline.timeline_report(summary, attempts, schedule, tol))
 
 
 routes: list[BaseRoute] = [

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector.events import (
+from inspector.timeline import (
     DEFAULT_SCHEDULE,
     Attempt,
     build_timeline,

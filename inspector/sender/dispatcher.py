@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
-from inspector import events
+from inspector import timeline
+from inspector.broadcast import Broadcaster
 from inspector.sender.attempt import make_client, send_once, signed_headers
-from inspector.sender.request import DeliveryRequest
+from inspector.sender.delivery import DeliveryRequest
 from inspector.store import Store, deliveries
-from inspector.stream import Broadcaster
 
 log = logging.getLogger("inspector.sender")
 
@@ -54,7 +54,7 @@ def carrier_alive(carrier: str) -> bool:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class DeliveryEngine:
+class Dispatcher:
     """Sends due deliveries and schedules their retries; one asyncio task plus one task per
     attempt in flight.
 
@@ -123,7 +123,7 @@ class DeliveryEngine:
         msg_id = "msg_" + _random.token_hex(12)
         # The key a receiver (and our capture route) will group the attempts under.
         id_headers = [("webhook-id", msg_id)] if request.scheme == "standard" else []
-        key = events.event_key(id_headers, request.body)
+        key = timeline.event_key(id_headers, request.body)
         new = deliveries.NewDelivery(
             event=request.event,
             event_key=key,
