@@ -39,9 +39,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inspector import events  # noqa: E402
+from inspector import timeline  # noqa: E402
 from inspector.capture import CapturedRequest, ResponseRecord  # noqa: E402
-from inspector.store import Store, captures  # noqa: E402
+from inspector.store import Store, requests  # noqa: E402
 
 BARE_STREAM_APP = textwrap.dedent(
     """
@@ -364,7 +364,7 @@ def fill_store(path: Path, rows: int) -> None:
             ("content-type", "application/json"),
             ("user-agent", "bench"),
         ]
-        key, event_type = events.event_identity(headers, body)
+        key, event_type = timeline.event_identity(headers, body)
         return CapturedRequest(
             endpoint=f"endpoint-{i % 5}",
             method="POST",
@@ -384,10 +384,10 @@ def fill_store(path: Path, rows: int) -> None:
     def answer(attempt: int) -> ResponseRecord:
         return ResponseRecord(200, [("content-type", "text/plain")], b"OK", ms=1.0)
 
-    def insert_many(conn: Any, batch: list[CapturedRequest]) -> captures.Changed:
+    def insert_many(conn: Any, batch: list[CapturedRequest]) -> requests.Changed:
         for rec in batch:
-            captures.insert_request(conn, rec, answer)
-        return captures.Changed(0, rows_added=len(batch))
+            requests.insert_request(conn, rec, answer)
+        return requests.Changed(0, rows_added=len(batch))
 
     for start in range(0, rows, 10_000):
         store.write_sync(insert_many, [record(i) for i in range(start, min(rows, start + 10_000))])
