@@ -1,15 +1,16 @@
 """HTML pages. Views build the context; templates stay dumb (and autoescape everything).
 
-The request page is rendered complete on the server (the first page of rows, the endpoints,
-the empty state) and then driven by ``static/app.js``, which takes its starting state from a
-JSON data block (``|tojson`` escapes ``<``, ``>``, ``&`` and ``'``, so captured text cannot
-end the block) and keeps the page live from ``/api/stream``. Rows come from one partial,
-``_row.html``: rendered here for the first paint, and cloned from a ``<template>`` by the
-script for live rows.
+The request page's skeleton is rendered on the server (the endpoints, the filters, the empty
+state) with its starting state in a JSON data block (``|tojson`` escapes ``<``, ``>``, ``&``
+and ``'``, so captured text cannot end the block). ``static/app.js`` renders every row from
+that block, the first page as well as live ones from ``/api/stream``: one renderer (``rowView``
+in app.js, ``answerOf``/``signatureOf`` in util.js) fills clones of the one row markup,
+``_row.html``, so the first paint and a live row cannot drift apart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,6 @@ from inspector import __version__
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
 from inspector.store import requests
-from inspector.summary import human_size
 
 if TYPE_CHECKING:
     from inspector.app import Runtime
@@ -34,7 +34,8 @@ templates.env.globals["version"] = __version__
 PAGE_SIZE = 50
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 PLATFORM_EVENTS = ("message.received", "member.joined", "member.left", "file.uploaded")
-FILTER_KEYS = ("endpoint", "method", "status", "signature", "event_type", "q")
+# The list filters are the store's filter fields; the page learns them from the data block.
+FILTER_KEYS = tuple(field.name for field in dataclasses.fields(requests.RequestFilter))
 
 
 def capture_base(request: Request) -> str:
@@ -45,50 +46,6 @@ def capture_base(request: Request) -> str:
 def suggest_endpoint() -> str:
     """A fresh endpoint name nobody else will pick: ``hook-5f2a9c``."""
     return f"hook-{secrets.token_hex(3)}"
-
-
-def answer_badge(response: dict[str, Any]) -> tuple[str, str]:
-    """(label, class) for what the inspector answered; mirrored by ``answerOf`` in util.js."""
-    if response["in_progress"]:
-        return "stalling…", "pending"
-    if response["dropped"]:
-        return "dropped", "bad"
-    gave_up = response["client_gave_up_after_ms"]
-    if gave_up is not None:
-        return f"sender gave up after {gave_up / 1000:.1f} s", "bad"
-    status = response["status"]
-    if status is None:
-        return "—", "muted"
-    return str(status), {2: "ok", 3: "info", 4: "warn"}.get(status // 100, "bad")
-
-
-SIGNATURE_CLASSES = {"valid": "ok", "invalid": "bad", "malformed": "bad", "no_secret": "muted"}
-
-
-def row_view(item: dict[str, Any]) -> dict[str, Any]:
-    """What ``_row.html`` shows for a list item (``rowView`` in app.js does the same)."""
-    answer, answer_class = answer_badge(item["response"])
-    sig = item["signature"]
-    what = item["event_type"] or item["content_type"] or ("no body" if not item["size"] else "")
-    if item["event_type"] and item.get("summary"):
-        what = f"{item['event_type']} — {item['summary']}"
-    meta = [f"#{item['id']}", item["endpoint"], human_size(item["size"])]
-    if item["attempt"] > 1:
-        meta.append(f"attempt {item['attempt']}")
-    return {
-        "id": item["id"],
-        "method": item["method"],
-        "target": item["path"] + (f"?{item['query']}" if item["query"] else ""),
-        "what": what,
-        "meta": " · ".join(meta),
-        "time": item["received_at"][11:23],
-        "datetime": item["received_at"],
-        "answer": answer,
-        "answer_class": answer_class,
-        "sig": f"sig {sig['status']}" if sig else "",
-        "sig_class": SIGNATURE_CLASSES.get(sig["status"], "warn") if sig else "",
-        "sig_title": (sig["reason"] or "") if sig else "",
-    }
 
 
 def first_page(
@@ -120,7 +77,7 @@ async def index(request: Request) -> Response:
         "page_size": PAGE_SIZE,
     }
     context: dict[str, Any] = {
-        "rows": [row_view(it) for it in items],
+        "shown": len(items),
         "endpoints": endpoints,
         "total": sum(e["count"] for e in endpoints),
         "filters": filters,

@@ -1,7 +1,9 @@
 // The live request page. State comes from the server-rendered data block (#boot), then from
 // /api/stream: new captures are shown within a frame of their arrival, and after any
 // reconnect the stream resumes from the last request id seen (Last-Event-ID), so none is
-// missed. Captured data only ever reaches the DOM through textContent.
+// missed. Every row, the first page's too, is drawn here (rowView + fillRow on a clone of
+// _row.html): one renderer, so a first-paint row and a live row cannot differ. Captured data
+// only ever reaches the DOM through textContent.
 
 import { renderDetail, sameRequest } from "./detail.js";
 import { refreshReplays } from "./replay.js";
@@ -13,7 +15,8 @@ const $ = (id) => document.getElementById(id);
 
 const MAX_ROWS = 1000; // live rows beyond this fall off the bottom ("Load older" brings them back)
 const MAX_PENDING = 5000; // events waiting for the next frame; more and we reload instead
-const FILTER_KEYS = ["endpoint", "method", "status", "signature", "event_type", "q"];
+// The server's filter names (views.FILTER_KEYS): the data block echoes each one.
+const FILTER_KEYS = Object.freeze(Object.keys(boot.filters));
 
 const state = {
   items: new Map(), // id -> list item, for every row shown
@@ -73,12 +76,11 @@ function fillRow(li, item) {
   answer.className = `badge ${view.answer[1]}`;
   answer.title = view.answer[2];
   const sig = field("sig");
+  const [sigText, sigClass, sigTitle] = view.sig || ["", "", ""];
   sig.hidden = !view.sig;
-  if (view.sig) {
-    sig.textContent = view.sig[0];
-    sig.className = `badge ${view.sig[1]}`;
-    sig.title = view.sig[2];
-  }
+  sig.textContent = sigText;
+  sig.className = `badge ${sigClass}`.trim();
+  sig.title = sigTitle;
   li.classList.toggle("selected", item.id === state.selected);
   li.classList.toggle("retry", item.attempt > 1);
 }
@@ -679,7 +681,8 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
-// Start: the server's first page (re-rendered here for local times), then live from its head.
+// Start: the first page from the data block, drawn before the first frame (the script is
+// render-blocking), no second fetch; then live from the head the page was rendered at.
 renderList(boot.requests);
 renderEndpoints();
 setWelcomeName(boot.suggestion);

@@ -4,7 +4,7 @@
 
 import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, signatureOf } from "./util.js";
+import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -55,8 +55,8 @@ function responseSection(item) {
   const rows = [
     ["Status", answerOf(r)[0]],
     r.ms !== null && r.ms !== undefined ? ["Took", `${r.ms.toFixed(1)} ms`] : null,
-    r.delay_ms ? ["Stalled", `${(r.delay_ms / 1000).toFixed(1)} s (delay)`] : null,
-    r.client_gave_up_after_ms !== null && r.client_gave_up_after_ms !== undefined ? ["Sender", `gave up after ${(r.client_gave_up_after_ms / 1000).toFixed(1)} s`] : null,
+    r.delay_ms ? ["Stalled", `${seconds(r.delay_ms)} (delay)`] : null,
+    r.client_gave_up_after_ms !== null && r.client_gave_up_after_ms !== undefined ? ["Sender", `gave up after ${seconds(r.client_gave_up_after_ms)}`] : null,
   ];
   const out = section("Answer", kvTable(rows));
   if (r.headers && r.headers.length) out.append(pairsTable(r.headers, ""));

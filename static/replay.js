@@ -5,7 +5,7 @@
 // reach the DOM through textContent only.
 
 import { TEXT_LIMIT } from "./body.js";
-import { ApiError, answerOf, api, asText, clear, clock, decodeBase64, el, humanSize, kvTable, pairsTable, parseTime } from "./util.js";
+import { ApiError, answerOf, api, asText, clear, clock, decodeBase64, el, elapsed, humanSize, kvTable, pairsTable, parseTime } from "./util.js";
 
 const EDIT_LIMIT = 256 * 1024; // bodies below this (and UTF-8 text) can be edited
 const LIST_LIMIT = 50;
@@ -72,10 +72,6 @@ function statusBadge(r) {
   if (r.status === null || r.status === undefined) return el("span", { class: "badge bad", title: r.error || "No answer" }, "no answer");
   const [text, cls] = answerOf({ status: r.status });
   return el("span", { class: `badge ${cls}`, title: `Your app answered ${r.status}` }, text);
-}
-
-function elapsed(ms) {
-  return ms === null || ms === undefined ? "" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
 }
 
 function bodyBlock(b64, size, truncated) {

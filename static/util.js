@@ -50,6 +50,7 @@ export function pairsTable(pairs, empty) {
 
 // -- formatting ----------------------------------------------------------------------------
 
+/** 1536 -> "1.5 KiB": the page's one size formatter (the CLI's is pinned to it by a test). */
 export function humanSize(n) {
   if (n < 1024) return `${n} B`;
   let value = n;
@@ -85,7 +86,13 @@ export function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** [label, class, title] for the answer the inspector gave (views.answer_badge mirrors it). */
+/** A measured duration: "4.2 ms", "87 ms"; "" when there is none. */
+export function elapsed(ms) {
+  return ms === null || ms === undefined ? "" : `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+}
+
+/** [label, class, title] for the answer the inspector gave: the one description of it on the
+ * page (rows, detail, replays); the CLI's is pinned to this one by a test. */
 export function answerOf(response) {
   if (response.in_progress) {
     const delay = response.delay_ms ? ` for ${seconds(response.delay_ms)}` : "";

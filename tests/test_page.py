@@ -65,8 +65,8 @@ def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 # -- the static rules (no browser needed) ----------------------------------------------------
 
-OWN_SCRIPTS = ["app.js", "body.js", "detail.js", "replay.js", "settings.js", "util.js"]
-OWN_TEMPLATES = ["base.html", "index.html", "_row.html", "error.html"]
+OWN_SCRIPTS = sorted(path.name for path in (ROOT / "static").glob("*.js"))
+OWN_TEMPLATES = sorted(path.name for path in (ROOT / "templates").glob("*.html"))
 
 
 @pytest.mark.parametrize("name", OWN_SCRIPTS)
@@ -91,6 +91,20 @@ def test_templates_have_no_inline_script_or_style(name: str) -> None:
     assert not re.search(r"\sstyle=", source)
     assert not re.search(r"\son[a-z]+=", source)
     assert "|safe" not in source and "autoescape false" not in source
+
+
+def test_every_page_script_is_an_es_module_on_the_shared_helpers() -> None:
+    """One style for the page's scripts: ES modules, so helpers are imported, never copied."""
+    tags = [
+        tag
+        for name in OWN_TEMPLATES
+        for tag in re.findall(
+            r"<script\b[^>]*\bsrc=[^>]*>", (ROOT / "templates" / name).read_text()
+        )
+    ]
+    assert tags and all('type="module"' in tag for tag in tags), tags
+    for page_script in ("app.js", "deliveries.js"):
+        assert 'from "./util.js"' in (ROOT / "static" / page_script).read_text()
 
 
 # -- the browser ---------------------------------------------------------------------------
@@ -228,6 +242,122 @@ def test_a_webhook_appears_without_reload_and_its_detail_shows_everything(
     assert "--data-binary" in copied and "大家早安" in copied
     assert page.locator('.ep[data-endpoint="chat"] .count').text_content() == "1"
     assert not ui.errors and not ui.dialogs
+
+
+# Every row's fields as the page shows them: text, classes, tooltip, hidden, link, time.
+ROW_SNAPSHOT = """() => [...document.querySelectorAll('#rows li')].map(li => ({
+  id: Number(li.dataset.id),
+  classes: [...li.classList].filter(c => c !== 'selected').sort(),
+  fields: Object.fromEntries([...li.querySelectorAll('[data-field]')].map(n => [n.dataset.field, {
+    text: n.dataset.field === 'link' ? null : n.textContent,
+    classes: [...n.classList].sort(),
+    title: n.getAttribute('title'),
+    hidden: n.hidden,
+    href: n.getAttribute('href'),
+    datetime: n.getAttribute('datetime'),
+  }])),
+}))"""
+
+
+def row_kinds(client: httpx.Client, batch: int) -> int:
+    """One request of each kind a row can show; ``batch`` keeps their event keys apart (no
+    attempt counts carry over) while sizes and summaries stay the same. Returns the count."""
+    message = platform_event(
+        "message.received",
+        {
+            "channelId": "C1234567890",
+            "messageId": f"msg_{batch}",
+            "sender": {"userId": "U1234567890", "displayName": "王小明"},
+            "type": "text",
+            "content": "大家早安!",
+        },
+    )
+    left = platform_event(
+        "member.left",
+        {"channelId": "C1", "member": {"displayName": "李小華"}},
+        f"2025-01-15T09:00:0{batch}Z",
+    )
+    client.post("/h/platform?status=500", content=message, headers=signed(message))
+    client.post("/h/platform", content=message, headers=signed(message))  # attempt 2
+    # Signed over re-serialized JSON: invalid, with the doctor's diagnosis as the tooltip.
+    client.post("/h/platform", content=left, headers=signed(json.dumps(json.loads(left)).encode()))
+    bad = {"content-type": "application/json", "x-webhook-signature": "garbage"}
+    client.post("/h/platform", content=f'{{"n": {batch}}}'.encode(), headers=bad)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    client.post("/h/github?x=1", content=f"ref=main&after=abc{batch}".encode(), headers=form)
+    client.get("/h/empty", headers={"x-github-delivery": f"delivery-{batch}"})  # no body
+    client.post("/h/odd?status=302", content=f"moved {batch}".encode())
+    client.post("/h/odd?status=404", content=f"gone {batch}".encode())
+    client.post("/h/odd?delay=0.2", content=f"slow {batch}".encode())  # answered after a stall
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/h/odd?drop=1", content=f"drop {batch}".encode())
+    return 10
+
+
+def same_shape(row: dict[str, Any]) -> dict[str, Any]:
+    """A row without what is its own: the id and the time (checked for form here)."""
+    rid, fields = row["id"], dict(row["fields"])
+    time_field = fields.pop("time")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", time_field["text"]), time_field
+    assert time_field["title"] == time_field["datetime"] != ""
+    assert fields["link"]["href"] == f"#{rid}"
+    fields["link"] = {**fields["link"], "href": "#"}
+    meta = fields["meta"]
+    assert meta["text"].startswith(f"#{rid} · ")
+    fields["meta"] = {**meta, "text": meta["text"].removeprefix(f"#{rid}")}
+    return {"classes": row["classes"], "fields": fields}
+
+
+@pytest.mark.browser
+@pytest.mark.live
+def test_first_paint_rows_and_live_rows_come_from_one_renderer(
+    browser: Any, make_live: Any
+) -> None:
+    """A row drawn from the page's data block and a live row of the same kind of request are
+    the same row: fields, classes and tooltips (once they drifted: the first paint had no
+    answer tooltips and a shorter signature one)."""
+    live = make_live(secret=SECRET)
+    with live.client() as client:
+        kinds = row_kinds(client, 1)
+        html = client.get("/").text
+    # The server sends no row markup outside the <template>: one renderer draws every row.
+    assert re.search(r'<ol id="rows" class="rows">\s*</ol>', html)
+    page = Page(browser, live)
+    try:
+        # What the first frame shows (rAF runs before a frame is painted).
+        page.page.add_init_script(
+            f"requestAnimationFrame(() => {{ window.firstFrame = ({ROW_SNAPSHOT})(); }});"
+        )
+        page.open()
+        first = page.page.evaluate("window.firstFrame")
+        assert [r["id"] for r in first] == list(range(kinds, 0, -1))
+        with live.client() as client:
+            row_kinds(client, 2)
+        page.wait_ids(list(range(2 * kinds, 0, -1)))
+        expected = [same_shape(r) for r in first]
+        deadline = time.monotonic() + 15  # live rows settle: answers land, summaries resolve
+        while True:
+            rows = page.page.evaluate(ROW_SNAPSHOT)
+            fresh = [same_shape(r) for r in rows[:kinds]]
+            if fresh == expected or time.monotonic() > deadline:
+                break
+            page.page.wait_for_timeout(50)
+        assert fresh == expected
+        # And the kinds are all there, tooltips included.
+        answers = [r["fields"]["answer"] for r in expected]
+        assert {a["text"] for a in answers} >= {"200", "500", "302", "404", "dropped"}
+        assert all(a["title"] for a in answers)
+        assert next(a for a in answers if a["text"] == "dropped")["classes"] == ["bad", "badge"]
+        assert any("after a 0.2 s stall" in a["title"] for a in answers)
+        sigs = [r["fields"]["sig"] for r in expected if not r["fields"]["sig"]["hidden"]]
+        assert {s["text"] for s in sigs} >= {"sig valid", "sig invalid", "sig malformed"}
+        invalid = next(s for s in sigs if s["text"] == "sig invalid")
+        assert " — " in invalid["title"]  # the reason and the doctor's diagnosis
+        assert any("retry" in r["classes"] for r in expected)
+        assert any(r["fields"]["what"]["text"] == "no body" for r in expected)
+        assert not page.errors and not page.dialogs
+    finally:
+        page.close()
 
 
 XSS = "<img src=x onerror=\"alert(1);document.title='pwned'\">"
