@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 QUEUE_SIZE = 1000
 # Only these events carry an ``id:``: their id is a request id, the resume cursor. Others
@@ -34,7 +33,7 @@ def encode(event: str, data: str, id: int | None = None, retry_ms: int | None = 
     return f"{head}event: {event}\ndata: {data}\n{tail}\n".encode()
 
 
-def dumps(data: Any) -> str:
+def dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -47,7 +46,7 @@ class Message:
     wire: bytes = b""  # the SSE encoding, made once at publication
 
     @classmethod
-    def make(cls, event: str, data: dict[str, Any], id: int | None = None) -> Message:
+    def make(cls, event: str, data: Mapping[str, object], id: int | None = None) -> Message:
         text = dumps(data)
         endpoint = data.get("endpoint")
         return cls(
@@ -119,7 +118,7 @@ class Broadcaster:
     def closed(self) -> bool:
         return self._closed
 
-    def publish(self, event: str, data: dict[str, Any], *, id: int | None = None) -> None:
+    def publish(self, event: str, data: Mapping[str, object], *, id: int | None = None) -> None:
         """Offer an event to every subscriber; never blocks (capture calls this)."""
         if not self._subscribers:
             return

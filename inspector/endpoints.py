@@ -14,12 +14,13 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from inspector import faults
 from inspector.errors import BadRequest
 from inspector.signatures import SignatureConfig
-from inspector.store import Store, requests
+from inspector.store import Store
+from inspector.store.endpoints import all_endpoint_settings, settings_version
 from inspector.timeline import DEFAULT_SCHEDULE
 
 log = logging.getLogger("inspector.endpoints")
@@ -39,6 +40,22 @@ _KEYS = (
     "forward_mode",
     "replay_to",
 )
+
+
+class SettingsDict(TypedDict):
+    """An endpoint's settings as stored and as ``/api/endpoints/{name}`` shows them."""
+
+    secret: list[str]  # several while rotating
+    scheme: str  # auto, or one of signatures.SCHEMES
+    tolerance: int  # seconds a signed timestamp may be off
+    enforce: bool  # answer 401 to a bad signature
+    hmac: dict[str, str]  # header, algorithm, encoding, prefix (the generic HMAC scheme)
+    response: dict[str, Any]  # failure-mode rules, as ``faults.parse_rules`` validated them
+    schedule: list[float]  # the retry schedule the sender promises (seconds)
+    schedule_tolerance: float
+    forward_to: str | None
+    forward_mode: str  # mirror | proxy
+    replay_to: str | None
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,7 @@ class EndpointSettings:
                 changes["forward_mode"] = value
         return replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SettingsDict:
         return {
             "secret": list(self.secrets),
             "scheme": self.scheme,
@@ -190,6 +207,11 @@ class Endpoint:
     other_secrets: Mapping[str, tuple[str, ...]]
 
 
+# Told which endpoints' signature settings changed (from the API or the CLI), with each one
+# compiled anew, so their stored verdicts can be re-computed (``reverify.Reverifier.schedule``).
+SignatureChange = Callable[[Mapping[str, "Endpoint"]], None]
+
+
 class EndpointCache:
     """Endpoint settings in memory, refreshed from the store when their version changes."""
 
@@ -201,6 +223,7 @@ class EndpointCache:
         forward_to: str | None = None,
         forward_mode: str = "mirror",
         max_delay: float = 600.0,
+        on_signature_change: SignatureChange | None = None,
     ) -> None:
         self.store = store
         self.default_secret = default_secret
@@ -211,9 +234,7 @@ class EndpointCache:
         self._settings: dict[str, EndpointSettings] = {}
         self._compiled: dict[str, Endpoint] = {}
         self._task: asyncio.Task[None] | None = None
-        # Told which endpoints' signature settings changed (from the API or the CLI), so
-        # their stored verdicts can be re-computed.
-        self.on_signature_change: list[Callable[[set[str]], None]] = []
+        self._on_signature_change = on_signature_change
 
     def get(self, name: str) -> Endpoint:
         endpoint = self._compiled.get(name)
@@ -251,9 +272,9 @@ class EndpointCache:
             log.error("endpoint %s: unusable signature settings (%s); not verifying", name, exc)
             return SignatureConfig()
 
-    def load(self, version: int, stored: Mapping[str, Mapping[str, Any]]) -> None:
+    def load(self, version: int, rows: Mapping[str, Mapping[str, object]]) -> None:
         settings: dict[str, EndpointSettings] = {}
-        for name, data in stored.items():
+        for name, data in rows.items():
             try:
                 settings[name] = EndpointSettings.from_dict(data, max_delay=math.inf)
             except BadRequest:
@@ -267,14 +288,13 @@ class EndpointCache:
         self._settings = settings
         self._compiled = {}
         self._version = version
-        if changed and not first_load:
-            for listener in self.on_signature_change:
-                listener(changed)
+        if changed and not first_load and self._on_signature_change is not None:
+            self._on_signature_change({name: self.get(name) for name in sorted(changed)})
 
     async def refresh(self) -> None:
-        version = await self.store.read(requests.settings_version)
+        version = await self.store.read(settings_version)
         if version != self._version:
-            self.load(*await self.store.read(requests.all_endpoint_settings))
+            self.load(*await self.store.read(all_endpoint_settings))
 
     def start(self, interval: float = 1.0) -> None:
         async def poll() -> None:

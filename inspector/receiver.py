@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio.to_thread
 from starlette.types import Receive, Scope, Send
@@ -46,6 +46,9 @@ log = logging.getLogger("inspector.receiver")
 
 TEXT = "text/plain; charset=utf-8"
 OFF_LOOP_BYTES = 256 * 1024
+# Runs after a capture's commit (mirror): must return at once, starting its own work.
+AfterCapture = Callable[[Endpoint, CapturedRequest, int], None]
+# Answers a request in proxy mode with the app's answer (``replay.Replayer.proxy``).
 ProxyHook = Callable[[Endpoint, CapturedRequest, int], Awaitable[ResponseRecord]]
 
 
@@ -56,6 +59,9 @@ def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) ->
 
 
 class Receiver:
+    """The capture route, an ASGI app. ``after_capture`` hooks (mirror) and ``proxy`` come
+    from the replay engine, built before it (``runtime.py``)."""
+
     def __init__(
         self,
         store: Store,
@@ -64,16 +70,16 @@ class Receiver:
         *,
         max_body: int,
         max_delay: float,
+        after_capture: Sequence[AfterCapture] = (),
+        proxy: ProxyHook | None = None,
     ) -> None:
         self.store = store
         self.endpoints = endpoints
         self.hub = hub
         self.max_body = max_body
         self.max_delay = max_delay
-        # Hooks for capabilities that act after a commit (forward/mirror); see app.py.
-        self.after_capture: list[Callable[[Endpoint, CapturedRequest, int], None]] = []
-        # Answers a request in proxy mode with the app's answer (replay.Replayer.proxy).
-        self.proxy: ProxyHook | None = None
+        self.after_capture = tuple(after_capture)
+        self.proxy = proxy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

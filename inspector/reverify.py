@@ -12,22 +12,23 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
-from inspector.endpoints import Endpoint, EndpointCache
+from inspector.endpoints import Endpoint
 from inspector.signatures import verify
 from inspector.store import Store, requests
 
 log = logging.getLogger("inspector.reverify")
 
 BATCH = 200
-Row = tuple[int, list[tuple[str, str]], bytes, float, str | None]
 
 
-def changed_verdicts(rows: Sequence[Row], endpoint: Endpoint) -> list[tuple[int, str | None]]:
+def changed_verdicts(
+    rows: Sequence[requests.SignatureInput], endpoint: Endpoint
+) -> list[tuple[int, str | None]]:
     """The new verdict (JSON) of each row whose verdict differs from the stored one."""
     out: list[tuple[int, str | None]] = []
     for request_id, headers, body, received_ts, stored in rows:
@@ -45,17 +46,23 @@ def changed_verdicts(rows: Sequence[Row], endpoint: Endpoint) -> list[tuple[int,
 
 
 class Reverifier:
-    """Runs one re-verification per endpoint at a time; a change during a run queues a rerun."""
+    """Runs one re-verification per endpoint at a time; a change during a run queues a rerun.
 
-    def __init__(self, store: Store, endpoints: EndpointCache, hub: Broadcaster) -> None:
+    Built before the ``EndpointCache``, which it is told by (``on_signature_change``): each
+    change hands over the endpoints as compiled anew, so a run judges with the latest.
+    """
+
+    def __init__(self, store: Store, hub: Broadcaster) -> None:
         self.store = store
-        self.endpoints = endpoints
         self.hub = hub
+        self._latest: dict[str, Endpoint] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
 
-    def schedule(self, names: set[str]) -> None:
-        for name in names:
+    def schedule(self, endpoints: Mapping[str, Endpoint]) -> None:
+        """Re-verify the stored requests of these endpoints (their settings just changed)."""
+        for name, endpoint in endpoints.items():
+            self._latest[name] = endpoint
             if name in self._running:
                 self._again.add(name)
             else:
@@ -79,7 +86,7 @@ class Reverifier:
                 rows = await self.store.read(requests.signature_inputs, name, after, BATCH)
                 if not rows:
                     return
-                endpoint = self.endpoints.get(name)
+                endpoint = self._latest[name]
                 changes = await anyio.to_thread.run_sync(changed_verdicts, rows, endpoint)
                 if changes:
                     items = await self.store.write(requests.set_signatures, changes)

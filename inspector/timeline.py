@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from inspector.capture import utc_timestamp
 
@@ -345,7 +345,49 @@ def judge(attempts: Sequence[Attempt], schedule: Sequence[float], tolerance: flo
     )
 
 
-def attempt_dict(attempt: Attempt, number: int) -> dict[str, Any]:
+class EventRow(TypedDict):
+    """An event at an endpoint: the requests that delivered it (``store/attempts.py``)."""
+
+    event_key: str
+    event_type: str | None
+    attempts: int
+    first_id: int
+    last_id: int
+    first_at: str
+    last_at: str
+
+
+class AttemptView(TypedDict):
+    attempt: int  # 1 for the first delivery
+    id: int  # the request
+    received_at: str
+    status: int | None
+    dropped: bool
+    client_gave_up_after_ms: float | None
+    succeeded: bool
+
+
+class IntervalView(TypedDict):
+    attempt: int
+    expected: float | None
+    actual: float | None
+    verdict: str  # ok | early | late | missing | pending | unexpected
+    message: str
+
+
+class TimelineReport(EventRow):
+    """An event with its attempts and its judged timeline (``/api/events``, ``events``)."""
+
+    schedule: list[float]
+    tolerance: float
+    attempt_list: list[AttemptView]
+    intervals: list[IntervalView]
+    succeeded: bool
+    stopped: str  # succeeded | gave_up_after_schedule | kept_going | waiting | stopped_early
+    summary: str
+
+
+def attempt_dict(attempt: Attempt, number: int) -> AttemptView:
     return {
         "attempt": number,
         "id": attempt.id,
@@ -358,16 +400,25 @@ def attempt_dict(attempt: Attempt, number: int) -> dict[str, Any]:
 
 
 def timeline_report(
-    summary: dict[str, Any], attempts: Sequence[Attempt], schedule: Sequence[float], tol: float
-) -> dict[str, Any]:
+    event: EventRow, attempts: Sequence[Attempt], schedule: Sequence[float], tol: float
+) -> TimelineReport:
     """An event row plus its attempts and judged timeline, JSON-ready (API and CLI)."""
     judged = judge(attempts, schedule, tol)
     return {
-        **summary,
+        **event,
         "schedule": list(schedule),
         "tolerance": tol,
         "attempt_list": [attempt_dict(a, n) for n, a in enumerate(judged.attempts, start=1)],
-        "intervals": [vars(i) for i in judged.intervals],
+        "intervals": [
+            {
+                "attempt": i.attempt,
+                "expected": i.expected,
+                "actual": i.actual,
+                "verdict": i.verdict,
+                "message": i.message,
+            }
+            for i in judged.intervals
+        ],
         "succeeded": judged.succeeded,
         "stopped": judged.stopped,
         "summary": judged.summary,

@@ -1,4 +1,5 @@
-"""HTML pages. Views build the context; templates stay dumb (and autoescape everything).
+"""HTML pages: the request page, the deliveries page, the error page. Views build the
+context; templates stay dumb (and autoescape everything).
 
 The request page's skeleton is rendered on the server (the endpoints, the filters, the empty
 state) with its starting state in a JSON data block (``|tojson`` escapes ``<``, ``>``, ``&``
@@ -13,20 +14,18 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from inspector import __version__
+from inspector import __version__, catalog
+from inspector.params import request_filter, runtime
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
-from inspector.store import requests
-
-if TYPE_CHECKING:
-    from inspector.app import Runtime
+from inspector.store import endpoints, requests
 
 templates = Jinja2Templates(directory=str(resource_dir("templates")))
 templates.env.globals["version"] = __version__
@@ -50,26 +49,22 @@ def suggest_endpoint() -> str:
 
 def first_page(
     conn: sqlite3.Connection, flt: requests.RequestFilter
-) -> tuple[int, list[dict[str, Any]], int | None, list[dict[str, Any]]]:
+) -> tuple[int, list[requests.ListedRequest], int | None, list[endpoints.EndpointItem]]:
     """The page's reads in one trip to a reader thread. The head comes first: the stream
     resumes after it, so whatever commits while the page renders still reaches it."""
     head = requests.head_id(conn)
     items, next_before = requests.list_requests(conn, flt, PAGE_SIZE, None)
-    return head, items, next_before, requests.list_endpoints(conn)
+    return head, items, next_before, endpoints.list_endpoints(conn)
 
 
 async def index(request: Request) -> Response:
-    # Imported here: inspector.api imports this module (for ``templates``).
-    from inspector.api.requests import request_filter
-
-    rt: Runtime = request.app.state.runtime
     flt = request_filter(request)
-    head, items, next_before, endpoints = await rt.store.read(first_page, flt)
+    head, items, next_before, listed = await runtime(request).store.read(first_page, flt)
     filters = {key: request.query_params.get(key) or "" for key in FILTER_KEYS}
     boot = {
         "requests": items,
         "next_before": next_before,
-        "endpoints": endpoints,
+        "endpoints": listed,
         "head": head,
         "filters": filters,
         "capture_base": capture_base(request),
@@ -78,8 +73,8 @@ async def index(request: Request) -> Response:
     }
     context: dict[str, Any] = {
         "shown": len(items),
-        "endpoints": endpoints,
-        "total": sum(e["count"] for e in endpoints),
+        "endpoints": listed,
+        "total": sum(e["count"] for e in listed),
         "filters": filters,
         "filtered": any(filters.values()),
         "capture_base": boot["capture_base"],
@@ -95,10 +90,25 @@ async def index(request: Request) -> Response:
     return templates.TemplateResponse(request, "index.html", context)
 
 
+async def deliveries_page(request: Request) -> Response:
+    """The delivery log with a "Send test" form (``deliveries.js`` drives it)."""
+    context = {
+        "event_types": catalog.EVENT_TYPES,
+        "descriptions": catalog.DESCRIPTIONS,
+        "default_url": f"{request.url.scheme}://{request.url.netloc}/h/platform-test",
+        "has_default_secret": bool(runtime(request).settings.secret),
+    }
+    return templates.TemplateResponse(request, "deliveries.html", context)
+
+
 def error_page(request: Request, status: int, message: str) -> Response:
+    """The HTML answer to an error outside ``/api`` (the JSON API answers JSON)."""
     return templates.TemplateResponse(
         request, "error.html", {"status": status, "message": message}, status_code=status
     )
 
 
-routes: list[BaseRoute] = [Route("/", index, methods=["GET", "HEAD"])]
+routes: list[BaseRoute] = [
+    Route("/", index, methods=["GET", "HEAD"]),
+    Route("/deliveries", deliveries_page, methods=["GET", "HEAD"]),
+]

@@ -156,7 +156,7 @@ def test_python_dash_m_works() -> None:
 def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
     """A CLI command writing beside a server (here: endpoint settings) must not apply a
     retention of its own: only the server's --retention evicts."""
-    from inspector.store import Store, requests
+    from inspector.store import Store, endpoints, requests
     from tests.test_store import ok, record
 
     live = make_live(retention=50)
@@ -168,7 +168,7 @@ def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
         store.close()
     small = Store(live.settings.db_path).open()  # what every CLI command opens
     try:
-        small.write_sync(requests.put_endpoint_settings, "e", {}, "now")
+        small.write_sync(endpoints.put_endpoint_settings, "e", {}, "now")
         count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])
     finally:
         small.close()

@@ -287,12 +287,12 @@ def test_cli_secret_change_re_verifies_on_a_running_server(live: LiveInspector) 
 def test_unusable_stored_settings_never_stop_capture(live: LiveInspector) -> None:
     """Settings written past today's validation (here: 17 secrets, by hand) cost the endpoint
     its verification, never its captures."""
-    from inspector.store import Store, requests
+    from inspector.store import Store, endpoints
 
     store = Store(live.settings.db_path).open()
     try:
         bad = {"secret": [f"s{i}" for i in range(17)], "enforce": True}
-        store.write_sync(requests.put_endpoint_settings, "broken", bad, "now")
+        store.write_sync(endpoints.put_endpoint_settings, "broken", bad, "now")
     finally:
         store.close()
     with live.client() as client:

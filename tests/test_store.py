@@ -35,10 +35,11 @@ def ok(attempt: int) -> ResponseRecord:
 
 
 def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite").open()
-    store.start()
     batches = []
-    store.after_batch.append(lambda conn, added: batches.append(added))
+    store = Store(
+        tmp_path / "db.sqlite", after_batch=[lambda conn, added: batches.append(added)]
+    ).open()
+    store.start()
 
     async def main() -> list[int]:
         results = await asyncio.gather(

@@ -4,31 +4,26 @@
 * ``GET /api/deliveries`` — newest first, each with its state and attempts summary.
 * ``GET /api/deliveries/{id}`` — one delivery with its body and every attempt in full.
 * ``POST /api/deliveries/{id}/cancel`` — stop its retries.
-* ``GET /api/deliveries/stream`` — SSE: a ``delivery`` event per attempt and state change.
 * ``GET /api/catalog`` — the event types and a fresh sample body of each.
-* ``GET /deliveries`` — the page (delivery log with a "Send test" form).
+
+The live log (``GET /api/deliveries/stream``) is in ``api/stream.py``; the page
+(``GET /deliveries``) in ``views.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
-import anyio
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from inspector import catalog, sender, timeline
-from inspector.api.params import MAX_LIMIT, int_param, json_body, runtime
-from inspector.api.stream import PING_SECONDS, SEND_TIMEOUT, SHUTDOWN_GRACE, close_on
-from inspector.broadcast import Behind
 from inspector.errors import BadRequest, NotFound
+from inspector.params import MAX_LIMIT, int_param, json_body, runtime
 from inspector.store import deliveries
-from inspector.views import templates
 
 FIELDS = (
     "event",
@@ -42,6 +37,20 @@ FIELDS = (
     "timeout",
     "headers",
 )
+
+
+class CreatedDelivery(deliveries.DeliveryItem):
+    """``POST /api/deliveries``'s answer: the new delivery, and the store that holds it."""
+
+    store: str  # the data file, so a CLI can tell whether it shares this server's store
+
+
+class DeliveryPage(TypedDict):
+    """``GET /api/deliveries``: newest first; ``next_before`` pages on (None: no more)."""
+
+    deliveries: list[deliveries.DeliveryItem]
+    next_before: int | None
+    store: str
 
 
 def delivery_id(request: Request) -> int:
@@ -87,8 +96,8 @@ async def create_delivery(request: Request) -> Response:
     rt = runtime(request)
     wanted = parse_delivery(await json_body(request), rt.settings.secret)
     created = await rt.sender.submit(wanted)
-    created["store"] = str(rt.settings.db_path)
-    return JSONResponse(created, status_code=201)
+    answer: CreatedDelivery = {**created, "store": str(rt.settings.db_path)}
+    return JSONResponse(answer, status_code=201)
 
 
 async def list_deliveries(request: Request) -> Response:
@@ -100,9 +109,12 @@ async def list_deliveries(request: Request) -> Response:
     assert limit is not None
     rt = runtime(request)
     items, next_before = await rt.store.read(deliveries.list_deliveries, limit, before, state)
-    return JSONResponse(
-        {"deliveries": items, "next_before": next_before, "store": str(rt.settings.db_path)}
-    )
+    page: DeliveryPage = {
+        "deliveries": items,
+        "next_before": next_before,
+        "store": str(rt.settings.db_path),
+    }
+    return JSONResponse(page)
 
 
 async def get_delivery(request: Request) -> Response:
@@ -121,36 +133,6 @@ async def cancel_delivery(request: Request) -> Response:
     return JSONResponse(found)
 
 
-async def stream(request: Request) -> Response:
-    hub = runtime(request).hub
-    # Ended by us at shutdown (like /api/stream), not cut by sse-starlette's cancellation.
-    shutdown = anyio.Event()
-
-    async def messages() -> AsyncIterator[ServerSentEvent]:
-        subscriber = hub.subscribe(kinds=frozenset({"delivery"}))
-        watcher = asyncio.create_task(close_on(shutdown, subscriber))
-        try:
-            # Sent once subscribed: a client that (re)loads the list now misses nothing.
-            yield ServerSentEvent(data="{}", event="ready")
-            async for batch in hub.batches(subscriber):
-                for message in batch:
-                    yield ServerSentEvent(data=message.data, event=message.event)
-        except Behind:
-            # Too slow to keep up: the client reloads the list, then listens again.
-            yield ServerSentEvent(data="{}", event="resync")
-        finally:
-            watcher.cancel()
-            hub.unsubscribe(subscriber)
-
-    return EventSourceResponse(
-        messages(),
-        ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT,
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE,
-    )
-
-
 async def get_catalog(request: Request) -> Response:
     return JSONResponse(
         {
@@ -166,23 +148,10 @@ async def get_catalog(request: Request) -> Response:
     )
 
 
-async def page(request: Request) -> Response:
-    rt = runtime(request)
-    context = {
-        "event_types": catalog.EVENT_TYPES,
-        "descriptions": catalog.DESCRIPTIONS,
-        "default_url": f"{request.url.scheme}://{request.url.netloc}/h/platform-test",
-        "has_default_secret": bool(rt.settings.secret),
-    }
-    return templates.TemplateResponse(request, "deliveries.html", context)
-
-
 routes: list[BaseRoute] = [
     Route("/api/deliveries", list_deliveries, methods=["GET"]),
     Route("/api/deliveries", create_delivery, methods=["POST"]),
-    Route("/api/deliveries/stream", stream, methods=["GET"]),
     Route("/api/deliveries/{id}", get_delivery, methods=["GET"]),
     Route("/api/deliveries/{id}/cancel", cancel_delivery, methods=["POST"]),
     Route("/api/catalog", get_catalog, methods=["GET"]),
-    Route("/deliveries", page, methods=["GET", "HEAD"]),
 ]

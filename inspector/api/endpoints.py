@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.params import endpoint_name, json_body, runtime
-from inspector.store import requests
+from inspector.endpoints import SettingsDict
+from inspector.params import endpoint_name, json_body, runtime
+from inspector.store import endpoints
+
+
+class EndpointSettingsView(TypedDict):
+    """``GET/PUT /api/endpoints/{name}``: an endpoint's settings (defaults where unset)."""
+
+    name: str
+    settings: SettingsDict
 
 
 async def list_endpoints(request: Request) -> Response:
-    endpoints = await runtime(request).store.read(requests.list_endpoints)
-    return JSONResponse({"endpoints": endpoints})
+    listed = await runtime(request).store.read(endpoints.list_endpoints)
+    return JSONResponse({"endpoints": listed})
 
 
 async def get_endpoint(request: Request) -> Response:
@@ -23,7 +31,7 @@ async def get_endpoint(request: Request) -> Response:
     return JSONResponse(endpoint_payload(request, name))
 
 
-def endpoint_payload(request: Request, name: str) -> dict[str, Any]:
+def endpoint_payload(request: Request, name: str) -> EndpointSettingsView:
     settings = runtime(request).endpoints.settings(name)
     return {"name": name, "settings": settings.to_dict()}
 
@@ -35,7 +43,7 @@ async def put_endpoint(request: Request) -> Response:
     current = rt.endpoints.settings(name)
     updated = current.merged(data, max_delay=rt.settings.max_delay)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    await rt.store.write(requests.put_endpoint_settings, name, updated.to_dict(), now)
+    await rt.store.write(endpoints.put_endpoint_settings, name, updated.to_dict(), now)
     await rt.endpoints.refresh()
     return JSONResponse(endpoint_payload(request, name))
 

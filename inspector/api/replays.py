@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from inspector import transfer
-from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
 from inspector.errors import BadRequest, NotFound
+from inspector.params import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
 from inspector.replay import ReplayOptions, compose_target, parse_target
-from inspector.store import replays, requests
+from inspector.store import endpoints, replays, requests
 
 
-async def _detail(request: Request, request_id: int) -> dict[str, Any]:
+async def _detail(request: Request, request_id: int) -> requests.RequestDetail:
     found = await runtime(request).store.read(requests.get_request, request_id)
     if found is None:
         raise NotFound(f"No request {request_id}.")
@@ -47,7 +46,7 @@ async def replay_request(request: Request) -> Response:
     if url != current.replay_to:  # remember the target for the next replay of this endpoint
         updated = current.merged({"replay_to": url})
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        await rt.store.write(requests.put_endpoint_settings, name, updated.to_dict(), now)
+        await rt.store.write(endpoints.put_endpoint_settings, name, updated.to_dict(), now)
         await rt.endpoints.refresh()
     return JSONResponse(result)
 

@@ -6,25 +6,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, path_id, runtime
 from inspector.errors import BadRequest, NotFound
+from inspector.params import MAX_LIMIT, endpoint_name, int_param, path_id, request_filter, runtime
 from inspector.store import requests
-
-
-def request_filter(request: Request) -> requests.RequestFilter:
-    params = request.query_params
-    if "\x00" in params.get("q", ""):
-        # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
-        raise BadRequest("q: search text cannot contain a NUL character.")
-    endpoint = params.get("endpoint") or None
-    return requests.RequestFilter(
-        endpoint=endpoint_name(endpoint) if endpoint else None,
-        method=params.get("method") or None,
-        status=int_param(request, "status", default=None, lo=100, hi=599),
-        signature=params.get("signature") or None,
-        event_type=params.get("event_type") or None,
-        q=params.get("q") or None,
-    )
 
 
 async def list_requests(request: Request) -> Response:

@@ -1,6 +1,8 @@
-"""``GET /api/stream[?endpoint=E][&after=ID]``: captures as server-sent events, resumable.
+"""The server-sent event streams: captures (``/api/stream``) and deliveries
+(``/api/deliveries/stream``).
 
-Events (``data:`` is always one line of JSON):
+``GET /api/stream[?endpoint=E][&after=ID]``: captures, resumable. Events (``data:`` is always
+one line of JSON):
 
 * ``ready`` — first, once subscribed: ``{"after": N, "head": H}``, with ``id: N`` and
   ``retry: 1000``. ``N`` is where this stream resumes from: the client's ``Last-Event-ID``
@@ -18,6 +20,10 @@ Events (``data:`` is always one line of JSON):
 Keep-alive comments every 15 s. The resume protocol: subscribe to the broadcaster *first*,
 then read the store; live requests the backlog already covered are skipped by id.
 
+``GET /api/deliveries/stream``: ``ready`` once subscribed, then a ``delivery`` event per
+attempt and state change (``sender.DeliveryChange``); ``resync`` when the client fell
+behind (it reloads the list, then listens again). Not resumable: the list is the state.
+
 Shutdown: on Ctrl-C/SIGTERM sse-starlette (which hooks uvicorn's exit handler) sets our
 ``shutdown`` event; the stream then ends cleanly (a complete chunked response, so the client
 reconnects at once) well within uvicorn's graceful-shutdown timeout. ``Broadcaster.close()``
@@ -30,14 +36,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import anyio
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from inspector.api.params import endpoint_name, runtime
 from inspector.broadcast import Behind, Broadcaster, Subscriber, dumps, encode
 from inspector.errors import BadRequest
+from inspector.params import endpoint_name, runtime
 from inspector.store import Store, requests
 
 KINDS = frozenset({"request", "update", "deleted", "cleared"})
@@ -146,4 +152,38 @@ async def live(hub: Broadcaster, subscriber: Subscriber, seen: int) -> AsyncIter
         yield encode("resync", dumps({"reason": "behind", "after": seen}))
 
 
-routes: list[BaseRoute] = [Route("/api/stream", stream, methods=["GET"])]
+async def delivery_stream(request: Request) -> Response:
+    hub = runtime(request).hub
+    # Ended by us at shutdown (like /api/stream), not cut by sse-starlette's cancellation.
+    shutdown = anyio.Event()
+
+    async def messages() -> AsyncIterator[ServerSentEvent]:
+        subscriber = hub.subscribe(kinds=frozenset({"delivery"}))
+        watcher = asyncio.create_task(close_on(shutdown, subscriber))
+        try:
+            # Sent once subscribed: a client that (re)loads the list now misses nothing.
+            yield ServerSentEvent(data="{}", event="ready")
+            async for batch in hub.batches(subscriber):
+                for message in batch:
+                    yield ServerSentEvent(data=message.data, event=message.event)
+        except Behind:
+            # Too slow to keep up: the client reloads the list, then listens again.
+            yield ServerSentEvent(data="{}", event="resync")
+        finally:
+            watcher.cancel()
+            hub.unsubscribe(subscriber)
+
+    return EventSourceResponse(
+        messages(),
+        ping=PING_SECONDS,
+        send_timeout=SEND_TIMEOUT,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE,
+    )
+
+
+# Before ``api/deliveries.py``'s routes, whose ``/api/deliveries/{id}`` would take "stream".
+routes: list[BaseRoute] = [
+    Route("/api/stream", stream, methods=["GET"]),
+    Route("/api/deliveries/stream", delivery_stream, methods=["GET"]),
+]

@@ -8,10 +8,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from inspector import timeline
-from inspector.api.params import MAX_LIMIT, endpoint_name, int_param, runtime
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, NotFound
-from inspector.store import attempts as store_attempts
+from inspector.params import MAX_LIMIT, endpoint_name, int_param, runtime
+from inspector.store import attempts
 
 
 def schedule_for(request: Request, settings: EndpointSettings) -> tuple[tuple[float, ...], float]:
@@ -48,10 +48,8 @@ async def list_events(request: Request) -> Response:
     assert limit is not None
     rt = runtime(request)
     schedule, tol = schedule_for(request, rt.endpoints.settings(name))
-    rows, attempts, next_before = await rt.store.read(
-        store_attempts.list_events, name, limit, before
-    )
-    found = [timeline.timeline_report(r, attempts[r["event_key"]], schedule, tol) for r in rows]
+    rows, by_key, next_before = await rt.store.read(attempts.list_events, name, limit, before)
+    found = [timeline.timeline_report(r, by_key[r["event_key"]], schedule, tol) for r in rows]
     return JSONResponse({"endpoint": name, "events": found, "next_before": next_before})
 
 
@@ -60,11 +58,11 @@ async def get_event(request: Request) -> Response:
     key = request.path_params["event_key"]
     rt = runtime(request)
     schedule, tol = schedule_for(request, rt.endpoints.settings(name))
-    summary = await rt.store.read(store_attempts.event_summary, name, key)
-    if summary is None:
+    event = await rt.store.read(attempts.event_summary, name, key)
+    if event is None:
         raise NotFound(f"No event {key!r} at endpoint {name!r}.")
-    attempts = await rt.store.read(store_attempts.event_attempts, name, key)
-    return JSONResponse(timeline.timeline_report(summary, attempts, schedule, tol))
+    tried = await rt.store.read(attempts.event_attempts, name, key)
+    return JSONResponse(timeline.timeline_report(event, tried, schedule, tol))
 
 
 routes: list[BaseRoute] = [

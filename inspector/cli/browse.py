@@ -37,7 +37,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [["ID", "RECEIVED (UTC)", "ENDPOINT", "METHOD", "PATH", "SIZE", "ANSWER", "SIGNATURE"]]
     for it in items:
-        answer = it["response"]["status"]
+        answer: int | str | None = it["response"]["status"]
         if it["response"]["in_progress"]:
             answer = "stalling"
         elif it["response"]["dropped"]:

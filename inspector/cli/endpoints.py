@@ -16,7 +16,7 @@ from inspector import faults, timeline
 from inspector.cli.options import CliError, add_data_dir, int_in, open_store, print_table
 from inspector.endpoints import EndpointSettings
 from inspector.signatures import SCHEMES, SignatureConfig, sign
-from inspector.store import attempts, requests
+from inspector.store import attempts, endpoints
 
 
 def parse_rule(text: str) -> tuple[str, str]:
@@ -42,7 +42,7 @@ def parse_schedule(text: str) -> tuple[float, ...]:
 def cmd_endpoint(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser(), must_exist=False)
     try:
-        stored = store.read_sync(requests.get_endpoint_settings, args.name) or {}
+        stored = store.read_sync(endpoints.get_endpoint_settings, args.name) or {}
         current = EndpointSettings.from_dict(stored)
         changes: dict[str, Any] = {}
         if args.reset:
@@ -75,7 +75,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
         if changes or args.reset:
             updated = current.merged(changes)
             now = datetime.now(UTC).isoformat(timespec="seconds")
-            store.write_sync(requests.put_endpoint_settings, args.name, updated.to_dict(), now)
+            store.write_sync(endpoints.put_endpoint_settings, args.name, updated.to_dict(), now)
             current = updated
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -119,7 +119,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     store = open_store(Path(args.data_dir).expanduser())
     try:
-        stored = store.read_sync(requests.get_endpoint_settings, args.endpoint) or {}
+        stored = store.read_sync(endpoints.get_endpoint_settings, args.endpoint) or {}
         settings = EndpointSettings.from_dict(stored)
         schedule = settings.schedule
         if args.schedule:
@@ -160,7 +160,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_timeline(report: dict[str, Any]) -> None:
+def print_timeline(report: timeline.TimelineReport) -> None:
     print(f"event     {report['event_key']}  ({report['event_type'] or 'untyped'})")
     print(f"schedule  {', '.join(f'{s:g} s' for s in report['schedule'])}")
     for attempt in report["attempt_list"]:

@@ -22,7 +22,7 @@ from inspector.cli.options import CliError, add_data_dir, int_in, open_store
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, InspectorError, NotFound
 from inspector.replay import MAX_TIMEOUT, Replayer, ReplayOptions
-from inspector.store import Store, replays, requests
+from inspector.store import Store, endpoints, replays, requests
 
 # -- replay ----------------------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ async def _replay_one(
     if detail is None:
         raise NotFound(f"No request {request_id}.")
     name = detail["endpoint"]
-    stored = await store.read(requests.get_endpoint_settings, name) or {}
+    stored = await store.read(endpoints.get_endpoint_settings, name) or {}
     settings = EndpointSettings.from_dict(stored, max_delay=float("inf"))
     url = args.to or settings.replay_to
     if not url:
@@ -97,7 +97,7 @@ async def _replay_one(
         remembered.add(name)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         updated = settings.merged({"replay_to": url}).to_dict()
-        await store.write(requests.put_endpoint_settings, name, updated, now)
+        await store.write(endpoints.put_endpoint_settings, name, updated, now)
     shown = f"#{request_id}  {result['method']} {result['url']}"
     if result["error"] is not None:
         print(f"{shown}  ->  {result['error']}", flush=True)

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -154,16 +154,16 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()
 
-    def show(change: dict[str, Any]) -> None:
+    def show(change: sender.DeliveryChange) -> None:
         item, attempt = change["delivery"], change["attempt"]
         kind = change["change"]
         if kind == "attempt" and attempt is not None:
-            print(_attempt_line(item, attempt), flush=True)
+            print(_attempt_line(item, cast(deliveries.AttemptItem, attempt)), flush=True)
         elif kind in ("succeeded", "failed", "cancelled") and not finished.done():
             finished.set_result(kind)
 
     engine.listeners.append(show)
-    created: dict[str, Any] | None = None
+    created: deliveries.DeliveryItem | None = None
     try:
         engine.start()
         created = await engine.submit(wanted)
@@ -192,7 +192,7 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
     return 0 if outcome == "succeeded" else 1
 
 
-def _attempt_line(item: dict[str, Any], attempt: dict[str, Any]) -> str:
+def _attempt_line(item: deliveries.DeliveryItem, attempt: deliveries.AttemptItem) -> str:
     number, total = attempt["attempt"], item["max_attempts"]
     if attempt["status"] is None:
         answer = attempt["error"]
@@ -288,7 +288,7 @@ def _show_delivery(store: Store, delivery_id: int, as_json: bool) -> int:
     return 0
 
 
-def _answer(attempt: dict[str, Any]) -> str:
+def _answer(attempt: deliveries.AttemptItem) -> str:
     if attempt["status"] is None:
         return _cut(attempt["error"] or "-", 40)
     return str(attempt["status"]) + (" (redirect)" if attempt["error"] else "")

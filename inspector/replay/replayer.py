@@ -127,8 +127,6 @@ class Replayer:
         resolve: Resolver | None = None,
     ) -> None:
         self.store = store
-        if replays.prune not in store.after_batch:  # replays go with their requests
-            store.after_batch.append(replays.prune)
         self.timeout = timeout
         self.hub = hub
         self.max_relay = max_relay

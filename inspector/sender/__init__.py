@@ -61,8 +61,10 @@ from inspector.sender.delivery import (
     prepare,
 )
 from inspector.sender.dispatcher import (
+    DeliveryChange,
     Dispatcher,
     Listener,
+    SendingAttempt,
     carrier_alive,
     cli_carrier,
     describe_schedule,
@@ -79,9 +81,11 @@ __all__ = [
     "RESPONSE_CAP",
     "USER_AGENT",
     "AttemptResult",
+    "DeliveryChange",
     "DeliveryRequest",
     "Dispatcher",
     "Listener",
+    "SendingAttempt",
     "carrier_alive",
     "check_headers",
     "check_schedule",

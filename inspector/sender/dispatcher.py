@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypedDict
 
 import httpx
 
@@ -51,7 +51,23 @@ def carrier_alive(carrier: str) -> bool:
 
 # -- the engine ------------------------------------------------------------------------------
 
-Listener = Callable[[dict[str, Any]], None]
+
+class SendingAttempt(TypedDict):
+    """The attempt a ``sending`` change announces (it has no log line yet)."""
+
+    attempt: int
+    url: str
+
+
+class DeliveryChange(TypedDict):
+    """What the engine reports, to the broadcaster (kind ``"delivery"``) and its listeners."""
+
+    change: str  # created | sending | attempt | succeeded | failed | cancelled
+    delivery: deliveries.DeliveryItem
+    attempt: deliveries.AttemptItem | SendingAttempt | None
+
+
+Listener = Callable[[DeliveryChange], None]
 
 
 class Dispatcher:
@@ -118,7 +134,7 @@ class Dispatcher:
 
     # -- submitting --------------------------------------------------------------------------
 
-    async def submit(self, request: DeliveryRequest) -> dict[str, Any]:
+    async def submit(self, request: DeliveryRequest) -> deliveries.DeliveryItem:
         """Store a new delivery (due now) and wake the engine; returns its item."""
         msg_id = "msg_" + _random.token_hex(12)
         # The key a receiver (and our capture route) will group the attempts under.
@@ -144,7 +160,7 @@ class Dispatcher:
         self.notify()
         return created
 
-    async def cancel(self, delivery_id: int) -> dict[str, Any] | None:
+    async def cancel(self, delivery_id: int) -> deliveries.DeliveryItem | None:
         """Stop a delivery's retries; an attempt this engine has in flight is abandoned."""
         found = await self.store.write(deliveries.cancel_delivery, delivery_id, time.time())
         if found is not None and found["state"] == "cancelled":
@@ -224,7 +240,7 @@ class Dispatcher:
             self._in_flight.pop(delivery_id, None)
             self._wake.set()
 
-    async def _send(self, pending: deliveries.Pending, item: dict[str, Any]) -> None:
+    async def _send(self, pending: deliveries.Pending, item: deliveries.DeliveryItem) -> None:
         assert self._client is not None
         number = pending.attempts + 1
         headers = signed_headers(
@@ -255,8 +271,13 @@ class Dispatcher:
         if state != "pending":
             self._emit(state, updated, attempt)
 
-    def _emit(self, change: str, item: dict[str, Any], attempt: dict[str, Any] | None) -> None:
-        data = {"change": change, "delivery": item, "attempt": attempt}
+    def _emit(
+        self,
+        change: str,
+        item: deliveries.DeliveryItem,
+        attempt: deliveries.AttemptItem | SendingAttempt | None,
+    ) -> None:
+        data: DeliveryChange = {"change": change, "delivery": item, "attempt": attempt}
         if self.hub is not None:
             self.hub.publish("delivery", data, id=item["id"])
         for listener in self.listeners:

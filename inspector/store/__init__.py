@@ -1,8 +1,11 @@
 """The SQLite store: schema, migrations, the group-commit writer, retention, and every query.
 
 All SQL lives in this package: ``schema`` (tables, migrations), ``core`` (the ``Store``: writer
-and readers) and one module of jobs per concept — ``captures``, ``replays``, ``deliveries`` —
-functions of ``(conn, ...)`` that the ``Store`` runs inside a connection. Two rules shape it:
+and readers) and one module of jobs per concept — ``requests``, ``endpoints``, ``attempts``,
+``replays``, ``deliveries`` — functions of ``(conn, ...)`` that the ``Store`` runs inside a
+connection, typed end to end (``Store.write(fn, *args)`` checks ``args`` against ``fn``), which
+return the records the API serves (``TypedDict``s declared beside the SQL that shapes them).
+Two rules shape it:
 
 * **A 2xx from a capture route means the request is on disk.** Writes go through one writer
   thread that drains a queue, runs every queued job in one transaction and commits once (group

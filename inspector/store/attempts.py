@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from inspector.timeline import Attempt
+from inspector.store.requests import Row, SqlValue
+from inspector.timeline import Attempt, EventRow
 
 _EVENT_ROWS = (
     "SELECT event_key, event_type, count(*) AS attempts, min(id) AS first_id,"
@@ -16,16 +16,16 @@ _EVENT_ROWS = (
 
 def list_events(
     conn: sqlite3.Connection, endpoint: str, limit: int, before: int | None
-) -> tuple[list[dict[str, Any]], dict[str, list[Attempt]], int | None]:
+) -> tuple[list[EventRow], dict[str, list[Attempt]], int | None]:
     """An endpoint's events, most recently attempted first, with every attempt of each."""
     sql = _EVENT_ROWS + " GROUP BY event_key"
-    params: list[Any] = [endpoint]
+    params: list[SqlValue] = [endpoint]
     if before is not None:
         sql += " HAVING max(id) < ?"
         params.append(before)
     sql += " ORDER BY last_id DESC LIMIT ?"
     params.append(limit + 1)
-    rows = [dict(r) for r in conn.execute(sql, params)]
+    rows = [_event(r) for r in conn.execute(sql, params)]
     page, more = rows[:limit], len(rows) > limit
     attempts = {r["event_key"]: event_attempts(conn, endpoint, r["event_key"]) for r in page}
     return page, attempts, (page[-1]["last_id"] if more else None)
@@ -40,6 +40,18 @@ def event_attempts(conn: sqlite3.Connection, endpoint: str, event_key: str) -> l
     return [Attempt(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
 
 
-def event_summary(conn: sqlite3.Connection, endpoint: str, event_key: str) -> dict[str, Any] | None:
+def event_summary(conn: sqlite3.Connection, endpoint: str, event_key: str) -> EventRow | None:
     row = conn.execute(_EVENT_ROWS + " AND event_key = ?", (endpoint, event_key)).fetchone()
-    return dict(row) if row is not None and row["attempts"] else None
+    return _event(row) if row is not None and row["attempts"] else None
+
+
+def _event(r: Row) -> EventRow:
+    return {
+        "event_key": r["event_key"],
+        "event_type": r["event_type"],
+        "attempts": r["attempts"],
+        "first_id": r["first_id"],
+        "last_id": r["last_id"],
+        "first_at": r["first_at"],
+        "last_at": r["last_at"],
+    }

@@ -4,38 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
-from inspector.store import requests
+from inspector.store import replays, requests
 from inspector.store.schema import connect, migrate
 
 log = logging.getLogger("inspector.store")
 
 T = TypeVar("T")
-Job = Callable[..., Any]
+P = ParamSpec("P")
+# A job: ``fn(conn, *args)``. Typed with ``P`` at ``write``/``read`` so that mypy checks
+# every call's arguments against the job's own signature, and its result.
+Job = Callable[Concatenate[sqlite3.Connection, P], T]
+# Runs after each batch's jobs, in its transaction: (connection, rows added; < 0 on deletes).
+AfterBatch = Callable[[sqlite3.Connection, int], None]
 
 MAX_BATCH = 512
 
 
 @dataclass
-class _Job:
-    fn: Job
-    args: tuple[Any, ...]
+class _Job(Generic[T]):
+    run: Callable[[sqlite3.Connection], T]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
+    future: asyncio.Future[T]
 
 
-_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+_Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
 
 
 class _CommitFailed(Exception):
@@ -62,7 +67,11 @@ class _Counter:
 
 class Store:
     """The embedded store. ``open()`` it (creates and migrates), ``start()`` the writer for a
-    server, ``close()`` at the end."""
+    server, ``close()`` at the end.
+
+    ``after_batch`` hooks run in the writer inside each batch's transaction, after its jobs
+    and the store's own upkeep (retention; the replays of requests that are gone).
+    """
 
     def __init__(
         self,
@@ -71,12 +80,14 @@ class Store:
         retention: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
+        after_batch: Sequence[AfterBatch] = (),
     ) -> None:
         self.path = path
         self.retention = retention
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.after_batch = tuple(after_batch)
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._local = threading.local()
@@ -84,8 +95,6 @@ class Store:
         self._readers_lock = threading.Lock()
         self._counter = _Counter()
         self._closed = False
-        # Hooks run by the writer inside each batch's transaction, after its jobs.
-        self.after_batch: list[Callable[[sqlite3.Connection, int], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,26 +129,32 @@ class Store:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed.
 
         Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked).
         """
         if self._writer is None:
-            return await anyio.to_thread.run_sync(self.write_sync, fn, *args)
+            return await anyio.to_thread.run_sync(
+                functools.partial(self.write_sync, fn, *args, **kwargs)
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, args, loop, future))
+
+        def run(conn: sqlite3.Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        self._queue.put(_Job(run, loop, future))
         return await future
 
-    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
+    def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""
         conn = self._write_conn
         assert conn is not None, "open() first"
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn, *args)
+                result = fn(conn, *args, **kwargs)
                 self._after_jobs(conn, self._rows_added(result))
                 conn.execute("COMMIT")
             except BaseException:
@@ -169,7 +184,7 @@ class Store:
                 batch.append(nxt)
             self._run_batch(conn, batch)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         try:
             outcomes = self._commit_together(conn, batch)
         except _CommitFailed as exc:
@@ -180,7 +195,7 @@ class Store:
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
             outcomes = [self._commit_alone(conn, job) for job in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append(outcome)
         for loop, items in by_loop.items():
@@ -188,13 +203,13 @@ class Store:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, items)
 
-    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[_Outcome]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _CommitFailed from exc
         try:
-            results = [job.fn(conn, *job.args) for job in batch]
+            results = [job.run(conn) for job in batch]
             self._after_jobs(conn, sum(self._rows_added(r) for r in results))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -207,7 +222,7 @@ class Store:
             raise _CommitFailed from exc
         return [(job.future, result, None) for job, result in zip(batch, results, strict=True)]
 
-    def _commit_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
+    def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> _Outcome:
         try:
             return self._commit_together(conn, [job])[0]
         except _CommitFailed as exc:
@@ -222,7 +237,7 @@ class Store:
             return (job.future, None, exc)
 
     @staticmethod
-    def _rows_added(result: Any) -> int:
+    def _rows_added(result: object) -> int:
         return int(getattr(result, "rows_added", 0))
 
     def _after_jobs(self, conn: sqlite3.Connection, added: int) -> None:
@@ -237,6 +252,8 @@ class Store:
         excess = counter.rows - self.retention if self.retention is not None else 0
         if excess > 0:
             counter.rows -= requests.evict_oldest(conn, excess)
+        # Replays go with their requests, however those went (retention, delete, clear).
+        replays.prune(conn, added)
         for hook in self.after_batch:
             hook(conn, added)
 
@@ -251,13 +268,15 @@ class Store:
                 self._readers.append(conn)
         return conn
 
-    def read_sync(self, fn: Callable[..., T], *args: Any) -> T:
+    def read_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, *args)`` on this thread's read connection."""
         try:
-            return fn(self._reader(), *args)
+            return fn(self._reader(), *args, **kwargs)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"the store could not read: {exc}") from exc
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a read job in a worker thread."""
-        return await anyio.to_thread.run_sync(self.read_sync, fn, *args)
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.read_sync, fn, *args, **kwargs)
+        )

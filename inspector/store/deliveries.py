@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from inspector.capture import utc_timestamp
+from inspector.store.requests import HeaderPairs, Row, SqlValue
 
 STATES = ("pending", "succeeded", "failed", "cancelled")
 ITEM_COLUMNS = (
@@ -82,6 +83,66 @@ class AttemptRecord:
     response_truncated: bool
 
 
+# -- the shapes ------------------------------------------------------------------------------
+
+
+class AttemptItem(TypedDict):
+    """One line of the delivery log: the platform's 推送記錄 columns plus the attempt number."""
+
+    id: int
+    delivery_id: int
+    attempt: int  # 1 for the first
+    event: str
+    url: str
+    sent_at: str
+    sent_ts: float
+    status: int | None  # None: no answer (see ``error``)
+    elapsed_ms: float
+    error: str | None
+    ok: bool  # a 2xx without error
+
+
+class AttemptDetail(AttemptItem):
+    """One attempt in full: the headers sent, and the answer (its first 64 KiB)."""
+
+    request_headers: HeaderPairs
+    response_headers: HeaderPairs
+    response_body_base64: str
+    response_truncated: bool
+
+
+class DeliveryItem(TypedDict):
+    """A delivery as the list API, the stream and the CLI table show it."""
+
+    id: int
+    event: str
+    event_key: str | None
+    url: str
+    scheme: str
+    size: int  # body bytes
+    state: str  # pending | succeeded | failed | cancelled
+    attempts: int  # made so far
+    max_attempts: int
+    schedule: list[float]  # seconds between attempts
+    time_scale: float
+    timeout: float
+    next_attempt_ts: float | None  # None once it is final
+    next_attempt_at: str | None
+    created_at: str
+    updated_at: str
+    carrier: str  # "server", or the ``send --wait`` process (``cli:<host>:<pid>``)
+    statuses: list[int | None]  # of each attempt, in order
+    last: AttemptItem | None  # the latest attempt
+
+
+class DeliveryDetail(DeliveryItem):
+    """A delivery with its body, extra headers and every attempt in full."""
+
+    body_base64: str
+    headers: HeaderPairs
+    log: list[AttemptDetail]
+
+
 # -- shaping rows ----------------------------------------------------------------------------
 
 
@@ -89,7 +150,7 @@ def _iso(ts: float | None) -> str | None:
     return utc_timestamp(ts) if ts is not None else None
 
 
-def attempt_item(r: Mapping[str, Any]) -> dict[str, Any]:
+def attempt_item(r: Row) -> AttemptItem:
     """One log line: the platform's 推送記錄 columns plus the attempt number."""
     return {
         "id": r["id"],
@@ -106,20 +167,21 @@ def attempt_item(r: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def attempt_detail(r: Mapping[str, Any]) -> dict[str, Any]:
-    out = attempt_item(r)
-    out["request_headers"] = json.loads(r["request_headers"] or "[]")
-    out["response_headers"] = json.loads(r["response_headers"] or "[]")
-    out["response_body_base64"] = base64.b64encode(r["response_body"] or b"").decode("ascii")
-    out["response_truncated"] = bool(r["response_truncated"])
-    return out
+def attempt_detail(r: Row) -> AttemptDetail:
+    return {
+        **attempt_item(r),
+        "request_headers": json.loads(r["request_headers"] or "[]"),
+        "response_headers": json.loads(r["response_headers"] or "[]"),
+        "response_body_base64": base64.b64encode(r["response_body"] or b"").decode("ascii"),
+        "response_truncated": bool(r["response_truncated"]),
+    }
 
 
 def _ok(status: int | None, error: str | None) -> bool:
     return status is not None and 200 <= status < 300 and error is None
 
 
-def item(r: Mapping[str, Any], log: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
     """A delivery as the list API, the stream and the CLI table show it."""
     schedule = json.loads(r["schedule"])
     last = attempt_item(log[-1]) if log else None
@@ -149,7 +211,7 @@ def item(r: Mapping[str, Any], log: Sequence[Mapping[str, Any]] = ()) -> dict[st
 # -- writes ----------------------------------------------------------------------------------
 
 
-def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> dict[str, Any]:
+def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
     """Store a new delivery, due at once; returns its item."""
     created_at = utc_timestamp(new.created_ts)
     cur = conn.execute(
@@ -186,7 +248,7 @@ def record_attempt(
     record: AttemptRecord,
     state: str,
     next_attempt_ts: float | None,
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
+) -> tuple[DeliveryItem, AttemptItem] | None:
     """Log a finished attempt and move the delivery on (next due time or final state).
 
     Returns ``(delivery item, attempt item)``, or None when the delivery is no longer
@@ -227,9 +289,7 @@ def record_attempt(
     return found, found["last"]
 
 
-def cancel_delivery(
-    conn: sqlite3.Connection, delivery_id: int, now: float
-) -> dict[str, Any] | None:
+def cancel_delivery(conn: sqlite3.Connection, delivery_id: int, now: float) -> DeliveryItem | None:
     """Stop a pending delivery's retries; returns its item (None if there is no such id)."""
     conn.execute(
         "UPDATE deliveries SET state='cancelled', next_attempt_ts=NULL, updated_at=?"
@@ -279,9 +339,7 @@ def foreign_carriers(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def load_pending(
-    conn: sqlite3.Connection, delivery_id: int
-) -> tuple[Pending, dict[str, Any]] | None:
+def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, DeliveryItem] | None:
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
@@ -311,8 +369,8 @@ def load_pending(
     return pending, found
 
 
-def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-    logs: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[sqlite3.Row]]:
+    logs: dict[int, list[sqlite3.Row]] = {i: [] for i in ids}
     if not ids:
         return logs
     marks = ",".join("?" * len(ids))
@@ -323,11 +381,11 @@ def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[dict[s
         tuple(ids),
     ).fetchall()
     for row in rows:
-        logs[row["delivery_id"]].append(dict(row))
+        logs[row["delivery_id"]].append(row)
     return logs
 
 
-def get_item(conn: sqlite3.Connection, delivery_id: int) -> dict[str, Any] | None:
+def get_item(conn: sqlite3.Connection, delivery_id: int) -> DeliveryItem | None:
     row = conn.execute(
         f"SELECT {ITEM_COLUMNS} FROM deliveries WHERE id=?", (delivery_id,)
     ).fetchone()
@@ -338,10 +396,10 @@ def get_item(conn: sqlite3.Connection, delivery_id: int) -> dict[str, Any] | Non
 
 def list_deliveries(
     conn: sqlite3.Connection, limit: int, before: int | None, state: str | None = None
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[DeliveryItem], int | None]:
     """Newest first, each with its attempts summary; returns the page and the next cursor."""
     where: list[str] = []
-    params: list[Any] = []
+    params: list[SqlValue] = []
     if before is not None:
         where.append("id < ?")
         params.append(before)
@@ -360,19 +418,18 @@ def list_deliveries(
     return items, (items[-1]["id"] if len(rows) > limit else None)
 
 
-def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> dict[str, Any] | None:
+def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail | None:
     """A delivery with its body, extra headers and every attempt in full."""
     found = get_item(conn, delivery_id)
     if found is None:
         return None
     row = conn.execute("SELECT body, headers FROM deliveries WHERE id=?", (delivery_id,)).fetchone()
-    found["body_base64"] = base64.b64encode(row["body"]).decode("ascii")
-    found["headers"] = json.loads(row["headers"])
-    found["log"] = [
-        attempt_detail(r)
-        for r in conn.execute(
-            "SELECT * FROM delivery_attempts WHERE delivery_id=? ORDER BY attempt, id",
-            (delivery_id,),
-        )
-    ]
-    return found
+    log = conn.execute(
+        "SELECT * FROM delivery_attempts WHERE delivery_id=? ORDER BY attempt, id", (delivery_id,)
+    )
+    return {
+        **found,
+        "body_base64": base64.b64encode(row["body"]).decode("ascii"),
+        "headers": json.loads(row["headers"]),
+        "log": [attempt_detail(r) for r in log],
+    }

@@ -3,7 +3,7 @@
 A replay row records one exchange with the user's app: what was sent (method, URL, headers;
 the body only when it differs from the captured one) and what came back (status, headers,
 the first ``RESPONSE_CAP`` bytes of the body), or the error. Rows are linked to the captured
-request by ``request_id`` and go when it goes (``prune``, an ``after_batch`` hook).
+request by ``request_id`` and go when it goes (``prune``, run by the store after each batch).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, cast
 
 from inspector.store import requests
+from inspector.store.requests import HeaderPairs, RequestItem, Row, SqlValue
 
 KINDS = ("replay", "mirror", "proxy")
 RESPONSE_CAP = 1024 * 1024  # response bytes stored per replay
@@ -46,7 +47,33 @@ class ReplayRecord:
     response_truncated: bool = False
 
 
-def summary(r: Mapping[str, Any]) -> dict[str, Any]:
+class ReplaySummary(TypedDict):
+    """One exchange with the app (replay, mirror or proxy), as a request's list shows it."""
+
+    id: int
+    request_id: int
+    kind: str  # replay | mirror | proxy
+    url: str
+    method: str
+    sent_at: str
+    status: int | None  # None: no answer (see ``error``)
+    elapsed_ms: float
+    error: str | None
+    edited: bool  # the body sent differs from the captured one
+    response_size: int  # bytes of the answer's body stored (at most RESPONSE_CAP)
+    response_truncated: bool
+
+
+class ReplayDetail(ReplaySummary):
+    """One exchange in full: what was sent and what came back."""
+
+    request_headers: HeaderPairs
+    request_body_base64: str
+    headers: HeaderPairs  # the answer's
+    body_base64: str  # the answer's (the first RESPONSE_CAP bytes)
+
+
+def summary(r: Row) -> ReplaySummary:
     return {
         "id": r["id"],
         "request_id": r["request_id"],
@@ -89,7 +116,7 @@ def insert_replay(conn: sqlite3.Connection, rec: ReplayRecord) -> int:
     return cur.lastrowid
 
 
-def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[dict[str, Any]]:
+def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[ReplaySummary]:
     """A request's replays and forwards, newest first, without bodies."""
     rows = conn.execute(
         f"SELECT {_SUMMARY} FROM replays WHERE request_id=? ORDER BY id DESC LIMIT ?",
@@ -98,7 +125,7 @@ def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[
     return [summary(r) for r in rows]
 
 
-def get_replay(conn: sqlite3.Connection, replay_id: int) -> dict[str, Any] | None:
+def get_replay(conn: sqlite3.Connection, replay_id: int) -> ReplayDetail | None:
     """One replay with everything: what was sent (headers, body) and what came back."""
     row = conn.execute(
         f"SELECT {_SUMMARY}, request_headers, request_body, response_headers, response_body"
@@ -107,18 +134,19 @@ def get_replay(conn: sqlite3.Connection, replay_id: int) -> dict[str, Any] | Non
     ).fetchone()
     if row is None:
         return None
-    out = summary(row)
-    sent = row["request_body"]
+    sent: bytes | None = row["request_body"]
     if sent is None:
         sent = requests.get_body(conn, row["request_id"])
-    out["request_headers"] = json.loads(row["request_headers"])
-    out["request_body_base64"] = base64.b64encode(sent).decode("ascii")
-    out["headers"] = json.loads(row["response_headers"] or "[]")
-    out["body_base64"] = base64.b64encode(row["response_body"] or b"").decode("ascii")
-    return out
+    return {
+        **summary(row),
+        "request_headers": json.loads(row["request_headers"]),
+        "request_body_base64": base64.b64encode(sent).decode("ascii"),
+        "headers": json.loads(row["response_headers"] or "[]"),
+        "body_base64": base64.b64encode(row["response_body"] or b"").decode("ascii"),
+    }
 
 
-def request_item(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | None:
+def request_item(conn: sqlite3.Connection, request_id: int) -> RequestItem | None:
     """The captured request's list item (what the stream's "update" carries)."""
     row = conn.execute(
         f"SELECT {requests.ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)
@@ -127,7 +155,7 @@ def request_item(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | 
 
 
 def prune(conn: sqlite3.Connection, added: int) -> None:
-    """``Store.after_batch`` hook: drop the replays of requests that are gone.
+    """Drop the replays of requests that are gone (the store runs this after each batch).
 
     Retention evicts the oldest requests, so replays below the oldest remaining id go (an
     index range, cheap on every batch). Deletes of single requests or endpoints report
@@ -144,18 +172,52 @@ def prune(conn: sqlite3.Connection, added: int) -> None:
 # -- export and import -----------------------------------------------------------------------
 
 
+class StoredRequest(TypedDict):
+    """A ``requests`` row, every column as stored (JSON columns still text)."""
+
+    id: int
+    endpoint: str
+    method: str
+    path: str
+    query: str
+    headers: str  # JSON: [[name, value], ...]
+    client: str | None
+    received_at: str
+    received_ts: float
+    size: int
+    content_type: str | None
+    truncated: int  # 0 or 1
+    note: str | None
+    event_key: str | None
+    event_type: str | None
+    attempt: int
+    first_attempt_id: int | None  # None for a first attempt
+    signature: str | None  # JSON verdict
+    sig_status: str | None
+    response_status: int | None
+    response_headers: str | None  # JSON
+    response_body: bytes | None
+    response_ms: float | None
+    delay_ms: float | None
+    dropped: int
+    client_gave_up_after_ms: float | None
+    in_progress: int
+    original_id: int | None
+
+
 def export_page(
     conn: sqlite3.Connection, endpoint: str | None, after_id: int, limit: int
-) -> list[tuple[dict[str, Any], bytes]]:
+) -> list[tuple[StoredRequest, bytes]]:
     """Full rows (every column) and bodies of requests with id > ``after_id``, oldest first."""
     sql = "SELECT * FROM requests WHERE id > ?"
-    params: list[Any] = [after_id]
+    params: list[SqlValue] = [after_id]
     if endpoint is not None:
         sql += " AND endpoint = ?"
         params.append(endpoint)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
-    rows = [dict(r) for r in conn.execute(sql, params)]
+    # SELECT * of ``requests``: the schema guarantees the shape.
+    rows = [cast(StoredRequest, dict(r)) for r in conn.execute(sql, params)]
     return [(row, requests.get_body(conn, row["id"])) for row in rows]
 
 
@@ -201,7 +263,7 @@ IMPORT_COLUMNS = (
 
 def import_rows(
     conn: sqlite3.Connection,
-    rows: Sequence[tuple[dict[str, Any], bytes]],
+    rows: Sequence[tuple[Mapping[str, SqlValue], bytes]],
     id_map: dict[int, int],
 ) -> Imported:
     """Insert exported rows (column dicts without ``id``, plus the body) as new requests.
@@ -217,13 +279,13 @@ def import_rows(
     for columns, body in rows:
         values = dict(columns)
         first = values.get("first_attempt_id")
-        values["first_attempt_id"] = id_map.get(first) if first is not None else None
+        values["first_attempt_id"] = id_map.get(first) if isinstance(first, int) else None
         cur = conn.execute(sql, [values.get(name) for name in IMPORT_COLUMNS])
         new_id = cur.lastrowid
         assert new_id is not None
         ids.append(new_id)
         original = values.get("original_id")
-        if original is not None:
+        if isinstance(original, int):
             id_map[original] = new_id
         if body:
             conn.execute("INSERT INTO bodies (request_id, body) VALUES (?, ?)", (new_id, body))

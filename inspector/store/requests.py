@@ -1,8 +1,9 @@
 """SQL jobs: functions of ``(conn, ...)`` that the ``Store`` runs in its writer or readers.
 
 Write jobs run inside the writer's batch transaction and must not commit. Read jobs run on a
-per-thread read connection. Rows become API-shaped dicts here (``item``/``detail``), so the
-JSON the API returns and the summaries the stream publishes come from one function.
+per-thread read connection. Rows become API-shaped records here (``RequestItem`` by ``item``,
+``RequestDetail`` by ``detail``), so the JSON the API returns and the items the stream
+publishes come from one function, with one declared shape.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.summary import MAX_BYTES, summarize
@@ -33,6 +34,84 @@ _INSERT = (
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
+# A column value as sqlite3 hands it over or takes it.
+SqlValue = int | float | str | bytes | None
+# A row: its values' types are the schema's, which Python cannot see; the shaping functions
+# below are where they get their declared types.
+Row = sqlite3.Row | Mapping[str, Any]
+# Headers as JSON keeps them: ``[name, value]`` pairs in their original order.
+HeaderPairs = list[tuple[str, str]]
+
+
+# -- the shapes ------------------------------------------------------------------------------
+
+
+class SignatureVerdict(TypedDict):
+    """A stored signature verdict (``signatures.Verdict.to_dict``)."""
+
+    status: str  # valid | invalid | malformed | missing | no_secret | ...
+    scheme: str | None
+    reason: str
+    diagnosis: str | None  # the doctor's finding, on failures
+
+
+class ResponseSummary(TypedDict):
+    """What the inspector answered, as a list item shows it."""
+
+    status: int | None  # None: dropped, given up, or still in progress
+    ms: float | None
+    delay_ms: float | None
+    dropped: bool
+    client_gave_up_after_ms: float | None
+    in_progress: bool
+
+
+class ResponseDetail(ResponseSummary):
+    """What the inspector answered, in full."""
+
+    headers: HeaderPairs
+    body_base64: str
+
+
+class _RequestFields(TypedDict):
+    id: int
+    endpoint: str
+    method: str
+    path: str
+    query: str
+    client: str | None
+    received_at: str  # ISO 8601, UTC, microseconds
+    size: int  # body bytes received (all of them, even when truncated)
+    content_type: str | None
+    truncated: bool
+    note: str | None
+    event_key: str | None
+    event_type: str | None
+    attempt: int
+    first_attempt_id: int  # its own id for a first attempt
+    signature: SignatureVerdict | None  # None: the endpoint verifies nothing
+
+
+class RequestItem(_RequestFields):
+    """A captured request as the stream publishes it (small: no headers, no body)."""
+
+    response: ResponseSummary
+
+
+class ListedRequest(RequestItem):
+    """A captured request as lists read from the store show it: with its event summary."""
+
+    summary: str | None  # one line about the event (``inspector.summary``), if recognised
+
+
+class RequestDetail(_RequestFields):
+    """A captured request with everything: headers in order and the exact body bytes."""
+
+    response: ResponseDetail
+    headers: HeaderPairs
+    body_base64: str
+    original_id: int | None  # its id in the file it was imported from, if any
+
 
 @dataclass
 class Inserted:
@@ -42,10 +121,10 @@ class Inserted:
     attempt: int
     first_attempt_id: int
     response: ResponseRecord
-    columns: dict[str, Any] = field(repr=False)
+    columns: dict[str, SqlValue] = field(repr=False)
     rows_added: int = 1
 
-    def item(self) -> dict[str, Any]:
+    def item(self) -> RequestItem:
         return item(self.columns)
 
 
@@ -60,8 +139,7 @@ class Changed:
 # -- shaping rows ----------------------------------------------------------------------------
 
 
-def item(r: Mapping[str, Any]) -> dict[str, Any]:
-    """A request as the list API and the stream show it."""
+def _fields(r: Row) -> _RequestFields:
     signature = r["signature"]
     return {
         "id": r["id"],
@@ -80,27 +158,39 @@ def item(r: Mapping[str, Any]) -> dict[str, Any]:
         "attempt": r["attempt"],
         "first_attempt_id": r["first_attempt_id"] or r["id"],
         "signature": json.loads(signature) if signature else None,
-        "response": {
-            "status": r["response_status"],
-            "ms": r["response_ms"],
-            "delay_ms": r["delay_ms"],
-            "dropped": bool(r["dropped"]),
-            "client_gave_up_after_ms": r["client_gave_up_after_ms"],
-            "in_progress": bool(r["in_progress"]),
-        },
     }
 
 
-def detail(r: Mapping[str, Any], body: bytes | None) -> dict[str, Any]:
+def _response(r: Row) -> ResponseSummary:
+    return {
+        "status": r["response_status"],
+        "ms": r["response_ms"],
+        "delay_ms": r["delay_ms"],
+        "dropped": bool(r["dropped"]),
+        "client_gave_up_after_ms": r["client_gave_up_after_ms"],
+        "in_progress": bool(r["in_progress"]),
+    }
+
+
+def item(r: Row) -> RequestItem:
+    """A request as the list API and the stream show it."""
+    return {**_fields(r), "response": _response(r)}
+
+
+def detail(r: Row, body: bytes | None) -> RequestDetail:
     """A request with everything: headers as ordered pairs and the exact body bytes."""
-    out = item(r)
-    out["headers"] = json.loads(r["headers"])
-    out["body_base64"] = base64.b64encode(body or b"").decode("ascii")
-    out["original_id"] = r["original_id"]  # the id in the file it was imported from, if any
-    response_body = r["response_body"] or b""
-    out["response"]["headers"] = json.loads(r["response_headers"] or "[]")
-    out["response"]["body_base64"] = base64.b64encode(response_body).decode("ascii")
-    return out
+    response_body: bytes = r["response_body"] or b""
+    return {
+        **_fields(r),
+        "response": {
+            **_response(r),
+            "headers": json.loads(r["response_headers"] or "[]"),
+            "body_base64": base64.b64encode(response_body).decode("ascii"),
+        },
+        "headers": json.loads(r["headers"]),
+        "body_base64": base64.b64encode(body or b"").decode("ascii"),
+        "original_id": r["original_id"],
+    }
 
 
 # -- capture writes --------------------------------------------------------------------------
@@ -126,7 +216,7 @@ def insert_request(
             attempt, first_id = prev[0] + 1, prev[1]
     response = decide(attempt)
     signature = json.dumps(rec.signature) if rec.signature is not None else None
-    columns: dict[str, Any] = {
+    columns: dict[str, SqlValue] = {
         "endpoint": rec.endpoint,
         "method": rec.method,
         "path": rec.path,
@@ -180,7 +270,7 @@ def finish_request(
     request_id: int,
     response: ResponseRecord,
     client_gave_up_after_ms: float | None,
-) -> dict[str, Any] | None:
+) -> RequestItem | None:
     """Record how a request that was in progress (a stall) ended; returns its new item."""
     conn.execute(
         "UPDATE requests SET response_status=?, response_headers=?, response_body=?,"
@@ -252,10 +342,10 @@ class RequestFilter:
 
 def list_requests(
     conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[ListedRequest], int | None]:
     """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
     where: list[str] = []
-    params: list[Any] = []
+    params: list[SqlValue] = []
     if before is not None:
         where.append("id < ?")
         params.append(before)
@@ -276,7 +366,7 @@ def list_requests(
         where.append("event_type = ?")
         params.append(flt.event_type)
 
-    def page(clauses: list[str], args: list[Any], count: int) -> list[Any]:
+    def page(clauses: list[str], args: list[SqlValue], count: int) -> list[sqlite3.Row]:
         sql = f"SELECT {ITEM_COLUMNS} FROM requests"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -312,7 +402,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _search(q: str, bound: int, *, recent: bool) -> tuple[str, list[Any]]:
+def _search(q: str, bound: int, *, recent: bool) -> tuple[str, list[SqlValue]]:
     """``q`` as a substring of the path, query, headers, event key or type, or the raw body,
     for requests above ``bound`` (``recent``) or at or below it.
 
@@ -338,14 +428,14 @@ def _search(q: str, bound: int, *, recent: bool) -> tuple[str, list[Any]]:
     )
     needle: str | bytes = q.translate(_ASCII_LOWER) if fold else q.encode("utf-8")
     headers_like = _like(json.dumps(q)[1:-1])
-    args: list[Any] = [bound, like, like, headers_like, like, like]
+    args: list[SqlValue] = [bound, like, like, headers_like, like, like]
     if not recent:
         args.append(bound)
     return clause, [*args, needle]
 
 
-def with_summaries(conn: sqlite3.Connection, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add ``summary`` (see ``inspector.summary``) to list items, from their stored bodies.
+def with_summaries(conn: sqlite3.Connection, items: list[RequestItem]) -> list[ListedRequest]:
+    """List items with their ``summary`` (see ``inspector.summary``), from their stored bodies.
 
     Read-time only: one query for the page's small event bodies, nothing on the capture path.
     """
@@ -362,13 +452,15 @@ def with_summaries(conn: sqlite3.Connection, items: list[dict[str, Any]]) -> lis
                 f"SELECT request_id, body FROM bodies WHERE request_id IN ({marks})", wanted
             )
         )
+    out: list[ListedRequest] = []
     for it in items:
         body = bodies.get(it["id"])
-        it["summary"] = summarize(it["event_type"], bytes(body)) if body is not None else None
-    return items
+        summary = summarize(it["event_type"], bytes(body)) if body is not None else None
+        out.append({**it, "summary": summary})
+    return out
 
 
-def get_request(conn: sqlite3.Connection, request_id: int) -> dict[str, Any] | None:
+def get_request(conn: sqlite3.Connection, request_id: int) -> RequestDetail | None:
     row = conn.execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
     if row is None:
         return None
@@ -387,10 +479,10 @@ def request_exists(conn: sqlite3.Connection, request_id: int) -> tuple[bool, str
 
 def items_after(
     conn: sqlite3.Connection, after_id: int, endpoint: str | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[ListedRequest]:
     """Requests with id > ``after_id``, oldest first (stream resume)."""
     sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE id > ?"
-    params: list[Any] = [after_id]
+    params: list[SqlValue] = [after_id]
     if endpoint is not None:
         sql += " AND endpoint = ?"
         params.append(endpoint)
@@ -405,54 +497,6 @@ def head_id(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def list_endpoints(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every endpoint seen or configured: name, request count, last seen, newest id."""
-    rows = conn.execute(
-        "SELECT s.endpoint AS name, s.count, r.received_at AS last_seen, s.last_id"
-        " FROM (SELECT endpoint, count(*) AS count, max(id) AS last_id FROM requests"
-        "       GROUP BY endpoint) AS s"
-        " JOIN requests AS r ON r.id = s.last_id"
-    ).fetchall()
-    seen = {r["name"]: dict(r) for r in rows}
-    for (name,) in conn.execute("SELECT name FROM endpoints"):
-        seen.setdefault(name, {"name": name, "count": 0, "last_seen": None, "last_id": None})
-    return sorted(seen.values(), key=lambda e: (-(e["last_id"] or 0), e["name"]))
-
-
-# -- endpoint settings -----------------------------------------------------------------------
-
-
-def get_endpoint_settings(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT settings FROM endpoints WHERE name=?", (name,)).fetchone()
-    return json.loads(row[0]) if row is not None else None
-
-
-def put_endpoint_settings(
-    conn: sqlite3.Connection, name: str, settings: Mapping[str, Any], updated_at: str
-) -> int:
-    """Replace an endpoint's settings; returns the new global settings version."""
-    version: int = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM endpoints").fetchone()[0]
-    conn.execute(
-        "INSERT INTO endpoints (name, settings, version, updated_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET settings=excluded.settings,"
-        " version=excluded.version, updated_at=excluded.updated_at",
-        (name, json.dumps(dict(settings)), version, updated_at),
-    )
-    return version
-
-
-def all_endpoint_settings(conn: sqlite3.Connection) -> tuple[int, dict[str, dict[str, Any]]]:
-    """The settings version (max) and every endpoint's settings, for the server's cache."""
-    rows = conn.execute("SELECT name, settings, version FROM endpoints").fetchall()
-    version = max((r["version"] for r in rows), default=0)
-    return version, {r["name"]: json.loads(r["settings"]) for r in rows}
-
-
-def settings_version(conn: sqlite3.Connection) -> int:
-    version: int = conn.execute("SELECT coalesce(max(version), 0) FROM endpoints").fetchone()[0]
-    return version
-
-
 def end_interrupted(conn: sqlite3.Connection) -> Changed:
     """Requests left in progress by a stop during a stall: mark them, they will not finish."""
     count = conn.execute(
@@ -464,10 +508,13 @@ def end_interrupted(conn: sqlite3.Connection) -> Changed:
 
 # -- re-verification -------------------------------------------------------------------------
 
+# What a verdict is computed from: id, headers, body, received time, the stored verdict (JSON).
+SignatureInput = tuple[int, HeaderPairs, bytes, float, str | None]
+
 
 def signature_inputs(
     conn: sqlite3.Connection, endpoint: str, after_id: int, limit: int
-) -> list[tuple[int, list[tuple[str, str]], bytes, float, str | None]]:
+) -> list[SignatureInput]:
     """What a verdict is computed from, for an endpoint's complete requests after ``after_id``
     (id order): id, headers, body, received time, the stored verdict (JSON)."""
     rows = conn.execute(
@@ -477,13 +524,14 @@ def signature_inputs(
         (endpoint, after_id, limit),
     ).fetchall()
     return [
-        (r[0], [tuple(h) for h in json.loads(r[1])], bytes(r[2] or b""), r[3], r[4]) for r in rows
+        (r[0], [(h[0], h[1]) for h in json.loads(r[1])], bytes(r[2] or b""), r[3], r[4])
+        for r in rows
     ]
 
 
 def set_signatures(
     conn: sqlite3.Connection, verdicts: list[tuple[int, str | None]]
-) -> list[dict[str, Any]]:
+) -> list[RequestItem]:
     """Store re-computed verdicts (JSON or None); returns the changed requests' items."""
     for request_id, verdict in verdicts:
         status = json.loads(verdict)["status"] if verdict else None

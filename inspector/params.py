@@ -1,22 +1,27 @@
-"""Helpers shared by the API modules: the runtime, parameter parsing, JSON bodies."""
+"""What a control request carries, read and checked: the runtime it runs against, query
+parameters (ids, numbers, endpoint names, the request filter), JSON bodies.
+
+Below both the pages (``views.py``) and the JSON API (``api/``), which read the same filter
+from the same query parameters; ``BadRequest``/``NotFound`` name what is wrong.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 
 from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound
-
-if TYPE_CHECKING:
-    from inspector.app import Runtime
+from inspector.runtime import Runtime
+from inspector.store.requests import RequestFilter
 
 MAX_LIMIT = 1000
 
 
 def runtime(request: Request) -> Runtime:
+    """The running parts (built by the lifespan) of the app serving ``request``."""
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -60,3 +65,20 @@ async def json_body(request: Request) -> Any:
         raise BadRequest(f"Body must be JSON: {exc}.", error="invalid_json") from None
     except RecursionError:
         raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None
+
+
+def request_filter(request: Request) -> RequestFilter:
+    """The request list's filter from ``?endpoint=&method=&status=&signature=&event_type=&q=``."""
+    params = request.query_params
+    if "\x00" in params.get("q", ""):
+        # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
+        raise BadRequest("q: search text cannot contain a NUL character.")
+    endpoint = params.get("endpoint") or None
+    return RequestFilter(
+        endpoint=endpoint_name(endpoint) if endpoint else None,
+        method=params.get("method") or None,
+        status=int_param(request, "status", default=None, lo=100, hi=599),
+        signature=params.get("signature") or None,
+        event_type=params.get("event_type") or None,
+        q=params.get("q") or None,
+    )
