@@ -27,13 +27,15 @@ Handler = Callable[[socket.socket], None]
 
 
 class Peer:
-    """A plain TCP server on a free loopback port: each connection goes to ``handler``
-    (which reads the request and answers, or misbehaves), in its own thread."""
+    """A plain TCP server on a free loopback port: each connection, once its HTTP request is
+    read (``http=False``: its first bytes, whatever they are), goes to ``handler`` (which
+    answers, or misbehaves), in its own thread."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, http: bool = True) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         self.handler = handler
+        self.http = http
         self.requests: list[bytes] = []
         self.threads: list[threading.Thread] = []
         self.accepting = threading.Thread(target=self._accept, daemon=True)
@@ -51,6 +53,11 @@ class Peer:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
+            if not self.http:
+                self.requests.append(conn.recv(65536))
+                with contextlib.suppress(OSError):
+                    self.handler(conn)
+                return
             data = b""
             while b"\r\n\r\n" not in data:
                 chunk = conn.recv(65536)
@@ -60,7 +67,10 @@ class Peer:
             head, _, body = data.partition(b"\r\n\r\n")
             length = re.search(rb"(?im)^content-length: *(\d+)", head)
             while length and len(body) < int(length[1]):  # read it all: a close must be a FIN
-                body += conn.recv(65536)
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
             self.requests.append(head + b"\r\n\r\n" + body)
             with contextlib.suppress(OSError):
                 self.handler(conn)
@@ -74,8 +84,8 @@ class Peer:
 
 
 @contextlib.contextmanager
-def peer(handler: Handler) -> Iterator[Peer]:
-    server = Peer(handler)
+def peer(handler: Handler, *, http: bool = True) -> Iterator[Peer]:
+    server = Peer(handler, http=http)
     try:
         yield server
     finally:
@@ -117,6 +127,7 @@ def silent_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+@contextlib.contextmanager
 def closed_port() -> Iterator[int]:
     sock = bind_free()  # bound, never listening: connections are refused
     try:
@@ -172,7 +183,7 @@ def test_an_exact_request_goes_on_the_wire_as_given() -> None:
 
 
 def test_connection_refused() -> None:
-    for port in closed_port():
+    with closed_port() as port:
         done = post(f"http://127.0.0.1:{port}/hook")
     assert done.status is None and done.failure is not None
     assert done.failure.kind == "connection_refused"
@@ -245,6 +256,16 @@ def test_broken_answers(handler: Handler, kind: str, text: str, status: int | No
     assert done.status == status
 
 
+def test_a_failed_tls_handshake_names_the_tls_cause() -> None:
+    """Not the OS's words for OpenSSL's error number ("operation not permitted")."""
+    plain_http = answer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    with peer(plain_http, http=False) as p:  # a TLS hello gets a plain HTTP answer
+        done = post(f"https://127.0.0.1:{p.port}/")
+    assert done.failure == outbound.Failure(
+        "tls", f"TLS failed: 127.0.0.1:{p.port} (wrong version number)"
+    )
+
+
 def test_too_large_and_redirects_fail_only_when_the_caller_says_so() -> None:
     big = answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000)
     with peer(big) as p:
@@ -313,7 +334,7 @@ def expect(text: str, proxy_status: int) -> dict[str, str | None]:
 @pytest.mark.live
 def test_connection_refused_reads_the_same_everywhere(make_live: Any) -> None:
     live = make_live(replay_timeout=0.3)
-    for port in closed_port():
+    with closed_port() as port:
         seen = every_caller(live, f"http://127.0.0.1:{port}/hook")
     assert seen == expect(f"connection refused: nothing listens on 127.0.0.1:{port}", 502)
 

@@ -5,6 +5,7 @@ here, so the same trouble reads the same everywhere. Each sentence is led by its
 
     connection refused: nothing listens on 127.0.0.1:3000
     connect failed: 10.9.9.9:80 (no route to host)
+    TLS failed: example.com:443 (certificate verify failed: self-signed certificate)
     name not resolved: app.test (name or service not known)
     refused: 169.254.169.254 is a link-local/cloud-metadata address (app.test resolves to it)
     timeout: no connection to 127.0.0.1:3000 within 30 s
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -37,6 +39,7 @@ Kind = Literal[
     "unresolved",  # the host name has no address
     "connection_refused",  # nothing listens there
     "connect_failed",  # any other reason no connection was made
+    "tls",  # the TLS handshake failed (the certificate, or not TLS at all)
     "timeout",
     "closed",  # the peer closed the connection before a complete answer
     "reset",  # the peer reset (or broke) the connection
@@ -84,6 +87,9 @@ def describe(exc: BaseException, target: str, timeout: float, *, answered: bool 
     unresolved = next((e for e in chain if isinstance(e, NameNotResolved)), None)
     if unresolved is not None:
         return Failure("unresolved", f"name not resolved: {unresolved.host} ({unresolved.reason})")
+    tls = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
+    if tls is not None:  # before errno: an SSLError's errno is OpenSSL's, not the system's
+        return Failure("tls", f"TLS failed: {target} ({_tls_reason(tls)})")
     os_error = next((e for e in chain if isinstance(e, OSError) and e.errno), None)
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError):
@@ -140,6 +146,15 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         for inner in (current.__cause__, current.__context__):
             if inner is not None:
                 todo.append(inner)
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """``"certificate verify failed: self-signed certificate"``, ``"wrong version number"``."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    if exc.reason:
+        return str(exc.reason).replace("_", " ").lower()
+    return str(exc)
 
 
 def _strerror(exc: OSError) -> str:
