@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from inspector import catalog, sender, timeline
-from inspector.sender import AttemptResult
+from inspector.outbound import BROKEN, Exchange
 
 MiB = 1024 * 1024
 DEFAULT_OVERSIZE = 5 * MiB
@@ -124,19 +124,19 @@ class _Checker:
             self.scheme, self.secret, body, msg_id="msg_" + _random.token_hex(12)
         )
 
-    async def post(self, body: bytes, headers: Sequence[tuple[str, str]]) -> AttemptResult:
+    async def post(self, body: bytes, headers: Sequence[tuple[str, str]]) -> Exchange:
         return await sender.send_once(self.client, self.url, headers, body, timeout=self.timeout)
 
-    def add(self, check: str, group: str, verdict: str, detail: str, r: AttemptResult) -> None:
+    def add(self, check: str, group: str, verdict: str, detail: str, r: Exchange) -> None:
         self.rows.append(CheckRow(check, group, verdict, detail, r.status, r.elapsed_ms))
 
-    def answered(self, r: AttemptResult) -> str:
+    def answered(self, r: Exchange) -> str:
         if r.status is None:
             return r.error or "no answer"
         head = f"answered {r.status} in {_secs(r.elapsed_ms)}"
         return f"{head} ({r.error})" if r.error else head
 
-    def judge_valid(self, check: str, group: str, r: AttemptResult) -> None:
+    def judge_valid(self, check: str, group: str, r: Exchange) -> None:
         """A validly signed event: the platform wants a 2xx within the timeout."""
         said = self.answered(r)
         if r.ok:
@@ -164,7 +164,7 @@ class _Checker:
         else:
             self.add(check, group, "fail", f"{said}: a valid event must get a 2xx", r)
 
-    def judge_forged(self, check: str, r: AttemptResult, crash_hint: str) -> None:
+    def judge_forged(self, check: str, r: Exchange, crash_hint: str) -> None:
         said = self.answered(r)
         if r.status is not None and 400 <= r.status < 500:
             self.add(check, "signature", "pass", f"rejected: {said}", r)
@@ -179,7 +179,7 @@ class _Checker:
         else:
             self.add(check, "signature", "fail", f"{said}: must be rejected with a 4xx", r)
 
-    def judge_robust(self, check: str, r: AttemptResult, *, may_close: bool = False) -> None:
+    def judge_robust(self, check: str, r: Exchange, *, may_close: bool = False) -> None:
         """No 5xx, no timeout. ``may_close``: closing the connection on a body too large to
         read is a warning (the platform would retry it), not a crash."""
         said = self.answered(r)
@@ -187,7 +187,7 @@ class _Checker:
             self.add(check, "robustness", "fail", f"{said}: it must not crash the receiver", r)
         elif r.timed_out:
             self.add(check, "robustness", "fail", f"{said}: it must not hang the receiver", r)
-        elif r.status is None and may_close and not (r.error or "").startswith("connection failed"):
+        elif r.status is None and may_close and r.failure is not None and r.failure.kind in BROKEN:
             why = "the connection broke; the platform would count it a failure and retry"
             self.add(check, "robustness", "warn", f"{said}: {why}", r)
         elif r.status is None:

@@ -238,7 +238,8 @@ def test_an_unreachable_receiver_fails_everything_and_json_output(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sock = bind_free()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/webhook"
+    where = f"127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://{where}/webhook"
     try:
         code = main(["check", url, "--secret", SECRET, "--json", "--oversize", "1000"])
     finally:
@@ -246,7 +247,7 @@ def test_an_unreachable_receiver_fails_everything_and_json_output(
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     assert out["passed"] is False and out["counts"]["fail"] == len(ALL_ROWS)
-    assert out["rows"][0]["detail"].startswith("connection failed")
+    assert out["rows"][0]["detail"].startswith(f"connection refused: nothing listens on {where}")
 
 
 def test_check_usage_errors_exit_2(

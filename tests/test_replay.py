@@ -21,15 +21,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inspector.cli import main
-from inspector.replay import (
+from inspector.outbound import (
     GuardedBackend,
     TargetRefused,
     literal_address,
     parse_ipv4_number,
     parse_target,
     refusal,
-    resign,
 )
+from inspector.replay import resign
 from inspector.signatures import SignatureConfig, sign, verify
 from tests.conftest import LiveInspector, ServerThread
 

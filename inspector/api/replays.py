@@ -16,8 +16,9 @@ from starlette.routing import BaseRoute, Route
 
 from inspector import transfer
 from inspector.errors import BadRequest, NotFound
+from inspector.outbound import parse_target
 from inspector.params import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
-from inspector.replay import ReplayOptions, compose_target, parse_target
+from inspector.replay import ReplayOptions, compose_target
 from inspector.store import endpoints, replays, requests
 
 

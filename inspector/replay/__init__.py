@@ -4,8 +4,8 @@
     result = await replayer.replay(detail, ReplayOptions(url="http://localhost:3000/hook"), None)
 
 ``rebuild`` builds the outgoing request from the capture's raw parts (and re-signs it),
-``targets`` decides where it may go and is the transport that enforces it at connect time,
-``replayer`` sends it with httpx and records the exchange (replay, mirror, proxy).
+``replayer`` sends it through ``inspector.outbound`` (the address guard, the exact wire, the
+one error describer) and records the exchange (replay, mirror, proxy).
 """
 
 from __future__ import annotations
@@ -21,34 +21,16 @@ from inspector.replay.rebuild import (
     resign,
     strip_hop_by_hop,
 )
-from inspector.replay.replayer import Exchange, Replayer, describe
-from inspector.replay.targets import (
-    GuardedBackend,
-    GuardedTransport,
-    TargetRefused,
-    literal_address,
-    parse_ipv4_number,
-    parse_target,
-    refusal,
-)
+from inspector.replay.replayer import Replayer
 
 __all__ = [
     "MAX_TIMEOUT",
-    "Exchange",
-    "GuardedBackend",
-    "GuardedTransport",
     "Outgoing",
     "ReplayOptions",
     "Replayer",
     "Source",
-    "TargetRefused",
     "build_request",
     "compose_target",
-    "describe",
-    "literal_address",
-    "parse_ipv4_number",
-    "parse_target",
-    "refusal",
     "relay_headers",
     "resign",
     "strip_hop_by_hop",

@@ -1,11 +1,12 @@
-"""The replay engine: send a built request with httpx, record the exchange.
+"""The replay engine: send a built request through ``inspector.outbound``, record the exchange.
 
 One ``Replayer`` per server (created in the lifespan; it is also the receiver's mirror
 hook and proxy) and one per CLI ``replay`` run. Every exchange becomes a ``replays`` row
 (``store/replays.py``) linked to the captured request: kind ``replay``, ``mirror`` or
 ``proxy``. Redirects are never followed; a response body is kept up to 1 MiB (a proxy relays
-up to ``max_relay``). Network trouble never raises: it is the exchange's ``error``, one
-sentence led by its kind (``connection refused: ...``, ``timeout: ...``, ``refused: ...``).
+up to ``max_relay``). Network trouble never raises: it is the exchange's ``error``, worded by
+``outbound.describe`` as everywhere else (``connection refused: ...``, ``timeout: ...``,
+``refused: ...``).
 
 Mirror and proxy add ``Via: 1.1 webhook-inspector-<id>``; a capture that carries this
 engine's own token came back from one of its forwards and is not forwarded again.
@@ -19,15 +20,21 @@ import logging
 import secrets as _random
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from inspector.broadcast import Broadcaster
-from inspector.capture import CapturedRequest, ResponseRecord, text_pairs, utc_timestamp
+from inspector.capture import CapturedRequest, ResponseRecord, utc_timestamp
 from inspector.endpoints import Endpoint
 from inspector.errors import BadRequest, InspectorError
+from inspector.outbound import (
+    Exchange,
+    GuardedBackend,
+    Resolver,
+    exact_request,
+    open_client,
+    parse_target,
+    send,
+)
 from inspector.receiver import plain
 from inspector.replay.rebuild import (
     Outgoing,
@@ -36,71 +43,12 @@ from inspector.replay.rebuild import (
     build_request,
     relay_headers,
 )
-from inspector.replay.targets import (
-    TARGET,
-    GuardedBackend,
-    GuardedTransport,
-    Resolver,
-    parse_target,
-    read_capped,
-)
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
 
 log = logging.getLogger("inspector.replay")
 
 RESPONSE_CAP = replays.RESPONSE_CAP
-
-
-# -- the engine ------------------------------------------------------------------------------
-
-
-@dataclass
-class Exchange:
-    """What happened when a request was sent: an answer, or an error (or both: an answer
-    whose body failed midway)."""
-
-    sent_at: str
-    status: int | None = None
-    elapsed_ms: float = 0.0
-    error: str | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-    truncated: bool = False
-    timed_out: bool = False
-
-
-def describe(exc: BaseException, out: Outgoing, timeout: float) -> str:
-    """One clear sentence for a failed exchange, led by its kind."""
-    where = out.base.netloc.decode("ascii")
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, InspectorError):
-        return str(exc.detail)
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return f"timeout: no complete answer from {where} within {timeout:g} s"
-    if isinstance(exc, httpx.ConnectError):
-        cause = _root_os_error(exc)
-        if isinstance(cause, ConnectionRefusedError):
-            return f"connection refused: nothing accepts connections at {where}"
-        if "resolve" in text:
-            return f"name not resolved: {text}"
-        return f"connect failed: {where} ({cause or text})"
-    if isinstance(exc, httpx.ProtocolError):
-        return f"protocol error: {where} answered with invalid HTTP ({text})"
-    if isinstance(exc, httpx.HTTPError):
-        return f"network error: {where} ({text})"
-    return f"error: {type(exc).__name__}: {text}"
-
-
-def _root_os_error(exc: BaseException) -> OSError | None:
-    """The innermost ``OSError`` behind a connect error (anyio wraps the real one)."""
-    found: OSError | None = None
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError):
-            found = seen
-        seen = seen.__cause__ or seen.__context__
-    return found
 
 
 def _loop(rec: CapturedRequest, via: str) -> bool:
@@ -132,9 +80,7 @@ class Replayer:
         self.max_relay = max_relay
         self.max_pending = max_pending
         self.backend = GuardedBackend(resolve)
-        self.client = httpx.AsyncClient(
-            transport=GuardedTransport(self.backend), follow_redirects=False, trust_env=False
-        )
+        self.client = open_client(keepalive=8, backend=self.backend)
         # Added to mirrored and proxied requests; seeing our own marks a forwarding loop.
         self.via = f"1.1 webhook-inspector-{_random.token_hex(4)}"
         self._slots = asyncio.Semaphore(concurrency)
@@ -152,38 +98,18 @@ class Replayer:
     # -- sending ---------------------------------------------------------------------------
 
     async def send(
-        self, out: Outgoing, *, timeout: float | None = None, cap: int = RESPONSE_CAP
+        self,
+        out: Outgoing,
+        *,
+        timeout: float | None = None,
+        cap: int = RESPONSE_CAP,
+        whole: bool = False,
     ) -> Exchange:
-        """Send ``out``; read at most ``cap`` body bytes. Never raises for network trouble."""
+        """Send ``out`` exactly; read at most ``cap`` body bytes (``whole``: an answer over
+        ``cap`` is a failure). Never raises for network trouble."""
+        request = exact_request(out.method, out.base, out.target, out.headers, out.body)
         limit = self.timeout if timeout is None else timeout
-        exchange = Exchange(sent_at=utc_timestamp(time.time()))
-        started = time.perf_counter()
-        try:
-            request = httpx.Request(
-                out.method,
-                out.base,
-                headers=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in out.headers],
-                stream=httpx.ByteStream(out.body),
-                extensions={"timeout": httpx.Timeout(limit).as_dict(), TARGET: out.target},
-            )
-            request.method = out.method  # httpx upper-cases; send the method as captured
-            async with asyncio.timeout(limit):
-                response = await self.client.send(request, stream=True)
-                try:
-                    exchange.status = response.status_code
-                    exchange.headers = text_pairs(response.headers.raw)
-                    exchange.body, exchange.truncated = await read_capped(
-                        response, cap, decoded=False
-                    )
-                finally:
-                    await response.aclose()
-        except Exception as exc:
-            exchange.timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
-            exchange.error = describe(exc, out, limit)
-            if not isinstance(exc, InspectorError | httpx.HTTPError | TimeoutError):
-                log.exception("unexpected error sending to %s", out.url)
-        exchange.elapsed_ms = (time.perf_counter() - started) * 1000
-        return exchange
+        return await send(self.client, request, timeout=limit, cap=cap, whole=whole)
 
     async def record(
         self,
@@ -336,11 +262,9 @@ class Replayer:
             await self._record_unsent(request_id, "proxy", url, rec, str(exc.detail))
             status = 508 if exc.error == "loop" else 502
             return plain(status, f"Bad gateway: {exc.detail}\n")
-        exchange = await self.send(out, cap=self.max_relay)
-        if exchange.truncated and exchange.error is None:
-            exchange.error = f"the app's answer is over {self.max_relay} bytes: not relayed"
+        exchange = await self.send(out, cap=self.max_relay, whole=True)
         await self.record(request_id, "proxy", out, exchange, publish=False)
         if exchange.error is not None or exchange.status is None:
             status = 504 if exchange.timed_out else 502
-            return plain(status, f"Bad gateway: {url} did not answer: {exchange.error}\n")
+            return plain(status, f"Bad gateway: forwarding to {url} failed: {exchange.error}\n")
         return ResponseRecord(exchange.status, relay_headers(exchange.headers), exchange.body)

@@ -8,8 +8,8 @@ The package, one module per concept (everything is re-exported here):
 * ``delivery`` — what to send: ``prepare`` validates a delivery into a ``DeliveryRequest``
   (``check_url``, ``check_secret``, ``check_scheme``, ``check_schedule``, ``check_headers``
   and the limits).
-* ``attempt`` — one attempt: ``make_client``, ``signed_headers``, ``send_once`` and the
-  ``AttemptResult`` it judges.
+* ``attempt`` — one attempt: ``make_client``, ``signed_headers``, ``send_once`` (through
+  ``inspector.outbound``, whose ``Exchange`` it returns) and ``attempt_record``, its log row.
 * ``dispatcher`` — carriers (``cli_carrier``, ``carrier_alive``), the ``Dispatcher`` and
   ``describe_schedule``.
 
@@ -39,7 +39,7 @@ from __future__ import annotations
 from inspector.sender.attempt import (
     RESPONSE_CAP,
     USER_AGENT,
-    AttemptResult,
+    attempt_record,
     make_client,
     send_once,
     signed_headers,
@@ -80,12 +80,12 @@ __all__ = [
     "MAX_WAIT",
     "RESPONSE_CAP",
     "USER_AGENT",
-    "AttemptResult",
     "DeliveryChange",
     "DeliveryRequest",
     "Dispatcher",
     "Listener",
     "SendingAttempt",
+    "attempt_record",
     "carrier_alive",
     "check_headers",
     "check_schedule",

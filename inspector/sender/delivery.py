@@ -13,7 +13,7 @@ import httpx
 
 from inspector import catalog, timeline
 from inspector.errors import BadRequest
-from inspector.replay.targets import parse_target
+from inspector.outbound import parse_target
 from inspector.signatures import SCHEMES
 
 DEFAULT_TIMEOUT = 30.0

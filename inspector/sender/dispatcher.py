@@ -17,7 +17,7 @@ import httpx
 
 from inspector import timeline
 from inspector.broadcast import Broadcaster
-from inspector.sender.attempt import make_client, send_once, signed_headers
+from inspector.sender.attempt import attempt_record, make_client, send_once, signed_headers
 from inspector.sender.delivery import DeliveryRequest
 from inspector.store import Store, deliveries
 
@@ -262,7 +262,11 @@ class Dispatcher:
             state = "pending"
             next_ts = result.sent_ts + pending.schedule[number - 1] * pending.time_scale
         recorded = await self.store.write(
-            deliveries.record_attempt, pending.id, result.record(number), state, next_ts
+            deliveries.record_attempt,
+            pending.id,
+            attempt_record(number, headers, result),
+            state,
+            next_ts,
         )
         if recorded is None:
             return  # cancelled meanwhile, or recorded by another engine

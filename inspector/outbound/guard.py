@@ -1,4 +1,5 @@
-"""Where replays and forwards may go, and the transport that enforces it.
+"""Where outbound requests may go: the address guard every replay, mirror, proxy, delivery
+and check goes through.
 
 Targets may be loopback or private addresses (your app is the point), but never link-local
 or cloud-metadata ones: ``169.254.0.0/16``, ``fe80::/10``, ``fd00:ec2::254`` and
@@ -13,19 +14,15 @@ compatible, 6to4, NAT64, Teredo). Two checks:
   address actually connected to, before any connection is made, so a name that resolves to a
   metadata address (or changes its answer) cannot get through. ``resolve`` is a hook, so
   tests can map a name to such an address without contacting it.
-
-``GuardedTransport`` is httpx's transport over that backend, minus everything httpx would
-add: the request-target is sent as given (extension ``inspector.target``), byte for byte.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 import socket
 import unicodedata
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -36,9 +33,6 @@ import httpx
 from inspector.errors import BadRequest, Forbidden
 
 MAX_URL = 2048
-TARGET = "inspector.target"  # request extension: the raw request-target bytes
-
-# -- target safety ---------------------------------------------------------------------------
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA_ADDRESSES = frozenset(
@@ -52,6 +46,15 @@ class TargetRefused(Forbidden):
     """The target is a link-local or cloud-metadata address: never contacted."""
 
     error = "refused_target"
+
+
+class NameNotResolved(httpcore.ConnectError):
+    """The target's host name has no address (DNS said no, or had nothing)."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"could not resolve {host}: {reason}")
+        self.host = host
+        self.reason = reason
 
 
 def parse_ipv4_number(host: str) -> ipaddress.IPv4Address | None:
@@ -124,6 +127,7 @@ def refusal(ip: IPAddress) -> str | None:
 
 
 def address_refusal(address: str) -> str | None:
+    """Why a resolved ``address`` must never be contacted, or None if it may be."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -148,13 +152,14 @@ async def resolve_host(host: str, port: int) -> list[str]:
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolve, refuse link-local/metadata addresses, then connect to the checked address.
 
-    ``resolve`` is the hook tests use to map a name to an address without any DNS.
+    ``resolve`` is the hook tests use to map a name to an address without any DNS; without
+    one, ``resolve_host`` (looked up when connecting) asks the system resolver.
     """
 
     def __init__(
         self, resolve: Resolver | None = None, inner: httpcore.AsyncNetworkBackend | None = None
     ) -> None:
-        self.resolve = resolve or resolve_host
+        self.resolve = resolve
         self.inner = inner or httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -165,15 +170,18 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
+        resolve = self.resolve or resolve_host
         try:
             with anyio.fail_after(timeout):
-                addresses = await self.resolve(host, port)
+                addresses = await resolve(host, port)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout:g} s") from None
+        except socket.gaierror as exc:
+            raise NameNotResolved(host, (exc.strerror or str(exc)).lower()) from None
         except OSError as exc:
-            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from None
+            raise NameNotResolved(host, str(exc)) from None
         if not addresses:
-            raise httpcore.ConnectError(f"could not resolve {host}: no addresses")
+            raise NameNotResolved(host, "no addresses")
         for address in addresses:
             reason = address_refusal(address)
             if reason is not None:
@@ -194,114 +202,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> httpcore.AsyncNetworkStream:
-        raise TargetRefused("refused: unix sockets are not replay targets")
+        raise TargetRefused("refused: unix sockets are never outbound targets")
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
 
 
-# -- transport -------------------------------------------------------------------------------
-
-_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
-
-
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for core, mapped in _ERRORS:
-            if isinstance(exc, core):
-                raise mapped(str(exc) or type(exc).__name__) from exc
-        raise
-
-
-class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, inner: AsyncIterable[bytes]) -> None:
-        self._inner = inner
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for part in self._inner:
-                yield part
-
-    async def aclose(self) -> None:
-        close = getattr(self._inner, "aclose", None)
-        if close is not None:
-            await close()
-
-
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """httpx's transport, minus everything it would add, over a ``GuardedBackend``.
-
-    The request-target comes from the ``inspector.target`` extension when set, so a
-    captured path and query are sent byte for byte (httpx would normalise them).
-    """
-
-    def __init__(self, backend: GuardedBackend, *, keepalive: int = 8) -> None:
-        self._backend = backend
-        self._keepalive = keepalive
-        self._pool: httpcore.AsyncConnectionPool | None = None
-
-    def _connections(self) -> httpcore.AsyncConnectionPool:
-        # No SSL context here: httpcore loads the CA bundle (tens of milliseconds, blocking)
-        # only when an https:// target first needs it, never for plain http to a local app.
-        if self._pool is None:
-            self._pool = httpcore.AsyncConnectionPool(
-                max_connections=32,
-                max_keepalive_connections=self._keepalive,
-                keepalive_expiry=5.0,
-                network_backend=self._backend,
-            )
-        return self._pool
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        extensions = dict(request.extensions)
-        target = extensions.pop(TARGET, None) or request.url.raw_path
-        core = httpcore.Request(
-            method=request.method.encode("latin-1"),
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=target,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=extensions,
-        )
-        with _as_httpx_errors():
-            response = await self._connections().handle_async_request(core)
-        assert isinstance(response.stream, AsyncIterable)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(response.stream),
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-
-
 def parse_target(url: Any, name: str = "url") -> httpx.URL:
-    """A replay or forward target: an http(s) URL whose host is not a refused address."""
+    """An outbound target (replay, forward, delivery): an http(s) URL whose host is not a
+    refused address. ``name`` is the field named in errors."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise BadRequest(f"{name}: must be an http:// or https:// URL.", error="invalid_url")
     if len(url) > MAX_URL:
@@ -323,20 +232,3 @@ def parse_target(url: Any, name: str = "url") -> httpx.URL:
     if parsed.userinfo:
         raise BadRequest(f"{name}: credentials in the URL are not sent; use a header.")
     return parsed.copy_with(fragment=None)
-
-
-async def read_capped(response: httpx.Response, cap: int, *, decoded: bool) -> tuple[bytes, bool]:
-    """At most ``cap`` bytes of a streamed response body, and whether there was more.
-
-    ``decoded`` undoes Content-Encoding (for a log a person reads); otherwise the bytes are
-    the ones on the wire (for relaying and replay records).
-    """
-    chunks: list[bytes] = []
-    size = 0
-    stream = response.aiter_bytes() if decoded else response.aiter_raw()
-    async for chunk in stream:
-        chunks.append(chunk[: cap - size])
-        size += len(chunk)
-        if size > cap:
-            return b"".join(chunks), True
-    return b"".join(chunks), False

@@ -1,0 +1,69 @@
+"""Outbound HTTP: the one path every request the inspector sends goes through.
+
+Replay, mirror and proxy (``inspector.replay``), delivery attempts (``inspector.sender``)
+and the receiver check (``inspector.check``) all send with it:
+
+    client = open_client(keepalive=0)
+    exchange = await send(client, client.build_request("POST", url, content=body),
+                          timeout=30.0, cap=64 * 1024)
+    exchange.status, exchange.error  # 200, None -- or None, "connection refused: ..."
+
+* ``guard`` — where a request may go: ``parse_target`` refuses link-local and cloud-metadata
+  hosts in every spelling; ``GuardedBackend`` resolves, checks and pins the address it
+  connects to.
+* ``transport`` — ``open_client``, the one place outbound clients (and, later, their TLS
+  settings) are made; ``GuardedTransport`` sends the raw request-target; ``exact_request``
+  builds a request that goes on the wire exactly as given.
+* ``exchange`` — ``send``: one exchange within a timeout, the answer read up to a cap, the
+  result an ``Exchange``.
+* ``failure`` — ``describe``: one sentence per kind of failure, the same for every caller.
+"""
+
+from __future__ import annotations
+
+from inspector.outbound.exchange import Exchange, read_capped, send
+from inspector.outbound.failure import BROKEN, Failure, Kind, describe, redirect, too_large, where
+from inspector.outbound.guard import (
+    MAX_URL,
+    GuardedBackend,
+    NameNotResolved,
+    Resolver,
+    TargetRefused,
+    address_refusal,
+    embedded_ipv4,
+    literal_address,
+    parse_ipv4_number,
+    parse_target,
+    refusal,
+    resolve_host,
+)
+from inspector.outbound.transport import TARGET, GuardedTransport, exact_request, open_client
+
+__all__ = [
+    "BROKEN",
+    "MAX_URL",
+    "TARGET",
+    "Exchange",
+    "Failure",
+    "GuardedBackend",
+    "GuardedTransport",
+    "Kind",
+    "NameNotResolved",
+    "Resolver",
+    "TargetRefused",
+    "address_refusal",
+    "describe",
+    "embedded_ipv4",
+    "exact_request",
+    "literal_address",
+    "open_client",
+    "parse_ipv4_number",
+    "parse_target",
+    "read_capped",
+    "redirect",
+    "refusal",
+    "resolve_host",
+    "send",
+    "too_large",
+    "where",
+]
