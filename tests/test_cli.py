@@ -254,6 +254,13 @@ def fill_store(data_dir: Path, count: int = 1200) -> None:
         store.close()
 
 
+@pytest.fixture(scope="module")
+def full_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("full")
+    fill_store(data_dir)
+    return data_dir
+
+
 @pytest.mark.parametrize(
     "command",
     [["export"], ["deliveries", "--limit", "1000"], ["list", "--limit", "1200"]],
@@ -261,18 +268,17 @@ def fill_store(data_dir: Path, count: int = 1200) -> None:
 )
 def test_a_reader_that_stops_early_ends_the_command_quietly(
     spawn: Spawn,
-    tmp_path: Path,
+    full_store: Path,
     capsysbinary: pytest.CaptureFixture[bytes],
     command: list[str],
 ) -> None:
     """`webhook-inspector export | head`: no BrokenPipeError traceback, status 0."""
-    fill_store(tmp_path)
     # The whole output is far more than the pipe holds, so the writer is still writing when
     # the reader leaves.
-    assert main([*command, "--data-dir", str(tmp_path)]) == 0
+    assert main([*command, "--data-dir", str(full_store)]) == 0
     whole = capsysbinary.readouterr().out
     assert len(whole) > 2 * PIPE_BUFFER
-    proc = spawn(*command, "--data-dir", str(tmp_path))
+    proc = spawn(*command, "--data-dir", str(full_store))
     assert proc.stdout is not None and proc.stderr is not None
     first = os.read(proc.stdout.fileno(), 100)  # like `head -c 100`, then gone
     proc.stdout.close()
