@@ -1,15 +1,22 @@
 """Settings: one frozen dataclass, every field with a default and help text.
 
-The CLI builds a ``Settings`` from its flags; tests build one directly. Nothing else reads
-the environment, except ``default_data_dir`` and ``WEBHOOK_SECRET`` resolved in the CLI.
+The table below is the one source for each setting: its default, its help text and, for the
+ones ``serve`` takes, the flag, the value parser and the environment variable (an
+``Option``). ``cli/options.py`` builds ``serve``'s flags from it and a test holds the README's
+options table to the parser. Tests build a ``Settings`` directly. Nothing else reads the
+environment: the CLI reads the variables named here, and ``default_data_dir`` its own.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from inspector.display import human_size
 
 MiB = 1024 * 1024
 
@@ -33,60 +40,194 @@ def default_data_dir() -> Path:
     return Path(xdg) / "webhook-inspector"
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+# -- value parsers: text (a flag, an environment variable) -> value, ValueError if bad ---------
+
+
+def whole_number(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """A parser for an integer in [lo, hi], with a message that names the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+            raise ValueError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """A finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def directory(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _bytes(n: int) -> str:
+    return f"{n} = {human_size(n)}"
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """How ``serve`` takes a setting: its flag, how the value is read and how it is shown."""
+
+    flag: str
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    env: str | None = None  # read when the flag is not given
+    repeat: bool = False  # the flag may be given again (a tuple setting)
+    shown: Callable[[Any], str] | None = None  # how the default reads, if not str()
+    computed: str | None = None  # the README's words for a default computed at start-up
+
+
+def _setting(text: str, option: Option | None = None) -> dict[str, Any]:
+    return {"help": text, "option": option}
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = field(default="127.0.0.1", metadata=_help("Address to bind."))
-    port: int = field(default=8765, metadata=_help("Port to bind (0 picks a free one)."))
+    host: str = field(
+        default="127.0.0.1", metadata=_setting("Address to bind.", Option("--host", metavar="HOST"))
+    )
+    port: int = field(
+        default=8765,
+        metadata=_setting(
+            "Port to bind (0 picks a free one).",
+            Option("--port", whole_number(0, 65535), metavar="N"),
+        ),
+    )
     data_dir: Path = field(
         default_factory=default_data_dir,
-        metadata=_help("Directory holding the SQLite store (inspector.db)."),
+        metadata=_setting(
+            "Directory holding the SQLite store (inspector.db).",
+            Option(
+                "--data-dir",
+                directory,
+                metavar="DIR",
+                env="WEBHOOK_INSPECTOR_DATA",
+                computed="per-user, see below",
+            ),
+        ),
     )
     max_body: int = field(
         default=10 * MiB,
-        metadata=_help("Largest request body captured, in bytes; larger gets 413."),
+        metadata=_setting(
+            "Largest request body captured, in bytes; larger gets 413.",
+            Option("--max-body", whole_number(0), metavar="BYTES", shown=_bytes),
+        ),
     )
     retention: int = field(
-        default=10_000, metadata=_help("Newest N requests kept; older ones are evicted.")
+        default=10_000,
+        metadata=_setting(
+            "Newest N requests kept; older ones are evicted.",
+            Option("--retention", whole_number(1), metavar="N"),
+        ),
     )
     allow_hosts: tuple[str, ...] = field(
         default=(),
-        metadata=_help("Extra Host names the UI and API answer to (besides loopback names)."),
+        metadata=_setting(
+            "Extra Host names the UI and API answer to (besides loopback names); repeatable.",
+            Option("--allow-host", metavar="NAME", repeat=True),
+        ),
     )
     secret: str | None = field(
         default=None,
-        metadata=_help(
-            "Default signature secret for endpoints without their own (WEBHOOK_SECRET)."
+        metadata=_setting(
+            "Default signature secret for endpoints without their own.",
+            Option("--secret", metavar="S", env="WEBHOOK_SECRET"),
         ),
     )
     max_delay: float = field(
-        default=600.0, metadata=_help("Largest delay=SECONDS a capture URL may ask for.")
+        default=600.0,
+        metadata=_setting(
+            "Largest delay=SECONDS a capture URL may ask for.",
+            Option("--max-delay", positive_number, metavar="SECONDS"),
+        ),
     )
     busy_timeout: float = field(
         default=5.0,
-        metadata=_help("Seconds the store waits on a locked database before answering 503."),
+        metadata=_setting("Seconds the store waits on a locked database before answering 503."),
     )
     synchronous: str = field(
         default="FULL",
-        metadata=_help("SQLite synchronous mode: FULL fsyncs every group commit (durable)."),
+        metadata=_setting("SQLite synchronous mode: FULL fsyncs every group commit (durable)."),
     )
     forward_to: str | None = field(
-        default=None, metadata=_help("Forward every capture to this URL (all endpoints).")
+        default=None,
+        metadata=_setting(
+            "Forward every capture to this URL (endpoints without their own forward_to).",
+            Option("--forward-to", metavar="URL"),
+        ),
     )
     forward_mode: str = field(
         default="mirror",
-        metadata=_help(
+        metadata=_setting(
             "How --forward-to forwards: mirror (answer the sender, send a copy) or proxy "
-            "(the sender gets the app's answer)."
+            "(the sender gets the app's answer).",
+            Option("--forward-mode", choices=("mirror", "proxy")),
         ),
     )
     replay_timeout: float = field(
-        default=30.0, metadata=_help("Seconds a replay or forward waits for the target app.")
+        default=30.0, metadata=_setting("Seconds a replay or forward waits for the target app.")
+    )
+    log_level: str = field(
+        default="warning",
+        metadata=_setting(
+            "How much the server logs: critical, error, warning, info or debug.",
+            Option(
+                "--log-level",
+                metavar="LEVEL",
+                choices=("critical", "error", "warning", "info", "debug"),
+            ),
+        ),
+    )
+    access_log: bool = field(
+        default=False,
+        metadata=_setting("Log every request, at some cost in speed.", Option("--access-log")),
     )
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "inspector.db"
+
+
+def options() -> Iterator[tuple[Field[Any], Option]]:
+    """The settings ``serve`` takes, in the table's order, each with its ``Option``."""
+    for f in fields(Settings):
+        option = f.metadata["option"]
+        if option is not None:
+            yield f, option
+
+
+def default_of(f: Field[Any]) -> Any:
+    """A setting's default (computed now, for a ``default_factory``)."""
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def shown_default(f: Field[Any], value: Any) -> str | None:
+    """How a default reads in help and docs; None when there is none (no value, empty)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == ():
+        return None
+    option: Option | None = f.metadata["option"]
+    if option is not None and option.shown is not None:
+        return option.shown(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)

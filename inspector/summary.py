@@ -15,6 +15,8 @@ import json
 import re
 from typing import Any
 
+from inspector.display import human_size
+
 MAX_BYTES = 64 * 1024
 MAX_CHARS = 160
 CONTENT_CHARS = 100
@@ -29,18 +31,6 @@ def clean(text: str, limit: int = MAX_CHARS) -> str:
     """One line of inert display text, at most ``limit`` characters (with an ellipsis)."""
     text = _SPACE.sub(" ", _UNSAFE.sub(" ", text)).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def human_size(n: int) -> str:
-    """``102400`` -> ``100 KiB``; ``1536`` -> ``1.5 KiB``; ``12`` -> ``12 B``."""
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _text(value: Any) -> str | None:

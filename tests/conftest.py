@@ -1,13 +1,16 @@
-"""Shared fixtures: a real uvicorn server on a free loopback port, in a thread."""
+"""Shared fixtures: a real uvicorn server on a free loopback port, in a thread; CLI processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,55 @@ def make_live(tmp_path: Path) -> Iterator[Any]:
 def client(live: LiveInspector) -> Iterator[httpx.Client]:
     with live.client() as c:
         yield c
+
+
+# -- CLI processes -----------------------------------------------------------------------------
+
+Spawn = Callable[..., "subprocess.Popen[str]"]
+
+
+def inspector_children() -> list[int]:
+    """Live ``python -m inspector`` processes started by this test process."""
+    found = []
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as fh:
+            pids = [int(pid) for pid in fh.read().split()]
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = fh.read().split(b"\0")
+                with open(f"/proc/{pid}/stat") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                continue
+            if b"inspector" in argv and state != "Z":
+                found.append(pid)
+    return found
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start ``webhook-inspector ARGS`` processes (text pipes); each is killed and reaped at
+    the end whatever the test did, and the test fails if any inspector process outlives it.
+
+    ``ignore_sigint=True`` starts it the way a non-interactive shell starts a background job
+    (``cmd &``): with SIGINT ignored, which the process inherits.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, ignore_sigint: bool = False, **popen: Any) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "inspector", *args]
+        if ignore_sigint:
+            command = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *command]
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+        proc = subprocess.Popen(command, text=True, encoding="utf-8", **popen)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert inspector_children() == [], "an inspector process outlived its test"

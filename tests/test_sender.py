@@ -14,7 +14,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ from inspector.cli import main
 from inspector.errors import BadRequest
 from inspector.signatures import SignatureConfig, verify
 from inspector.store import Store, deliveries
-from tests.conftest import LiveInspector, ServerThread, bind_free
+from tests.conftest import LiveInspector, ServerThread, Spawn, bind_free
 
 pytestmark = pytest.mark.live
 
@@ -687,17 +686,12 @@ def test_send_falls_back_to_waiting_when_no_server_uses_the_store(
 
 
 def test_ctrl_c_during_send_wait_leaves_the_delivery_to_the_server(
-    serve: Serve, tmp_path: Path
+    serve: Serve, spawn: Spawn, tmp_path: Path
 ) -> None:
     receiver, url = serve(statuses(500, 200))
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "inspector", "send", "member.left", "--to", url,
-            "--secret", SECRET, "--wait", "--schedule", "0.5", "--data-dir", str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn(
+        "send", "member.left", "--to", url, "--secret", SECRET, "--wait", "--schedule", "0.5",
+        "--data-dir", str(tmp_path),
     )  # fmt: skip
     assert proc.stdout is not None
     lines = []

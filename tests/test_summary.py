@@ -12,7 +12,7 @@ import pytest
 from inspector import timeline
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import Store, requests
-from inspector.summary import MAX_BYTES, clean, human_size, summarize
+from inspector.summary import MAX_BYTES, clean, summarize
 
 
 def platform(event: str, data: dict[str, Any]) -> bytes:
@@ -109,21 +109,6 @@ def test_summaries_are_one_short_line_of_inert_text() -> None:
     assert text.startswith("王小明 in C1: line one line two [2J evil")
     assert text.endswith("…") and len(text) <= 160
     assert clean("a" * 10, 5) == "aaaa…"
-
-
-@pytest.mark.parametrize(
-    ("n", "shown"),
-    [
-        (0, "0 B"),
-        (1023, "1023 B"),
-        (1024, "1 KiB"),
-        (1536, "1.5 KiB"),
-        (102400, "100 KiB"),
-        (5 * 2**20, "5 MiB"),
-    ],
-)
-def test_human_size(n: int, shown: str) -> None:
-    assert human_size(n) == shown
 
 
 # -- over a store ------------------------------------------------------------------------------

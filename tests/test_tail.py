@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from inspector.cli.tail import answer, describe, parse_sse, request_line, safe
-from tests.conftest import LiveInspector
+from inspector.cli.tail import describe, parse_sse, request_line
+from inspector.cli.terminal import answer, safe
+from tests.conftest import LiveInspector, Spawn
 
 
 def item(**changes: Any) -> dict[str, Any]:
@@ -97,14 +96,8 @@ def test_parse_sse_and_describe_every_kind() -> None:
 class Tail:
     """``webhook-inspector tail`` in a subprocess, its output lines on queues."""
 
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inspector", "tail", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
+    def __init__(self, spawn: Spawn, *args: str, ignore_sigint: bool = False) -> None:
+        self.proc = spawn("tail", *args, ignore_sigint=ignore_sigint)
         self.out: queue.Queue[str] = queue.Queue()
         self.err: queue.Queue[str] = queue.Queue()
         for stream, target in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
@@ -134,8 +127,10 @@ def close_streams(live: LiveInspector) -> None:
 
 
 @pytest.mark.live
-def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(live: LiveInspector) -> None:
-    tail = Tail("--url", live.url)
+def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(
+    live: LiveInspector, spawn: Spawn
+) -> None:
+    tail = Tail(spawn, "--url", live.url)
     try:
         tail.wait_err("following every endpoint")
         with live.client() as client:
@@ -167,11 +162,11 @@ def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(live: LiveInspector
 
 
 @pytest.mark.live
-def test_tail_waits_for_a_server_that_is_not_up_yet(live: LiveInspector) -> None:
+def test_tail_waits_for_a_server_that_is_not_up_yet(live: LiveInspector, spawn: Spawn) -> None:
     port = live.port
     close_streams(live)
     live.stop()
-    tail = Tail("--url", f"http://127.0.0.1:{port}", "--endpoint", "only")
+    tail = Tail(spawn, "--url", f"http://127.0.0.1:{port}", "--endpoint", "only")
     try:
         tail.wait_err("cannot reach")
         live.__init__(live.settings, port)  # type: ignore[misc]
@@ -186,3 +181,18 @@ def test_tail_waits_for_a_server_that_is_not_up_yet(live: LiveInspector) -> None
         tail.proc.send_signal(signal.SIGINT)
         tail.proc.communicate(timeout=10)
     assert tail.proc.returncode == 0
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_tail_stops_on_ctrl_c_even_as_a_background_job(
+    live: LiveInspector, spawn: Spawn, signum: int
+) -> None:
+    """`tail &` from a script starts with SIGINT ignored; `kill -INT` (or -TERM) still ends it,
+    with status 0 and no traceback."""
+    tail = Tail(spawn, "--url", live.url, ignore_sigint=True)
+    tail.wait_err("following every endpoint")
+    tail.proc.send_signal(signum)
+    assert tail.proc.wait(timeout=10) == 0
+    while not tail.err.empty():
+        assert "Traceback" not in tail.err.get()

@@ -1,20 +1,156 @@
-"""What every command shares: the error type, the store, the data-dir flag, tables."""
+"""What the commands share on the way in: adding a command, its flags, the store they name.
+
+``serve``'s flags (and every command's ``--data-dir``) are built from the ``Settings``
+table (``settings.Option``): flag, parser, default, help and environment variable come from
+there, so ``serve --help``, ``Settings`` and the README's options table cannot disagree.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable
+from dataclasses import Field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from inspector.settings import default_data_dir
+from inspector import settings
+from inspector.settings import Option, Settings
+from inspector.signatures import SCHEMES
 from inspector.store import Store
+
+T = TypeVar("T")
+
+SECRET_ENV = "WEBHOOK_SECRET"
+HMAC_ALGORITHMS = ("sha1", "sha256", "sha512")
+HMAC_ENCODINGS = ("hex", "base64")
 
 
 class CliError(Exception):
     """A user-facing failure: printed without a traceback, exit status 2."""
 
 
-# -- helpers ---------------------------------------------------------------------------------
+def add_command(
+    sub: Any, name: str, summary: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A sub-command: ``summary`` is its line in ``webhook-inspector --help``; ``description``
+    (default: the summary) heads its own ``--help``."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description or summary
+    )
+    return parser
+
+
+# -- value types -------------------------------------------------------------------------------
+
+
+def argument_type(parse: Callable[[str], T], name: str = "value") -> Callable[[str], T]:
+    """An argparse type from a ``settings`` parser: its ValueError message becomes the error
+    (argparse would otherwise print only "invalid value")."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi], with a clear message otherwise."""
+    return argument_type(settings.whole_number(lo, hi), "integer")
+
+
+positive_float = argument_type(settings.positive_number, "number")
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``60,300,1800`` -> (60.0, 300.0, 1800.0); every interval a positive number."""
+    try:
+        schedule = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise CliError(f"--schedule: comma-separated seconds, got {text!r}.") from None
+    if any(not 0 < s < 1e7 for s in schedule):
+        raise CliError("--schedule: every interval must be a positive number of seconds.")
+    return schedule
+
+
+# -- flags from the Settings table -------------------------------------------------------------
+
+
+def _field(name: str) -> tuple[Field[Any], Option]:
+    for f, option in settings.options():
+        if f.name == name:
+            return f, option
+    raise KeyError(name)  # a programming mistake: every caller names a known setting
+
+
+def _env_value(option: Option) -> Any:
+    text = os.environ.get(option.env) if option.env else None
+    return option.parse(text) if text else None
+
+
+def setting_help(f: Field[Any], option: Option, default: Any) -> str:
+    """The help text of a setting's flag: what it does, its default, its variable."""
+    notes = []
+    shown = settings.shown_default(f, default)
+    if shown is not None:
+        notes.append(f"default: {shown}")
+    if option.env:
+        notes.append(f"or set {option.env}")
+    text = str(f.metadata["help"])
+    if notes:
+        text = f"{text.removesuffix('.')} ({'; '.join(notes)})."
+    return text.replace("%", "%%")  # argparse expands %(...)s in help
+
+
+def add_setting(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add the flag of setting ``name`` (its parser, choices, default and help)."""
+    f, option = _field(name)
+    default = settings.default_of(f)
+    help_text = setting_help(f, option, default)
+    env_value = _env_value(option)
+    if isinstance(f.default, bool):
+        parser.add_argument(option.flag, dest=f.name, action="store_true", help=help_text)
+        return
+    kwargs: dict[str, Any] = {
+        "dest": f.name,
+        "help": help_text,
+        "metavar": option.metavar,
+        "type": argument_type(option.parse, option.metavar or "value"),
+    }
+    if option.choices:
+        kwargs["choices"] = option.choices
+    if option.repeat:
+        parser.add_argument(option.flag, action="append", **kwargs)
+    else:
+        default = env_value if env_value is not None else default
+        parser.add_argument(option.flag, default=default, **kwargs)
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """Every setting ``serve`` takes, in the table's order."""
+    for f, _ in settings.options():
+        add_setting(parser, f.name)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The ``Settings`` the parsed flags ask for (unset ones keep their defaults)."""
+    values: dict[str, Any] = {}
+    for f, option in settings.options():
+        value = getattr(args, f.name)
+        if option.repeat:
+            value = tuple(value or ())
+        if value is None or (value == "" and f.default is None):  # --secret "": no secret
+            continue
+        values[f.name] = value
+    return Settings(**values)
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    add_setting(parser, "data_dir")
 
 
 def open_store(data_dir: Path, *, must_exist: bool = True) -> Store:
@@ -26,50 +162,49 @@ def open_store(data_dir: Path, *, must_exist: bool = True) -> Store:
     return Store(path).open()
 
 
-def human_size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+# -- signing (endpoint, sign, send, check) -----------------------------------------------------
 
 
-def add_data_dir(p: argparse.ArgumentParser) -> None:
+def add_signing(p: argparse.ArgumentParser, *, timeout: float) -> None:
     p.add_argument(
-        "--data-dir",
-        default=str(default_data_dir()),
-        help="Directory of the SQLite store (default: %(default)s; or set WEBHOOK_INSPECTOR_DATA).",
+        "--secret", metavar="S", help=f"Webhook secret to sign with (default: ${SECRET_ENV})."
+    )
+    p.add_argument(
+        "--scheme",
+        default="platform",
+        choices=SCHEMES,
+        help="Signature scheme (default: %(default)s = X-Webhook-Signature: sha256=<hex>).",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        metavar="SECONDS",
+        help="Seconds the receiver has to answer (default: %(default)s, as the platform).",
     )
 
 
-def print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+def signing_secret(args: argparse.Namespace) -> str:
+    """``--secret``, else ``$WEBHOOK_SECRET``; a clear error when neither is set."""
+    secret: str | None = args.secret or os.environ.get(SECRET_ENV)
+    if not secret:
+        raise CliError(f"A signing secret is required: --secret S or {SECRET_ENV}.")
+    return secret
 
 
-def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [lo, hi], with a clear message otherwise."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
-    return value
+def add_hmac_options(p: argparse.ArgumentParser) -> None:
+    """The generic ``hmac`` scheme's knobs (``endpoint`` stores them, ``sign`` uses them)."""
+    p.add_argument(
+        "--hmac-header", metavar="NAME", help="hmac scheme: the signature header's name."
+    )
+    p.add_argument(
+        "--hmac-algorithm", choices=HMAC_ALGORITHMS, help="hmac scheme: the digest algorithm."
+    )
+    p.add_argument(
+        "--hmac-encoding", choices=HMAC_ENCODINGS, help="hmac scheme: how the digest is written."
+    )
+    p.add_argument(
+        "--hmac-prefix",
+        metavar="TEXT",
+        help="hmac scheme: text before the digest in the header (e.g. sha256=).",
+    )

@@ -1,9 +1,8 @@
-"""Replaying and moving captures from a terminal: ``replay``, ``export``, ``import``.
+"""``webhook-inspector replay``: send captured requests to your app again and record each.
 
-All three open the store directly, so they work without a server — and with one running on
-the same data dir (SQLite WAL: the CLI's writes queue behind the server's, up to the busy
-timeout). ``replay`` sends from this process and records each replay in the store; a page
-that is open shows them on its next refresh.
+It opens the store directly, so it works without a server — and with one running on the
+same data dir (SQLite WAL: the CLI's writes queue behind the server's, up to the busy
+timeout). Replays go from this process; a page that is open shows them on its next refresh.
 """
 
 from __future__ import annotations
@@ -11,20 +10,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from inspector import transfer
-from inspector.cli.options import CliError, add_data_dir, int_in, open_store
+from inspector.cli.options import (
+    SECRET_ENV,
+    CliError,
+    add_command,
+    add_data_dir,
+    int_in,
+    open_store,
+)
+from inspector.cli.terminal import echo
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, InspectorError, NotFound
 from inspector.replay import MAX_TIMEOUT, Replayer, ReplayOptions
 from inspector.store import Store, endpoints, replays, requests
-
-# -- replay ----------------------------------------------------------------------------------
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1.")
     if not 0 < args.timeout <= MAX_TIMEOUT:
         raise CliError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds.")
-    store = open_store(Path(args.data_dir).expanduser())
+    store = open_store(args.data_dir)
     store.start()  # the writer thread: replays are recorded from the event loop
     try:
         return asyncio.run(_replay_all(store, args))
@@ -48,7 +49,7 @@ async def _replay_all(store: Store, args: argparse.Namespace) -> int:
         ids += await store.read(replays.endpoint_ids, args.endpoint)
         if not ids:
             raise CliError(f"No requests for {args.endpoint}.")
-    secret = args.secret or os.environ.get("WEBHOOK_SECRET") or None
+    secret = args.secret or os.environ.get(SECRET_ENV) or None
     engine = Replayer(store, timeout=args.timeout)
     remembered: set[str] = set()
     slots = asyncio.Semaphore(args.concurrency)
@@ -58,7 +59,7 @@ async def _replay_all(store: Store, args: argparse.Namespace) -> int:
             try:
                 return await _replay_one(engine, request_id, args, secret, remembered)
             except InspectorError as exc:
-                print(f"#{request_id}  error: {exc.detail}", flush=True)
+                echo(f"#{request_id}  error: {exc.detail}", flush=True)
                 return False
 
     try:
@@ -100,70 +101,20 @@ async def _replay_one(
         await store.write(endpoints.put_endpoint_settings, name, updated, now)
     shown = f"#{request_id}  {result['method']} {result['url']}"
     if result["error"] is not None:
-        print(f"{shown}  ->  {result['error']}", flush=True)
+        echo(f"{shown}  ->  {result['error']}", flush=True)
         return False
     status = result["status"]
-    print(f"{shown}  ->  {status}  ({result['elapsed_ms']:.1f} ms)", flush=True)
+    echo(f"{shown}  ->  {status}  ({result['elapsed_ms']:.1f} ms)", flush=True)
     return bool(status is not None and status < 400)
 
 
-# -- export and import -----------------------------------------------------------------------
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    store = open_store(Path(args.data_dir).expanduser())
-    count = 0
-
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        for rec in transfer.records_sync(store, args.endpoint):
-            count += 1
-            yield rec
-
-    try:
-        if args.output in (None, "-"):
-            out = sys.stdout.buffer
-            for chunk in transfer.export_chunks(counted(), args.format):
-                out.write(chunk)
-            out.flush()
-        else:
-            try:
-                with open(Path(args.output).expanduser(), "wb") as fh:
-                    for chunk in transfer.export_chunks(counted(), args.format):
-                        fh.write(chunk)
-            except OSError as exc:
-                raise CliError(f"Cannot write {args.output}: {exc.strerror or exc}.") from None
-    finally:
-        store.close()
-    where = "stdout" if args.output in (None, "-") else args.output
-    print(f"Exported {count} request(s) to {where} ({args.format}).", file=sys.stderr)
-    return 0
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(Path(args.data_dir).expanduser(), must_exist=False)
-    try:
-        if args.file == "-":
-            ids = transfer.import_sync(store, sys.stdin.buffer, args.endpoint)
-        else:
-            try:
-                with open(Path(args.file).expanduser(), "rb") as fh:
-                    ids = transfer.import_sync(store, fh, args.endpoint)
-            except OSError as exc:
-                raise CliError(f"Cannot read {args.file}: {exc.strerror or exc}.") from None
-    finally:
-        store.close()
-    span = f" as #{ids[0]}..#{ids[-1]}" if ids else ""
-    print(f"Imported {len(ids)} request(s){span}.")
-    return 0
-
-
 def register(sub: Any) -> None:
-    rep = sub.add_parser(
+    rep = add_command(
+        sub,
         "replay",
-        help="Replay captured requests to your app (no server needed).",
-        description="Send captured requests again, byte for byte (or re-signed), and record "
-        "each replay. Exit status 1 if any got no answer or an error status (>= 400).",
+        "Replay captured requests to your app and record each (no server needed).",
+        "Send captured requests again, byte for byte (or re-signed), and record each replay. "
+        "Exit status 1 if any got no answer or an error status (>= 400).",
     )
     rep.add_argument(
         "ids", nargs="*", type=int_in(1, 2**62), metavar="ID", help="Request ids, in order."
@@ -180,7 +131,9 @@ def register(sub: Any) -> None:
         help="Sign again with the endpoint's secret and scheme (fresh timestamp and id).",
     )
     rep.add_argument(
-        "--secret", help="Secret for --resign when the endpoint has none (WEBHOOK_SECRET)."
+        "--secret",
+        metavar="S",
+        help=f"Secret for --resign when the endpoint has none (default: ${SECRET_ENV}).",
     )
     rep.add_argument(
         "--concurrency",
@@ -193,29 +146,8 @@ def register(sub: Any) -> None:
         "--timeout",
         type=float,
         default=30.0,
+        metavar="SECONDS",
         help="Seconds to wait for each answer (default: %(default)s).",
     )
     add_data_dir(rep)
     rep.set_defaults(func=cmd_replay)
-
-    exp = sub.add_parser(
-        "export", help="Export captured requests as JSON Lines or HAR (no server needed)."
-    )
-    exp.add_argument("--endpoint", metavar="E", help="Only this endpoint.")
-    exp.add_argument(
-        "--format",
-        choices=transfer.FORMATS,
-        default="jsonl",
-        help="jsonl: byte-exact, re-importable (default); har: for browser dev tools.",
-    )
-    exp.add_argument("-o", "--output", metavar="FILE", help="Write here (default: stdout).")
-    add_data_dir(exp)
-    exp.set_defaults(func=cmd_export)
-
-    imp = sub.add_parser(
-        "import", help="Import a JSON Lines export as new requests (no server needed)."
-    )
-    imp.add_argument("file", metavar="FILE", help="A JSON Lines export ('-' for stdin).")
-    imp.add_argument("--endpoint", metavar="E", help="Put every request in endpoint E.")
-    add_data_dir(imp)
-    imp.set_defaults(func=cmd_import)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 from inspector import __version__
-from inspector.cli.options import CliError, add_data_dir, int_in, positive_float
-from inspector.settings import MiB, Settings
+from inspector.cli.options import CliError, add_command, add_settings, settings_from
 
 
 def is_loopback(host: str) -> bool:
@@ -32,22 +29,13 @@ def url_host(host: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Here, not at the top: the server stack costs ~0.6 s to import, which `list` and `show`
+    # need not pay.
     import uvicorn
 
     from inspector.app import create_app
 
-    settings = Settings(
-        host=args.host,
-        port=args.port,
-        data_dir=Path(args.data_dir).expanduser(),
-        max_body=args.max_body,
-        retention=args.retention,
-        allow_hosts=tuple(args.allow_host or ()),
-        secret=args.secret or os.environ.get("WEBHOOK_SECRET") or None,
-        max_delay=args.max_delay,
-        forward_to=args.forward_to,
-        forward_mode=args.forward_mode,
-    )
+    settings = settings_from(args)
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
     # TCP, and without it every response waits ~40 ms on Nagle and delayed ACKs.
@@ -83,8 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print("  Ctrl-C to stop.", flush=True)
     config = uvicorn.Config(
         create_app(settings),
-        log_level=args.log_level,
-        access_log=args.access_log,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=3,
         lifespan="on",
     )
@@ -97,54 +85,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    defaults = Settings.__dataclass_fields__
-    serve = sub.add_parser("serve", help="Run the inspector (capture server, page, API).")
-    serve.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help=defaults["host"].metadata["help"] + " (default: %(default)s)",
+    serve = add_command(
+        sub,
+        "serve",
+        "Run the inspector: capture server, live page and API (Ctrl-C stops it).",
+        "Run the inspector: capture any request to /h/<endpoint>, show it live on the page and "
+        "serve the JSON API. Every option below is a field of inspector.settings.Settings.",
     )
-    serve.add_argument(
-        "--port",
-        type=int_in(0, 65535),
-        default=8765,
-        help=defaults["port"].metadata["help"] + " (default: %(default)s)",
-    )
-    add_data_dir(serve)
-    serve.add_argument(
-        "--max-body",
-        type=int_in(0),
-        default=10 * MiB,
-        help=defaults["max_body"].metadata["help"] + " (default: %(default)s = 10 MiB)",
-    )
-    serve.add_argument(
-        "--retention",
-        type=int_in(1),
-        default=10_000,
-        help=defaults["retention"].metadata["help"] + " (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--allow-host",
-        action="append",
-        metavar="NAME",
-        help=defaults["allow_hosts"].metadata["help"],
-    )
-    serve.add_argument("--secret", help=defaults["secret"].metadata["help"])
-    serve.add_argument(
-        "--max-delay",
-        type=positive_float,
-        default=600.0,
-        help=defaults["max_delay"].metadata["help"] + " (default: %(default)s)",
-    )
-    serve.add_argument("--forward-to", metavar="URL", help=defaults["forward_to"].metadata["help"])
-    serve.add_argument(
-        "--forward-mode",
-        choices=["mirror", "proxy"],
-        default="mirror",
-        help=defaults["forward_mode"].metadata["help"] + " (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
-    )
-    serve.add_argument("--access-log", action="store_true", help="Log every request (slower).")
+    add_settings(serve)
     serve.set_defaults(func=cmd_serve)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -22,26 +20,14 @@ from typing import Any, TextIO
 
 import httpx
 
-from inspector.cli.options import CliError, int_in
-from inspector.summary import human_size
+from inspector.cli.options import CliError, add_command, int_in
+from inspector.cli.terminal import BLANK, answer, safe, stop_on_ctrl_c
+from inspector.display import human_size
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_BACKOFF = 5.0
 # Pings come every 15 s; a silent stream for this long is a dead connection.
 READ_TIMEOUT = 45.0
-
-# Everything a terminal could interpret: C0/C1 controls (ESC starts a sequence), DEL, bidi.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(text: str) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``, ``\\u202e``)."""
-
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNSAFE.sub(escape, text)
 
 
 @dataclass
@@ -80,22 +66,9 @@ def clock(received_at: str) -> str:
     return when.astimezone().strftime("%H:%M:%S.%f")[:12]
 
 
-def answer(response: dict[str, Any]) -> str:
-    """What the inspector answered, as the page says it."""
-    if response.get("in_progress"):
-        return "stalling…"
-    if response.get("dropped"):
-        return "dropped"
-    gave_up = response.get("client_gave_up_after_ms")
-    if gave_up is not None:
-        return f"sender gave up after {gave_up / 1000:.1f} s"
-    status = response.get("status")
-    return str(status) if status is not None else "-"
-
-
 def signature(item: dict[str, Any]) -> str:
     sig = item.get("signature")
-    return safe(str(sig.get("status"))) if isinstance(sig, dict) else "-"
+    return safe(str(sig.get("status"))) if isinstance(sig, dict) else BLANK
 
 
 def request_line(item: dict[str, Any]) -> str:
@@ -213,25 +186,29 @@ def _detail(response: httpx.Response) -> str:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    stop_on_ctrl_c()
     try:
         follow(args.url, args.endpoint, args.after, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:  # `tail | head`: the reader left
-        # Keep the interpreter from complaining while it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 0
 
 
 def register(sub: Any) -> None:
-    tail = sub.add_parser(
+    tail = add_command(
+        sub,
         "tail",
-        help="Print captures live from a running inspector, one line each (Ctrl-C to stop).",
+        "Print captures live from a running inspector, one line each (Ctrl-C stops).",
+        "Follow a running inspector's stream and print one line per capture: time, id, "
+        "endpoint, method, path, size, answer, signature. Survives server restarts without "
+        "missing or repeating a request; Ctrl-C (or SIGTERM) exits 0.",
     )
-    tail.add_argument("--endpoint", help="Only this endpoint.")
+    tail.add_argument("--endpoint", metavar="E", help="Only this endpoint's requests.")
     tail.add_argument(
-        "--url", default=DEFAULT_URL, help="The inspector's address (default: %(default)s)."
+        "--url",
+        default=DEFAULT_URL,
+        metavar="URL",
+        help="The inspector's address (default: %(default)s).",
     )
     tail.add_argument(
         "--after",
