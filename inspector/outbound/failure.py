@@ -238,6 +238,8 @@ def _said(text: str) -> str:
     """OpenSSL's words as a clause: ``"Hostname mismatch, ... for 'x'."`` -> ``"hostname
     mismatch, ... for 'x'"``."""
     text = text.strip().rstrip(".")
+    if text[1:2].isupper():  # an acronym: "IP address mismatch"
+        return text
     return text[:1].lower() + text[1:]
 
 
