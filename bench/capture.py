@@ -8,8 +8,9 @@ the load alternates between them round by round, and the medians are compared. L
 wrk when installed (Debian package ``wrk``), else from a Python asyncio generator.
 
 ``--https`` starts the inspector with ``--https`` too and adds its TLS listener to the rounds
-(keep-alive connections, as senders use them): the figure is TLS capture against plain
-capture, same process, same run.
+(keep-alive connections, as senders use them), and the bare endpoint on uvicorn's own TLS with
+the same certificate: the figures are TLS capture against plain capture of the same process,
+and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the same run.
 """
 
 from __future__ import annotations
@@ -112,10 +113,24 @@ def start_servers(
     }
     wait_up(urls["bare"])
     wait_up(urls["inspector"])
+    procs = [bare, inspector]
     if https:
+        tls_dir = workdir / "data" / "tls"
         urls["inspector-tls"] = f"https://127.0.0.1:{tls_port}/h/bench"
-        wait_up(urls["inspector-tls"], verify=str(workdir / "data" / "tls" / "ca.crt"))
-    return [bare, inspector], urls
+        wait_up(urls["inspector-tls"], verify=str(tls_dir / "ca.crt"))
+        # The baseline for TLS's own cost: the bare endpoint over uvicorn's TLS, same cert.
+        bare_tls_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [python, "-m", "uvicorn", "bare_app:app", "--port", str(bare_tls_port), *common,
+                 "--ssl-certfile", str(tls_dir / "server.crt"),
+                 "--ssl-keyfile", str(tls_dir / "server.key")],
+                cwd=workdir,
+            )
+        )  # fmt: skip
+        urls["bare-tls"] = f"https://127.0.0.1:{bare_tls_port}/h/bench"
+        wait_up(urls["bare-tls"], verify=str(tls_dir / "ca.crt"))
+    return procs, urls
 
 
 def run_wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
@@ -252,6 +267,12 @@ def main() -> int:
             f"p99 {med('inspector-tls', 'p99_ms'):.2f} ms (median of rounds)"
         )
         print(f"ratio inspector TLS/plain: {tls_rps / insp_rps:.2f}")
+        bare_tls = med("bare-tls", "rps")
+        print(
+            f"bare starlette, TLS {bare_tls:5.0f} req/s  p50 {med('bare-tls', 'p50_ms'):.2f} ms  "
+            f"p99 {med('bare-tls', 'p99_ms'):.2f} ms (median of rounds)"
+        )
+        print(f"ratio bare TLS/plain (uvicorn's TLS, the baseline): {bare_tls / bare_rps:.2f}")
     print(f"requests stored by the inspector: {stored} (every 2xx was committed)")
     return 0
 
