@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypedDict
 
 from inspector import faults
@@ -209,7 +210,7 @@ def _url(name: str, value: Any) -> str:
 def _path(name: str, value: Any) -> str:
     # Only the shape here: stored settings are loaded with this too, and a file that has
     # gone since must not cost the endpoint its settings (using it says what is wrong).
-    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+    if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
         raise BadRequest(f"{name}: must be the absolute path of a PEM file of CA certificates.")
     return value
 

@@ -473,6 +473,14 @@ def test_replay_to_an_https_receiver_with_ca_file_insecure_and_neither(
     ).json()
     assert expired["status"] == 200 and expired["insecure"] is True
 
+    # The same settings from the command line (and a CA file that does not load: refused).
+    capsys.readouterr()
+    assert main(["endpoint", "shop", "--insecure", "--ca-file", "", *data]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]
+    assert shown["insecure"] is True and shown["ca_file"] is None
+    assert main(["endpoint", "shop", "--ca-file", f"{pki.ca_file}.missing", *data]) == 2
+    assert "no such file" in capsys.readouterr().err
+
 
 @pytest.mark.live
 def test_send_to_an_https_receiver_with_ca_file_insecure_and_neither(
