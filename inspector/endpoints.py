@@ -14,10 +14,12 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypedDict
 
 from inspector import faults
 from inspector.errors import BadRequest
+from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
@@ -39,6 +41,8 @@ _KEYS = (
     "forward_to",
     "forward_mode",
     "replay_to",
+    "ca_file",
+    "insecure",
 )
 
 
@@ -56,6 +60,8 @@ class SettingsDict(TypedDict):
     forward_to: str | None
     forward_mode: str  # mirror | proxy
     replay_to: str | None
+    ca_file: str | None  # a CA (PEM) trusted as well when forwarding or replaying to https://
+    insecure: bool  # forwards and replays do not verify certificates
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,13 @@ class EndpointSettings:
     forward_to: str | None = None
     forward_mode: str = "mirror"
     replay_to: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+
+    @property
+    def tls(self) -> TlsOptions:
+        """How forwards and replays of this endpoint check certificates."""
+        return TlsOptions(self.ca_file, self.insecure)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
@@ -112,6 +125,10 @@ class EndpointSettings:
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
             elif key in ("forward_to", "replay_to"):
                 changes[key] = _url(key, value)
+            elif key == "ca_file":
+                changes["ca_file"] = _path("ca_file", value)
+            elif key == "insecure":
+                changes["insecure"] = check_insecure(value)
             elif key == "forward_mode":
                 if value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
@@ -131,6 +148,8 @@ class EndpointSettings:
             "forward_to": self.forward_to,
             "forward_mode": self.forward_mode,
             "replay_to": self.replay_to,
+            "ca_file": self.ca_file,
+            "insecure": self.insecure,
         }
 
     def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
@@ -185,6 +204,14 @@ def _fraction(name: str, value: Any) -> float:
 def _url(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise BadRequest(f"{name}: must be an http:// or https:// URL.")
+    return value
+
+
+def _path(name: str, value: Any) -> str:
+    # Only the shape here: stored settings are loaded with this too, and a file that has
+    # gone since must not cost the endpoint its settings (using it says what is wrong).
+    if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
+        raise BadRequest(f"{name}: must be the absolute path of a PEM file of CA certificates.")
     return value
 
 

@@ -12,7 +12,9 @@ into an exit code.
     ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
-    └── StoreUnavailable    503: the store could not commit; the sender should retry
+    ├── StoreUnavailable    503: the store could not commit; the sender should retry
+    └── CertificateError    500: the local CA or a certificate cannot be made or read
+                                 (``certificates.py``, which only ``serve --https`` imports)
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
 from inspector.store import Store, requests
+from inspector.tls import connection_tls
 
 log = logging.getLogger("inspector.receiver")
 
@@ -89,6 +90,9 @@ class Receiver:
             await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
             return
         rec = await read_request(scope, receive, name, self.max_body)
+        if scope.get("scheme") == "https":  # plain HTTP pays this one lookup, nothing more
+            tls = connection_tls(send)
+            rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
         endpoint = self.endpoints.get(name)
         if rec.size > OFF_LOOP_BYTES:
             # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.

@@ -22,11 +22,12 @@ import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
 from inspector.endpoints import EndpointCache
+from inspector.outbound import TlsOptions
 from inspector.receiver import Receiver
 from inspector.replay import Replayer
 from inspector.reverify import Reverifier
 from inspector.sender import Dispatcher
-from inspector.settings import Settings
+from inspector.settings import Settings, local_ca_file
 from inspector.store import Store, requests
 
 log = logging.getLogger("inspector")
@@ -79,9 +80,17 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         endpoints.start()
         stack.callback(endpoints.stop)
 
-        # Replays, and the receiver's mirror (after the commit) and proxy (the answer).
+        # Replays, and the receiver's mirror (after the commit) and proxy (the answer). The
+        # local CA (serve --https) is trusted for targets on this machine.
+        own_ca = local_ca_file(settings.data_dir)
+        trust = TlsOptions(str(settings.ca_file) if settings.ca_file else None, settings.insecure)
         replay = Replayer(
-            store, timeout=settings.replay_timeout, hub=hub, max_relay=settings.max_body
+            store,
+            timeout=settings.replay_timeout,
+            hub=hub,
+            max_relay=settings.max_body,
+            trust=trust,
+            own_ca=own_ca,
         )
         stack.push_async_callback(replay.aclose)
         receiver = Receiver(
@@ -94,7 +103,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             proxy=replay.proxy,
         )
         # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
-        sender = Dispatcher(store, hub=hub)
+        sender = Dispatcher(store, hub=hub, own_ca=own_ca)
         sender.start()
         stack.push_async_callback(sender.stop)
 

@@ -36,6 +36,8 @@ FIELDS = (
     "time_scale",
     "timeout",
     "headers",
+    "ca_file",
+    "insecure",
 )
 
 
@@ -89,6 +91,8 @@ def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequ
         timeout=data.get("timeout", sender.DEFAULT_TIMEOUT),
         time_scale=data.get("time_scale", 1.0),
         headers=data.get("headers") or (),
+        ca_file=data.get("ca_file"),
+        insecure=data.get("insecure", False),
     )
 
 

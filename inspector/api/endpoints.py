@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from inspector.endpoints import SettingsDict
+from inspector.outbound import check_ca_file
 from inspector.params import endpoint_name, json_body, runtime
 from inspector.store import endpoints
 
@@ -39,6 +40,8 @@ def endpoint_payload(request: Request, name: str) -> EndpointSettingsView:
 async def put_endpoint(request: Request) -> Response:
     name = endpoint_name(request.path_params["name"])
     data = await json_body(request)
+    if isinstance(data, dict) and data.get("ca_file") is not None:
+        data["ca_file"] = check_ca_file(data["ca_file"])  # the file must load, now
     rt = runtime(request)
     current = rt.endpoints.settings(name)
     updated = current.merged(data, max_delay=rt.settings.max_delay)

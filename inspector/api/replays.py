@@ -42,7 +42,9 @@ async def replay_request(request: Request) -> Response:
             f"url: give the target URL (nothing remembered for endpoint {name} yet).",
             error="no_url",
         )
-    result = await rt.replay.replay(detail, replace(options, url=url), endpoint.signature)
+    result = await rt.replay.replay(
+        detail, replace(options, url=url), endpoint.signature, endpoint.settings.tls
+    )
     current = rt.endpoints.settings(name)
     if url != current.replay_to:  # remember the target for the next replay of this endpoint
         updated = current.merged({"replay_to": url})

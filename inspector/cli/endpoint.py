@@ -21,6 +21,7 @@ from inspector.cli.options import (
     parse_schedule,
 )
 from inspector.endpoints import EndpointSettings
+from inspector.outbound import check_ca_file
 from inspector.signatures import SCHEMES
 from inspector.store import endpoints
 
@@ -51,6 +52,10 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
                 changes[key] = getattr(args, key)
         if args.enforce is not None:
             changes["enforce"] = args.enforce
+        if args.ca_file is not None:
+            changes["ca_file"] = check_ca_file(args.ca_file, "--ca-file")  # "" resets it
+        if args.insecure is not None:
+            changes["insecure"] = args.insecure
         hmac = {
             k: getattr(args, f"hmac_{k}")
             for k in ("header", "algorithm", "encoding", "prefix")
@@ -134,6 +139,17 @@ def register(sub: Any) -> None:
         "--forward-mode",
         choices=("mirror", "proxy"),
         help="mirror: answer the sender and send a copy; proxy: the sender gets the app's answer.",
+    )
+    ep.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="Also trust this CA (PEM) when forwarding or replaying to https:// ('' resets).",
+    )
+    ep.add_argument(
+        "--insecure",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Do not verify certificates when forwarding or replaying (marked on each one).",
     )
     ep.add_argument("--reset", action="store_true", help="Back to default settings first.")
     add_data_dir(ep)

@@ -18,14 +18,18 @@ import httpx
 
 from inspector import catalog, sender, timeline
 from inspector.cli.options import (
+    INSECURE_WARNING,
     CliError,
     add_command,
     add_data_dir,
     add_signing,
+    add_tls_options,
     open_store,
     signing_secret,
+    tls_options,
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
+from inspector.settings import local_ca_file
 from inspector.store import deliveries
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
@@ -55,6 +59,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     if body is not None and args.set:
         raise CliError("--set edits generated bodies; a --body is sent byte-exact as it is.")
     overrides = [catalog.parse_set(text) for text in args.set or []]
+    tls = tls_options(args)
+    if tls.insecure:
+        echo(INSECURE_WARNING, file=sys.stderr, flush=True)
     wanted = sender.prepare(
         args.event,
         args.to,
@@ -66,6 +73,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         time_scale=args.time_scale,
         headers=_header_pairs(args.header),
+        ca_file=tls.ca_file,
+        insecure=tls.insecure,
     )
     if not args.wait:
         handed = hand_over(args.server, wanted, args.data_dir / "inspector.db")
@@ -114,6 +123,8 @@ def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dic
                     "timeout": wanted.timeout,
                     "time_scale": wanted.time_scale,
                     "headers": [list(h) for h in wanted.headers],
+                    "ca_file": wanted.ca_file,
+                    "insecure": wanted.insecure,
                 },
             )
     except (httpx.HTTPError, ValueError):
@@ -136,7 +147,7 @@ def _note(text: str) -> None:
 async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
     """Run the engine here until the delivery succeeds (0) or fails (1), printing attempts."""
     store = open_store(data_dir, must_exist=False)
-    engine = sender.Dispatcher(store, carrier=sender.cli_carrier())
+    engine = sender.Dispatcher(store, carrier=sender.cli_carrier(), own_ca=local_ca_file(data_dir))
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()
 
@@ -159,6 +170,10 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
             f"{sender.describe_schedule(wanted.schedule, wanted.time_scale)}",
             flush=True,
         )
+        if wanted.insecure:
+            echo("  certificate NOT verified (--insecure)", flush=True)
+        elif wanted.ca_file:
+            echo(f"  trusting the CA in {wanted.ca_file} as well", flush=True)
         outcome = await finished
     except asyncio.CancelledError:
         await engine.stop()
@@ -180,11 +195,13 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
 def _attempt_line(item: deliveries.DeliveryItem, attempt: deliveries.AttemptItem) -> str:
     number, total = attempt["attempt"], item["max_attempts"]
     if attempt["status"] is None:
-        answer = attempt["error"]
+        answer = attempt["error"] or "no answer"
     else:
         answer = f"{attempt['status']} in {attempt['elapsed_ms']:.0f} ms"
         if attempt["error"]:
             answer += f" ({attempt['error']})"
+    if item["insecure"] and item["url"].startswith("https://"):
+        answer += "  (certificate NOT verified)"
     line = f"  attempt {number}/{total}  {attempt['sent_at'][11:23]}  {answer}"
     if item["state"] == "pending" and item["next_attempt_ts"] is not None:
         wait = item["next_attempt_ts"] - attempt["sent_ts"]
@@ -251,5 +268,6 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Inspector to hand the delivery to without --wait (default: %(default)s).",
     )
+    add_tls_options(send, "receiver")
     add_data_dir(send)
     send.set_defaults(func=cmd_send)

@@ -23,15 +23,16 @@ from inspector.summary import MAX_BYTES, summarize
 ITEM_COLUMNS = (
     "id, endpoint, method, path, query, client, received_at, received_ts, size, content_type,"
     " truncated, note, event_key, event_type, attempt, first_attempt_id, signature,"
-    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress"
+    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress,"
+    " tls_version, tls_server_name"
 )
 
 _INSERT = (
     "INSERT INTO requests (endpoint, method, path, query, headers, client, received_at,"
     " received_ts, size, content_type, truncated, note, event_key, event_type, attempt,"
     " first_attempt_id, signature, sig_status, response_status, response_headers,"
-    " response_body, response_ms, delay_ms, dropped, in_progress)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " response_body, response_ms, delay_ms, dropped, in_progress, tls_version, tls_server_name)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 # A column value as sqlite3 hands it over or takes it.
@@ -73,6 +74,13 @@ class ResponseDetail(ResponseSummary):
     body_base64: str
 
 
+class ConnectionTls(TypedDict):
+    """How a capture that came over TLS was carried."""
+
+    version: str  # "TLSv1.3"
+    server_name: str | None  # the SNI name the sender asked for (None: it sent none)
+
+
 class _RequestFields(TypedDict):
     id: int
     endpoint: str
@@ -90,6 +98,8 @@ class _RequestFields(TypedDict):
     attempt: int
     first_attempt_id: int  # its own id for a first attempt
     signature: SignatureVerdict | None  # None: the endpoint verifies nothing
+    scheme: str  # "https" when it came over TLS, else "http"
+    tls: ConnectionTls | None  # None: plain HTTP
 
 
 class RequestItem(_RequestFields):
@@ -141,6 +151,7 @@ class Changed:
 
 def _fields(r: Row) -> _RequestFields:
     signature = r["signature"]
+    version = r["tls_version"]
     return {
         "id": r["id"],
         "endpoint": r["endpoint"],
@@ -158,6 +169,8 @@ def _fields(r: Row) -> _RequestFields:
         "attempt": r["attempt"],
         "first_attempt_id": r["first_attempt_id"] or r["id"],
         "signature": json.loads(signature) if signature else None,
+        "scheme": "https" if version else "http",
+        "tls": {"version": version, "server_name": r["tls_server_name"]} if version else None,
     }
 
 
@@ -242,6 +255,8 @@ def insert_request(
         "delay_ms": response.delay_ms,
         "dropped": int(response.dropped),
         "in_progress": int(response.in_progress),
+        "tls_version": rec.tls_version,
+        "tls_server_name": rec.tls_server_name,
     }
     cur = conn.execute(_INSERT, tuple(columns.values()))
     new_id = cur.lastrowid
