@@ -28,6 +28,7 @@ async def list_endpoints(request: Request) -> Response:
 
 async def get_endpoint(request: Request) -> Response:
     name = endpoint_name(request.path_params["name"])
+    await runtime(request).endpoints.refresh()  # one version read: show a CLI's change at once
     return JSONResponse(endpoint_payload(request, name))
 
 
