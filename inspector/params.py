@@ -39,6 +39,19 @@ def int_param(request: Request, name: str, *, default: int | None, lo: int, hi: 
     return value
 
 
+def float_param(request: Request, name: str, *, default: float, lo: float, hi: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: must be a number, got {raw[:40]!r}.") from None
+    if not lo <= value <= hi:  # also refuses nan
+        raise BadRequest(f"{name}: must be between {lo:g} and {hi:g}, got {raw[:40]!r}.")
+    return value
+
+
 def path_id(request: Request) -> int:
     raw = request.path_params["id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
@@ -67,14 +80,24 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None
 
 
-def request_filter(request: Request) -> RequestFilter:
-    """The request list's filter from ``?endpoint=&method=&status=&signature=&event_type=&q=``."""
+def request_filter(request: Request, *, prefixes: bool = False) -> RequestFilter:
+    """The request list's filter from ``?endpoint=&method=&status=&signature=&event_type=&q=``.
+
+    With ``prefixes`` (the JSON API), ``endpoint=ci-*`` means every endpoint whose name starts
+    with ``ci-`` (names cannot contain ``*``).
+    """
     params = request.query_params
     if "\x00" in params.get("q", ""):
         # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
         raise BadRequest("q: search text cannot contain a NUL character.")
     endpoint = params.get("endpoint") or None
+    prefix = None
+    if prefixes and endpoint is not None and endpoint.endswith("*"):
+        prefix, endpoint = endpoint[:-1], None
+        if prefix:
+            endpoint_name(prefix)
     return RequestFilter(
+        endpoint_prefix=prefix or None,
         endpoint=endpoint_name(endpoint) if endpoint else None,
         method=params.get("method") or None,
         status=int_param(request, "status", default=None, lo=100, hi=599),

@@ -28,7 +28,8 @@ def test_a_cli_change_is_obeyed_by_the_next_capture(live, capsys) -> None:
         assert client.post("/h/x").status_code == 200  # the server's cache is loaded
         for i in range(40):
             status = 400 + i % 30
-            assert main(["endpoint", "x", "--response", f"status={status}", "--data-dir", data_dir]) == 0
+            changed = ["endpoint", "x", "--response", f"status={status}", "--data-dir", data_dir]
+            assert main(changed) == 0
             # No pause: the capture goes out the moment the CLI has returned.
             assert client.post("/h/x", content=b"{}").status_code == status, f"change #{i}"
     capsys.readouterr()
