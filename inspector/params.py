@@ -12,12 +12,42 @@ from typing import Any
 
 from starlette.requests import Request
 
+from inspector import openapi
 from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound
 from inspector.runtime import Runtime
 from inspector.store.requests import RequestFilter
 
 MAX_LIMIT = 1000
+MAX_ID = 10**18 - 1  # ids have at most 18 digits
+
+# How the parameters read here appear in the OpenAPI document (bounds as checked below).
+LIMIT = openapi.integer("limit", "How many, at most.", 1, MAX_LIMIT, 50)
+BEFORE = openapi.integer(
+    "before", "Only ids below this one (the previous page's next_before).", 1, 2**62
+)
+ID = openapi.path("id", "The id.", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+NAME_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
+ENDPOINT = openapi.path("name", "An endpoint name.", {"type": "string", "pattern": NAME_PATTERN})
+FILTERS = (
+    openapi.text(
+        "endpoint",
+        "Only this endpoint; `ci-*` means every endpoint whose name starts with `ci-`.",
+        pattern=r"^[A-Za-z0-9._-]{0,64}\*?$",
+    ),
+    openapi.text("method", "Only this HTTP method."),
+    openapi.integer("status", "Only requests answered with this status.", 100, 599),
+    openapi.text(
+        "signature",
+        "Only this verdict: valid, invalid, malformed, missing, no_secret, expired, or none.",
+    ),
+    openapi.text("event_type", "Only events of this type."),
+    openapi.text(
+        "q",
+        "Search path, query, headers, event key and type, and raw bodies.",
+        pattern="^[^\x00]*$",
+    ),
+)
 
 
 def runtime(request: Request) -> Runtime:
@@ -55,7 +85,7 @@ def float_param(request: Request, name: str, *, default: float, lo: float, hi: f
 def path_id(request: Request) -> int:
     raw = request.path_params["id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise NotFound(f"No request {raw!r}: ids are positive integers.")
+        raise NotFound(f"No request {raw[:40]!r}: ids are positive integers.")
     return int(raw)
 
 

@@ -14,24 +14,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TypedDict
 
 from inspector.broadcast import Behind, Broadcaster, Message, Subscriber
 from inspector.errors import Busy
+from inspector.shapes import WaitResult
 from inspector.store import Store, requests
 
 MAX_WAITERS = 256
 MAX_TIMEOUT = 300.0
+DEFAULT_TIMEOUT = 30.0
 MAX_COUNT = 1000
 KINDS = frozenset({"request", "update"})
-
-
-class WaitResult(TypedDict):
-    """``GET /api/requests/wait``: the matching requests, oldest first (at most ``count``), and
-    whether the time ran out before ``count`` of them were stored."""
-
-    requests: list[requests.ListedRequest]
-    timed_out: bool
 
 
 class Waiters:

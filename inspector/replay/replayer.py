@@ -43,6 +43,7 @@ from inspector.replay.rebuild import (
     build_request,
     relay_headers,
 )
+from inspector.shapes import ReplayResult
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
 
@@ -119,7 +120,7 @@ class Replayer:
         exchange: Exchange,
         *,
         publish: bool = True,
-    ) -> dict[str, Any]:
+    ) -> ReplayResult:
         """Store the exchange, tell the page, and return it as the API shows it."""
         rec = replays.ReplayRecord(
             request_id=request_id,
@@ -167,7 +168,7 @@ class Replayer:
         detail: Mapping[str, Any],
         options: ReplayOptions,
         signature: SignatureConfig | None,
-    ) -> dict[str, Any]:
+    ) -> ReplayResult:
         """Replay a stored request (``captures.get_request``'s shape) to ``options.url``.
 
         ``signature`` is the endpoint's config, needed for ``resign``. Raises ``BadRequest``
