@@ -10,12 +10,14 @@ code's own declarations. ``document(routes)`` walks the app's routes; a test che
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
 from inspector import __version__
@@ -100,6 +102,15 @@ def api_route(
     path: str, endpoint: Callable[..., Any], method: str, operation: Operation
 ) -> ApiRoute:
     return ApiRoute(path, endpoint, methods=[method], operation=operation)
+
+
+def served(app: Starlette) -> dict[str, Any]:
+    """The document of ``app``'s routes, made on first use and kept on ``app.state``."""
+    found: dict[str, Any] | None = getattr(app.state, "openapi", None)
+    if found is None:
+        found = document(app.routes)
+        app.state.openapi = found
+    return found
 
 
 def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
@@ -188,3 +199,86 @@ def _errors(op: Operation, method: str) -> list[int]:
     if method in WRITES:
         statuses.add(403)
     return sorted(statuses)
+
+
+# -- the reference page ------------------------------------------------------------------------
+
+
+def type_text(schema: Schema) -> str:
+    """A JSON Schema in a few words: ``integer | null``, ``list of ListedRequest``."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " | ".join(type_text(s) for s in schema["anyOf"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array":
+        if "prefixItems" in schema:
+            return "[" + ", ".join(type_text(s) for s in schema["prefixItems"]) + "]"
+        return "list of " + type_text(schema.get("items", {}))
+    if kind == "object" and "additionalProperties" in schema:
+        return "object of " + type_text(schema["additionalProperties"])
+    if kind is None:
+        return "any"
+    bounds = [f"{k} {_number(schema[k])}" for k in ("minimum", "maximum") if k in schema]
+    return str(kind) + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def reference(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The document as the reference page shows it: its operations, then its schemas."""
+    operations = []
+    for url, methods in doc["paths"].items():
+        for method, op in methods.items():
+            responses = []
+            for status, answer in op["responses"].items():
+                for media, content in answer.get("content", {}).items():
+                    schema = content.get("schema", {})
+                    ref = type_text(schema) if "$ref" in schema else None
+                    responses.append(
+                        {
+                            "status": status,
+                            "media": media,
+                            "schema": ref,
+                            "description": answer["description"],
+                        }
+                    )
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            operations.append(
+                {
+                    "id": op["operationId"],
+                    "method": method.upper(),
+                    "path": url,
+                    "summary": op["summary"],
+                    "description": op.get("description", ""),
+                    "params": [
+                        {
+                            "name": p["name"],
+                            "where": p["in"],
+                            "type": type_text(p["schema"]),
+                            "description": p["description"],
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "body": type_text(body["schema"]) if body else None,
+                    "responses": responses,
+                }
+            )
+    schemas = []
+    for name, schema in sorted(doc["components"]["schemas"].items()):
+        required = set(schema.get("required", []))
+        schemas.append(
+            {
+                "name": name,
+                "description": schema.get("description", ""),
+                "fields": [
+                    {"name": field_name, "type": type_text(sub), "required": field_name in required}
+                    for field_name, sub in schema.get("properties", {}).items()
+                ],
+            }
+        )
+    return operations, schemas

@@ -16,27 +16,38 @@ received (``/h/t17.orders``).
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Unpack
 from urllib.parse import urlencode
+
+import httpx
 
 from inspector import faults
 from inspector.capture import ENDPOINT_RE
 from inspector.client import AsyncClient, Client, Filters
+from inspector.evidence import Answer, Attempt, Capture, Delivery, Signature
 from inspector.shapes import DeliveryOrder, SettingsChange
-from inspector.store.deliveries import AttemptDetail, DeliveryDetail
-from inspector.store.requests import ListedRequest, RequestDetail
+from inspector.store.requests import ListedRequest
 
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 # Tests want retries in milliseconds: the platform's 1, 5 and 30 minutes become 60 ms, 300 ms
 # and 1.8 s unless a test asks for another scale.
 TIME_SCALE = 0.001
 _TESTS = itertools.count(1)
+
+__all__ = [
+    "Answer",
+    "AsyncWebhookInspector",
+    "Attempt",
+    "Capture",
+    "CaptureTimeout",
+    "Delivery",
+    "DeliveryTimeout",
+    "Signature",
+    "WebhookInspector",
+]
 
 
 class CaptureTimeout(AssertionError):
@@ -45,160 +56,6 @@ class CaptureTimeout(AssertionError):
 
 class DeliveryTimeout(AssertionError):
     """``send`` ran out of time before the delivery succeeded or failed."""
-
-
-# -- what a test reads -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Signature:
-    """The verdict on a capture's signature; ``status`` is ``"none"`` when the endpoint had
-    nothing to check (no secret, no signature header)."""
-
-    status: str  # valid, invalid, malformed, missing, no_secret, expired, or none
-    scheme: str | None = None
-    reason: str = ""
-    diagnosis: str | None = None  # why it failed, when it did
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the inspector answered the sender."""
-
-    status: int | None  # None: dropped, or the sender gave up first
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    ms: float | None
-    delay_ms: float | None
-    dropped: bool
-    client_gave_up_after_ms: float | None  # the sender hung up during a delay after this long
-    in_progress: bool
-
-
-@dataclass(frozen=True)
-class Capture:
-    """One request as the inspector captured it: byte-exact body, headers in order."""
-
-    id: int
-    endpoint: str  # as the test named it
-    method: str
-    path: str  # as received, e.g. /h/t17.orders/sub
-    query: str
-    headers: tuple[tuple[str, str], ...]  # (lower-case name, value), in order, duplicates kept
-    body: bytes
-    signature: Signature
-    event_key: str | None
-    event_type: str | None
-    attempt: int  # 1 for an event's first delivery, 2 for its first retry...
-    received_at: str
-    response: Answer
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (any case), or None."""
-        values = self.header_values(name)
-        return values[0] if values else None
-
-    def header_values(self, name: str) -> list[str]:
-        wanted = name.lower()
-        return [value for key, value in self.headers if key == wanted]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    @classmethod
-    def from_detail(cls, detail: RequestDetail, prefix: str) -> Capture:
-        verdict = detail["signature"]
-        answer = detail["response"]
-        return cls(
-            id=detail["id"],
-            endpoint=detail["endpoint"].removeprefix(prefix),
-            method=detail["method"],
-            path=detail["path"],
-            query=detail["query"],
-            headers=tuple((k, v) for k, v in detail["headers"]),
-            body=base64.b64decode(detail["body_base64"]),
-            signature=Signature(**verdict) if verdict is not None else Signature("none"),
-            event_key=detail["event_key"],
-            event_type=detail["event_type"],
-            attempt=detail["attempt"],
-            received_at=detail["received_at"],
-            response=Answer(
-                status=answer["status"],
-                headers=tuple((k, v) for k, v in answer["headers"]),
-                body=base64.b64decode(answer["body_base64"]),
-                ms=answer["ms"],
-                delay_ms=answer["delay_ms"],
-                dropped=answer["dropped"],
-                client_gave_up_after_ms=answer["client_gave_up_after_ms"],
-                in_progress=answer["in_progress"],
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt of a delivery: what was sent and what the receiver answered."""
-
-    number: int
-    status: int | None  # None: no answer (see ``error``)
-    ok: bool  # a 2xx without error
-    error: str | None  # timeout, refused connection, redirect...
-    elapsed_ms: float
-    sent_at: str
-    request_headers: tuple[tuple[str, str], ...]
-    response_headers: tuple[tuple[str, str], ...]
-    response_body: bytes
-
-    @classmethod
-    def from_detail(cls, a: AttemptDetail) -> Attempt:
-        return cls(
-            number=a["attempt"],
-            status=a["status"],
-            ok=a["ok"],
-            error=a["error"],
-            elapsed_ms=a["elapsed_ms"],
-            sent_at=a["sent_at"],
-            request_headers=tuple((k, v) for k, v in a["request_headers"]),
-            response_headers=tuple((k, v) for k, v in a["response_headers"]),
-            response_body=base64.b64decode(a["response_body_base64"]),
-        )
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """An event the inspector sent as the platform would, with every attempt."""
-
-    id: int
-    event: str
-    url: str
-    state: str  # succeeded, failed, cancelled, or pending
-    event_key: str | None
-    body: bytes
-    attempts: tuple[Attempt, ...]
-
-    @property
-    def succeeded(self) -> bool:
-        return self.state == "succeeded"
-
-    @property
-    def statuses(self) -> list[int | None]:
-        return [a.status for a in self.attempts]
-
-    @classmethod
-    def from_detail(cls, d: DeliveryDetail) -> Delivery:
-        return cls(
-            id=d["id"],
-            event=d["event"],
-            url=d["url"],
-            state=d["state"],
-            event_key=d["event_key"],
-            body=base64.b64decode(d["body_base64"]),
-            attempts=tuple(Attempt.from_detail(a) for a in d["log"]),
-        )
 
 
 # -- what both flavours share ----------------------------------------------------------------
@@ -318,7 +175,7 @@ def _order(
     if schedule is not None:
         order["schedule"] = list(schedule)
     if headers:
-        order["headers"] = dict(headers) if not isinstance(headers, dict) else headers
+        order["headers"] = headers if isinstance(headers, dict) else [(k, v) for k, v in headers]
     return order
 
 
@@ -417,6 +274,13 @@ class WebhookInspector(_Namespace):
 
 
 def _until_final(events: Iterator[Any], delivery_id: int, deadline: float) -> None:
+    try:
+        _follow(events, delivery_id, deadline)
+    except httpx.ReadTimeout:  # no event at all for a while (pings are not events)
+        raise DeliveryTimeout(f"Delivery #{delivery_id} did not finish in time.") from None
+
+
+def _follow(events: Iterator[Any], delivery_id: int, deadline: float) -> None:
     for event in events:
         if event.event == "delivery":
             change = event.json()
@@ -499,19 +363,20 @@ class AsyncWebhookInspector(_Namespace):
                 return Delivery.from_detail(await client.delivery(created["id"]))
             events = client.stream("/api/deliveries/stream")
             try:
-                await anext(events)  # ready
+                await anext(events)  # ready: subscribed, so no change can be missed
                 created = await client.deliver(**order)
                 finished = created["state"] in FINAL
-                async for item in events:
-                    if finished or time.monotonic() > deadline:
-                        break
+                while not finished and time.monotonic() < deadline:
+                    item = await anext(events)
+                    if item.event == "resync":
+                        raise DeliveryTimeout("The delivery stream fell behind.")
                     if item.event == "delivery":
                         change = item.json()
                         finished = (
                             change["delivery"]["id"] == created["id"] and change["change"] in FINAL
                         )
-                        if finished:
-                            break
+            except (StopAsyncIteration, httpx.ReadTimeout):
+                finished = False
             finally:
                 await events.aclose()
             if not finished:

@@ -131,3 +131,14 @@ def test_every_operation_answers_as_documented(
             response_headers_conformance,
         ],
     )
+
+
+@pytest.mark.live
+def test_the_reference_page_reads_the_document(client) -> None:
+    page = client.get("/reference")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<code>GET /api/requests/wait</code>" in html
+    assert 'href="#schema-WaitResult"' in html and 'id="schema-ListedRequest"' in html
+    assert "integer (minimum 1, maximum 1000)" in html  # count's bounds, as checked
+    assert "<script" not in html  # nothing to run: the CSP allows no inline script anyway
