@@ -1,9 +1,13 @@
 """Endpoint settings: what an endpoint verifies, how it answers, where it forwards.
 
 Settings are stored as JSON in the ``endpoints`` table and cached in memory by the server
-(``EndpointCache``), compiled into what the capture path needs. The CLI may write the table
-directly while a server runs: the cache re-reads it when the settings version changes
-(checked once a second), so both paths converge without the CLI needing the server.
+(``EndpointCache``), compiled into what the capture path needs. The API writes them and
+refreshes the cache before it answers. The CLI may write the table directly while a server
+runs: a capture carries the cache's version into the store's writer, which refuses it if the
+store holds newer settings (``Store.write_as_of``); the receiver then refreshes the cache and
+prepares it again. So a change has taken effect for every capture that arrives after it
+returned, with no read on the capture path. A poll (once a second) also refreshes the cache
+for everything else that shows settings (re-verification, the page).
 """
 
 from __future__ import annotations
@@ -263,6 +267,11 @@ class EndpointCache:
         self._task: asyncio.Task[None] | None = None
         self._on_signature_change = on_signature_change
 
+    @property
+    def version(self) -> int:
+        """The settings version loaded (the store's ``max(version)`` when last read)."""
+        return self._version
+
     def get(self, name: str) -> Endpoint:
         endpoint = self._compiled.get(name)
         if endpoint is None:
@@ -300,6 +309,8 @@ class EndpointCache:
             return SignatureConfig()
 
     def load(self, version: int, rows: Mapping[str, Mapping[str, object]]) -> None:
+        if version < self._version:
+            return  # a slower concurrent refresh read older settings: keep the newer
         settings: dict[str, EndpointSettings] = {}
         for name, data in rows.items():
             try:

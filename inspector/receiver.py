@@ -40,6 +40,7 @@ from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
 from inspector.store import Store, requests
+from inspector.store.core import StaleSettings
 from inspector.tls import connection_tls
 
 log = logging.getLogger("inspector.receiver")
@@ -47,6 +48,8 @@ log = logging.getLogger("inspector.receiver")
 
 TEXT = "text/plain; charset=utf-8"
 OFF_LOOP_BYTES = 256 * 1024
+# Tries at preparing a capture when the settings changed under it (see ``Receiver._capture``).
+STALE_RETRIES = 3
 # Runs after a capture's commit (mirror): must return at once, starting its own work.
 AfterCapture = Callable[[Endpoint, CapturedRequest, int], None]
 # Answers a request in proxy mode with the app's answer (``replay.Replayer.proxy``).
@@ -93,7 +96,54 @@ class Receiver:
         if scope.get("scheme") == "https":  # plain HTTP pays this one lookup, nothing more
             tls = connection_tls(send)
             rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
-        endpoint = self.endpoints.get(name)
+        try:
+            endpoint, inserted = await self._capture(rec, name, started)
+        except StoreUnavailable as exc:
+            log.error("capture not stored, answering 503: %s", exc.detail)
+            await respond(
+                send,
+                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
+                head=False,
+            )
+            return
+        if self.hub.has_subscribers:
+            self.hub.publish("request", inserted.item(), id=inserted.id)
+        for hook in self.after_capture:
+            hook(endpoint, rec, inserted.id)
+
+        response = inserted.response
+        if response.in_progress and response.status is None and not response.dropped:
+            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
+        elif response.in_progress:
+            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
+        elif response.dropped:
+            await drop(send, receive, informational=response.status)
+        elif response.status is not None:
+            await respond(send, response, head=rec.method == "HEAD")
+
+    async def _capture(
+        self, rec: CapturedRequest, name: str, started: float
+    ) -> tuple[Endpoint, requests.Inserted]:
+        """Inspect and commit a capture under the endpoint's current settings.
+
+        Settings changed by another process since the cache last read them make the store
+        refuse the capture (``StaleSettings``): refresh and prepare it again. A change on every
+        try is not a thing a person does; after a few the capture is stored as prepared.
+        """
+        for attempt in range(STALE_RETRIES + 1):
+            version = self.endpoints.version if attempt < STALE_RETRIES else None
+            endpoint = self.endpoints.get(name)
+            decide = await self._prepare(rec, endpoint, started)
+            try:
+                return endpoint, await self._store(rec, decide, version)
+            except StaleSettings:
+                await self.endpoints.refresh()
+        raise AssertionError("unreachable: the last try is not checked")
+
+    async def _prepare(
+        self, rec: CapturedRequest, endpoint: Endpoint, started: float
+    ) -> Callable[[int], ResponseRecord]:
+        """The verdict and event identity (on ``rec``) and the answer's decision function."""
         if rec.size > OFF_LOOP_BYTES:
             # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
             fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
@@ -136,39 +186,23 @@ class Receiver:
             response.ms = (time.perf_counter() - started) * 1000
             return response
 
-        try:
-            inserted = await self._store(rec, decide)
-        except StoreUnavailable as exc:
-            log.error("capture not stored, answering 503: %s", exc.detail)
-            await respond(
-                send,
-                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
-                head=False,
-            )
-            return
-        if self.hub.has_subscribers:
-            self.hub.publish("request", inserted.item(), id=inserted.id)
-        for hook in self.after_capture:
-            hook(endpoint, rec, inserted.id)
-
-        response = inserted.response
-        if response.in_progress and response.status is None and not response.dropped:
-            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
-        elif response.in_progress:
-            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
-        elif response.dropped:
-            await drop(send, receive, informational=response.status)
-        elif response.status is not None:
-            await respond(send, response, head=rec.method == "HEAD")
+        return decide
 
     async def _store(
-        self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
+        self,
+        rec: CapturedRequest,
+        decide: Callable[[int], ResponseRecord],
+        settings_version: int | None,
     ) -> requests.Inserted:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            return await self.store.write(requests.insert_request, rec, decide)
-        except StoreUnavailable:
+            if settings_version is None:
+                return await self.store.write(requests.insert_request, rec, decide)
+            return await self.store.write_as_of(
+                settings_version, requests.insert_request, rec, decide
+            )
+        except (StoreUnavailable, StaleSettings):
             raise
         except Exception as exc:
             log.exception("storing capture failed; storing it without derived fields")
@@ -201,8 +235,8 @@ class Receiver:
         except Exception:  # verification must never cost a capture
             log.exception("signature verification failed unexpectedly")
             verdict = None
-        if verdict is not None:
-            rec.signature = verdict.to_dict()
+        # Assigned either way: a capture prepared again under new settings may have none now.
+        rec.signature = verdict.to_dict() if verdict is not None else None
         if endpoint.settings.enforce and (verdict is None or verdict.status != "valid"):
             return plain(401, "Invalid signature")
         return None

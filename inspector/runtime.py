@@ -29,6 +29,7 @@ from inspector.reverify import Reverifier
 from inspector.sender import Dispatcher
 from inspector.settings import Settings, local_ca_file
 from inspector.store import Store, requests
+from inspector.waiters import Waiters
 
 log = logging.getLogger("inspector")
 
@@ -44,6 +45,7 @@ class Runtime:
     receiver: Receiver
     sender: Dispatcher
     replay: Replayer
+    waiters: Waiters
 
 
 @contextlib.asynccontextmanager
@@ -107,4 +109,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         sender.start()
         stack.push_async_callback(sender.stop)
 
-        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay)
+        # Long-polls (GET /api/requests/wait), woken by the broadcaster.
+        waiters = Waiters(store, hub)
+
+        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay, waiters)

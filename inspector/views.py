@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from inspector import __version__, catalog
+from inspector import __version__, catalog, openapi
 from inspector.params import request_filter, runtime
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
@@ -118,6 +118,14 @@ async def deliveries_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "deliveries.html", context)
 
 
+async def reference_page(request: Request) -> Response:
+    """The JSON API's reference: the OpenAPI document, readable (no script, no CDN)."""
+    operations, schemas = openapi.reference(openapi.served(request.app))
+    doc = openapi.served(request.app)
+    context = {"doc": doc, "operations": operations, "schemas": schemas}
+    return templates.TemplateResponse(request, "reference.html", context)
+
+
 def error_page(request: Request, status: int, message: str) -> Response:
     """The HTML answer to an error outside ``/api`` (the JSON API answers JSON)."""
     return templates.TemplateResponse(
@@ -128,4 +136,5 @@ def error_page(request: Request, status: int, message: str) -> Response:
 routes: list[BaseRoute] = [
     Route("/", index, methods=["GET", "HEAD"]),
     Route("/deliveries", deliveries_page, methods=["GET", "HEAD"]),
+    Route("/reference", reference_page, methods=["GET", "HEAD"]),
 ]

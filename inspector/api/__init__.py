@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from inspector.api import deliveries, endpoints, replays, requests, stream, timeline, tls
+from inspector.api import deliveries, endpoints, reference, replays, requests, stream, timeline, tls
 
 routes: list[BaseRoute] = [
     *requests.routes,
@@ -19,4 +19,5 @@ routes: list[BaseRoute] = [
     *deliveries.routes,
     *replays.routes,
     *tls.routes,
+    *reference.routes,
 ]

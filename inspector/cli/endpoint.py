@@ -1,6 +1,7 @@
 """``webhook-inspector endpoint``: show or change an endpoint's settings.
 
-It reads and writes the store directly; a running server picks the change up within a second.
+It reads and writes the store directly; a running server obeys the change from its next
+capture on (the store refuses a capture prepared with older settings: ``Store.write_as_of``).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def register(sub: Any) -> None:
         "Show or change an endpoint's settings (secrets, scheme, response rules...).",
         "Show an endpoint's settings as JSON, or change them: signature secrets and scheme, "
         "enforcement, failure-mode rules, the expected retry schedule, forwarding. Writes the "
-        "store directly; a running server picks the change up within a second.",
+        "store directly; a running server obeys it from the very next capture.",
     )
     ep.add_argument("name", metavar="NAME", help="The endpoint (the E in /h/E).")
     ep.add_argument(

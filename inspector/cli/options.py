@@ -42,6 +42,17 @@ def add_command(
     return parser
 
 
+def add_token(p: argparse.ArgumentParser) -> None:
+    """``--token``: sent as ``Authorization: Bearer`` to a server whose control routes ask
+    for one."""
+    p.add_argument(
+        "--token",
+        default=os.environ.get("WEBHOOK_INSPECTOR_TOKEN"),
+        metavar="T",
+        help="Bearer token for the server's API (default: $WEBHOOK_INSPECTOR_TOKEN).",
+    )
+
+
 # -- value types -------------------------------------------------------------------------------
 
 

@@ -24,12 +24,16 @@ from inspector.cli.options import (
     add_data_dir,
     add_signing,
     add_tls_options,
+    add_token,
     open_store,
     signing_secret,
     tls_options,
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
+from inspector.client import Client
+from inspector.errors import InspectorError
 from inspector.settings import local_ca_file
+from inspector.shapes import CreatedDelivery
 from inspector.store import deliveries
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
@@ -77,7 +81,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         insecure=tls.insecure,
     )
     if not args.wait:
-        handed = hand_over(args.server, wanted, args.data_dir / "inspector.db")
+        handed = hand_over(args.server, wanted, args.data_dir / "inspector.db", args.token)
         if handed is not None:
             echo(
                 f"delivery #{handed['id']} ({wanted.event} -> {wanted.url}) handed to the "
@@ -90,7 +94,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     return asyncio.run(send_and_wait(wanted, args.data_dir))
 
 
-def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dict[str, Any] | None:
+def hand_over(
+    server: str, wanted: sender.DeliveryRequest, db_path: Path, token: str | None = None
+) -> CreatedDelivery | None:
     """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none."""
     base = server.rstrip("/")
     try:
@@ -99,10 +105,10 @@ def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dic
         _note("the body is not UTF-8, which the API cannot carry: sending from this process.")
         return None
     try:
-        with httpx.Client(base_url=base, timeout=5, trust_env=False) as client:
-            probe = client.get("/api/deliveries", params={"limit": 1})
-            store = probe.json().get("store") if probe.status_code == 200 else None
-            if store is None:
+        with Client(base, token=token, timeout=5) as client:
+            try:
+                store = client.deliveries(limit=1)["store"]
+            except (InspectorError, KeyError, TypeError, ValueError):
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
                 return None
             if Path(store).resolve() != db_path.resolve():
@@ -111,33 +117,27 @@ def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dic
                     "from this process (pass that --data-dir to hand deliveries over)."
                 )
                 return None
-            response = client.post(
-                "/api/deliveries",
-                json={
-                    "event": wanted.event,
-                    "url": wanted.url,
-                    "secret": wanted.secret,
-                    "body": text,
-                    "scheme": wanted.scheme,
-                    "schedule": list(wanted.schedule),
-                    "timeout": wanted.timeout,
-                    "time_scale": wanted.time_scale,
-                    "headers": [list(h) for h in wanted.headers],
-                    "ca_file": wanted.ca_file,
-                    "insecure": wanted.insecure,
-                },
-            )
-    except (httpx.HTTPError, ValueError):
+            try:
+                return client.deliver(
+                    event=wanted.event,
+                    url=wanted.url,
+                    secret=wanted.secret,
+                    body=text,
+                    scheme=wanted.scheme,
+                    schedule=list(wanted.schedule),
+                    timeout=wanted.timeout,
+                    time_scale=wanted.time_scale,
+                    headers=list(wanted.headers),
+                    ca_file=wanted.ca_file,
+                    insecure=wanted.insecure,
+                )
+            except InspectorError as exc:
+                raise CliError(
+                    f"The server refused the delivery ({exc.status}): {exc.detail}"
+                ) from None
+    except httpx.HTTPError:
         _note(f"no inspector is answering at {base}: sending from this process instead.")
         return None
-    if response.status_code != 201:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise CliError(f"The server refused the delivery ({response.status_code}): {detail}")
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def _note(text: str) -> None:
@@ -269,5 +269,6 @@ def register(sub: Any) -> None:
         help="Inspector to hand the delivery to without --wait (default: %(default)s).",
     )
     add_tls_options(send, "receiver")
+    add_token(send)
     add_data_dir(send)
     send.set_defaults(func=cmd_send)

@@ -51,6 +51,7 @@ from inspector.replay.rebuild import (
     build_request,
     relay_headers,
 )
+from inspector.shapes import ReplayResult
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
 
@@ -142,7 +143,7 @@ class Replayer:
         *,
         publish: bool = True,
         tls: TlsOptions = VERIFY,
-    ) -> dict[str, Any]:
+    ) -> ReplayResult:
         """Store the exchange, tell the page, and return it as the API shows it."""
         insecure = tls.insecure and out.base.scheme == "https"
         rec = replays.ReplayRecord(
@@ -195,7 +196,7 @@ class Replayer:
         options: ReplayOptions,
         signature: SignatureConfig | None,
         endpoint_tls: TlsOptions | None = None,
-    ) -> dict[str, Any]:
+    ) -> ReplayResult:
         """Replay a stored request (``captures.get_request``'s shape) to ``options.url``.
 
         ``signature`` is the endpoint's config, needed for ``resign``; ``endpoint_tls`` its

@@ -353,20 +353,20 @@ class RequestFilter:
     signature: str | None = None
     event_type: str | None = None
     q: str | None = None
+    # Every endpoint whose name starts with this (``?endpoint=ci-*``); with ``endpoint`` unset.
+    endpoint_prefix: str | None = None
 
 
-def list_requests(
-    conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
-) -> tuple[list[ListedRequest], int | None]:
-    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+def _filter_clauses(flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
+    """``flt`` (all but the search ``q``) as SQL conditions and their parameters."""
     where: list[str] = []
     params: list[SqlValue] = []
-    if before is not None:
-        where.append("id < ?")
-        params.append(before)
     if flt.endpoint is not None:
         where.append("endpoint = ?")
         params.append(flt.endpoint)
+    if flt.endpoint_prefix is not None:
+        where.append("substr(endpoint, 1, ?) = ?")
+        params += [len(flt.endpoint_prefix), flt.endpoint_prefix]
     if flt.method is not None:
         where.append("method = ?")
         params.append(flt.method.upper())
@@ -380,6 +380,17 @@ def list_requests(
     if flt.event_type is not None:
         where.append("event_type = ?")
         params.append(flt.event_type)
+    return where, params
+
+
+def list_requests(
+    conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
+) -> tuple[list[ListedRequest], int | None]:
+    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+    where, params = _filter_clauses(flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
 
     def page(clauses: list[str], args: list[SqlValue], count: int) -> list[sqlite3.Row]:
         sql = f"SELECT {ITEM_COLUMNS} FROM requests"
@@ -503,6 +514,48 @@ def items_after(
         params.append(endpoint)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
+    return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
+
+
+def matching_after(
+    conn: sqlite3.Connection, flt: RequestFilter, after: int, limit: int
+) -> tuple[list[ListedRequest], int]:
+    """Up to ``limit`` requests matching ``flt`` with id > ``after``, oldest first, and the
+    newest id this read covers: every request up to it has been looked at.
+
+    The head is read first: commits happen in id order, so every id up to it is already
+    committed, and the bound ``id <= head`` keeps later commits for the next call.
+    """
+    head = head_id(conn)
+    where, params = _filter_clauses(flt)
+    if flt.q:
+        clause, args = _search(flt.q, after, recent=True)  # "id > after AND matches q"
+        where.append(clause)
+        params += args
+    else:
+        where.append("id > ?")
+        params.append(after)
+    where.append("id <= ?")
+    params.append(head)
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+    rows = conn.execute(sql, [*params, limit]).fetchall()
+    return with_summaries(conn, [item(r) for r in rows]), head
+
+
+def matching_ids(
+    conn: sqlite3.Connection, flt: RequestFilter, ids: list[int]
+) -> list[ListedRequest]:
+    """Those of ``ids`` that match ``flt`` now (a stall ended, a verdict changed), by id."""
+    if not ids:
+        return []
+    where, params = _filter_clauses(flt)
+    if flt.q:
+        clause, args = _search(flt.q, 0, recent=True)
+        where.append(clause)
+        params += args
+    where.append(f"id IN ({','.join('?' * len(ids))})")
+    params += ids
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id"
     return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
 
 
