@@ -11,6 +11,7 @@ import time
 
 import uvicorn
 
+from inspector import stack
 from inspector.app import create_app
 from inspector.runtime import Runtime
 from inspector.settings import Settings
@@ -33,7 +34,12 @@ class EmbeddedServer:
         self.port: int = self.sock.getsockname()[1]
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+            self.app,
+            http=stack.choose().protocol(),  # serve's parser: any method, targets kept exactly
+            ws="none",
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()

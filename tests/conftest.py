@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from inspector import stack
 from inspector.app import create_app
 from inspector.settings import Settings
 
@@ -86,7 +87,14 @@ class ServerThread:
 class LiveInspector(ServerThread):
     def __init__(self, settings: Settings, port: int = 0) -> None:
         self.settings = settings
-        super().__init__(create_app(settings), port, lifespan="on", timeout_graceful_shutdown=2)
+        super().__init__(
+            create_app(settings),
+            port,
+            http=stack.choose().protocol(),  # serve's HTTP protocol
+            ws="none",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
 
     def before_stop(self) -> None:
         runtime = getattr(self.server.config.app.state, "runtime", None)

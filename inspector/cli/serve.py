@@ -61,12 +61,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # ~0.6 s to import, which `list` and `show` need not pay.
     import uvicorn
 
-    from inspector import listeners
+    from inspector import listeners, stack
     from inspector.app import create_app
     from inspector.certificates import CertificateError
 
     settings = settings_from(args)
     check_tls_flags(settings)
+    running = stack.choose()
     try:
         sock = listeners.bind(settings.host, settings.port)
     except OSError as exc:
@@ -123,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for line in trust_lines(made.ca_file, base):
                 print(line)
     print(f"  store:    {settings.db_path}")
+    print(f"  server:   {running.describe()}")
     print("  try:")
     print(
         f"    curl -X POST '{base}/h/demo' -H 'Content-Type: application/json' "
@@ -131,6 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print("  Ctrl-C to stop.", flush=True)
     config = uvicorn.Config(
         create_app(settings),
+        loop=running.loop,
+        http=running.protocol(),
+        ws="none",  # no WebSocket routes: an Upgrade request to /h/ is captured as HTTP
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=3,
