@@ -180,7 +180,7 @@ class Receiver:
                 if outcome is not None and outcome.delay > 0:
                     response.delay_ms = outcome.delay * 1000
             elif outcome is None:
-                response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
+                response = ResponseRecord(200, OK_HEADERS, b"OK")
             else:
                 response = _from_outcome(outcome)
             response.ms = (time.perf_counter() - started) * 1000
@@ -376,6 +376,10 @@ INERT = [
 
 
 async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
+    if response.headers is OK_HEADERS and response.status == 200:  # the common answer
+        await send(_OK_START)
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
+        return
     status = response.status or 500
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     body = response.body
@@ -387,6 +391,15 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     headers.extend(INERT)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+# The answer to nearly every capture, its headers encoded once. Shared: never mutate.
+OK_HEADERS: list[tuple[str, str]] = [("content-type", TEXT)]
+_OK_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", TEXT.encode()), (b"content-length", b"2"), *INERT],
+}
 
 
 async def drop(send: Send, receive: Receive, *, informational: int | None = None) -> None:

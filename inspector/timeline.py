@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
+import msgspec
+
 from inspector.capture import utc_timestamp
 
 # Highest priority first; all compared lower-cased.
@@ -32,6 +34,7 @@ MAX_JSON = 1024 * 1024  # parsing bigger bodies costs more than a key is worth
 MAX_KEY = 200
 _BOM = b"\xef\xbb\xbf"
 _SPACE = re.compile(rb"[ \t\r\n]*")
+_decode = msgspec.json.Decoder().decode
 
 DEFAULT_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0)  # the platform's retries
 
@@ -47,10 +50,16 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     end = _SPACE.match(body, start)
     if end is None or body[end.end() : end.end() + 1] != b"{":
         return None
+    data = body[start:] if start else body
     try:
-        value = json.loads(body[start:].decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
-        return None
+        # msgspec parses a 1 KiB event about 3x as fast as json (bench/hotpath.py); what it
+        # refuses (NaN, lone surrogates, numbers beyond a double) json still reads, as before.
+        value = _decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+            return None
     return value if isinstance(value, dict) else None
 
 

@@ -2,7 +2,7 @@
 pyinstrument on the event loop's thread and on the store's writer thread, and the CPU each
 thread spent per request.
 
-    .venv/bin/python bench/profile.py [--seconds 8] [--connections 32] [--stack fast|fallback]
+    .venv/bin/python bench/hotpath.py [--seconds 8] [--connections 32] [--stack fast|fallback]
                                       [--html DIR]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) and wrk. The profiler's own overhead
