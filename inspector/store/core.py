@@ -17,7 +17,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
-from inspector.store import replays, requests
+from inspector.store import replays, requests, search
 from inspector.store.endpoints import settings_version
 from inspector.store.schema import connect, migrate
 
@@ -32,6 +32,11 @@ Job = Callable[Concatenate[sqlite3.Connection, P], T]
 AfterBatch = Callable[[sqlite3.Connection, int], None]
 
 MAX_BATCH = 512
+# The search index (search.py): rows of a backlog indexed with each batch, and per idle
+# moment (every IDLE seconds without a job) while a backlog remains.
+CATCH_UP = 64
+IDLE_CHUNK = 2000
+IDLE = 0.05
 
 
 @dataclass
@@ -89,8 +94,10 @@ class Store:
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
         after_batch: Sequence[AfterBatch] = (),
+        search_index: bool = True,
     ) -> None:
         self.path = path
+        self.search_index = search_index
         self.retention = retention
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
@@ -103,6 +110,7 @@ class Store:
         self._readers_lock = threading.Lock()
         self._counter = _Counter()
         self._closed = False
+        self._indexing = self._backlog = False
         # The writer's view of the endpoint-settings version, re-read only when another
         # connection (a CLI process) has committed since: see ``_settings_version``.
         self._settings_version = 0
@@ -114,9 +122,23 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
         migrate(conn)
+        self._indexing = self._backlog = self._open_search(conn)
         self._write_conn = conn
         self._counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
         return self
+
+    def _open_search(self, conn: sqlite3.Connection) -> bool:
+        """Create the search index, or drop it when not wanted; True if it is kept."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kept = search.create(conn) if self.search_index else False
+            if not self.search_index:
+                search.drop(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return kept
 
     def start(self) -> None:
         """Start the writer thread (servers only; the CLI writes synchronously)."""
@@ -204,7 +226,11 @@ class Store:
         assert conn is not None
         stopping = False
         while not stopping:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=IDLE if self._backlog else None)
+            except queue.Empty:
+                self._catch_up(conn)
+                continue
             if job is None:
                 break
             batch = [job]
@@ -312,8 +338,39 @@ class Store:
             counter.rows -= requests.evict_oldest(conn, excess)
         # Replays go with their requests, however those went (retention, delete, clear).
         replays.prune(conn, added)
+        if self._indexing and added > 0:
+            self._index_batch(conn, added)
         for hook in self.after_batch:
             hook(conn, added)
+
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        """Idle: index a chunk of the rows not indexed yet (a store upgraded with many)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                done = search.index_new(conn, IDLE_CHUNK)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            log.warning("search index: could not index new rows: %s", exc)
+            done = 0
+        if done == 0:
+            self._backlog = False
+
+    def _index_batch(self, conn: sqlite3.Connection, added: int) -> None:
+        """Index this batch's captures in its transaction (searchable when it commits), and
+        ``CATCH_UP`` more rows of a backlog. A failure here must not cost the captures: it is
+        undone alone, and the rows are indexed later."""
+        conn.execute("SAVEPOINT search_index")
+        try:
+            search.index_new(conn, added + CATCH_UP)
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK TO search_index")
+            log.warning("search index: could not index this batch (later, then): %s", exc)
+            self._backlog = True
+        conn.execute("RELEASE search_index")
 
     # -- reads -----------------------------------------------------------------------------
 

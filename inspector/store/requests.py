@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 import msgspec
 
 from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.store import search
 from inspector.summary import MAX_BYTES, summarize
 
 # Columns of the list view: everything but the headers and the response body.
@@ -53,6 +54,7 @@ def encode_headers(headers: HeaderPairs) -> str:
         return _encode(headers).decode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (from a rule's text): JSON's escape keeps it
         return json.dumps(headers)
+
 
 # A column value as sqlite3 hands it over or takes it.
 SqlValue = int | float | str | bytes | None
@@ -337,6 +339,7 @@ def evict_oldest(conn: sqlite3.Connection, count: int) -> int:
 
 
 def _delete_through(conn: sqlite3.Connection, cutoff: int) -> int:
+    search.forget_through(conn, cutoff)
     deleted = conn.execute("DELETE FROM requests WHERE id <= ?", (cutoff,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id <= ?", (cutoff,))
     conn.execute("DELETE FROM events WHERE last_id <= ?", (cutoff,))
@@ -344,6 +347,7 @@ def _delete_through(conn: sqlite3.Connection, cutoff: int) -> int:
 
 
 def delete_request(conn: sqlite3.Connection, request_id: int) -> Changed:
+    search.forget_ids(conn, "?", [request_id])
     count = conn.execute("DELETE FROM requests WHERE id=?", (request_id,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id=?", (request_id,))
     return Changed(count)
@@ -352,10 +356,12 @@ def delete_request(conn: sqlite3.Connection, request_id: int) -> Changed:
 def clear_endpoint(conn: sqlite3.Connection, endpoint: str | None) -> Changed:
     """Delete every request of ``endpoint`` (all endpoints when None) and its attempt counts."""
     if endpoint is None:
+        search.forget_all(conn)
         count = conn.execute("DELETE FROM requests").rowcount
         conn.execute("DELETE FROM bodies")
         conn.execute("DELETE FROM events")
         return Changed(count)
+    search.forget_ids(conn, "SELECT id FROM requests WHERE endpoint = ?", [endpoint])
     count = conn.execute("DELETE FROM requests WHERE endpoint=?", (endpoint,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id NOT IN (SELECT id FROM requests)")
     conn.execute("DELETE FROM events WHERE endpoint=?", (endpoint,))
@@ -425,13 +431,22 @@ def list_requests(
         # the term is common. When it is rare the whole store is read anyway, and one
         # sequential pass over the bodies is cheaper: so the recent window goes first, and
         # only if it does not fill the page, the rest of the store in one pass.
+        # With the trigram index, the rest is read through it, and the window stretches down
+        # to the rows it covers (a store catching up after an upgrade: see search.py).
         newest = before - 1 if before is not None else head_id(conn)
         bound = max(0, newest - SEARCH_WINDOW)
+        indexed = search.usable(flt.q.translate(_ASCII_LOWER)) and search.exists(conn)
+        if indexed:
+            bound = min(bound, search.indexed_upto(conn))
         clause, args = _search(flt.q, bound, recent=True)
         rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
-            clause, args = _search(flt.q, bound, recent=False)
-            rows += page([*where, clause], [*params, *args], limit + 1 - len(rows))
+            need = limit + 1 - len(rows)
+            if indexed:
+                rows += _indexed(conn, flt.q, where, params, bound, need)
+            else:
+                clause, args = _search(flt.q, bound, recent=False)
+                rows += page([*where, clause], [*params, *args], need)
     items = with_summaries(conn, [item(r) for r in rows[:limit]])
     next_before = items[-1]["id"] if len(rows) > limit else None
     return items, next_before
@@ -448,36 +463,69 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _search(q: str, bound: int, *, recent: bool) -> tuple[str, list[SqlValue]]:
+def header_forms(q: str) -> list[str]:
+    """``q`` as it appears in stored headers (JSON): escaped as msgspec stores them, and as
+    ``json.dumps`` stored them before (ASCII escapes: ``café`` -> ``caf\\u00e9``)."""
+    return list(dict.fromkeys([_encode(q).decode("utf-8")[1:-1], json.dumps(q)[1:-1]]))
+
+
+def _search(
+    q: str, bound: int, *, recent: bool, per_row: bool | None = None
+) -> tuple[str, list[SqlValue]]:
     """``q`` as a substring of the path, query, headers, event key or type, or the raw body,
-    for requests above ``bound`` (``recent``) or at or below it.
+    for requests above ``bound`` (``recent``) or at or below it; bodies are tested row by
+    row (``per_row``, the default for ``recent``) or in one pass over them all.
 
     Case-insensitive for ASCII letters everywhere (LIKE's rule; the body is lower-cased the
-    same way, byte-wise, so binary bodies stay searchable). Headers are stored as JSON with
-    ASCII escapes, so they are matched against ``q`` escaped the same way (``café`` ->
-    ``caf\\u00e9``).
+    same way, byte-wise, so binary bodies stay searchable). Headers are stored as JSON, so
+    they are matched against ``q`` escaped the same ways (``header_forms``).
     """
     like = _like(q)
     fold = bool(_ASCII_LETTER.search(q))
     # Nothing to fold (digits, CJK...): compare raw bytes, twice as fast as lower().
     body = "instr(lower(body), ?) > 0" if fold else "instr(body, ?) > 0"
-    if recent:
+    if recent if per_row is None else per_row:
         in_body = f"EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id AND {body})"
-        where = "id > ?"
+        one_pass = False
     else:
         in_body = f"id IN (SELECT request_id FROM bodies WHERE request_id <= ? AND {body})"
-        where = "id <= ?"
+        one_pass = True
+    forms = [_like(form) for form in header_forms(q)]
+    in_headers = " OR ".join(["headers LIKE ? ESCAPE '\\'"] * len(forms))
     clause = (
-        f"{where} AND (path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\'"
-        " OR headers LIKE ? ESCAPE '\\' OR event_key LIKE ? ESCAPE '\\'"
+        f"{'id > ?' if recent else 'id <= ?'} AND (path LIKE ? ESCAPE '\\'"
+        f" OR query LIKE ? ESCAPE '\\' OR {in_headers} OR event_key LIKE ? ESCAPE '\\'"
         f" OR event_type LIKE ? ESCAPE '\\' OR {in_body})"
     )
     needle: str | bytes = q.translate(_ASCII_LOWER) if fold else q.encode("utf-8")
-    headers_like = _like(json.dumps(q)[1:-1])
-    args: list[SqlValue] = [bound, like, like, headers_like, like, like]
-    if not recent:
+    args: list[SqlValue] = [bound, like, like, *forms, like, like]
+    if one_pass:
         args.append(bound)
     return clause, [*args, needle]
+
+
+def _indexed(
+    conn: sqlite3.Connection,
+    q: str,
+    where: list[str],
+    params: list[SqlValue],
+    bound: int,
+    count: int,
+) -> list[sqlite3.Row]:
+    """The newest ``count`` requests at or below ``bound`` that match ``q`` and ``where``,
+    found through the trigram index (``search.py``) and confirmed by the scan's predicate."""
+    terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
+    clause, args = _search(q, bound, recent=False, per_row=True)
+    # The index walks its rows newest first; each is confirmed as it comes, until the page
+    # is full: CROSS JOIN keeps that order (no sort, no list of every candidate).
+    sql = (
+        f"SELECT {ITEM_COLUMNS} FROM (SELECT rowid AS sid FROM search WHERE search MATCH ?"
+        " AND rowid <= ? ORDER BY rowid DESC) AS candidates"
+        " CROSS JOIN requests ON requests.id = candidates.sid"
+        f" WHERE {' AND '.join([*where, clause])} ORDER BY candidates.sid DESC LIMIT ?"
+    )
+    expression = search.match_expression(terms)
+    return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
 
 
 def with_summaries(conn: sqlite3.Connection, items: list[RequestItem]) -> list[ListedRequest]:

@@ -133,7 +133,33 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: search. What the trigram index holds for each request (its text, ASCII letters folded
+    # as LIKE folds them; search_fold() also makes NUL, where the trigram tokenizer stops
+    # reading, a space: a term with a NUL is scanned), and how far the index has got.
+    """
+    CREATE VIEW search_text AS
+        SELECT r.id AS id, lower(r.path) AS path, lower(r.query) AS query,
+               lower(r.headers) AS headers, search_fold(r.event_key) AS event_key,
+               search_fold(r.event_type) AS event_type, search_fold(b.body) AS body
+        FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id;
+    CREATE TABLE search_state (indexed_upto INTEGER NOT NULL);
+    INSERT INTO search_state VALUES (0);
+    """,
 ]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_fold(value: str | bytes | None) -> str | bytes | None:
+    """Text as the search index holds it (view ``search_text``): ASCII letters lower-cased,
+    as SQLite's ``lower()`` and LIKE fold them, and NUL made a space (the trigram tokenizer
+    stops at a NUL). Bytes stay bytes."""
+    if isinstance(value, bytes):
+        return value.lower().replace(b"\x00", b" ")
+    if isinstance(value, str):
+        return value.translate(_ASCII_LOWER).replace("\x00", " ")
+    return value
 
 
 def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -142,6 +168,7 @@ def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sq
         str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
     )
     conn.row_factory = sqlite3.Row
+    conn.create_function("search_fold", 1, search_fold, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=OFF")
