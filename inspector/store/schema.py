@@ -135,7 +135,8 @@ MIGRATIONS: list[str] = [
     """,
     # 5: search. What the trigram index holds for each request (its text, ASCII letters folded
     # as LIKE folds them; search_fold() also makes NUL, where the trigram tokenizer stops
-    # reading, a space: a term with a NUL is scanned), and how far the index has got.
+    # reading, a space: a term with a NUL is scanned), and how far the index has got. Events
+    # by endpoint, most recent first: the timeline's order (attempts.list_events).
     """
     CREATE VIEW search_text AS
         SELECT r.id AS id, lower(r.path) AS path, lower(r.query) AS query,
@@ -144,6 +145,7 @@ MIGRATIONS: list[str] = [
         FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id;
     CREATE TABLE search_state (indexed_upto INTEGER NOT NULL);
     INSERT INTO search_state VALUES (0);
+    CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
     """,
 ]
 
