@@ -12,8 +12,8 @@ import pytest
 
 from inspector.cli import build_parser
 from inspector.signatures import sign
-from tests.conftest import LiveInspector
-from tests.test_replay import free_port, latest, recorder_app
+from tests.conftest import LiveInspector, latest, put_endpoint
+from tests.test_replay import free_port, recorder_app
 
 pytestmark = pytest.mark.live
 
@@ -31,8 +31,7 @@ def replays_of(client: httpx.Client, request_id: int, count: int = 1) -> list[di
 
 
 def forward(client: httpx.Client, endpoint: str, url: str, mode: str) -> None:
-    settings = {"forward_to": url, "forward_mode": mode}
-    assert client.put(f"/api/endpoints/{endpoint}", json=settings).status_code == 200
+    put_endpoint(client, endpoint, forward_to=url, forward_mode=mode)
 
 
 # -- mirror ----------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,21 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests
-from tests.conftest import LiveInspector
+from inspector.store import Store
+from tests.conftest import LiveInspector, answering, store_request
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECRET = "s3cret"
 
 
@@ -110,22 +98,6 @@ def test_every_page_script_is_an_es_module_on_the_shared_helpers() -> None:
 # -- the browser ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: the browser tests need it. Run ./scripts/test "
-            "(it installs Debian's chromium) or set CHROMIUM=/path/to/chromium.",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
 class Page:
     """A Playwright page plus what it saw: dialogs, page errors, console errors."""
 
@@ -184,12 +156,6 @@ def ui(browser: Any, live: LiveInspector) -> Iterator[Page]:
     page = Page(browser, live)
     yield page
     page.close()  # before the server stops: an open stream would hold its shutdown up
-
-
-def close_streams(live: LiveInspector) -> None:
-    """Ends open streams the way Ctrl-C does for `serve` (see test_stream)."""
-    runtime = live.server.config.app.state.runtime  # type: ignore[attr-defined]
-    live.server.servers[0].get_loop().call_soon_threadsafe(runtime.hub.close)
 
 
 @pytest.mark.browser
@@ -441,26 +407,20 @@ def test_after_a_restart_the_page_shows_what_came_while_it_was_away(
         client.post("/h/restart", content=b"first")
     page = ui.open()
     ui.wait_ids([1])
-    close_streams(live)  # what Ctrl-C does to `serve`
+    live.close_streams()  # what Ctrl-C does to `serve`
     page.wait_for_selector("#conn:not([data-state=live])")
     live.stop()
     # While the server is down: a capture written straight to the store (never published).
     store = Store(live.settings.db_path).open()
-    body = b"written while the server was down"
-    record = CapturedRequest(
+    store_request(
+        store,
         endpoint="restart",
+        body=b"written while the server was down",
         method="PUT",
-        path="/h/restart",
-        query="",
         headers=[("content-type", "text/plain")],
-        body=body,
         client=None,
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
-        content_type="text/plain",
+        decide=answering(200),
     )
-    store.write_sync(requests.insert_request, record, lambda attempt: ResponseRecord(200))
     store.close()
     live.__init__(live.settings, live.port)  # type: ignore[misc]
     live.start()

@@ -27,9 +27,9 @@ import pytest
 
 from inspector.api.stream import events
 from inspector.broadcast import Behind, Broadcaster, Message, encode
-from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.capture import CapturedRequest
 from inspector.store import Store, requests
-from tests.conftest import LiveInspector
+from tests.conftest import LiveInspector, captured_request, ok
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -138,35 +138,14 @@ def sse() -> Iterator[Any]:
         client.close()
 
 
-def runtime(live: LiveInspector) -> Any:
-    return live.server.config.app.state.runtime  # type: ignore[attr-defined]
-
-
-def on_server_loop(live: LiveInspector, fn: Any) -> None:
-    loop = live.server.servers[0].get_loop()
-    loop.call_soon_threadsafe(fn)
-
-
 def record(n: int, endpoint: str = "e") -> CapturedRequest:
-    body = json.dumps({"event": "member.joined", "n": n}).encode()
-    return CapturedRequest(
-        endpoint=endpoint,
-        method="POST",
-        path=f"/h/{endpoint}",
-        query="",
+    return captured_request(
+        endpoint,
+        json.dumps({"event": "member.joined", "n": n}).encode(),
         headers=[("content-type", "application/json")],
-        body=body,
-        client="127.0.0.1:1",
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
         content_type="application/json",
         event_type="member.joined",
     )
-
-
-def ok(attempt: int) -> ResponseRecord:
-    return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
 
 
 def ids(chunks: list[bytes], event: str = "request") -> list[int]:
@@ -265,11 +244,9 @@ def test_wire_format_only_requests_carry_an_id() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "db.sqlite").open()
-    s.start()
-    yield s
-    s.close()
+def store(make_store: Any) -> Store:
+    """The store as a server has it: its writer thread running."""
+    return make_store(start=True)
 
 
 def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
@@ -419,14 +396,13 @@ def test_endpoint_filter_updates_and_deletions(live: LiveInspector, sse: Any) ->
     assert (cleared.event, cleared.json) == ("cleared", {"endpoint": "mine"})
 
 
-@live_tests
 @pytest.mark.parametrize("value", ["abc", "-1", "1" * 19])
-def test_bad_resume_ids_are_refused(client: httpx.Client, value: str) -> None:
-    response = client.get("/api/stream", headers={"last-event-id": value})
+def test_bad_resume_ids_are_refused(app_client: httpx.Client, value: str) -> None:
+    response = app_client.get("/api/stream", headers={"last-event-id": value})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
-    assert client.get(f"/api/stream?after={value}").status_code == 400
-    assert client.get("/api/stream?endpoint=bad%20name").status_code == 400
+    assert app_client.get(f"/api/stream?after={value}").status_code == 400
+    assert app_client.get("/api/stream?endpoint=bad%20name").status_code == 400
 
 
 @live_tests
@@ -435,7 +411,7 @@ def test_head_answers_at_once_without_subscribing(live: LiveInspector) -> None:
         response = client.head("/api/stream")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert not runtime(live).hub.has_subscribers
+    assert not live.runtime.hub.has_subscribers
 
 
 @live_tests
@@ -443,7 +419,7 @@ def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
     make_live: Any, sse: Any
 ) -> None:
     live = make_live(synchronous="NORMAL")
-    hub = runtime(live).hub
+    hub = live.runtime.hub
     # Connections accepted from now on get a small send buffer (inherited from the listener).
     live.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
     stuck = socket.create_connection(("127.0.0.1", live.port))
@@ -489,7 +465,7 @@ def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
 def test_closing_the_broadcaster_ends_streams_cleanly(live: LiveInspector, sse: Any) -> None:
     stream = sse(live.url + "/api/stream")
     stream.next()
-    on_server_loop(live, runtime(live).hub.close)
+    live.close_streams()
     assert stream.next() is None  # a complete response, not a cut connection
 
 

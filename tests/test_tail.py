@@ -120,12 +120,6 @@ class Tail:
         return [self.out.get(timeout=max(0.01, deadline - time.monotonic())) for _ in range(count)]
 
 
-def close_streams(live: LiveInspector) -> None:
-    """What Ctrl-C does to a `serve` process (see test_stream), for a server in a thread."""
-    runtime = live.server.config.app.state.runtime  # type: ignore[attr-defined]
-    live.server.servers[0].get_loop().call_soon_threadsafe(runtime.hub.close)
-
-
 @pytest.mark.live
 def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(
     live: LiveInspector, spawn: Spawn
@@ -140,7 +134,7 @@ def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(
         assert "#1" in first[0] and "one" in first[0] and "/h/one/a?x=1" in first[0]
         assert "member.joined" in first[0] and "#2" in first[1] and "2 B" in first[1]
 
-        close_streams(live)
+        live.close_streams()
         tail.wait_err("closed the stream")
         live.restart()
         with live.client() as client:  # likely before tail is back: must come from the store
@@ -164,7 +158,7 @@ def test_tail_follows_across_a_restart_and_exits_0_on_ctrl_c(
 @pytest.mark.live
 def test_tail_waits_for_a_server_that_is_not_up_yet(live: LiveInspector, spawn: Spawn) -> None:
     port = live.port
-    close_streams(live)
+    live.close_streams()
     live.stop()
     tail = Tail(spawn, "--url", f"http://127.0.0.1:{port}", "--endpoint", "only")
     try:
