@@ -47,7 +47,7 @@ class Target:
             {"ok": True, "seen": len(self.seen)}, status_code=201, headers={"x-target": "yes"}
         )
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+    def wait_for(self, count: int, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.seen) < count:
             assert time.monotonic() < deadline, f"the app got {len(self.seen)} of {count}"

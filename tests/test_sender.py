@@ -143,9 +143,11 @@ def gaps(hits: list[Hit]) -> list[float]:
     return [b.at - a.at for a, b in itertools.pairwise(hits)]
 
 
-def close_to(actual: list[float], expected: list[float], slack: float = 0.15) -> bool:
+def close_to(actual: list[float], expected: list[float], slack: float = 0.4) -> bool:
     """Each gap on time: never early by more than arrival jitter, late by at most ``slack``
-    plus 10 % (the tolerance ``events.build_timeline`` gives the platform)."""
+    plus 10 % (the tolerance ``timeline.build_timeline`` gives the platform). A sender is
+    never early, but a loaded machine can make it late: the schedules in these tests keep
+    neighbouring gaps further apart than ``slack``, so a retry in the wrong slot still fails."""
     return len(actual) == len(expected) and all(
         e - 0.04 <= a <= e + slack + 0.1 * e for a, e in zip(actual, expected, strict=True)
     )
@@ -193,16 +195,16 @@ def test_500_500_200_retries_on_the_scaled_platform_schedule(serve: Serve, store
 
 def test_always_500_gives_four_attempts_then_failed(serve: Serve, store: Store) -> None:
     receiver, url = serve(statuses(500))
-    found = asyncio.run(deliver(store, request(url, schedule=(0.1, 0.3, 0.6))))
+    found = asyncio.run(deliver(store, request(url, schedule=(0.1, 0.6, 1.2))))
     assert [a["status"] for a in found["log"]] == [500, 500, 500, 500]
     assert found["state"] == "failed" and found["attempts"] == 4
     assert found["next_attempt_ts"] is None
-    assert close_to(gaps(receiver.posts()), [0.1, 0.3, 0.6]), gaps(receiver.posts())
+    assert close_to(gaps(receiver.posts()), [0.1, 0.6, 1.2]), gaps(receiver.posts())
 
 
 def test_a_timeout_is_a_failure_recorded_with_its_error(serve: Serve, store: Store) -> None:
     async def slow(n: int, request: Request) -> Response:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(5.0)  # ended by the server's shutdown, after 1 s
         return PlainTextResponse("too late")
 
     _, url = serve(slow)
@@ -213,7 +215,7 @@ def test_a_timeout_is_a_failure_recorded_with_its_error(serve: Serve, store: Sto
     assert (
         attempt["error"] == f"timeout: no answer from {httpx.URL(url).netloc.decode()} within 0.3 s"
     )
-    assert 250 < attempt["elapsed_ms"] < 900
+    assert 250 < attempt["elapsed_ms"] < 2500  # the 0.3 s timeout, not the 5 s answer
 
 
 def test_connection_refused_is_a_failure_recorded_with_its_error(store: Store) -> None:
@@ -389,7 +391,7 @@ def wait_for_state(client: httpx.Client, delivery_id: int, timeout: float = 15) 
         found: dict[str, Any] = client.get(f"/api/deliveries/{delivery_id}").json()
         if found["state"] != "pending":
             return found
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise AssertionError(f"delivery {delivery_id} still pending")
 
 
@@ -460,7 +462,7 @@ def test_api_body_is_sent_byte_exact_as_utf8(client: httpx.Client, serve: Serve)
 def test_cancel_stops_the_retries(client: httpx.Client, serve: Serve) -> None:
     receiver, url = serve(statuses(500))
     created = post_delivery(client, url=url, schedule=[30]).json()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while client.get(f"/api/deliveries/{created['id']}").json()["attempts"] < 1:
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -508,25 +510,28 @@ def test_a_restart_mid_schedule_resumes_the_remaining_attempts_on_time(
 ) -> None:
     receiver, url = serve(statuses(500, 500, 500, 200))
     with live.client() as client:
-        created = post_delivery(client, url=url, schedule=[0.2, 1.2, 0.6]).json()
-        deadline = time.monotonic() + 5
+        created = post_delivery(client, url=url, schedule=[0.2, 2.0, 0.6]).json()
+        deadline = time.monotonic() + 15
         while client.get(f"/api/deliveries/{created['id']}").json()["attempts"] < 2:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-    live.restart()  # attempt 3 is due 1.2 s after attempt 2: the new server must send it
+    live.restart()  # attempt 3 is due 2 s after attempt 2: the new server must send it
     assert len(receiver.posts()) == 2
     with live.client() as client:
         found = wait_for_state(client, created["id"])
     hits = receiver.posts()
     assert [a["status"] for a in found["log"]] == [500, 500, 500, 200]
     assert found["state"] == "succeeded"
-    assert close_to(gaps(hits), [0.2, 1.2, 0.6]), gaps(hits)
+    assert close_to(gaps(hits), [0.2, 2.0, 0.6]), gaps(hits)
 
 
 def test_end_to_end_against_the_inspectors_own_capture_route(live: LiveInspector) -> None:
     """No tunnel: the sender retries into the capture route with fail=2; the delivery log
     and the receiver's retry timeline both show three attempts at the scaled 1/5 minutes."""
-    scale = 0.005  # 60 s -> 0.3 s, 300 s -> 1.5 s
+    # 60 s -> 0.6 s, 300 s -> 3 s: wide enough apart that a loaded machine's lateness
+    # (close_to's slack; the timeline's tolerance of 80 %, 0.48 s on the first retry)
+    # cannot make an on-time retry look late, nor a retry in the wrong slot look on time.
+    scale = 0.01
     with live.client() as client:
         url = f"{live.url}/h/e2e?fail=2"
         created = post_delivery(client, url=url, time_scale=scale).json()
@@ -534,7 +539,7 @@ def test_end_to_end_against_the_inspectors_own_capture_route(live: LiveInspector
         assert found["state"] == "succeeded"
         assert [a["status"] for a in found["log"]] == [500, 500, 200]
         sent = [a["sent_ts"] for a in found["log"]]
-        assert close_to([b - a for a, b in itertools.pairwise(sent)], [0.3, 1.5])
+        assert close_to([b - a for a, b in itertools.pairwise(sent)], [0.6, 3.0])
 
         captured = client.get("/api/requests?endpoint=e2e").json()["requests"][::-1]
         assert [(r["attempt"], r["response"]["status"]) for r in captured] == [
@@ -545,7 +550,7 @@ def test_end_to_end_against_the_inspectors_own_capture_route(live: LiveInspector
         assert {r["event_key"] for r in captured} == {created["event_key"]}
         schedule = ",".join(f"{s * scale:g}" for s in (60, 300, 1800))
         timeline = client.get(
-            f"/api/events/e2e/{created['event_key']}?schedule={schedule}&tolerance=0.3"
+            f"/api/events/e2e/{created['event_key']}?schedule={schedule}&tolerance=0.8"
         ).json()
     assert timeline["stopped"] == "succeeded"
     assert [i["verdict"] for i in timeline["intervals"]] == ["ok", "ok"]

@@ -29,7 +29,7 @@ from inspector.api.stream import events
 from inspector.broadcast import Behind, Broadcaster, Message, encode
 from inspector.capture import CapturedRequest
 from inspector.store import Store, requests
-from tests.conftest import LiveInspector, captured_request, ok
+from tests.conftest import LiveInspector, captured_request, http_client, ok, wait_until_answering
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ class SSEClient:
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.events: queue.Queue[Event | BaseException | None] = queue.Queue()
-        self.client = httpx.Client(timeout=httpx.Timeout(10, read=60))
+        self.client = http_client(timeout=httpx.Timeout(10, read=60))
         self.status: int | None = None
         self.sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._run, args=(url, headers or {}), daemon=True)
@@ -92,13 +92,13 @@ class SSEClient:
         except BaseException as exc:
             self.events.put(exc)
 
-    def next(self, timeout: float = 5) -> Event | None:
+    def next(self, timeout: float = 15) -> Event | None:
         item = self.events.get(timeout=timeout)
         if isinstance(item, BaseException):
             raise item
         return item
 
-    def take(self, count: int, timeout: float = 10) -> list[Event]:
+    def take(self, count: int, timeout: float = 30) -> list[Event]:
         deadline = time.monotonic() + timeout
         got: list[Event] = []
         while len(got) < count:
@@ -492,20 +492,13 @@ def test_ctrl_c_is_not_held_up_by_open_streams(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     streams: list[SSEClient] = []
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/api/requests", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
+        wait_until_answering(url + "/api/requests")
         streams = [SSEClient(url + "/api/stream") for _ in range(3)]
         for stream in streams:
             assert stream.next().event == "ready"
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
+        _, stderr = proc.communicate(timeout=60)
         took = time.monotonic() - started
     finally:
         if proc.poll() is None:
@@ -513,8 +506,11 @@ def test_ctrl_c_is_not_held_up_by_open_streams(tmp_path: Path) -> None:
         for stream in streams:
             stream.close()
     assert proc.returncode == 0, stderr
-    # serve's graceful timeout is 3 s: a stream that held shutdown up would take longer.
-    assert took < 2.5, f"Ctrl-C took {took:.1f} s"
+    # serve's graceful timeout is 3 s: a stream that held shutdown up would run into it, and
+    # uvicorn would cut it and log an ERROR ("timeout graceful shutdown exceeded"). Not
+    # timed by the clock: on a loaded machine an interpreter can take seconds to exit.
+    assert "graceful shutdown exceeded" not in stderr, stderr
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    assert took < 20, f"Ctrl-C took {took:.1f} s"
     for stream in streams:
         assert stream.next() is None, "each stream ended with a complete response"
