@@ -185,7 +185,7 @@ def test_cli_endpoint_reaches_a_running_server(in_process: InProcessInspector) -
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["settings"]["enforce"] is True
     with in_process.client() as client:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while client.post("/h/cli-ep", content=RAW).status_code != 401:
             assert time.monotonic() < deadline, "server never picked up the CLI's settings"
             time.sleep(0.1)
@@ -209,7 +209,7 @@ def test_cli_sign_makes_a_request_the_server_accepts(
 
 
 def wait_for_status(client: httpx.Client, endpoint: str, expected: list[str | None]) -> list:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while True:
         items = client.get(f"/api/requests?endpoint={endpoint}").json()["requests"]
         found = [it["signature"]["status"] if it["signature"] else None for it in items]

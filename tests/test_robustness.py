@@ -1480,7 +1480,7 @@ def test_delivery_with_a_non_ascii_header_value_is_refused_or_attempted(server: 
         assert created.status_code == 201, created.text
         delivery_id = created.json()["id"]
         try:
-            deadline = time.monotonic() + 1.5
+            deadline = time.monotonic() + 15
             while True:
                 found = client.get(f"/api/deliveries/{delivery_id}").json()
                 if found["log"] or time.monotonic() > deadline:
