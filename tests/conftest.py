@@ -289,19 +289,16 @@ class InProcessInspector:
     def start(self) -> InProcessInspector:
         portal = self._exits.enter_context(anyio.from_thread.start_blocking_portal())
         self.portal = portal
-        self._exits.enter_context(
-            portal.wrap_async_context_manager(self.app.router.lifespan_context(self.app))
-        )
+        lifespan = self.app.router.lifespan_context(self.app)
+        try:
+            self._exits.enter_context(portal.wrap_async_context_manager(lifespan))
+        except BaseException:
+            self._exits.close()  # no loop thread left behind by a failed start
+            raise
         return self
 
     def stop(self) -> None:
         self._exits.close()
-
-    def restart(self) -> InProcessInspector:
-        """Stop, then run the app again on the same store."""
-        self.stop()
-        self.__init__(self.settings)  # type: ignore[misc]
-        return self.start()
 
     @property
     def runtime(self) -> Runtime:
