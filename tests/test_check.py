@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from starlette.applications import Starlette
@@ -121,17 +121,11 @@ def app_for(handler: Handler) -> Starlette:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Start]:
-    started: list[ServerThread] = []
-
+def receiver(make_server: Callable[..., ServerThread]) -> Start:
     def start(handler: Handler) -> str:
-        server = ServerThread(app_for(handler)).start()
-        started.append(server)
-        return server.url + "/webhook"
+        return make_server(app_for(handler)).url + "/webhook"
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def run(url: str, **options: object) -> CheckReport:

@@ -8,30 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import StoreUnavailable
 from inspector.store import Store, requests
-
-
-def record(endpoint: str = "e", body: bytes = b"x", key: str | None = None) -> CapturedRequest:
-    return CapturedRequest(
-        endpoint=endpoint,
-        method="POST",
-        path=f"/h/{endpoint}",
-        query="",
-        headers=[("content-type", "text/plain"), ("x-dup", "1"), ("x-dup", "2")],
-        body=body,
-        client="127.0.0.1:1",
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
-        content_type="text/plain",
-        event_key=key,
-    )
-
-
-def ok(attempt: int) -> ResponseRecord:
-    return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
+from tests.conftest import captured_request, ok
 
 
 def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None:
@@ -44,7 +23,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None
     async def main() -> list[int]:
         results = await asyncio.gather(
             *(
-                store.write(requests.insert_request, record(body=str(i).encode()), ok)
+                store.write(requests.insert_request, captured_request(body=str(i).encode()), ok)
                 for i in range(300)
             )
         )
@@ -65,7 +44,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None
 def test_retention_keeps_newest(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite", retention=5).open()
     for i in range(12):
-        store.write_sync(requests.insert_request, record(body=bytes([i])), ok)
+        store.write_sync(requests.insert_request, captured_request(body=bytes([i])), ok)
     items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 100, None)
     assert [it["id"] for it in items] == [12, 11, 10, 9, 8]
     # Bodies of evicted requests go with them.
@@ -78,7 +57,9 @@ def test_attempts_count_per_endpoint_and_event_key(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite").open()
     seen = []
     for endpoint, key in [("a", "k1"), ("a", "k1"), ("a", "k2"), ("b", "k1"), ("a", "k1")]:
-        ins = store.write_sync(requests.insert_request, record(endpoint, key=key), ok)
+        ins = store.write_sync(
+            requests.insert_request, captured_request(endpoint, event_key=key), ok
+        )
         seen.append((ins.attempt, ins.first_attempt_id))
     assert seen == [(1, 1), (2, 1), (1, 3), (1, 4), (3, 1)]
     store.close()
@@ -92,7 +73,7 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     blocker.execute("BEGIN EXCLUSIVE")
 
     async def main() -> None:
-        await store.write(requests.insert_request, record(), ok)
+        await store.write(requests.insert_request, captured_request(), ok)
 
     with pytest.raises(StoreUnavailable):
         asyncio.run(main())
@@ -111,9 +92,9 @@ def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
 
     async def main() -> list[object]:
         return await asyncio.gather(
-            store.write(requests.insert_request, record(), ok),
+            store.write(requests.insert_request, captured_request(), ok),
             store.write(broken),
-            store.write(requests.insert_request, record(), ok),
+            store.write(requests.insert_request, captured_request(), ok),
             return_exceptions=True,
         )
 
