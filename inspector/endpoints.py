@@ -47,7 +47,11 @@ _KEYS = (
     "replay_to",
     "ca_file",
     "insecure",
+    "retired_secrets",
 )
+# Secrets removed from an endpoint are remembered, newest first, so the doctor can say "the
+# sender still uses the secret you rotated out"; a few suffice (each costs one HMAC there).
+MAX_RETIRED = 8
 
 
 class SettingsDict(TypedDict):
@@ -66,6 +70,7 @@ class SettingsDict(TypedDict):
     replay_to: str | None
     ca_file: str | None  # a CA (PEM) trusted as well when forwarding or replaying to https://
     insecure: bool  # forwards and replays do not verify certificates
+    retired_secrets: list[str]  # removed from ``secret``, newest first (for the doctor)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class EndpointSettings:
     replay_to: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    retired_secrets: tuple[str, ...] = ()
 
     @property
     def tls(self) -> TlsOptions:
@@ -137,7 +143,21 @@ class EndpointSettings:
                 if value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
                 changes["forward_mode"] = value
+            elif key == "retired_secrets":
+                changes["retired_secrets"] = _secrets(value)[:MAX_RETIRED]
+        if "secrets" in changes and "retired_secrets" not in data:
+            changes["retired_secrets"] = self._retire(changes["secrets"])
         return replace(self, **changes)
+
+    def reset(self) -> EndpointSettings:
+        """Default settings that still remember this endpoint's secrets as retired."""
+        return replace(EndpointSettings(), retired_secrets=self._retire(()))
+
+    def _retire(self, kept: tuple[str, ...]) -> tuple[str, ...]:
+        """The retired secrets once the current ones not in ``kept`` are removed."""
+        removed = [s for s in reversed(self.secrets) if s not in kept]
+        retired = dict.fromkeys(s for s in (*removed, *self.retired_secrets) if s not in kept)
+        return tuple(retired)[:MAX_RETIRED]
 
     def to_dict(self) -> SettingsDict:
         return {
@@ -154,6 +174,7 @@ class EndpointSettings:
             "replay_to": self.replay_to,
             "ca_file": self.ca_file,
             "insecure": self.insecure,
+            "retired_secrets": list(self.retired_secrets),
         }
 
     def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
@@ -236,6 +257,8 @@ class Endpoint:
     has_rules: bool
     # Other endpoints' secrets: the doctor checks whether a failing signature was made with one.
     other_secrets: Mapping[str, tuple[str, ...]]
+    # Secrets this endpoint used before: a sender that has not switched yet.
+    retired_secrets: tuple[str, ...] = ()
 
 
 # Told which endpoints' signature settings changed (from the API or the CLI), with each one
@@ -298,6 +321,7 @@ class EndpointCache:
                 for other, s in self._settings.items()
                 if s.secrets and other != name
             },
+            retired_secrets=settings.retired_secrets,
         )
 
     def _signature(self, name: str, settings: EndpointSettings) -> SignatureConfig:

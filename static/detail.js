@@ -4,7 +4,7 @@
 
 import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
+import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, doctorSays, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -76,7 +76,7 @@ function signatureBox(sig) {
     el("strong", {}, `Signature ${sig.status}`),
     sig.scheme ? ` (${sig.scheme})` : "",
     sig.reason ? el("p", { text: sig.reason }) : null,
-    sig.diagnosis ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), sig.diagnosis) : null,
+    doctorSays(sig) ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), doctorSays(sig)) : null,
   );
 }
 

@@ -313,6 +313,7 @@ def key_values(server: Server) -> dict[str, st.SearchStrategy[Any]]:
         ),
         "schedule": st.one_of(JUNK, st.lists(NUMBERS, max_size=25)),
         "secret": st.one_of(JUNK, st.lists(TEXT, max_size=3)),
+        "retired_secrets": st.one_of(JUNK, st.lists(TEXT, max_size=12)),
         "set": st.one_of(JUNK, st.dictionaries(TEXT, JUNK, max_size=3)),
         "body_base64": st.one_of(JUNK, st.sampled_from(["", "AAAA", "AA=", "====", "A" * 4001])),
         "event": st.one_of(
@@ -334,6 +335,7 @@ def near_valid(server: Server) -> dict[str, st.SearchStrategy[Any]]:
     )
     return {
         "secret": st.one_of(text, st.lists(text, min_size=1, max_size=3)),
+        "retired_secrets": st.lists(text, min_size=1, max_size=10),
         "scheme": st.sampled_from(["auto", "platform", "github", "stripe", "standard", "hmac"]),
         "tolerance": st.sampled_from([0, 1, 300, 10**6]),
         "enforce": st.booleans(),
@@ -407,6 +409,7 @@ ROUTE_BODY: dict[str, tuple[str, ...]] = {
         "forward_to",
         "forward_mode",
         "replay_to",
+        "retired_secrets",
     ),
     "POST /api/requests/{id}/replay": (
         "url",

@@ -380,6 +380,7 @@ def test_verdict_to_dict() -> None:
         "scheme": "github",
         "reason": "No match.",
         "diagnosis": "Because.",
+        "doctor": None,
     }
 
 

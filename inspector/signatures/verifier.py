@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from inspector.signatures import doctor
 from inspector.signatures.base import HeaderView, Parsed, Scheme, mac, matches
-from inspector.signatures.config import SignatureConfig, Verdict
+from inspector.signatures.config import PENDING, SignatureConfig, Verdict
 from inspector.signatures.registry import SIGNATURE_HEADERS, detect, get
 from inspector.signatures.signing import target_of
 
@@ -36,8 +36,9 @@ def verify(
     ``other_secrets`` maps other endpoints' names to their secrets (a mix-up),
     ``retired_secrets`` lists secrets this endpoint used before (a sender not yet rotated),
     ``target`` is the request's ``(method, raw path with query)`` (a URL signed too).
-    ``diagnose=False`` skips the doctor, leaving ``diagnosis`` None on failures: a caller
-    that must answer fast can run ``verify`` again later, off its hot path.
+    ``diagnose=False`` skips the doctor: an ``invalid`` or ``malformed`` verdict then has no
+    ``diagnosis`` and ``doctor="pending"``, and a caller that must answer fast runs ``verify``
+    again later, off its hot path (``inspector.diagnosis``).
     """
     context = _Context(other_secrets, retired_secrets, target, diagnose)
     try:
@@ -91,7 +92,7 @@ def _verify(
     parsed = scheme.parse(HeaderView(headers), config)
     if parsed.error is not None:
         diagnosis = context.diagnose(scheme, parsed, headers, body, config)
-        return Verdict("malformed", scheme.name, parsed.error, diagnosis)
+        return Verdict("malformed", scheme.name, parsed.error, diagnosis, context.pending)
     index = _match(scheme, parsed, body, secrets)
     count = len(secrets)
     if index is None:
@@ -102,7 +103,8 @@ def _verify(
             first = parsed.skipped[0].removesuffix(".")
             reason += f"; {len(parsed.skipped)} unreadable {entries} skipped ({first})"
         diagnosis = context.diagnose(scheme, parsed, headers, body, config)
-        return Verdict("invalid", scheme.name, reason.removesuffix(".") + ".", diagnosis)
+        reason = reason.removesuffix(".") + "."
+        return Verdict("invalid", scheme.name, reason, diagnosis, context.pending)
 
     expired = _check_age(scheme, parsed, config.tolerance, time.time() if now is None else now)
     if expired is not None:
@@ -119,6 +121,11 @@ class _Context:
     retired_secrets: Sequence[str]
     target: tuple[str, str] | None
     enabled: bool
+
+    @property
+    def pending(self) -> str | None:
+        """The verdict's ``doctor`` state: pending when the doctor was left for later."""
+        return None if self.enabled else PENDING
 
     def diagnose(
         self,
