@@ -395,6 +395,8 @@ ROUTE_QUERY: dict[str, tuple[str, ...]] = {
     "GET /api/events/{endpoint}/{event_key}": ("schedule", "tolerance"),
     "GET /api/deliveries": ("limit", "before", "state"),
     "GET /api/stream": ("endpoint", "after"),
+    "GET /api/requests/{a}/diff/{b}": ("ignore_key_order",),
+    "GET /api/replays/{id}/diff": ("ignore_key_order",),
 }
 ROUTE_BODY: dict[str, tuple[str, ...]] = {
     "PUT /api/endpoints/{name}": (
@@ -484,7 +486,7 @@ JUNK_IDS = [
 
 def path_value(server: Server, name: str) -> st.SearchStrategy[str]:
     real: list[str] = []
-    if name == "id":
+    if name in ("id", "a", "b"):
         real = [str(i) for i in server.request_ids + server.delivery_ids + server.replay_ids]
     elif name == "event_key":
         real = [quote(k, safe="") for k in server.event_keys if k]

@@ -674,3 +674,28 @@ def set_diagnosis(
         f"SELECT {ITEM_COLUMNS} FROM requests WHERE id = ?", (request_id,)
     ).fetchone()
     return item(row) if row is not None else None
+
+
+# -- what a request is naturally compared with -----------------------------------------------
+
+
+class DiffPartners(TypedDict):
+    """``GET /api/requests/{id}/pairs``: the captures a request is naturally compared with."""
+
+    previous_attempt: int | None  # the attempt before it of the same event (endpoint, key)
+    previous: int | None  # the capture before it on the same endpoint
+
+
+def diff_partners(conn: sqlite3.Connection, request_id: int) -> DiffPartners | None:
+    """The previous attempt of the same event and the previous capture on the endpoint."""
+    row = conn.execute(
+        "SELECT"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint AND p.id < r.id),"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint"
+        "   AND p.event_key = r.event_key AND p.id < r.id)"
+        " FROM requests AS r WHERE r.id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"previous_attempt": row[1], "previous": row[0]}
