@@ -27,7 +27,7 @@ from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
-from inspector.timeline import DEFAULT_SCHEDULE
+from inspector.timeline import DEFAULT_SCHEDULE, DEFAULT_WAIT_FROM, WAIT_FROM
 
 log = logging.getLogger("inspector.endpoints")
 
@@ -42,6 +42,7 @@ _KEYS = (
     "response",
     "schedule",
     "schedule_tolerance",
+    "wait_from",
     "forward_to",
     "forward_mode",
     "replay_to",
@@ -65,6 +66,7 @@ class SettingsDict(TypedDict):
     response: dict[str, Any]  # failure-mode rules, as ``faults.parse_rules`` validated them
     schedule: list[float]  # the retry schedule the sender promises (seconds)
     schedule_tolerance: float
+    wait_from: str  # start | end: where the sender counts each wait from
     forward_to: str | None
     forward_mode: str  # mirror | proxy
     replay_to: str | None
@@ -83,6 +85,7 @@ class EndpointSettings:
     response: Mapping[str, Any] = field(default_factory=dict)
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     schedule_tolerance: float = 0.1
+    wait_from: str = DEFAULT_WAIT_FROM
     forward_to: str | None = None
     forward_mode: str = "mirror"
     replay_to: str | None = None
@@ -133,6 +136,10 @@ class EndpointSettings:
                 changes["schedule"] = _schedule(value)
             elif key == "schedule_tolerance":
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
+            elif key == "wait_from":
+                if value not in WAIT_FROM:
+                    raise BadRequest("wait_from: must be start or end.")
+                changes["wait_from"] = value
             elif key in ("forward_to", "replay_to"):
                 changes[key] = _url(key, value)
             elif key == "ca_file":
@@ -169,6 +176,7 @@ class EndpointSettings:
             "response": dict(self.response),
             "schedule": list(self.schedule),
             "schedule_tolerance": self.schedule_tolerance,
+            "wait_from": self.wait_from,
             "forward_to": self.forward_to,
             "forward_mode": self.forward_mode,
             "replay_to": self.replay_to,

@@ -154,6 +154,8 @@ def test_global_default_secret(make_in_process) -> None:
         ({"colour": "blue"}, "colour"),
         ({"response": {"delay": -1}}, "delay"),
         ({"hmac": {"algorithm": "md5"}}, "algorithm"),
+        ({"wait_from": "middle"}, "wait_from"),
+        ({"retired_secrets": [""]}, "secret"),
     ],
 )
 def test_bad_settings_get_400_naming_the_key(

@@ -314,6 +314,7 @@ def key_values(server: Server) -> dict[str, st.SearchStrategy[Any]]:
         "schedule": st.one_of(JUNK, st.lists(NUMBERS, max_size=25)),
         "secret": st.one_of(JUNK, st.lists(TEXT, max_size=3)),
         "retired_secrets": st.one_of(JUNK, st.lists(TEXT, max_size=12)),
+        "wait_from": st.one_of(JUNK, st.sampled_from(["start", "end", "END", "", "middle"])),
         "set": st.one_of(JUNK, st.dictionaries(TEXT, JUNK, max_size=3)),
         "body_base64": st.one_of(JUNK, st.sampled_from(["", "AAAA", "AA=", "====", "A" * 4001])),
         "event": st.one_of(
@@ -373,6 +374,7 @@ def near_valid(server: Server) -> dict[str, st.SearchStrategy[Any]]:
             max_size=2,
         ),
         "time_scale": st.sampled_from([0.001, 0.01, 1]),
+        "wait_from": st.sampled_from(["start", "end"]),
     }
 
 
@@ -391,8 +393,8 @@ ROUTE_QUERY: dict[str, tuple[str, ...]] = {
     "GET /api/requests/{id}/replays": ("limit",),
     "GET /api/requests/{id}/curl": ("url",),
     "GET /api/export": ("endpoint", "format"),
-    "GET /api/events": ("endpoint", "limit", "before", "schedule", "tolerance"),
-    "GET /api/events/{endpoint}/{event_key}": ("schedule", "tolerance"),
+    "GET /api/events": ("endpoint", "limit", "before", "schedule", "tolerance", "wait_from"),
+    "GET /api/events/{endpoint}/{event_key}": ("schedule", "tolerance", "wait_from"),
     "GET /api/deliveries": ("limit", "before", "state"),
     "GET /api/stream": ("endpoint", "after"),
     "GET /api/requests/{a}/diff/{b}": ("ignore_key_order",),
@@ -408,6 +410,7 @@ ROUTE_BODY: dict[str, tuple[str, ...]] = {
         "response",
         "schedule",
         "schedule_tolerance",
+        "wait_from",
         "forward_to",
         "forward_mode",
         "replay_to",
@@ -431,6 +434,7 @@ ROUTE_BODY: dict[str, tuple[str, ...]] = {
         "scheme",
         "schedule",
         "time_scale",
+        "wait_from",
         "timeout",
         "headers",
     ),
