@@ -296,3 +296,25 @@ def test_rotated_secret_and_signed_url_over_http(live: LiveInspector) -> None:
     assert other["diagnosis"].startswith("None of the common mistakes explain it")
     assert "rotated out" in rotated["diagnosis"]
     assert "included the URL" in signed_url["diagnosis"]
+
+
+@live
+def test_re_verification_queues_its_failures_for_the_doctor(live: LiveInspector) -> None:
+    """Rotating the secret turns what was captured invalid; re-verification runs without the
+    doctor and hands the failures to it, which names the rotated-out secret."""
+    with live.client() as client:
+        client.put("/api/endpoints/turn", json={"secret": "old-secret"})
+        signed = {"x-webhook-signature": sig(PRETTY, "old-secret")}
+        client.post("/h/turn", content=PRETTY, headers=signed)
+        (captured,) = client.get("/api/requests?endpoint=turn").json()["requests"]
+        assert captured["signature"]["status"] == "valid"
+        client.put("/api/endpoints/turn", json={"secret": SECRET})
+        deadline = time.monotonic() + 30
+        while True:  # the list, which (unlike opening the request) never asks for the doctor
+            (item,) = client.get("/api/requests?endpoint=turn").json()["requests"]
+            verdict = item["signature"]
+            if verdict["status"] == "invalid" and not waiting(verdict):
+                break
+            assert time.monotonic() < deadline, verdict
+            time.sleep(0.05)
+    assert "rotated out" in verdict["diagnosis"]
