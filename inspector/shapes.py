@@ -146,6 +146,7 @@ class DeliveryOrder(TypedDict, total=False):
     scheme: str
     schedule: list[float]  # seconds before each retry
     time_scale: float
+    wait_from: str  # end (default) or start: where each retry wait counts from
     timeout: float
     headers: list[tuple[str, str]] | dict[str, str] | None
     ca_file: str | None  # a CA (PEM) trusted as well for an https:// url

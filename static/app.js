@@ -361,7 +361,8 @@ function flush() {
     }
   }
   if (fresh.length) {
-    if (!state.filters.q) fresh.forEach(insertRow);
+    // An update in the same batch (the doctor's finding comes within milliseconds) is newer.
+    if (!state.filters.q) fresh.forEach((item) => insertRow(state.items.get(item.id) || item));
     resolveLater(fresh);
     trimRows();
   }
@@ -415,7 +416,10 @@ async function resolveFromServer(items) {
   if (generation !== state.generation) return;
   for (const item of data.requests) {
     if (!ids.has(item.id)) continue;
-    if (state.filters.q || state.rows.has(item.id)) insertRow(item);
+    // Only the summary is news: an update that came meanwhile (a stall's end, the doctor's
+    // finding) is newer than this answer, which was read before it.
+    const current = state.items.get(item.id);
+    if (state.filters.q || state.rows.has(item.id)) insertRow(current ? { ...current, summary: item.summary } : item);
   }
   trimRows();
   updateChrome();

@@ -103,7 +103,7 @@ async function loadDetail(id) {
   const waits = d.schedule.map((s) => `${+(s * d.time_scale).toPrecision(3)} s`).join(", ");
   $("detail-summary").textContent =
     `${d.state}, ${d.attempts} of ${d.max_attempts} attempts; ${d.scheme} signature; ` +
-    `timeout ${d.timeout} s; retries after ${waits || "none"}; event key ${d.event_key}` +
+    `timeout ${d.timeout} s; retries ${waits ? `${waits} after each failed attempt ${d.wait_from === "start" ? "starts" : "ends"}` : "none"}; event key ${d.event_key}` +
     (d.state === "pending" && d.next_attempt_at ? `; next attempt ${utc(d.next_attempt_at)}` : "") +
     (d.insecure ? "; INSECURE: the receiver's certificate is not verified" : d.ca_file ? `; also trusting the CA in ${d.ca_file}` : "");
   $("cancel").hidden = d.state !== "pending";
@@ -145,6 +145,7 @@ form.addEventListener("submit", async (event) => {
     event: fields.get("event"),
     url: String(fields.get("url") || "").trim(),
     time_scale: Number(fields.get("time_scale")),
+    wait_from: fields.get("wait_from"),
   };
   if (fields.get("insecure")) payload.insecure = true;
   const secret = String(fields.get("secret") || "");

@@ -269,6 +269,14 @@ def row_kinds(client: httpx.Client, batch: int) -> int:
     client.post("/h/odd?delay=0.2", content=f"slow {batch}".encode())  # answered after a stall
     with pytest.raises(httpx.RemoteProtocolError):
         client.post("/h/odd?drop=1", content=f"drop {batch}".encode())
+    # The doctor runs after the answers: wait for its findings, so every row is final.
+    deadline = time.monotonic() + 30
+    while any(
+        (it["signature"] or {}).get("doctor")
+        for it in client.get("/api/requests?limit=100").json()["requests"]
+    ):
+        assert time.monotonic() < deadline, "the doctor never caught up"
+        time.sleep(0.05)
     return 10
 
 

@@ -313,6 +313,8 @@ def key_values(server: Server) -> dict[str, st.SearchStrategy[Any]]:
         ),
         "schedule": st.one_of(JUNK, st.lists(NUMBERS, max_size=25)),
         "secret": st.one_of(JUNK, st.lists(TEXT, max_size=3)),
+        "retired_secrets": st.one_of(JUNK, st.lists(TEXT, max_size=12)),
+        "wait_from": st.one_of(JUNK, st.sampled_from(["start", "end", "END", "", "middle"])),
         "set": st.one_of(JUNK, st.dictionaries(TEXT, JUNK, max_size=3)),
         "body_base64": st.one_of(JUNK, st.sampled_from(["", "AAAA", "AA=", "====", "A" * 4001])),
         "event": st.one_of(
@@ -334,6 +336,7 @@ def near_valid(server: Server) -> dict[str, st.SearchStrategy[Any]]:
     )
     return {
         "secret": st.one_of(text, st.lists(text, min_size=1, max_size=3)),
+        "retired_secrets": st.lists(text, min_size=1, max_size=10),
         "scheme": st.sampled_from(["auto", "platform", "github", "stripe", "standard", "hmac"]),
         "tolerance": st.sampled_from([0, 1, 300, 10**6]),
         "enforce": st.booleans(),
@@ -371,6 +374,7 @@ def near_valid(server: Server) -> dict[str, st.SearchStrategy[Any]]:
             max_size=2,
         ),
         "time_scale": st.sampled_from([0.001, 0.01, 1]),
+        "wait_from": st.sampled_from(["start", "end"]),
     }
 
 
@@ -389,10 +393,12 @@ ROUTE_QUERY: dict[str, tuple[str, ...]] = {
     "GET /api/requests/{id}/replays": ("limit",),
     "GET /api/requests/{id}/curl": ("url",),
     "GET /api/export": ("endpoint", "format"),
-    "GET /api/events": ("endpoint", "limit", "before", "schedule", "tolerance"),
-    "GET /api/events/{endpoint}/{event_key}": ("schedule", "tolerance"),
+    "GET /api/events": ("endpoint", "limit", "before", "schedule", "tolerance", "wait_from"),
+    "GET /api/events/{endpoint}/{event_key}": ("schedule", "tolerance", "wait_from"),
     "GET /api/deliveries": ("limit", "before", "state"),
     "GET /api/stream": ("endpoint", "after"),
+    "GET /api/requests/{a}/diff/{b}": ("ignore_key_order",),
+    "GET /api/replays/{id}/diff": ("ignore_key_order",),
 }
 ROUTE_BODY: dict[str, tuple[str, ...]] = {
     "PUT /api/endpoints/{name}": (
@@ -404,9 +410,11 @@ ROUTE_BODY: dict[str, tuple[str, ...]] = {
         "response",
         "schedule",
         "schedule_tolerance",
+        "wait_from",
         "forward_to",
         "forward_mode",
         "replay_to",
+        "retired_secrets",
     ),
     "POST /api/requests/{id}/replay": (
         "url",
@@ -426,6 +434,7 @@ ROUTE_BODY: dict[str, tuple[str, ...]] = {
         "scheme",
         "schedule",
         "time_scale",
+        "wait_from",
         "timeout",
         "headers",
     ),
@@ -481,7 +490,7 @@ JUNK_IDS = [
 
 def path_value(server: Server, name: str) -> st.SearchStrategy[str]:
     real: list[str] = []
-    if name == "id":
+    if name in ("id", "a", "b"):
         real = [str(i) for i in server.request_ids + server.delivery_ids + server.replay_ids]
     elif name == "event_key":
         real = [quote(k, safe="") for k in server.event_keys if k]

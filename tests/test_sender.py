@@ -534,7 +534,8 @@ def test_end_to_end_against_the_inspectors_own_capture_route(live: LiveInspector
     scale = 0.01
     with live.client() as client:
         url = f"{live.url}/h/e2e?fail=2"
-        created = post_delivery(client, url=url, time_scale=scale).json()
+        # Waits from each attempt's start: the gaps between starts are the waits themselves.
+        created = post_delivery(client, url=url, time_scale=scale, wait_from="start").json()
         found = wait_for_state(client, created["id"])
         assert found["state"] == "succeeded"
         assert [a["status"] for a in found["log"]] == [500, 500, 200]
@@ -551,10 +552,19 @@ def test_end_to_end_against_the_inspectors_own_capture_route(live: LiveInspector
         schedule = ",".join(f"{s * scale:g}" for s in (60, 300, 1800))
         timeline = client.get(
             f"/api/events/e2e/{created['event_key']}?schedule={schedule}&tolerance=0.8"
+            "&wait_from=start"
         ).json()
     assert timeline["stopped"] == "succeeded"
     assert [i["verdict"] for i in timeline["intervals"]] == ["ok", "ok"]
     assert [a["status"] for a in timeline["attempt_list"]] == [500, 500, 200]
+    # Without a schedule, our own delivery is judged by the scaled schedule it kept, counted
+    # as it counted (not "59.7 s early" against the endpoint's minutes).
+    with live.client() as client:
+        auto = client.get(f"/api/events/e2e/{created['event_key']}").json()
+    assert auto["schedule_from"] == f"delivery #{created['id']} (time scale {scale:g})"
+    assert auto["schedule"] == pytest.approx([0.3, 1.5, 9.0])
+    assert auto["wait_from"] == "start" == created["wait_from"]
+    assert [i["verdict"] for i in auto["intervals"]] == ["ok", "ok"], auto["intervals"]
 
 
 def test_the_deliveries_page_and_its_assets(app_client: httpx.Client) -> None:
@@ -750,6 +760,8 @@ def test_send_test_button_delivers_and_the_log_updates_live(live: LiveInspector)
         page.select_option("select[name=event]", "file.uploaded")
         page.fill("input[name=secret]", SECRET)
         page.select_option("select[name=time_scale]", "0.001")
+        assert page.locator("select[name=wait_from]").input_value() == "end"  # the default
+        page.select_option("select[name=wait_from]", "start")
         page.click("button[type=submit]")
         page.wait_for_selector("#send-status:text('created')")
         row = page.locator("#deliveries tbody tr").first
@@ -760,6 +772,8 @@ def test_send_test_button_delivers_and_the_log_updates_live(live: LiveInspector)
         assert statuses == ["500", "200"]
         assert "Simulated failure" in page.locator("#attempts").inner_text()
         assert '"event":"file.uploaded"' in page.locator("#detail-body").inner_text()
+        summary = page.locator("#detail-summary").inner_text()
+        assert "0.06 s, 0.3 s, 1.8 s after each failed attempt starts" in summary
         assert errors == []
 
         page.fill("input[name=secret]", "")  # the server has no default secret: a 400
@@ -789,3 +803,42 @@ def test_deliveries_refuse_metadata_addresses(tmp_path) -> None:
 
 async def _resolve_to_metadata(host: str, port: int) -> list[str]:
     return ["169.254.169.254"]
+
+
+@pytest.mark.parametrize("wait_from", ["start", "end"])
+def test_a_retry_wait_counts_from_the_failed_attempts_start_or_end(
+    serve: Serve, store: Store, wait_from: str
+) -> None:
+    """A 1 s wait after a failure that took 1.2 s to come: from the start it has passed, so the
+    retry goes at once; from the end (the platform's reading) it is a full second more."""
+
+    async def slow_failure_then_ok(n: int, request: Request) -> Response:
+        if n == 1:
+            await asyncio.sleep(1.2)
+            return PlainTextResponse("slow failure", status_code=500)
+        return PlainTextResponse("ok")
+
+    _, url = serve(slow_failure_then_ok)
+    wanted = request(url, schedule=(1.0,), wait_from=wait_from)
+    found = asyncio.run(deliver(store, wanted))
+    assert found["wait_from"] == wait_from and found["state"] == "succeeded"
+    first, second = found["log"]
+    ended = first["sent_ts"] + first["elapsed_ms"] / 1000
+    assert first["elapsed_ms"] >= 1150
+    if wait_from == "end":
+        assert second["sent_ts"] - ended >= 1.0 - 0.01  # never before the wait is over
+    else:
+        assert second["sent_ts"] - first["sent_ts"] >= 1.0 - 0.01
+        assert second["sent_ts"] - ended < 1.0  # the wait had passed: sent at once
+
+
+def test_wait_from_is_checked_and_said(serve: Serve, store: Store) -> None:
+    with pytest.raises(BadRequest, match="wait_from"):
+        request("http://127.0.0.1:9/hook", wait_from="middle")
+    assert sender.describe_schedule((60, 300), 0.01) == (
+        "retries 0.6 s, 3 s after each failed attempt ends"
+    )
+    assert (
+        sender.describe_schedule((60,), 1, "start")
+        == "retries 60 s after each failed attempt starts"
+    )

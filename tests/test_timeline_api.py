@@ -10,7 +10,13 @@ import pytest
 
 from inspector.cli import main
 from inspector.store import Store
-from tests.conftest import InProcessInspector, answering, captured_request, store_request
+from tests.conftest import (
+    InProcessInspector,
+    LiveInspector,
+    answering,
+    captured_request,
+    store_request,
+)
 
 SCALED = (0.3, 0.6, 1.2)  # the platform's 60/300/1800 s, scaled by 1/200
 
@@ -117,3 +123,29 @@ def test_cli_events_prints_the_timeline(
     assert main(["events", "--endpoint", "clock", "evt-cli", "--data-dir", data_dir]) == 0
     out = capsys.readouterr().out
     assert "expected 60 s: ok" in out and "#2" in out
+
+
+def test_our_own_scaled_delivery_is_judged_by_its_own_clock(
+    live: LiveInspector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`send --time-scale` into the capture route: the timeline knows the schedule it kept,
+    in the API and in `events`, without being told; `--schedule` still overrides it."""
+    data = ["--data-dir", str(live.settings.data_dir)]
+    send = ["send", "member.joined", "--to", f"{live.url}/h/own?fail=1", "--secret", "s"]
+    sent = main([*send, "--wait", "--time-scale", "0.005", *data])  # waits from the end
+    assert sent == 0, capsys.readouterr()
+    assert "retries 0.3 s, 1.5 s, 9 s after each failed attempt ends" in capsys.readouterr().out
+    with live.client() as client:
+        (event,) = client.get("/api/events?endpoint=own").json()["events"]
+    assert event["schedule_from"] == "delivery #1 (time scale 0.005)"
+    assert event["wait_from"] == "end" and event["schedule"] == pytest.approx([0.3, 1.5, 9])
+    assert [i["verdict"] for i in event["intervals"]] == ["ok"], event["intervals"]
+    assert main(["events", "--endpoint", "own", event["event_key"], *data]) == 0
+    out = capsys.readouterr().out
+    assert "schedule  0.3 s, 1.5 s, 9 s, each from the failed attempt's end" in out
+    assert "(delivery #1 (time scale 0.005))" in out and ": ok" in out
+    # Told otherwise, it judges by what it is told: the platform's minutes, from the start.
+    told = ["events", "--endpoint", "own", event["event_key"], "--wait-from", "start", *data]
+    assert main(told) == 0
+    out = capsys.readouterr().out
+    assert "(query)" in out and "s early" in out

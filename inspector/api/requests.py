@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from inspector import openapi, waiters
+from inspector.diagnosis import waiting
 from inspector.errors import BadRequest, NotFound
 from inspector.openapi import Operation, api_route
 from inspector.params import (
@@ -72,9 +73,13 @@ async def _disconnected(request: Request) -> None:
 
 async def get_request(request: Request) -> Response:
     request_id = path_id(request)
-    found = await runtime(request).store.read(requests.get_request, request_id)
+    rt = runtime(request)
+    found = await rt.store.read(requests.get_request, request_id)
     if found is None:
         raise NotFound(f"No request {request_id}.")
+    if waiting(found["signature"]):
+        # Skipped when the doctor was busy, or lost to a restart: someone looks, diagnose it.
+        rt.diagnoser.request(request_id, rt.endpoints.get(found["endpoint"]))
     return JSONResponse(found)
 
 
