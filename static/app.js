@@ -2,34 +2,26 @@
 // /api/stream: after any reconnect the stream resumes from the last request id seen
 // (Last-Event-ID), so none is missed. Rows are drawn by rows.js (one renderer, the first page
 // included); hold.js decides when the list holds still for its reader. Captured data only
-// ever reaches the DOM through textContent.
-//
-// Order: the page reads the store and the stream, and a read may answer after events newer
-// than what it read. So a read's answer takes its place in the queue of events where the read
-// began, and the events behind it wait for it: an event is sent only after its commit, so a
-// read begun after an event arrived already holds that event's state, and events that arrive
-// later are applied after it. What the page shows only moves forward.
+// ever reaches the DOM through textContent. order.js applies stream events and store reads
+// in order, so what the page shows only moves forward.
 
 import { renderDetail, sameRequest } from "./detail.js";
 import { Hold, NewCount } from "./hold.js";
+import { EventQueue } from "./order.js";
 import { refreshReplays } from "./replay.js";
 import { RowList } from "./rows.js";
 import { openSettings } from "./settings.js";
-import { ApiError, api, copyText, el, flash, randomEndpoint } from "./util.js";
+import { EndpointList } from "./sidebar.js";
+import { CaptureStream } from "./stream.js";
+import { ApiError, api, copyText, flash, randomEndpoint } from "./util.js";
+import { setUpWelcome } from "./welcome.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const $ = (id) => document.getElementById(id);
 
 // At the live head the list keeps this many rows; older ones come back from the store.
 const LIVE_ROWS = boot.page_size;
-// ms between list updates: an idle page shows a capture at once; a busy stream becomes a few
-// list updates a second (nobody reads 300 rows a second; every update costs a layout).
-const FLUSH_GAP = 100;
-const BUSY_GAP = 250; // after an update that brought this many captures or more:
-const BUSY_BATCH = 10;
-const CALM_GAP = 1000; // ms without arrivals before a new row is highlighted again
 const SUMMARY_ROWS = 50; // rows whose summaries one query fills in
-const MAX_PENDING = 5000; // events waiting to be applied; more and we resync instead
 // The server's filter names (views.FILTER_KEYS): the data block echoes each one.
 const FILTER_KEYS = Object.freeze(Object.keys(boot.filters));
 
@@ -39,12 +31,8 @@ const state = {
   nextBefore: boot.next_before, // older matches come back with ?before=
   top: boot.head, // the list shows every match up to this id
   applied: boot.head, // the newest request id the page has applied
-  endpoints: new Map(boot.endpoints.map((e) => [e.name, e])),
-  counted: boot.head, // endpoint counts include every request up to this id
-  cursor: boot.head, // the stream resumes after this request id
   selected: null,
   unseen: 0,
-  reads: 0, // list reads in flight (events wait for them)
   reloading: false, // a new list is on its way
   stale: false, // the list missed changes while it held still
 };
@@ -56,6 +44,14 @@ const filtersForm = $("filters");
 const pill = $("new-pill");
 const newCount = new NewCount(countNew, showPill);
 const hold = new Hold(listPane, rowsEl, holdChanged);
+const sidebar = new EndpointList($("endpoints"), boot.endpoints, boot.head, () => {
+  renderEndpoints();
+  updateChrome();
+});
+
+function renderEndpoints() {
+  sidebar.render(state.filters.endpoint);
+}
 
 // -- filters ---------------------------------------------------------------------------------
 
@@ -102,38 +98,6 @@ async function applyFilters(next) {
 
 // -- reading the list from the store ---------------------------------------------------------
 
-/**
- * Read `path` from the store; `apply(data, error)` runs in the flush, in the queue of events
- * where the read began: after the events that arrived before it, before those after it.
- * Resolves once it has run.
- */
-async function read(path, apply) {
-  const at = pending.length;
-  state.reads += 1;
-  let data = null;
-  let error = null;
-  try {
-    data = await api(path);
-  } catch (failure) {
-    error = failure;
-  }
-  state.reads -= 1;
-  return new Promise((done) => {
-    const entry = {
-      kind: "read",
-      apply() {
-        try {
-          apply(data, error);
-        } finally {
-          done();
-        }
-      },
-    };
-    pending.splice(Math.min(at, pending.length), 0, entry);
-    scheduleFlush();
-  });
-}
-
 /** The newest page from the store: a new list, at the head. */
 function reloadList() {
   const generation = ++state.generation;
@@ -141,7 +105,7 @@ function reloadList() {
   unresolved.clear();
   const params = filterParams();
   params.set("limit", String(boot.page_size));
-  return read(`/api/requests?${params}`, (data, error) => {
+  return queue.read(`/api/requests?${params}`, (data, error) => {
     if (generation !== state.generation) return; // a newer list is on its way
     state.reloading = false;
     if (error) {
@@ -172,7 +136,7 @@ function loadOlder() {
   const params = filterParams();
   params.set("limit", String(boot.page_size));
   params.set("before", String(state.nextBefore));
-  read(`/api/requests?${params}`, (data, error) => {
+  queue.read(`/api/requests?${params}`, (data, error) => {
     loadOlder.busy = false;
     if (error) showListError(error);
     else if (generation === state.generation) {
@@ -224,73 +188,6 @@ function watchSelected() {
   hold.watch(rows.row(state.selected));
 }
 
-// -- endpoints -------------------------------------------------------------------------------
-
-function totalCount() {
-  let total = 0;
-  for (const e of state.endpoints.values()) total += e.count;
-  return total;
-}
-
-const sidebar = { order: null, links: new Map() }; // the rendered order; name -> {link, counter}
-
-/** The endpoint list: rebuilt when its order changes, else only its counts are updated. */
-function renderEndpoints() {
-  const list = $("endpoints");
-  const current = state.filters.endpoint;
-  const entries = [...state.endpoints.values()].sort((a, b) => (b.last_id || 0) - (a.last_id || 0) || a.name.localeCompare(b.name));
-  if (current && !state.endpoints.has(current)) entries.unshift({ name: current, count: 0, last_seen: null });
-  const title = (e) => (e.last_seen ? `last request ${e.last_seen}` : "no request yet");
-  const order = JSON.stringify([current, ...entries.map((e) => e.name)]);
-  if (order === sidebar.order) {
-    setCount(sidebar.links.get(""), totalCount());
-    for (const e of entries) setCount(sidebar.links.get(e.name), e.count, title(e));
-    return;
-  }
-  sidebar.order = order;
-  sidebar.links.clear();
-  const item = (name, label, count, tip) => {
-    const counter = el("span", { class: "count", text: String(count) });
-    const attrs = { class: `ep${name === current ? " current" : ""}`, href: name ? `/?endpoint=${encodeURIComponent(name)}` : "/", "data-endpoint": name, title: tip, "aria-current": name === current ? "true" : null };
-    const link = el("a", attrs, el("span", { class: "ep-name", text: label }), counter);
-    sidebar.links.set(name, { link, counter });
-    return el("li", {}, link);
-  };
-  list.replaceChildren(item("", "All endpoints", totalCount()), ...entries.map((e) => item(e.name, e.name, e.count, title(e))));
-}
-
-function setCount(entry, count, tip) {
-  if (!entry) return;
-  const text = String(count);
-  if (entry.counter.textContent !== text) entry.counter.textContent = text;
-  if (tip !== undefined && entry.link.title !== tip) entry.link.title = tip;
-}
-
-function countEndpoint(item) {
-  if (item.id <= state.counted) return;
-  state.counted = item.id;
-  const entry = state.endpoints.get(item.endpoint) || { name: item.endpoint, count: 0 };
-  entry.count += 1;
-  entry.last_seen = item.received_at;
-  entry.last_id = item.id;
-  state.endpoints.set(item.endpoint, entry);
-}
-
-let endpointsTimer = null;
-function refreshEndpointsSoon() {
-  clearTimeout(endpointsTimer);
-  endpointsTimer = setTimeout(async () => {
-    try {
-      const data = await api("/api/endpoints");
-      state.endpoints = new Map(data.endpoints.map((e) => [e.name, e]));
-      renderEndpoints();
-      updateChrome();
-    } catch {
-      /* the next event retries */
-    }
-  }, 300);
-}
-
 // -- chrome: empty states, the endpoint bar, the title ---------------------------------------
 
 function captureUrl(name) {
@@ -309,9 +206,9 @@ function setHidden(node, hidden) {
 function updateChrome() {
   const filtered = FILTER_KEYS.some((k) => state.filters[k]);
   const empty = rows.size === 0;
-  setHidden($("welcome"), !(totalCount() === 0 && !filtered && empty));
+  setHidden($("welcome"), !(sidebar.total === 0 && !filtered && empty));
   const noMatch = $("no-match");
-  setHidden(noMatch, !(empty && (filtered || totalCount() > 0)));
+  setHidden(noMatch, !(empty && (filtered || sidebar.total > 0)));
   if (!noMatch.hidden) {
     noMatch.textContent = state.filters.endpoint && !FILTER_KEYS.some((k) => k !== "endpoint" && state.filters[k]) ? `Nothing captured at ${state.filters.endpoint} yet: send a request to the URL above.` : "No request matches these filters.";
   }
@@ -328,40 +225,10 @@ function updateChrome() {
 
 // -- the stream ------------------------------------------------------------------------------
 
-const pending = [];
-let flushTimer = null;
-let lastFlush = -Infinity;
-let lastArrival = -Infinity;
-let flushGap = FLUSH_GAP;
+const queue = new EventQueue(applyBatch, () => stream.resync());
 
-function enqueue(event) {
-  pending.push(event);
-  if (pending.length > MAX_PENDING) {
-    // Too far behind: drop the stream's events (the store has them) but not the reads'.
-    const reads = pending.filter((e) => e.kind === "read");
-    pending.length = 0;
-    pending.push(...reads);
-    stream.resync();
-    return;
-  }
-  scheduleFlush();
-}
-
-/** Apply waiting events soon: at once when the page was quiet, else a gap after the last
- * update (a busy stream becomes a few list updates a second, not one per capture or frame). */
-function scheduleFlush() {
-  if (flushTimer !== null) return;
-  flushTimer = setTimeout(flush, Math.max(0, lastFlush + flushGap - performance.now()));
-}
-
-function flush() {
-  flushTimer = null;
-  if (state.reads) return; // the events wait for the read's answer (see read())
-  const now = performance.now();
-  const calm = now - lastArrival > CALM_GAP && now - lastFlush > CALM_GAP;
-  lastFlush = now;
-  const batch = pending.splice(0);
-  flushGap = batch.length >= BUSY_BATCH ? BUSY_GAP : FLUSH_GAP;
+/** Apply a batch of events and read answers, in order (see order.js). */
+function applyBatch(batch, calm) {
   const search = Boolean(state.filters.q);
   let fresh = [];
   let recount = false;
@@ -379,8 +246,7 @@ function flush() {
     const holding = hold.active;
     if (event.kind === "request") {
       const item = event.item;
-      lastArrival = now;
-      countEndpoint(item);
+      sidebar.count(item);
       endpointsChanged = true;
       if (document.hidden) state.unseen += 1;
       state.applied = Math.max(state.applied, item.id);
@@ -398,7 +264,7 @@ function flush() {
       rows.remove(event.data.id);
       if (state.selected === event.data.id) showGone(event.data.id);
       recount = recount || holding;
-      refreshEndpointsSoon();
+      sidebar.refreshSoon();
     } else if (event.kind === "cleared") {
       for (const id of rows.ids()) {
         const item = rows.item(id);
@@ -408,7 +274,7 @@ function flush() {
         }
       }
       recount = recount || holding;
-      refreshEndpointsSoon();
+      sidebar.refreshSoon();
     }
   }
   addFresh();
@@ -467,7 +333,7 @@ async function resolveFromServer(items) {
   params.set("before", String(Math.max(...ids) + 1));
   params.set("limit", String(Math.min(need.length, 1000)));
   const generation = state.generation;
-  await read(`/api/requests?${params}`, (data, error) => {
+  await queue.read(`/api/requests?${params}`, (data, error) => {
     if (error || generation !== state.generation) return;
     if (search && hold.active) return; // counted by the pill instead (see holdChanged)
     for (const item of data.requests) {
@@ -498,89 +364,32 @@ function applyUpdate(item, holding) {
   }
 }
 
-const conn = $("conn");
-function setConn(status, text) {
-  conn.dataset.state = status;
-  conn.textContent = text;
-}
-
-const stream = {
-  source: null,
-  retryTimer: null,
-  backoff: 1000,
-  onReady: null,
-
-  connect(after) {
-    this.close();
-    const url = after === null || after === undefined ? "/api/stream" : `/api/stream?after=${after}`;
-    const source = new EventSource(url);
-    this.source = source;
-    source.addEventListener("ready", (e) => {
-      if (e.lastEventId) state.cursor = Number(e.lastEventId);
-      this.backoff = 1000;
-      setConn("live", "live");
-      const ready = this.onReady;
-      this.onReady = null;
-      if (ready) ready();
-    });
-    source.addEventListener("request", (e) => {
-      state.cursor = Number(e.lastEventId);
-      enqueue({ kind: "request", item: JSON.parse(e.data) });
-    });
-    source.addEventListener("update", (e) => enqueue({ kind: "update", item: JSON.parse(e.data) }));
-    source.addEventListener("deleted", (e) => enqueue({ kind: "deleted", data: JSON.parse(e.data) }));
-    source.addEventListener("cleared", (e) => enqueue({ kind: "cleared", data: JSON.parse(e.data) }));
-    source.addEventListener("resync", (e) => {
-      const data = JSON.parse(e.data);
-      this.resync(data.reason === "unknown_id");
-    });
-    source.addEventListener("error", () => {
-      if (source !== this.source) return;
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (e.g. an error status while the server restarted): retry
-        // ourselves, from the last request seen.
-        setConn("offline", "offline — retrying");
-        this.retryTimer = setTimeout(() => this.connect(state.cursor), this.backoff);
-        this.backoff = Math.min(this.backoff * 2, 10000);
-      } else {
-        setConn("reconnecting", "reconnecting…");
-      }
-    });
-  },
-
-  /** Our view is stale (we fell behind, or the server has another store): subscribe anew,
-   * then read the list from the store again — or, while the list holds still, only count
-   * what is new, and reload when the reader comes back. */
-  resync(storeChanged = false) {
-    setConn("reconnecting", "catching up…");
+const stream = new CaptureStream($("conn"), boot.head, {
+  onEvent: (event) => queue.push(event),
+  /** Our view is stale: once subscribed anew, read the list from the store again — or, while
+   * the list holds still, only count what is new, and reload when the reader comes back. */
+  onResync(storeChanged) {
     if (storeChanged) {
       rows.replace([]);
-      state.counted = 0;
+      sidebar.counted = 0;
       state.top = 0;
       state.applied = 0;
     }
-    this.onReady = () => {
+    return () => {
       // Everything up to the new head is read from the store, not from the stream.
-      state.counted = Math.max(state.counted, state.cursor);
-      state.applied = Math.max(state.applied, state.cursor);
+      sidebar.counted = Math.max(sidebar.counted, stream.cursor);
+      state.applied = Math.max(state.applied, stream.cursor);
       if (hold.active && !storeChanged) {
         state.stale = true;
         newCount.recount(() => state.applied);
       } else {
         reloadList();
       }
-      refreshEndpointsSoon();
+      sidebar.refreshSoon();
       if (state.selected !== null) showDetail(state.selected);
     };
-    this.connect(null);
   },
-
-  close() {
-    clearTimeout(this.retryTimer);
-    if (this.source) this.source.close();
-    this.source = null;
-  },
-};
+});
 
 // -- selection and detail --------------------------------------------------------------------
 
@@ -619,7 +428,7 @@ async function showDetail(id) {
     deleted(gone) {
       rows.remove(gone);
       showGone(gone);
-      refreshEndpointsSoon();
+      sidebar.refreshSoon();
       updateChrome();
     },
   });
@@ -666,21 +475,6 @@ function moveSelection(step) {
 }
 
 // -- wiring ----------------------------------------------------------------------------------
-
-function setWelcomeName(name) {
-  const url = captureUrl(name);
-  $("welcome-url").textContent = url;
-  if (boot.https_base) $("welcome-url-https").textContent = httpsCaptureUrl(name);
-  $("welcome-curl").textContent = `curl -X POST '${url}' -H 'Content-Type: application/json' -d '${JSON.stringify(sampleEvent())}'`;
-}
-
-function sampleEvent() {
-  return {
-    event: "message.received",
-    timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    data: { channelId: "C1234567890", messageId: `msg_${Date.now()}`, sender: { userId: "U1234567890", displayName: "王小明" }, type: "text", content: "大家早安!" },
-  };
-}
 
 document.addEventListener("click", async (event) => {
   const target = event.target instanceof Element ? event.target : null;
@@ -745,17 +539,6 @@ clearButton.addEventListener("click", async () => {
   }
 });
 
-$("welcome-new").addEventListener("click", () => setWelcomeName(randomEndpoint()));
-$("welcome-send").addEventListener("click", async (event) => {
-  const button = event.currentTarget;
-  try {
-    const response = await fetch($("welcome-url").textContent, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(sampleEvent()) });
-    flash(button, response.ok ? "Sent" : `Answered ${response.status}`);
-  } catch {
-    flash(button, "Failed");
-  }
-});
-
 $("skip-detail").addEventListener("click", (event) => {
   event.preventDefault(); // "#detail" is not a request: the hash keeps the selection
   detailPane.focus();
@@ -796,7 +579,7 @@ document.addEventListener("visibilitychange", () => {
 // render-blocking), no second fetch; then live from the head the page was rendered at.
 rows.replace(boot.requests);
 renderEndpoints();
-setWelcomeName(boot.suggestion);
+setUpWelcome(boot.capture_base, boot.https_base, boot.suggestion);
 updateChrome();
 stream.connect(boot.head);
 select(idFromHash());
