@@ -19,9 +19,12 @@ import { setUpWelcome } from "./welcome.js";
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const $ = (id) => document.getElementById(id);
 
-// At the live head the list keeps this many rows; older ones come back from the store.
-const LIVE_ROWS = boot.page_size;
-const SUMMARY_ROWS = 50; // rows whose summaries one query fills in
+// At the live head the list keeps only the rows that fit on screen, and a few: older ones come
+// back from the store (rows are at least ~40 px tall).
+let liveRows = boot.page_size;
+function fitRows() {
+  liveRows = Math.max(20, Math.min(boot.page_size, Math.ceil(listPane.clientHeight / 40) + 5));
+}
 // The server's filter names (views.FILTER_KEYS): the data block echoes each one.
 const FILTER_KEYS = Object.freeze(Object.keys(boot.filters));
 
@@ -165,7 +168,7 @@ function showListError(error) {
 function holdChanged(active) {
   if (active) {
     newCount.reset(state.top);
-    if (state.filters.q && (unresolved.size || resolving.size)) newCount.recount(() => state.applied);
+    if (waiting()) newCount.recount(() => state.applied); // those are counted by the store
     unresolved.clear();
   } else if (!state.reloading && (newCount.value || newCount.unsure || state.stale)) {
     jumpToHead();
@@ -227,18 +230,25 @@ function updateChrome() {
 
 const queue = new EventQueue(applyBatch, () => stream.resync());
 
-/** Apply a batch of events and read answers, in order (see order.js). */
-function applyBatch(batch, calm) {
+/**
+ * Apply a batch of events and read answers, in order (see order.js). New matching captures
+ * go into the list at once on a quiet page; under a search (which only the server judges) or
+ * a busy stream they go in with the next list read, which brings their summaries too: one
+ * update per row, not two.
+ */
+function applyBatch(batch, { quiet, busy }) {
   const search = Boolean(state.filters.q);
   let fresh = [];
+  let added = false;
   let recount = false;
   let endpointsChanged = false;
   const addFresh = () => {
     if (!fresh.length) return;
-    if (search) resolveLater(fresh);
+    if (search || busy || waiting()) resolveLater(fresh, true);
     else {
-      rows.addNewest(fresh, LIVE_ROWS, calm && fresh.length === 1);
-      resolveLater(fresh.filter((it) => it.event_type));
+      added = true;
+      rows.addNewest(fresh, liveRows, quiet && fresh.length === 1);
+      resolveLater(fresh.filter((it) => it.event_type), false);
     }
     fresh = [];
   };
@@ -252,7 +262,7 @@ function applyBatch(batch, calm) {
       state.applied = Math.max(state.applied, item.id);
       if (item.id <= state.top || rows.has(item.id)) continue; // shown, or not a match
       if (holding) {
-        if (search) recount = true;
+        if (search) recount = true; // only the server can tell
         else if (matchesLocal(item)) newCount.seen(item.id);
       } else if (matchesLocal(item)) fresh.push(item);
     } else if (event.kind === "read") {
@@ -279,7 +289,7 @@ function applyBatch(batch, calm) {
   }
   addFresh();
   if (!hold.active) {
-    if (rows.size > LIVE_ROWS) state.nextBefore = rows.trim(LIVE_ROWS);
+    if (added && rows.size > liveRows) state.nextBefore = rows.trim(liveRows); // (a read's page stays whole)
     advanceTop();
     watchSelected();
   } else if (recount) newCount.recount(() => state.applied);
@@ -288,29 +298,36 @@ function applyBatch(batch, calm) {
   updateChrome();
 }
 
-/** At the live head the list covers everything applied, but for searched captures the
- * server has not judged yet. */
+/** At the live head the list covers everything applied, but for captures waiting to be
+ * added with the next list read. */
 function advanceTop() {
   if (hold.active) return;
   let top = state.applied;
-  if (state.filters.q) for (const id of [...unresolved.keys(), ...resolving.keys()]) top = Math.min(top, id - 1);
+  for (const map of [unresolved, resolving]) for (const [id, entry] of map) if (entry.add) top = Math.min(top, id - 1);
   state.top = Math.max(state.top, top);
 }
 
 // At most one resolving query in flight, and a few per second: a busy stream must not turn
 // into a busy page hammering the server.
-const unresolved = new Map(); // id -> item, waiting for the next query
-const resolving = new Map(); // id -> item, in the query in flight
+const unresolved = new Map(); // id -> {item, add}, waiting for the next query
+const resolving = new Map(); // id -> {item, add}, in the query in flight
 let resolveTimer = null;
 
-function resolveLater(items) {
-  for (const item of items) unresolved.set(item.id, item);
+/** Whether captures are waiting to be added: newer ones wait behind them. */
+function waiting() {
+  for (const map of [unresolved, resolving]) for (const entry of map.values()) if (entry.add) return true;
+  return false;
+}
+
+/** Read `items` from the store soon: `add`, to add them to the list; else for summaries. */
+function resolveLater(items, add) {
+  for (const item of items) unresolved.set(item.id, { item, add });
   if (resolveTimer === null && !resolving.size) resolveTimer = setTimeout(runResolve, 50);
 }
 
 async function runResolve() {
   resolveTimer = null;
-  for (const [id, item] of unresolved) resolving.set(id, item);
+  for (const [id, entry] of unresolved) resolving.set(id, entry);
   unresolved.clear();
   await resolveFromServer([...resolving.values()]);
   resolving.clear();
@@ -321,26 +338,29 @@ async function runResolve() {
 /**
  * Live items the page cannot finish alone: under a text search (which only the server can
  * run over headers and bodies) and event summaries (read from the stored body). One list
- * query per batch, whatever its size: the newest matching requests up to the batch's last id.
+ * query per batch, whatever its size: the newest matching requests up to the batch's last id
+ * (no more than the live list keeps, without a search: older ones come back as older pages).
  */
-async function resolveFromServer(items) {
+async function resolveFromServer(entries) {
   const search = Boolean(state.filters.q);
-  let need = search ? items : items.filter((it) => rows.has(it.id) && rows.item(it.id).summary === undefined);
-  if (!search) need = need.sort((a, b) => b.id - a.id).slice(0, SUMMARY_ROWS); // the rest scrolled off
+  const need = entries.filter(({ item, add }) => add || (rows.has(item.id) && rows.item(item.id).summary === undefined));
   if (!need.length) return;
-  const ids = new Set(need.map((it) => it.id));
+  const adding = new Set(need.filter((e) => e.add).map((e) => e.item.id));
+  const ids = new Set(need.map((e) => e.item.id));
   const params = filterParams();
   params.set("before", String(Math.max(...ids) + 1));
-  params.set("limit", String(Math.min(need.length, 1000)));
+  params.set("limit", String(Math.min(need.length, search ? 1000 : liveRows)));
   const generation = state.generation;
   await queue.read(`/api/requests?${params}`, (data, error) => {
     if (error || generation !== state.generation) return;
-    if (search && hold.active) return; // counted by the pill instead (see holdChanged)
+    let grew = false;
     for (const item of data.requests) {
       if (!ids.has(item.id)) continue;
-      if (search || rows.has(item.id)) rows.put(item);
+      // While the list holds still the new ones are counted by the pill (see holdChanged).
+      if (adding.has(item.id) && !hold.active) grew = grew || !rows.has(item.id);
+      if (rows.has(item.id) || (adding.has(item.id) && !hold.active)) rows.put(item);
     }
-    if (search && !hold.active && rows.size > LIVE_ROWS) state.nextBefore = rows.trim(LIVE_ROWS);
+    if (grew && rows.size > liveRows) state.nextBefore = rows.trim(liveRows);
   });
 }
 
@@ -353,7 +373,7 @@ function applyUpdate(item, holding) {
     if (holding && !matchesLocal(item)) state.stale = true;
   } else if (matchesLocal(item) && item.id <= state.top && (state.nextBefore === null || item.id > state.nextBefore)) {
     if (holding) state.stale = true;
-    else if (state.filters.q) resolveLater([item]);
+    else if (state.filters.q) resolveLater([item], true);
     else rows.put(item);
   }
   if (state.selected === item.id) {
@@ -549,6 +569,7 @@ $("detail-back").addEventListener("click", () => {
   if (row) row.querySelector("a").focus({ preventScroll: true });
 });
 
+window.addEventListener("resize", fitRows);
 window.addEventListener("hashchange", () => {
   if (location.hash === "" || idFromHash() !== null) select(idFromHash());
 });
@@ -578,6 +599,7 @@ document.addEventListener("visibilitychange", () => {
 // Start: the first page from the data block, drawn before the first frame (the script is
 // render-blocking), no second fetch; then live from the head the page was rendered at.
 rows.replace(boot.requests);
+fitRows();
 renderEndpoints();
 setUpWelcome(boot.capture_base, boot.https_base, boot.suggestion);
 updateChrome();

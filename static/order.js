@@ -21,7 +21,8 @@ const MAX_PENDING = 5000; // events waiting; more and the page resyncs from the 
 
 export class EventQueue {
   /**
-   * `apply(batch, calm)` applies events in order (`calm`: the page was quiet before them);
+   * `apply(batch, {quiet, busy})` applies events in order (`quiet`: the page was quiet before
+   * them; `busy`: a stream is flowing);
    * `overflow()` is called when the page fell too far behind (stream events were dropped).
    */
   constructor(apply, overflow) {
@@ -92,7 +93,8 @@ export class EventQueue {
     if (this.reads || !this.pending.length) return; // rescheduled when the read lands
     this.last = performance.now();
     const batch = this.pending.splice(0);
-    this.gap = batch.length >= BUSY_BATCH ? BUSY_GAP : GAP;
-    this.apply(batch, this.quiet);
+    const busy = batch.length >= BUSY_BATCH;
+    this.gap = busy ? BUSY_GAP : GAP;
+    this.apply(batch, { quiet: this.quiet, busy });
   }
 }

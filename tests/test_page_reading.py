@@ -125,9 +125,13 @@ def ui(browser: Any, live: LiveInspector) -> Iterator[Page]:
 
 
 def pill_count(ui: Page) -> int:
-    text = ui.page.locator("#new-pill").text_content() or ""
-    if ui.page.locator("#new-pill").is_hidden():
+    pill = ui.page.evaluate(
+        "() => { const p = document.getElementById('new-pill');"
+        " return {hidden: p.hidden, text: p.textContent}; }"
+    )
+    if pill["hidden"]:
         return 0
+    text = pill["text"]
     assert text.startswith("▲ ") and text.endswith(" new"), text
     return int(text[2:-4].replace(",", ""))
 
