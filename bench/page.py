@@ -134,7 +134,7 @@ def measure(browser: Any, url: str, args: argparse.Namespace) -> dict[str, dict[
         }
         page.mouse.move(500, 500)  # over the list, and a screen down it
         page.mouse.wheel(0, 900)
-        page.wait_for_function("document.querySelector('.list-pane').scrollTop > 300")
+        page.wait_for_function("() => document.querySelector('.list-pane').scrollTop > 300")
         page.mouse.move(5, 5)
         page.wait_for_timeout(args.warmup * 1000)
         first = metrics(session)

@@ -366,7 +366,7 @@ def test_delivery_rows_end_in_the_servers_state_after_many_quick_sends(
 ) -> None:
     page = ui.page
     page.goto("/deliveries")
-    page.wait_for_function("document.getElementById('live').textContent === 'live'")
+    page.wait_for_function("() => document.getElementById('live').textContent === 'live'")
     form = page.locator("#send-form")
     # Fails once, then succeeds a few ms later: several states per delivery, in quick order.
     form.locator('input[name="url"]').fill(f"{ui.live.url}/h/platform-test?fail=1")
@@ -464,7 +464,7 @@ def test_axe_finds_no_violation_on_any_view(
         page.wait_for_selector("#conn[data-state=live]")
         found += axe_violations(page, "empty list")
         page.goto("/deliveries")
-        page.wait_for_function("document.getElementById('live').textContent === 'live'")
+        page.wait_for_function("() => document.getElementById('live').textContent === 'live'")
         page.locator(f'#deliveries tr[data-id="{delivery["id"]}"]').click()
         page.wait_for_selector("#detail:not([hidden])")
         found += axe_violations(page, "deliveries")
