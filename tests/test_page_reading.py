@@ -23,7 +23,6 @@ import pytest
 
 from tests.conftest import LiveInspector
 from tests.test_page import MESSAGE, ROOT, SECRET, Page, signed
-from tests.test_page import browser as browser  # the module-scoped Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.slow]
 
