@@ -44,6 +44,14 @@ class WaitResult(TypedDict):
     timed_out: bool
 
 
+class RequestCount(TypedDict):
+    """``GET /api/requests/count``: how many requests with ``after < id < before`` match."""
+
+    count: int
+    after: int
+    before: int | None
+
+
 class Deleted(TypedDict):
     """How many requests a delete removed."""
 

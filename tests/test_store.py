@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import StoreUnavailable
-from inspector.store import Store, requests
-from tests.conftest import captured_request, ok
+from inspector.store import Store, deliveries, requests
+from tests.conftest import captured_request, new_delivery, ok
 
 
 def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None:
@@ -112,3 +112,50 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     assert version >= 1
     assert journal == "wal"
     store.close()
+
+
+def test_count_requests_counts_exactly_what_the_list_would_show(store: Store) -> None:
+    for n in range(30):
+        endpoint = "a" if n % 3 else "b"
+        request = captured_request(endpoint, f"body {n}".encode())
+        store.write_sync(requests.insert_request, request, ok)
+    everything = requests.RequestFilter()
+    assert store.read_sync(requests.count_requests, everything, 0, None) == 30
+    assert store.read_sync(requests.count_requests, everything, 10, None) == 20
+    assert store.read_sync(requests.count_requests, everything, 10, 21) == 10
+    only_b = requests.RequestFilter(endpoint="b")
+    listed, _ = store.read_sync(requests.list_requests, only_b, 1000, None)
+    newer = [it for it in listed if it["id"] > 12]
+    assert store.read_sync(requests.count_requests, only_b, 12, None) == len(newer) == 6
+    search = requests.RequestFilter(q="BODY 2")  # bodies "body 2", "body 20".."body 29"
+    assert store.read_sync(requests.count_requests, search, 0, None) == 11
+    assert store.read_sync(requests.count_requests, search, 25, None) == 5
+    store.write_sync(requests.delete_request, 30)
+    assert store.read_sync(requests.count_requests, everything, 25, None) == 4
+
+
+def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> None:
+    def attempt(number: int, status: int) -> deliveries.AttemptRecord:
+        return deliveries.AttemptRecord(number, 1.0, status, 1.0, None, [], [], b"", False)
+
+    first = store.write_sync(deliveries.insert_delivery, new_delivery(1, schedule=(1.0, 2.0)))
+    seen = [first["version"]]
+    for number in (1, 2):
+        found = store.write_sync(
+            deliveries.record_attempt, first["id"], attempt(number, 500), "pending", 9.0
+        )
+        assert found is not None
+        seen.append(found[0]["version"])
+    found = store.write_sync(
+        deliveries.record_attempt, first["id"], attempt(3, 200), "succeeded", None
+    )
+    assert found is not None
+    seen.append(found[0]["version"])
+    assert seen == sorted(set(seen)), seen  # strictly growing
+    store.write_sync(deliveries.set_carrier, first["id"], "cli:x:1")  # final: no change
+    assert store.read_sync(deliveries.get_item, first["id"])["version"] == seen[-1]
+    second = store.write_sync(deliveries.insert_delivery, new_delivery(2))
+    cancelled = store.write_sync(deliveries.cancel_delivery, second["id"], 1.0)
+    assert cancelled is not None and cancelled["version"] > second["version"]
+    listed, _ = store.read_sync(deliveries.list_deliveries, 10, None)
+    assert [d["version"] for d in listed] == [cancelled["version"], seen[-1]]

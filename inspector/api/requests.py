@@ -26,7 +26,7 @@ from inspector.params import (
     request_filter,
     runtime,
 )
-from inspector.shapes import Deleted, RequestPage, WaitResult
+from inspector.shapes import Deleted, RequestCount, RequestPage, WaitResult
 from inspector.store import requests
 from inspector.store.requests import RequestDetail
 
@@ -69,6 +69,18 @@ async def wait_requests(request: Request) -> Response:
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+async def count_requests(request: Request) -> Response:
+    """``GET /api/requests/count?after=ID[&before=ID]`` and the list's filters: how many
+    requests newer than ``after`` (and older than ``before``) match, exactly."""
+    flt = request_filter(request, prefixes=True)
+    after = int_param(request, "after", default=0, lo=0, hi=2**62)
+    before = int_param(request, "before", default=None, lo=1, hi=2**62)
+    assert after is not None
+    count = await runtime(request).store.read(requests.count_requests, flt, after, before)
+    answer: RequestCount = {"count": count, "after": after, "before": before}
+    return JSONResponse(answer)
 
 
 async def get_request(request: Request) -> Response:
@@ -156,7 +168,25 @@ routes: list[BaseRoute] = [
             answer=Deleted,
         ),
     ),
-    # Before /api/requests/{id}, which would take "wait" for an id.
+    # Before /api/requests/{id}, which would take "count" or "wait" for an id.
+    api_route(
+        "/api/requests/count",
+        count_requests,
+        "GET",
+        Operation(
+            "How many requests newer than `after` (and older than `before`) match",
+            (
+                *FILTERS,
+                openapi.integer("after", "Only requests with a larger id.", 0, 2**62, 0),
+                openapi.integer("before", "Only requests with a smaller id.", 1, 2**62),
+            ),
+            answer=RequestCount,
+            description=(
+                "Exact, search included: the live page's count of new captures while its "
+                "list holds still."
+            ),
+        ),
+    ),
     api_route(
         "/api/requests/wait",
         wait_requests,

@@ -145,6 +145,9 @@ class DeliveryItem(TypedDict):
     last: AttemptItem | None  # the latest attempt
     ca_file: str | None  # a CA trusted as well for an https:// receiver
     insecure: bool  # the receiver's certificate is not verified: shown on every line
+    # Grows with every attempt and change of state (see ``version``): of two copies of a
+    # delivery (a stream event, a list read, the POST's answer), a client keeps the higher.
+    version: int
 
 
 class DeliveryDetail(DeliveryItem):
@@ -193,6 +196,16 @@ def _ok(status: int | None, error: str | None) -> bool:
     return status is not None and 200 <= status < 300 and error is None
 
 
+def version(attempts: int, state: str) -> int:
+    """A delivery's version: 2 per attempt logged, +1 once final.
+
+    A delivery only moves forward (an attempt is logged only while pending, one number at a
+    time; a final state is never left), so this grows with every attempt and change of state,
+    with no column to keep. A carrier hand-over leaves it as is: it changes neither.
+    """
+    return 2 * attempts + (state != "pending")
+
+
 def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
     """A delivery as the list API, the stream and the CLI table show it."""
     schedule = json.loads(r["schedule"])
@@ -220,6 +233,7 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "last": last,
         "ca_file": r["ca_file"],
         "insecure": bool(r["insecure"]),
+        "version": version(r["attempts"], r["state"]),
     }
 
 

@@ -429,6 +429,27 @@ def list_requests(
 SEARCH_WINDOW = 2000
 
 
+def count_requests(
+    conn: sqlite3.Connection, flt: RequestFilter, after: int, before: int | None
+) -> int:
+    """How many requests with ``after < id < before`` pass ``flt`` (search included): the
+    page's "new" count while it holds still. The range is recent, so the search's row-by-row
+    form is the fast one."""
+    where, params = _filter_clauses(flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    if flt.q:
+        clause, args = _search(flt.q, after, recent=True)
+        where.append(clause)
+        params.extend(args)
+    else:
+        where.append("id > ?")
+        params.append(after)
+    sql = "SELECT count(*) FROM requests WHERE " + " AND ".join(where)
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ASCII_LETTER = re.compile("[A-Za-z]")
 
