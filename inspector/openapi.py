@@ -81,6 +81,7 @@ class Operation:
     answer_text: str = ""
     description: str = ""
     tags: Sequence[str] = field(default_factory=tuple)
+    errors: Sequence[int] = ()  # error statuses beyond those the parameters and method imply
 
 
 class ApiRoute(Route):
@@ -191,7 +192,7 @@ def _operation(route: ApiRoute, method: str, ref_of: dict[Any, Schema]) -> dict[
 
 
 def _errors(op: Operation, method: str) -> list[int]:
-    statuses = {421, 503}
+    statuses = {421, 503, *op.errors}
     if op.params or op.body is not None:
         statuses.add(400)
     if any(p.where == "path" for p in op.params):

@@ -12,9 +12,10 @@ from typing import TypedDict
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from inspector.errors import NotFound
+from inspector.openapi import Operation, api_route
 from inspector.params import runtime
 from inspector.tls import CA_URL
 
@@ -51,6 +52,22 @@ async def ca_certificate(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/api/tls", tls_info, methods=["GET"]),
-    Route(CA_URL, ca_certificate, methods=["GET"]),
+    api_route(
+        "/api/tls",
+        tls_info,
+        "GET",
+        Operation("The HTTPS listener: on or off, its port, the local CA's URL", answer=TlsView),
+    ),
+    api_route(
+        CA_URL,
+        ca_certificate,
+        "GET",
+        Operation(
+            "The local CA's certificate (PEM), to trust once",
+            media="application/x-x509-ca-cert",
+            answer_text="The certificate of the CA that issued the HTTPS listener's certificate.",
+            description="404 when this inspector has no local CA (no --https, or --cert given).",
+            errors=(404,),
+        ),
+    ),
 ]

@@ -133,7 +133,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     """,
-    # 5: search. What the trigram index holds for each request (its text, ASCII letters folded
+    # 5: where a delivery's retry waits count from (start | end of the failed attempt);
+    # deliveries stored before counted from the start.
+    """
+    ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
+    CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
+    """,
+    # 6: search. What the trigram index holds for each request (its text, ASCII letters folded
     # as LIKE folds them; search_fold() also makes NUL, where the trigram tokenizer stops
     # reading, a space: a term with a NUL is scanned), and how far the index has got. Events
     # by endpoint, most recent first: the timeline's order (attempts.list_events).
