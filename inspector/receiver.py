@@ -3,7 +3,8 @@
 Flow for one request (see ARCHITECTURE.md):
 read the whole body (bounded) -> signature verdict (without the doctor) -> event identity ->
 response plan from endpoint rules and query parameters -> **commit** (the writer assigns id and
-attempt and picks the response) -> publish to the stream -> hand a failing signature to the
+attempt and picks the response; the stream is told as soon as the batch is committed) -> on
+disk (the store's syncer) -> hand a failing signature to the
 ``Diagnoser`` (it runs after the answer) -> answer: at once, after a stall, or by dropping the
 connection.
 
@@ -110,8 +111,6 @@ class Receiver:
                 head=False,
             )
             return
-        if self.hub.has_subscribers:
-            self.hub.publish("request", inserted.item(), id=inserted.id)
         for hook in self.after_capture:
             hook(endpoint, rec, inserted.id)
         if diagnosing:
@@ -230,10 +229,8 @@ class Receiver:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            if settings_version is None:
-                return await self.store.write(requests.insert_request, rec, decide)
             return await self.store.write_as_of(
-                settings_version, requests.insert_request, rec, decide
+                settings_version, self._announce, requests.insert_request, rec, decide
             )
         except (StoreUnavailable, StaleSettings):
             raise
@@ -243,11 +240,19 @@ class Receiver:
             rec.signature = None
             rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
             try:
-                return await self.store.write(requests.insert_request, rec, decide)
+                return await self.store.write_as_of(
+                    None, self._announce, requests.insert_request, rec, decide
+                )
             except StoreUnavailable:
                 raise
             except Exception as again:
                 raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
+
+    def _announce(self, inserted: requests.Inserted) -> None:
+        """Tell the live views about a capture as soon as readers can fetch it (committed;
+        its sender's answer waits until it is also on disk)."""
+        if self.hub.has_subscribers:
+            self.hub.publish("request", inserted.item(), id=inserted.id)
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
         """Signature verdict and event identity; returns a fixed answer (413/401) if any."""

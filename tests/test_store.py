@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from inspector.errors import StoreUnavailable
-from inspector.store import Store, deliveries, requests
+from inspector.store import Store, core, deliveries, requests
 from tests.conftest import captured_request, new_delivery, ok
 
 
@@ -159,3 +160,75 @@ def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> 
     assert cancelled is not None and cancelled["version"] > second["version"]
     listed, _ = store.read_sync(deliveries.list_deliveries, 10, None)
     assert [d["version"] for d in listed] == [cancelled["version"], seen[-1]]
+
+
+def test_a_write_is_answered_only_after_its_batch_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer commits and moves on; the answer waits for the syncer's fsync of the WAL,
+    while readers (and ``visible``) already see the row."""
+    synced: list[Path] = []
+    release = threading.Event()
+    real_fsync = core._fsync
+
+    def slow_fsync(path: Path) -> None:
+        if path.name.endswith("-wal"):
+            release.wait(10)
+            synced.append(path)
+        real_fsync(path)
+
+    monkeypatch.setattr(core, "_fsync", slow_fsync)
+    store = Store(tmp_path / "db.sqlite").open()
+    store.start()
+    announced: list[int] = []
+
+    async def main() -> tuple[int, bool, int]:
+        write = asyncio.ensure_future(
+            store.write_as_of(
+                None, lambda r: announced.append(r.id), requests.insert_request,
+                captured_request(), ok,
+            )
+        )  # fmt: skip
+        while not announced:  # committed and announced, not yet durable
+            await asyncio.sleep(0.01)
+        seen = await store.read(requests.count_requests, requests.RequestFilter(), 0, None)
+        await asyncio.sleep(0.1)
+        answered_early = write.done()
+        release.set()
+        return seen, answered_early, (await write).id
+
+    seen, answered_early, request_id = asyncio.run(main())
+    store.close()
+    assert (seen, answered_early, request_id, announced) == (1, False, 1, [1])
+    assert synced == [tmp_path / "db.sqlite-wal"]
+
+
+def test_a_batch_that_cannot_reach_the_disk_is_not_answered_as_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fsync(path: Path) -> None:
+        if path.name.endswith("-wal"):
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(core, "_fsync", failing_fsync)
+    store = Store(tmp_path / "db.sqlite").open()
+    store.start()
+
+    async def main() -> BaseException | None:
+        try:
+            await store.write(requests.insert_request, captured_request(), ok)
+        except StoreUnavailable as exc:
+            return exc
+        return None
+
+    error = asyncio.run(main())
+    store.close()
+    assert isinstance(error, StoreUnavailable) and "sync to disk" in str(error.detail)
+
+
+def test_the_cli_store_commits_with_full_sync(tmp_path: Path) -> None:
+    """Without a writer (the CLI) there is no syncer: each commit fsyncs itself."""
+    store = Store(tmp_path / "db.sqlite").open()
+    mode = store.write_sync(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+    store.close()
+    assert mode == 2  # FULL

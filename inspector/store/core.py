@@ -1,4 +1,16 @@
-"""The store's engine: the group-commit writer thread and per-thread readers."""
+"""The store's engine: the group-commit writer thread, its syncer, and per-thread readers.
+
+**Durable, pipelined.** With ``synchronous=FULL`` (the default) a job's future resolves only
+once its batch is on disk. A server's writer commits each batch without waiting for the disk
+(its connection runs ``synchronous=NORMAL``: SQLite keeps the WAL consistent and syncs it
+before every checkpoint) and hands the batch to the **syncer** thread, which fsyncs the WAL
+file and only then settles the batch's futures: a capture's 2xx still follows its own fsync.
+Meanwhile the writer runs the next batch, so the disk's latency is no longer added to the
+writer's CPU work batch after batch, and one fsync covers every batch committed while the
+previous one ran. A committed batch is visible to readers before it is durable (the stream,
+which announces a capture once readers can fetch it, uses that: ``Store.write``'s
+``visible``); the sender's answer waits for the disk.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -46,6 +59,8 @@ class _Job(Generic[T]):
     future: asyncio.Future[T]
     # The endpoint-settings version the job was prepared with (captures); None: any.
     as_of: int | None = None
+    # Called on the job's loop with its result once committed (before it is durable).
+    visible: Callable[[T], None] | None = None
 
 
 class StaleSettings(Exception):
@@ -68,6 +83,39 @@ def _settle(outcomes: list[_Outcome]) -> None:
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def _announce(calls: list[tuple[Callable[[Any], None], object]]) -> None:
+    for visible, result in calls:
+        try:
+            visible(result)
+        except Exception:  # an announcement must never cost the write its answer
+            log.exception("announcing a committed write failed")
+
+
+# A committed batch waiting for the syncer: its outcomes, by the loop that awaits them.
+_Committed = dict[asyncio.AbstractEventLoop, list[_Outcome]]
+
+
+def _deliver(by_loop: _Committed) -> None:
+    for loop, items in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _failed(by_loop: _Committed, error: BaseException) -> _Committed:
+    return {loop: [(f, None, e or error) for f, _, e in items] for loop, items in by_loop.items()}
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a directory's entries) to disk; fsync covers writes made through any
+    descriptor of the file, such as SQLite's own."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -104,6 +152,8 @@ class Store:
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
+        self._synced: queue.SimpleQueue[_Committed | None] = queue.SimpleQueue()
         self._write_conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -141,8 +191,17 @@ class Store:
         return kept
 
     def start(self) -> None:
-        """Start the writer thread (servers only; the CLI writes synchronously)."""
-        assert self._write_conn is not None, "open() first"
+        """Start the writer thread (servers only; the CLI writes synchronously), and with
+        ``synchronous=FULL`` the syncer that makes each batch durable before it is answered."""
+        conn = self._write_conn
+        assert conn is not None, "open() first"
+        if self.synchronous.upper() == "FULL":
+            # The WAL exists from here on (our connection keeps it); its directory entry is
+            # made durable once, as SQLite's first sync of a new WAL would have done.
+            _fsync(self.path.parent)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._syncer = threading.Thread(target=self._run_syncer, name="store-sync", daemon=True)
+            self._syncer.start()
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -154,6 +213,9 @@ class Store:
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join()
+        if self._syncer is not None:
+            self._synced.put(None)
+            self._syncer.join()
         if self._write_conn is not None:
             self._write_conn.close()
         with self._readers_lock:
@@ -164,7 +226,8 @@ class Store:
     # -- writes ----------------------------------------------------------------------------
 
     async def write(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed.
+        """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed
+        (and, with ``synchronous=FULL``, on disk).
 
         Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked).
         """
@@ -182,26 +245,37 @@ class Store:
         return await future
 
     async def write_as_of(
-        self, settings_version: int, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs
+        self,
+        settings_version: int | None,
+        visible: Callable[[T], None] | None,
+        fn: Job[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> T:
         """Like ``write``, for a job prepared with the endpoint settings of ``settings_version``
-        (a capture: its verdict and answer depend on them).
+        (a capture: its verdict and answer depend on them; None: whatever they are now).
 
         Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
         holds newer settings — written by another process (the CLI) since the caller last read
         them. The check runs inside the batch's write transaction, so a change committed before
         a capture's batch is always seen: once a settings change has returned, the next capture
         obeys it. It costs one ``PRAGMA data_version`` per batch.
+
+        ``visible(result)`` runs on this loop as soon as the batch is committed (readers see
+        it), which may be before it is durable and this returns.
         """
         if self._writer is None:
-            return await self.write(fn, *args, **kwargs)
+            result = await self.write(fn, *args, **kwargs)
+            if visible is not None:
+                _announce([(visible, result)])
+            return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
         def run(conn: sqlite3.Connection) -> T:
             return fn(conn, *args, **kwargs)
 
-        self._queue.put(_Job(run, loop, future, as_of=settings_version))
+        self._queue.put(_Job(run, loop, future, as_of=settings_version, visible=visible))
         return await future
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -256,13 +330,54 @@ class Store:
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
             outcomes = [self._commit_alone(conn, job) for job in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        by_loop: _Committed = {}
+        visible: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], object]]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            # A closed loop raises RuntimeError: nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
+            if job.visible is not None and outcome[2] is None:
+                visible.setdefault(job.loop, []).append((job.visible, outcome[1]))
+        for loop, calls in visible.items():
+            with contextlib.suppress(RuntimeError):  # closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_announce, calls)
+        if self._syncer is not None:
+            self._synced.put(by_loop)
+        else:
+            _deliver(by_loop)
+
+    def _run_syncer(self) -> None:
+        """Make committed batches durable (one fsync of the WAL for all that are waiting),
+        then answer them."""
+        wal = Path(f"{self.path}-wal")
+        stopping = False
+        while not stopping:
+            first = self._synced.get()
+            if first is None:
+                break
+            batches = [first]
+            while True:
+                try:
+                    nxt = self._synced.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batches.append(nxt)
+            try:
+                _fsync(wal)
+            except OSError as exc:
+                # Committed, but not known to be on disk: say so rather than answer 2xx.
+                log.error("store sync failed: %s", exc)
+                error = StoreUnavailable(f"the store could not sync to disk: {exc}")
+                batches = [
+                    {
+                        loop: [(f, None, e or error) for f, _, e in items]
+                        for loop, items in b.items()
+                    }
+                    for b in batches
+                ]
+            for by_loop in batches:
+                _deliver(by_loop)
 
     def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[_Outcome]:
         try:
