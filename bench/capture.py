@@ -2,7 +2,7 @@
 against a bare Starlette endpoint that reads the body and answers 200, same server, same load.
 
     .venv/bin/python bench/capture.py [--seconds 10] [--rounds 3] [--connections 32]
-                                      [--stack fast|fallback|both] [--https]
+                                      [--stack fast|fallback|both] [--https] [--index-cost]
 
 Both servers run as separate processes on free loopback ports with identical uvicorn settings,
 on each stack (``bench/harness.py``: uvloop + httptools, and asyncio + h11): every ratio is the
@@ -14,6 +14,9 @@ round by round, and the medians are compared. Load comes from wrk when installed
 (keep-alive connections, as senders use them), and the bare endpoint on uvicorn's own TLS with
 the same certificate: the figures are TLS capture against plain capture of the same process,
 and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the same run.
+
+``--index-cost`` adds a third server to the rounds, the inspector with ``--no-search-index``:
+what keeping the search index in the writer's transaction costs the capture path.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ BARE_APP = textwrap.dedent(
 
 
 def start_servers(
-    workdir: Path, stack: str, https: bool
+    workdir: Path, stack: str, https: bool, index_cost: bool = False
 ) -> tuple[list[subprocess.Popen[bytes]], dict[str, str], dict[str, int]]:
     """The bare endpoint and the inspector (and with ``https`` their TLS listeners), on
     ``stack``; returns the processes and the URL of each, by name."""
@@ -93,6 +96,15 @@ def start_servers(
     check_stack(workdir, insp_port, stack)
     procs = [bare, inspector]
     pids = {"bare": bare.pid, "inspector": inspector.pid, "inspector-tls": inspector.pid}
+    if index_cost:
+        port = free_port()
+        procs.append(
+            start_inspector(workdir, workdir / f"data-{stack}-no-index", port, stack,
+                            "--retention", "1000000", "--no-search-index")
+        )  # fmt: skip
+        urls["no-index"] = f"http://127.0.0.1:{port}/h/bench"
+        pids["no-index"] = procs[-1].pid
+        wait_up(urls["no-index"], post=True)
     if https:
         tls_dir = data / "tls"
         urls["inspector-tls"] = f"https://127.0.0.1:{tls_port}/h/bench"
@@ -199,6 +211,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--stack", choices=[*STACKS, "both"], default="both")
     parser.add_argument("--https", action="store_true", help="Also load the TLS listener.")
+    parser.add_argument(
+        "--index-cost", action="store_true", help="Also the inspector without a search index."
+    )
     args = parser.parse_args()
     stacks = STACKS if args.stack == "both" else (args.stack,)
     use_wrk = shutil.which("wrk") is not None
@@ -211,7 +226,9 @@ def main() -> int:
     print(f"load average at start: {load_average():.1f}", flush=True)
     try:
         for stack in stacks:
-            started, urls[stack], pids[stack] = start_servers(workdir, stack, args.https)
+            started, urls[stack], pids[stack] = start_servers(
+                workdir, stack, args.https, args.index_cost
+            )
             procs += started
             results[stack] = {name: [] for name in urls[stack]}
         for number in range(args.rounds):
@@ -286,6 +303,18 @@ def report(stack: str, results: dict[str, list[dict[str, float]]], stored: int) 
         print(
             "  ratio bare TLS/plain (uvicorn's TLS, the baseline): "
             f"{med('bare-tls', 'rps') / bare_rps:.2f}"
+        )
+    if "no-index" in results:
+        print(line("inspector, no index", "no-index"))
+        by_round = ", ".join(
+            f"{1 - i['rps'] / n['rps']:.1%}"
+            for i, n in zip(results["inspector"], results["no-index"], strict=True)
+        )
+        cost = 1 - insp_rps / med("no-index", "rps")
+        extra_cpu = med("inspector", "cpu_us") - med("no-index", "cpu_us")
+        print(
+            f"  the search index's cost on the capture path: {cost:.1%} of throughput"
+            f" (by round: {by_round}); CPU {extra_cpu:.0f} us/request"
         )
     print(f"  requests stored by the inspector: {stored} (every 2xx was committed)")
 

@@ -140,14 +140,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
     """,
     # 6: search. What the trigram index holds for each request (its text, ASCII letters folded
-    # as LIKE folds them; search_fold() also makes NUL, where the trigram tokenizer stops
-    # reading, a space: a term with a NUL is scanned), and how far the index has got. Events
-    # by endpoint, most recent first: the timeline's order (attempts.list_events).
+    # as LIKE folds them, by SQLite's lower(); a value with a NUL, where the trigram tokenizer
+    # stops reading, goes through search_fold(), which also makes the NUL a space: a term with
+    # a NUL is scanned), and how far the index has got. Python is called for those values
+    # only: a callback takes the GIL from the event loop's thread. Events by endpoint, most
+    # recent first: the timeline's order (attempts.list_events).
     """
     CREATE VIEW search_text AS
         SELECT r.id AS id, lower(r.path) AS path, lower(r.query) AS query,
-               lower(r.headers) AS headers, search_fold(r.event_key) AS event_key,
-               search_fold(r.event_type) AS event_type, search_fold(b.body) AS body
+               lower(r.headers) AS headers,
+               CASE WHEN instr(r.event_key, char(0)) THEN search_fold(r.event_key)
+                    ELSE lower(r.event_key) END AS event_key,
+               CASE WHEN instr(r.event_type, char(0)) THEN search_fold(r.event_type)
+                    ELSE lower(r.event_type) END AS event_type,
+               CASE WHEN instr(b.body, x'00') THEN search_fold(b.body)
+                    ELSE lower(b.body) END AS body
         FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id;
     CREATE TABLE search_state (indexed_upto INTEGER NOT NULL);
     INSERT INTO search_state VALUES (0);

@@ -3,7 +3,7 @@
 A search (``requests.list_requests`` with ``q``) is a substring match, ASCII case-insensitive,
 over a request's path, query, headers (as stored: JSON), event key and type, and raw body.
 The index holds the same text, lower-cased by SQLite's ``lower()`` (the ``search_text`` view,
-schema migration 5), cut into every run of three characters; a term of three characters or
+schema migration 6), cut into every run of three characters; a term of three characters or
 more is answered by the rows that hold all of its trigrams, then confirmed by the very
 predicate the scan uses — so the index can only make a search faster, never change its
 results. Shorter terms (and terms with a NUL) are scanned.
