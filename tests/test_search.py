@@ -79,11 +79,17 @@ def fill(store: Store, count: int, seed: int = 1) -> None:
         store.write_sync(insert, [capture(i, rng) for i in range(start, min(count, start + 25))])
 
 
-@pytest.fixture
-def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Store, Store]:
-    """The same 240 requests in a store with the index and in one without."""
+@pytest.fixture(params=["gathered", "walked"])
+def stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> tuple[Store, Store]:
+    """The same 240 requests in a store with the index and in one without. The index's
+    candidates are either gathered and sorted (a rare term) or walked newest first (a common
+    one: more than ``CANDIDATES``)."""
     # A small window, so that most of every search goes through the index.
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    if request.param == "walked":
+        monkeypatch.setattr(requests, "CANDIDATES", 2)
     indexed = Store(tmp_path / "indexed.db").open()
     scanned = Store(tmp_path / "scanned.db", search_index=False).open()
     for store in (indexed, scanned):

@@ -446,7 +446,8 @@ def list_requests(
         bound = max(0, newest - SEARCH_WINDOW)
         indexed = search.usable(flt.q.translate(_ASCII_LOWER)) and search.exists(conn)
         if indexed:
-            bound = min(bound, search.indexed_upto(conn))
+            # Only the rows the index does not cover yet are scanned.
+            bound = min(newest, search.indexed_upto(conn))
         clause, args = _search(flt.q, bound, recent=True)
         rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
@@ -534,6 +535,13 @@ def _search(
     return clause, [*args, needle]
 
 
+# A rare term's candidates are gathered in the index's own order and sorted here: walking
+# the index newest first costs several times more (FTS5 reads each doclist backwards).
+# Past this many candidates the term is common, and the newest-first walk stops early.
+CANDIDATES = 5000
+_CONFIRM_CHUNK = 500
+
+
 def _indexed(
     conn: sqlite3.Connection,
     q: str,
@@ -546,6 +554,25 @@ def _indexed(
     found through the trigram index (``search.py``) and confirmed by the scan's predicate."""
     terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
     clause, args = _search(q, bound, recent=False, per_row=True)
+    expression = search.match_expression(terms)
+    found = conn.execute(
+        "SELECT rowid FROM search WHERE search MATCH ? AND rowid <= ? LIMIT ?",
+        (expression, bound, CANDIDATES + 1),
+    ).fetchall()
+    if len(found) <= CANDIDATES:
+        ids = sorted((r[0] for r in found), reverse=True)
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(ids), _CONFIRM_CHUNK):
+            chunk = ids[start : start + _CONFIRM_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})"
+                f" AND {' AND '.join([*where, clause])} ORDER BY id DESC LIMIT ?",
+                [*chunk, *params, *args, count - len(rows)],
+            ).fetchall()
+            if len(rows) >= count:
+                break
+        return rows
     # The index walks its rows newest first; each is confirmed as it comes, until the page
     # is full: CROSS JOIN keeps that order (no sort, no list of every candidate).
     sql = (
@@ -554,7 +581,6 @@ def _indexed(
         " CROSS JOIN requests ON requests.id = candidates.sid"
         f" WHERE {' AND '.join([*where, clause])} ORDER BY candidates.sid DESC LIMIT ?"
     )
-    expression = search.match_expression(terms)
     return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
 
 
