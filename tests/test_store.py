@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import StoreUnavailable
-from inspector.store import Store, core, deliveries, requests
+from inspector.store import Store, core, deliveries, endpoints, requests
 from tests.conftest import captured_request, new_delivery, ok
 
 
@@ -232,3 +232,49 @@ def test_the_cli_store_commits_with_full_sync(tmp_path: Path) -> None:
     mode = store.write_sync(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
     store.close()
     assert mode == 2  # FULL
+
+
+def test_endpoint_counts_stay_exact_through_every_kind_of_write(tmp_path: Path) -> None:
+    """The list of endpoints reads counts kept by triggers: they must equal a count of the
+    rows after captures, retention, a delete (of the newest too), a clear and an upgrade."""
+    store = Store(tmp_path / "db.sqlite", retention=20).open()
+
+    def truth(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+        return conn.execute(
+            "SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint ORDER BY 1"
+        ).fetchall()
+
+    def listed() -> list[tuple[str, int, int | None]]:
+        items = store.read_sync(endpoints.list_endpoints)
+        return sorted((e["name"], e["count"], e["last_id"]) for e in items if e["count"])
+
+    for i in range(30):  # 10 evicted by retention
+        store.write_sync(requests.insert_request, captured_request(f"ep{i % 3}"), ok)
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    store.write_sync(requests.delete_request, 30)  # ep2's newest: its last id moves back
+    store.write_sync(requests.delete_request, 15)
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    store.write_sync(requests.clear_endpoint, "ep1")
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    assert "ep1" not in [name for name, _, _ in listed()]
+    store.write_sync(requests.clear_endpoint, None)
+    assert listed() == []
+    store.close()
+
+
+def test_a_store_from_before_the_counts_gets_them_on_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = Store(path).open()
+    for name in ("a", "a", "b"):
+        store.write_sync(requests.insert_request, captured_request(name), ok)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER requests_counted; DROP TRIGGER requests_uncounted;"
+        " DROP TABLE endpoint_stats; PRAGMA user_version=6;"
+    )
+    conn.close()
+    store = Store(path).open()
+    items = store.read_sync(endpoints.list_endpoints)
+    store.close()
+    assert [(e["name"], e["count"], e["last_id"]) for e in items] == [("b", 1, 3), ("a", 2, 2)]

@@ -160,6 +160,31 @@ MIGRATIONS: list[str] = [
     INSERT INTO search_state VALUES (0);
     CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
     """,
+    # 7: each endpoint's request count and newest id, kept by triggers on every insert and
+    # delete (whoever makes it: capture, retention, delete, clear, import), so that the list
+    # of endpoints does not count a million rows on every read.
+    """
+    CREATE TABLE endpoint_stats (
+        endpoint TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        last_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO endpoint_stats (endpoint, count, last_id)
+        SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint;
+    CREATE TRIGGER requests_counted AFTER INSERT ON requests BEGIN
+        INSERT INTO endpoint_stats (endpoint, count, last_id) VALUES (new.endpoint, 1, new.id)
+            ON CONFLICT (endpoint) DO UPDATE
+            SET count = count + 1, last_id = max(last_id, excluded.last_id);
+    END;
+    CREATE TRIGGER requests_uncounted AFTER DELETE ON requests BEGIN
+        UPDATE endpoint_stats SET count = count - 1,
+            last_id = CASE WHEN last_id = old.id
+                THEN coalesce((SELECT max(id) FROM requests WHERE endpoint = old.endpoint), 0)
+                ELSE last_id END
+            WHERE endpoint = old.endpoint;
+        DELETE FROM endpoint_stats WHERE endpoint = old.endpoint AND count <= 0;
+    END;
+    """,
 ]
 
 
@@ -191,15 +216,29 @@ def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sq
     return conn
 
 
+def statements(script: str) -> list[str]:
+    """A script's statements, one by one (a trigger's body holds semicolons of its own)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        out.append(pending.strip())
+    return out
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema up to date; returns the version reached."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number}")
             conn.execute("COMMIT")
         except BaseException:
