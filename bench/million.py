@@ -1,7 +1,7 @@
 """A million stored captures: reads, search, eviction under load, memory and disk.
 
     .venv/bin/python bench/million.py [--rows 1000000] [--samples 30] [--load-seconds 20]
-                                      [--keep DIR] [--skip-sizes]
+                                      [--keep DIR] [--skip-sizes] [--skip-reads]
 
 1. **Fill** a store with ``--rows`` captures through the store's own job
    (``requests.insert_request``, with the search index kept as the server keeps it), 10,000 per
@@ -283,6 +283,7 @@ def main() -> int:
     parser.add_argument("--load-seconds", type=int, default=20)
     parser.add_argument("--keep", type=Path, help="Keep (or reuse) the filled store here.")
     parser.add_argument("--skip-sizes", action="store_true", help="No copy, no VACUUM.")
+    parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-million-"))
     data_dir = args.keep or workdir / "data"
@@ -299,7 +300,8 @@ def main() -> int:
             sizes(db, args.rows, workdir)
         snapshot = workdir / "snapshot.db"
         shutil.copy(db, snapshot)  # reads and eviction each start from the same store
-        reads(args, data_dir, workdir)
+        if not args.skip_reads:
+            reads(args, data_dir, workdir)
         eviction(args, data_dir, workdir)
         shutil.copy(snapshot, db)
         for extra in ("inspector.db-wal", "inspector.db-shm"):

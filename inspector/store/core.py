@@ -174,7 +174,7 @@ class Store:
         migrate(conn)
         self._indexing = self._backlog = self._open_search(conn)
         self._write_conn = conn
-        self._counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        self._counter.rows = requests.count_rows(conn)
         return self
 
     def _open_search(self, conn: sqlite3.Connection) -> bool:
@@ -443,7 +443,7 @@ class Store:
         counter = self._counter
         counter.batches += 1
         if counter.batches % 256 == 0 or added < 0:
-            counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+            counter.rows = requests.count_rows(conn)
         else:
             counter.rows += added
         # Only a server enforces retention (its --retention); a CLI writing beside it must not
