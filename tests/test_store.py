@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import StoreUnavailable
-from inspector.store import Store, core, deliveries, endpoints, requests
+from inspector.store import Store, deliveries, endpoints, requests, syncer
 from tests.conftest import captured_request, new_delivery, ok
 
 
@@ -169,7 +169,7 @@ def test_a_write_is_answered_only_after_its_batch_is_on_disk(
     while readers (and ``visible``) already see the row."""
     synced: list[Path] = []
     release = threading.Event()
-    real_fsync = core._fsync
+    real_fsync = syncer.fsync
 
     def slow_fsync(path: Path) -> None:
         if path.name.endswith("-wal"):
@@ -177,7 +177,7 @@ def test_a_write_is_answered_only_after_its_batch_is_on_disk(
             synced.append(path)
         real_fsync(path)
 
-    monkeypatch.setattr(core, "_fsync", slow_fsync)
+    monkeypatch.setattr(syncer, "fsync", slow_fsync)
     store = Store(tmp_path / "db.sqlite").open()
     store.start()
     announced: list[int] = []
@@ -210,7 +210,7 @@ def test_a_batch_that_cannot_reach_the_disk_is_not_answered_as_stored(
         if path.name.endswith("-wal"):
             raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(core, "_fsync", failing_fsync)
+    monkeypatch.setattr(syncer, "fsync", failing_fsync)
     store = Store(tmp_path / "db.sqlite").open()
     store.start()
 

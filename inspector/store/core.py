@@ -1,15 +1,9 @@
-"""The store's engine: the group-commit writer thread, its syncer, and per-thread readers.
+"""The store's engine: the group-commit writer thread, its syncer (``syncer.py``: durable,
+pipelined) and per-thread readers.
 
-**Durable, pipelined.** With ``synchronous=FULL`` (the default) a job's future resolves only
-once its batch is on disk. A server's writer commits each batch without waiting for the disk
-(its connection runs ``synchronous=NORMAL``: SQLite keeps the WAL consistent and syncs it
-before every checkpoint) and hands the batch to the **syncer** thread, which fsyncs the WAL
-file and only then settles the batch's futures: a capture's 2xx still follows its own fsync.
-Meanwhile the writer runs the next batch, so the disk's latency is no longer added to the
-writer's CPU work batch after batch, and one fsync covers every batch committed while the
-previous one ran. A committed batch is visible to readers before it is durable (the stream,
-which announces a capture once readers can fetch it, uses that: ``Store.write``'s
-``visible``); the sender's answer waits for the disk.
+A committed batch is visible to readers before it is durable: the stream, which announces a
+capture once readers can fetch it, uses that (``Store.write_as_of``'s ``visible``); the
+sender's answer waits for the disk.
 """
 
 from __future__ import annotations
@@ -18,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -33,6 +26,7 @@ from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests, search
 from inspector.store.endpoints import settings_version
 from inspector.store.schema import connect, migrate
+from inspector.store.syncer import Committed, Outcome, Syncer, deliver
 
 log = logging.getLogger("inspector.store")
 
@@ -68,21 +62,8 @@ class StaleSettings(Exception):
     again with fresh settings (``Store.write_as_of``)."""
 
 
-_Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
-
-
 class _CommitFailed(Exception):
     """BEGIN or COMMIT itself failed: the whole batch is lost, not one job."""
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
 
 
 def _announce(calls: list[tuple[Callable[[Any], None], object]]) -> None:
@@ -91,31 +72,6 @@ def _announce(calls: list[tuple[Callable[[Any], None], object]]) -> None:
             visible(result)
         except Exception:  # an announcement must never cost the write its answer
             log.exception("announcing a committed write failed")
-
-
-# A committed batch waiting for the syncer: its outcomes, by the loop that awaits them.
-_Committed = dict[asyncio.AbstractEventLoop, list[_Outcome]]
-
-
-def _deliver(by_loop: _Committed) -> None:
-    for loop, items in by_loop.items():
-        # A closed loop raises RuntimeError: nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, items)
-
-
-def _failed(by_loop: _Committed, error: BaseException) -> _Committed:
-    return {loop: [(f, None, e or error) for f, _, e in items] for loop, items in by_loop.items()}
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file (or a directory's entries) to disk; fsync covers writes made through any
-    descriptor of the file, such as SQLite's own."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -152,8 +108,7 @@ class Store:
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._syncer: threading.Thread | None = None
-        self._synced: queue.SimpleQueue[_Committed | None] = queue.SimpleQueue()
+        self._syncer: Syncer | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -196,12 +151,8 @@ class Store:
         conn = self._write_conn
         assert conn is not None, "open() first"
         if self.synchronous.upper() == "FULL":
-            # The WAL exists from here on (our connection keeps it); its directory entry is
-            # made durable once, as SQLite's first sync of a new WAL would have done.
-            _fsync(self.path.parent)
+            self._syncer = Syncer(Path(f"{self.path}-wal"))
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._syncer = threading.Thread(target=self._run_syncer, name="store-sync", daemon=True)
-            self._syncer.start()
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -214,8 +165,7 @@ class Store:
             self._queue.put(None)
             self._writer.join()
         if self._syncer is not None:
-            self._synced.put(None)
-            self._syncer.join()
+            self._syncer.close()
         if self._write_conn is not None:
             self._write_conn.close()
         with self._readers_lock:
@@ -330,7 +280,7 @@ class Store:
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
             outcomes = [self._commit_alone(conn, job) for job in batch]
-        by_loop: _Committed = {}
+        by_loop: Committed = {}
         visible: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], object]]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append(outcome)
@@ -340,46 +290,11 @@ class Store:
             with contextlib.suppress(RuntimeError):  # closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_announce, calls)
         if self._syncer is not None:
-            self._synced.put(by_loop)
+            self._syncer.hand(by_loop)
         else:
-            _deliver(by_loop)
+            deliver(by_loop)
 
-    def _run_syncer(self) -> None:
-        """Make committed batches durable (one fsync of the WAL for all that are waiting),
-        then answer them."""
-        wal = Path(f"{self.path}-wal")
-        stopping = False
-        while not stopping:
-            first = self._synced.get()
-            if first is None:
-                break
-            batches = [first]
-            while True:
-                try:
-                    nxt = self._synced.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batches.append(nxt)
-            try:
-                _fsync(wal)
-            except OSError as exc:
-                # Committed, but not known to be on disk: say so rather than answer 2xx.
-                log.error("store sync failed: %s", exc)
-                error = StoreUnavailable(f"the store could not sync to disk: {exc}")
-                batches = [
-                    {
-                        loop: [(f, None, e or error) for f, _, e in items]
-                        for loop, items in b.items()
-                    }
-                    for b in batches
-                ]
-            for by_loop in batches:
-                _deliver(by_loop)
-
-    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[_Outcome]:
+    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[Outcome]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -421,7 +336,7 @@ class Store:
             self._settings_version = settings_version(conn)
         return self._settings_version
 
-    def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> _Outcome:
+    def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> Outcome:
         try:
             return self._commit_together(conn, [job])[0]
         except _CommitFailed as exc:
@@ -460,32 +375,12 @@ class Store:
 
     def _catch_up(self, conn: sqlite3.Connection) -> None:
         """Idle: index a chunk of the rows not indexed yet (a store upgraded with many)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                done = search.index_new(conn, IDLE_CHUNK)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            log.warning("search index: could not index new rows: %s", exc)
-            done = 0
-        if done == 0:
+        if search.catch_up(conn, IDLE_CHUNK) == 0:
             self._backlog = False
 
     def _index_batch(self, conn: sqlite3.Connection, added: int) -> None:
-        """Index this batch's captures in its transaction (searchable when it commits), and
-        ``CATCH_UP`` more rows of a backlog. A failure here must not cost the captures: it is
-        undone alone, and the rows are indexed later."""
-        conn.execute("SAVEPOINT search_index")
-        try:
-            search.index_new(conn, added + CATCH_UP)
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK TO search_index")
-            log.warning("search index: could not index this batch (later, then): %s", exc)
+        if not search.index_batch(conn, added + CATCH_UP):
             self._backlog = True
-        conn.execute("RELEASE search_index")
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -23,8 +23,11 @@ results. Shorter terms (and terms with a NUL) are scanned.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
+
+log = logging.getLogger("inspector.store")
 
 TRIGRAM = 3
 
@@ -84,6 +87,39 @@ def index_new(conn: sqlite3.Connection, limit: int) -> int:
     ).rowcount
     conn.execute("UPDATE search_state SET indexed_upto = ?", (last,))
     return count
+
+
+def index_batch(conn: sqlite3.Connection, limit: int) -> bool:
+    """Index a batch's captures in its transaction (searchable when it commits), and more
+    rows of a backlog, up to ``limit``. A failure here must not cost the captures: it is
+    undone alone, and False says the rows wait for later."""
+    conn.execute("SAVEPOINT search_index")
+    try:
+        index_new(conn, limit)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK TO search_index")
+        log.warning("search index: could not index this batch (later, then): %s", exc)
+        conn.execute("RELEASE search_index")
+        return False
+    conn.execute("RELEASE search_index")
+    return True
+
+
+def catch_up(conn: sqlite3.Connection, limit: int) -> int:
+    """Index up to ``limit`` rows not indexed yet, in a transaction of its own (the writer,
+    when idle); returns how many (0: nothing left, or it failed)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = index_new(conn, limit)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        log.warning("search index: could not index new rows: %s", exc)
+        return 0
+    return done
 
 
 def forget_through(conn: sqlite3.Connection, cutoff: int) -> None:
