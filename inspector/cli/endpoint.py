@@ -14,6 +14,7 @@ from typing import Any
 from inspector import faults
 from inspector.cli.options import (
     CliError,
+    Commands,
     add_command,
     add_data_dir,
     add_hmac_options,
@@ -87,7 +88,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     ep = add_command(
         sub,
         "endpoint",
