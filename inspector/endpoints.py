@@ -120,11 +120,11 @@ class EndpointSettings:
         return TlsOptions(self.ca_file, self.insecure)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object], *, max_delay: float = 600.0) -> EndpointSettings:
+    def from_dict(cls, data: object, *, max_delay: float = 600.0) -> EndpointSettings:
         """Validate stored or submitted settings; ``BadRequest`` names the bad key."""
         return cls().merged(data, max_delay=max_delay)
 
-    def merged(self, data: Mapping[str, object], *, max_delay: float = 600.0) -> EndpointSettings:
+    def merged(self, data: object, *, max_delay: float = 600.0) -> EndpointSettings:
         """These settings with ``data``'s keys replaced (``None`` resets a key to default)."""
         if not isinstance(data, Mapping):
             raise BadRequest("Endpoint settings must be a JSON object.")
