@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
     )
 else:
-    JSONValue = Annotated[object, msgspec.Meta(description="Any JSON value.")]
+    JSONValue = Annotated[object, msgspec.Meta(description="any JSON value")]
 
 # An object, as a JSON body or a JSON column decodes to.
 JSONObject: TypeAlias = dict[str, JSONValue]

@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from inspector import __version__
 from inspector.shapes import ErrorBody
 
 REF = "#/components/schemas/{name}"
+# JSON Schema and OpenAPI objects as msgspec makes them and this module reads them: open-ended
+# JSON objects, indexed by the keys the specifications define.
 Schema = dict[str, Any]
+# A JSON route: what ``api_route`` describes.
+Endpoint = Callable[[Request], Awaitable[Response]]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERRORS = {
     400: "The request is not acceptable: `detail` names the parameter or field.",
@@ -59,7 +65,7 @@ def number(name: str, description: str, lo: float, hi: float, default: float) ->
     )
 
 
-def text(name: str, description: str, **schema: Any) -> Param:
+def text(name: str, description: str, **schema: str | int | list[str]) -> Param:
     return Param(name, description, {"type": "string", **schema})
 
 
@@ -74,8 +80,8 @@ class Operation:
 
     summary: str
     params: Sequence[Param] = ()
-    body: Any = None  # the JSON body's type
-    answer: Any = None
+    body: type | None = None  # the JSON body's type (a TypedDict)
+    answer: type | None = None
     status: int = 200
     media: str | tuple[str, ...] = "application/json"  # several: one per format
     answer_text: str = ""
@@ -90,7 +96,7 @@ class ApiRoute(Route):
     def __init__(
         self,
         path: str,
-        endpoint: Callable[..., Any],
+        endpoint: Endpoint,
         *,
         methods: list[str],
         operation: Operation,
@@ -99,9 +105,7 @@ class ApiRoute(Route):
         self.operation = operation
 
 
-def api_route(
-    path: str, endpoint: Callable[..., Any], method: str, operation: Operation
-) -> ApiRoute:
+def api_route(path: str, endpoint: Endpoint, method: str, operation: Operation) -> ApiRoute:
     return ApiRoute(path, endpoint, methods=[method], operation=operation)
 
 
@@ -117,7 +121,7 @@ def served(app: Starlette) -> dict[str, Any]:
 def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the described routes among ``routes``."""
     described = [r for r in routes if isinstance(r, ApiRoute)]
-    types: list[Any] = [ErrorBody]
+    types: list[type] = [ErrorBody]
     for route in described:
         op = route.operation
         types += [t for t in (op.body, op.answer) if t is not None]
@@ -145,7 +149,7 @@ def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     }
 
 
-def _operation(route: ApiRoute, method: str, ref_of: dict[Any, Schema]) -> dict[str, Any]:
+def _operation(route: ApiRoute, method: str, ref_of: dict[type, Schema]) -> dict[str, Any]:
     op = route.operation
     name = getattr(route.endpoint, "__name__", "operation")
     out: dict[str, Any] = {"operationId": f"{name}_{method.lower()}", "summary": op.summary}
