@@ -15,6 +15,7 @@ the inspector answered. Inspector fields ride along as ``_id``, ``_endpoint``, `
 from __future__ import annotations
 
 import base64
+import contextlib
 import http
 import json
 import re
@@ -339,13 +340,10 @@ def _latin1(value: object) -> bool:
 
 def _bytes(value: object, name: str, line: int) -> bytes:
     text = value or ""
-    bad = BadRequest(f"line {line}: {name} is not base64.", error="invalid_import")
-    if not isinstance(text, str):
-        raise bad
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError:
-        raise bad from None
+    if isinstance(text, str):
+        with contextlib.suppress(ValueError):
+            return base64.b64decode(text, validate=True)
+    raise BadRequest(f"line {line}: {name} is not base64.", error="invalid_import")
 
 
 def _method(value: str, line: int) -> str:
