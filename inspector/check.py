@@ -35,7 +35,6 @@ import secrets as _random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -86,7 +85,7 @@ class CheckReport:
             out[row.verdict] += 1
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "url": self.url,
             "scheme": self.scheme,

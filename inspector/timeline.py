@@ -16,11 +16,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import msgspec
 
 from inspector.capture import utc_timestamp
+from inspector.jsontypes import JSONObject, JSONValue
 
 # Highest priority first; all compared lower-cased.
 ID_HEADERS: tuple[str, ...] = (
@@ -48,7 +49,7 @@ DEFAULT_WAIT_FROM = "end"
 # -- event identity ------------------------------------------------------------------------
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+def _json_object(body: bytes) -> JSONObject | None:
     """The body as a JSON object, or None; bounded and never raising."""
     if not body or len(body) > MAX_JSON:
         return None
@@ -60,7 +61,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         # msgspec parses a 1 KiB event about 3x as fast as json (bench/hotpath.py); what it
         # refuses (NaN, lone surrogates, numbers beyond a double) json still reads, as before.
-        value = _decode(data)
+        value: JSONValue = _decode(data)
     except (msgspec.DecodeError, RecursionError):
         try:
             value = json.loads(data.decode("utf-8"))
@@ -88,11 +89,11 @@ def _cap(key: str) -> str:
     return f"{key[: MAX_KEY - 17]}~{digest}"
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _body_key(obj: dict[str, Any], stripe_signed: bool) -> str | None:
+def _body_key(obj: JSONObject, stripe_signed: bool) -> str | None:
     event_id = _text(obj.get("id"))
     if event_id is not None and (
         stripe_signed or (event_id.startswith("evt_") and obj.get("object") == "event")
@@ -114,7 +115,7 @@ def _body_key(obj: dict[str, Any], stripe_signed: bool) -> str | None:
     return None  # "message.received-undefined" would merge unrelated events
 
 
-def _type_of(obj: dict[str, Any] | None) -> str | None:
+def _type_of(obj: JSONObject | None) -> str | None:
     if obj is None:
         return None
     found = _text(obj.get("event")) or _text(obj.get("type"))
@@ -221,8 +222,8 @@ class Timeline:
     )
     summary: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the API."""
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (``dataclasses.asdict``)."""
         return asdict(self)
 
 
