@@ -229,7 +229,7 @@ class Receiver:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            return await self.store.write_as_of(
+            return await self.store.write_announced(
                 settings_version, self._announce, requests.insert_request, rec, decide
             )
         except (StoreUnavailable, StaleSettings):
@@ -240,7 +240,7 @@ class Receiver:
             rec.signature = None
             rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
             try:
-                return await self.store.write_as_of(
+                return await self.store.write_announced(
                     None, self._announce, requests.insert_request, rec, decide
                 )
             except StoreUnavailable:

@@ -184,7 +184,7 @@ def test_a_write_is_answered_only_after_its_batch_is_on_disk(
 
     async def main() -> tuple[int, bool, int]:
         write = asyncio.ensure_future(
-            store.write_as_of(
+            store.write_announced(
                 None, lambda r: announced.append(r.id), requests.insert_request,
                 captured_request(), ok,
             )

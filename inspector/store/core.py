@@ -195,6 +195,20 @@ class Store:
         return await future
 
     async def write_as_of(
+        self, settings_version: int, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like ``write``, for a job prepared with the endpoint settings of ``settings_version``
+        (a capture: its verdict and answer depend on them).
+
+        Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
+        holds newer settings — written by another process (the CLI) since the caller last read
+        them. The check runs inside the batch's write transaction, so a change committed before
+        a capture's batch is always seen: once a settings change has returned, the next capture
+        obeys it. It costs one ``PRAGMA data_version`` per batch.
+        """
+        return await self.write_announced(settings_version, None, fn, *args, **kwargs)
+
+    async def write_announced(
         self,
         settings_version: int | None,
         visible: Callable[[T], None] | None,
@@ -202,18 +216,9 @@ class Store:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Like ``write``, for a job prepared with the endpoint settings of ``settings_version``
-        (a capture: its verdict and answer depend on them; None: whatever they are now).
-
-        Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
-        holds newer settings — written by another process (the CLI) since the caller last read
-        them. The check runs inside the batch's write transaction, so a change committed before
-        a capture's batch is always seen: once a settings change has returned, the next capture
-        obeys it. It costs one ``PRAGMA data_version`` per batch.
-
-        ``visible(result)`` runs on this loop as soon as the batch is committed (readers see
-        it), which may be before it is durable and this returns.
-        """
+        """``write_as_of`` (``settings_version`` None: any settings) that also calls
+        ``visible(result)`` on this loop as soon as the batch is committed — readers see it —
+        which may be before it is durable and this returns (a capture's live event)."""
         if self._writer is None:
             result = await self.write(fn, *args, **kwargs)
             if visible is not None:
