@@ -2,7 +2,7 @@
 pipelined) and per-thread readers.
 
 A committed batch is visible to readers before it is durable: the stream, which announces a
-capture once readers can fetch it, uses that (``Store.write_as_of``'s ``visible``); the
+capture once readers can fetch it, uses that (``Store.write_announced``); the
 sender's answer waits for the disk.
 """
 
