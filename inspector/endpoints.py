@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 from inspector import faults
-from inspector.errors import BadRequest
+from inspector.errors import BadRequest, InspectorError
+from inspector.outbound.guard import parse_target
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
@@ -183,9 +184,11 @@ def _fraction(name: str, value: Any) -> float:
 
 
 def _url(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise BadRequest(f"{name}: must be an http:// or https:// URL.")
-    return value
+    """A target URL, checked when it is configured — not only when something is sent: a
+    link-local or cloud-metadata literal is refused here (403) as every send refuses it."""
+    parse_target(value, name)
+    text: str = value
+    return text
 
 
 def _signing(settings: EndpointSettings | None) -> tuple[Any, ...]:
@@ -277,7 +280,7 @@ class EndpointCache:
         for name, data in rows.items():
             try:
                 settings[name] = EndpointSettings.from_dict(data, max_delay=math.inf)
-            except BadRequest:
+            except InspectorError:
                 settings[name] = EndpointSettings()  # never let a bad row stop capture
         changed = {
             name

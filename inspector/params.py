@@ -55,10 +55,18 @@ def endpoint_name(raw: str) -> str:
     return raw
 
 
+MAX_JSON = 1024 * 1024
+
+
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:
-        raise BadRequest("Request body too large for a control request (1 MiB).")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop at the limit: never hold more than it
+        size += len(chunk)
+        if size > MAX_JSON:
+            raise BadRequest("Request body too large for a control request (1 MiB).")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return json.loads(raw) if raw else {}
     except ValueError as exc:

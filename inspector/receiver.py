@@ -31,6 +31,9 @@ from starlette.types import Receive, Scope, Send
 from inspector import faults, timeline
 from inspector.broadcast import Broadcaster
 from inspector.capture import (
+    BODY_STALLED,
+    PEER_GONE,
+    BodyBudget,
     CapturedRequest,
     ResponseRecord,
     endpoint_from_path,
@@ -58,6 +61,23 @@ def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) ->
     return ResponseRecord(status, headers, body)
 
 
+RETRY_AFTER = "5"
+
+
+def stalled_answer(seconds: float) -> ResponseRecord:
+    """The 408 the connection layer writes when a body stalls (and the record of it)."""
+    text = f"Request timeout: the body made no progress for {seconds:g} s.\n"
+    return plain(408, text, [("connection", "close")])
+
+
+def busy_answer() -> ResponseRecord:
+    return plain(
+        503,
+        "Busy: too many large bodies are being received. Retry later.\n",
+        [("retry-after", RETRY_AFTER)],
+    )
+
+
 class Receiver:
     """The capture route, an ASGI app. ``after_capture`` hooks (mirror) and ``proxy`` come
     from the replay engine, built before it (``runtime.py``)."""
@@ -70,6 +90,7 @@ class Receiver:
         *,
         max_body: int,
         max_delay: float,
+        budget: BodyBudget | None = None,
         after_capture: Sequence[AfterCapture] = (),
         proxy: ProxyHook | None = None,
     ) -> None:
@@ -78,6 +99,7 @@ class Receiver:
         self.hub = hub
         self.max_body = max_body
         self.max_delay = max_delay
+        self.budget = budget or BodyBudget(max(64 * 1024 * 1024, max_body))
         self.after_capture = tuple(after_capture)
         self.proxy = proxy
 
@@ -88,74 +110,100 @@ class Receiver:
         except BadRequest as exc:
             await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
             return
-        rec = await read_request(scope, receive, name, self.max_body)
-        endpoint = self.endpoints.get(name)
-        if rec.size > OFF_LOOP_BYTES:
-            # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
-            fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
-        else:
-            fixed = self._inspect(rec, endpoint)
-        plan: faults.ResponsePlan | None = None
-        if fixed is None:
-            try:
-                query = faults.parse_query(rec.query, max_delay=self.max_delay)
-            except InspectorError as exc:
-                fixed = plain(400, f"Invalid failure-mode parameter: {exc.detail}\n")
-            else:
-                if query or endpoint.has_rules:
-                    plan = faults.build_plan(endpoint.rules, query)
-
-        settings = endpoint.settings
-        # A truncated capture always has a fixed answer, so it is never proxied.
-        proxying = (
-            self.proxy is not None
-            and settings.forward_mode == "proxy"
-            and bool(settings.forward_to)
-        )
-
-        def decide(attempt: int) -> ResponseRecord:
-            # Runs in the store's writer, which knows the attempt number for certain.
-            outcome = None
-            if fixed is None and plan is not None:
-                outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
-            if fixed is not None:
-                response = fixed
-            elif proxying and _app_answers(plan, outcome):
-                # In progress, no status, not dropped: the app will answer (see below).
-                response = ResponseRecord(None, in_progress=True)
-                if outcome is not None and outcome.delay > 0:
-                    response.delay_ms = outcome.delay * 1000
-            elif outcome is None:
-                response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
-            else:
-                response = _from_outcome(outcome)
-            response.ms = (time.perf_counter() - started) * 1000
-            return response
-
+        rec = await read_request(scope, receive, name, self.max_body, self.budget)
+        # A large body holds its share of the memory budget until it is stored.
         try:
-            inserted = await self._store(rec, decide)
-        except StoreUnavailable as exc:
-            log.error("capture not stored, answering 503: %s", exc.detail)
-            await respond(
-                send,
-                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
-                head=False,
+            endpoint = self.endpoints.get(name)
+            stalled = scope.get(BODY_STALLED) if rec.truncated else None
+            if stalled is not None:
+                # The connection layer has answered 408 and closed: record that answer.
+                fixed: ResponseRecord | None = stalled_answer(stalled)
+            elif rec.size > OFF_LOOP_BYTES and not rec.truncated:
+                # Hashing (and, on failure, the doctor) over megabytes would stall the loop.
+                fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
+            else:
+                fixed = self._inspect(rec, endpoint)
+            plan: faults.ResponsePlan | None = None
+            if fixed is None:
+                try:
+                    query = faults.parse_query(rec.query, max_delay=self.max_delay)
+                except InspectorError as exc:
+                    fixed = plain(400, f"Invalid failure-mode parameter: {exc.detail}\n")
+                else:
+                    if query or endpoint.has_rules:
+                        plan = faults.build_plan(endpoint.rules, query)
+
+            settings = endpoint.settings
+            # A truncated capture always has a fixed answer, so it is never proxied.
+            proxying = (
+                self.proxy is not None
+                and settings.forward_mode == "proxy"
+                and bool(settings.forward_to)
             )
-            return
+
+            def decide(attempt: int) -> ResponseRecord:
+                # Runs in the store's writer, which knows the attempt number for certain.
+                outcome = None
+                if fixed is None and plan is not None:
+                    outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
+                if fixed is not None:
+                    response = fixed
+                elif proxying and _app_answers(plan, outcome):
+                    # In progress, no status, not dropped: the app will answer (see below).
+                    response = ResponseRecord(None, in_progress=True)
+                    if outcome is not None and outcome.delay > 0:
+                        response.delay_ms = outcome.delay * 1000
+                elif outcome is None:
+                    response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
+                else:
+                    response = _from_outcome(outcome)
+                response.ms = (time.perf_counter() - started) * 1000
+                return response
+
+            try:
+                inserted = await self._store(rec, decide)
+            except StoreUnavailable as exc:
+                log.error("capture not stored, answering 503: %s", exc.detail)
+                await respond(
+                    send,
+                    plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
+                    head=False,
+                )
+                return
+        finally:
+            if rec.held:
+                self.budget.give(rec.held)
+                rec.held = 0
         if self.hub.has_subscribers:
             self.hub.publish("request", inserted.item(), id=inserted.id)
         for hook in self.after_capture:
             hook(endpoint, rec, inserted.id)
 
         response = inserted.response
+        if stalled is not None:
+            return
         if response.in_progress and response.status is None and not response.dropped:
-            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
+            await self._finish_proxy(
+                endpoint, rec, inserted.id, response, started, scope, receive, send
+            )
         elif response.in_progress:
             await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
         elif response.dropped:
             await drop(send, receive, informational=response.status)
         elif response.status is not None:
             await respond(send, response, head=rec.method == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(inserted.id, response, started)
+
+    async def _not_delivered(
+        self, request_id: int, response: ResponseRecord, started: float
+    ) -> None:
+        """The client went away (closed, or half-closed) before its answer was written:
+        record that it was not delivered, the way a sender that gave up during a stall is."""
+        gone_ms = (time.perf_counter() - started) * 1000
+        response.status = None
+        response.in_progress = False
+        await self._record_end(request_id, response, gone_ms)
 
     async def _store(
         self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
@@ -179,9 +227,11 @@ class Receiver:
                 raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
-        """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
+        """Signature verdict and event identity; returns a fixed answer (413/503/401) if any."""
         if rec.oversize:
             return plain(413, f"Payload too large: {rec.note}\n")
+        if rec.busy:
+            return busy_answer()
         if rec.truncated:
             # The sender left mid-body: no answer will reach it, and a partial body has no
             # event key or verdict worth recording.
@@ -256,6 +306,7 @@ class Receiver:
         request_id: int,
         response: ResponseRecord,
         started: float,
+        scope: Scope,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -291,6 +342,8 @@ class Receiver:
         await self._record_end(request_id, answer, gave_up_ms)
         if gave_up_ms is None:
             await respond(send, answer, head=rec.method == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(request_id, answer, started)
 
 
 def _app_answers(plan: faults.ResponsePlan | None, outcome: faults.Outcome | None) -> bool:

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from inspector.app import create_app
+from inspector.connections import build_server
 from inspector.settings import Settings
 
 
@@ -40,9 +41,12 @@ class ServerThread:
         self.port: int = self.sock.getsockname()[1]
         options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
         options.update(config)
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.server = self.make_server(app, options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return uvicorn.Server(uvicorn.Config(app, **options))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -84,9 +88,21 @@ class ServerThread:
 
 
 class LiveInspector(ServerThread):
-    def __init__(self, settings: Settings, port: int = 0) -> None:
+    """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
+    (``http``: uvicorn's ``h11`` or ``httptools`` parser; ``auto`` picks as ``serve`` does)."""
+
+    def __init__(
+        self, settings: Settings, port: int = 0, http: str = "auto", descriptors: int = 4096
+    ) -> None:
         self.settings = settings
+        self.http = http
+        self.descriptors = descriptors
         super().__init__(create_app(settings), port, lifespan="on", timeout_graceful_shutdown=2)
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return build_server(
+            app, self.settings, http=self.http, descriptors=self.descriptors, **options
+        )
 
     def before_stop(self) -> None:
         runtime = getattr(self.server.config.app.state, "runtime", None)
@@ -96,7 +112,7 @@ class LiveInspector(ServerThread):
     def restart(self) -> LiveInspector:
         """Stop, then start a new server on the same port and store."""
         self.stop()
-        self.__init__(self.settings, self.port)  # type: ignore[misc]
+        self.__init__(self.settings, self.port, self.http, self.descriptors)  # type: ignore[misc]
         self.start()
         return self
 

@@ -36,8 +36,10 @@ def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def start_serve(spawn: Spawn, data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    proc = spawn("serve", "--port", "0", "--data-dir", str(data_dir), *extra)
+def start_serve(
+    spawn: Spawn, data_dir: Path, *extra: str, **popen: Any
+) -> tuple[subprocess.Popen[str], str]:
+    proc = spawn("serve", "--port", "0", "--data-dir", str(data_dir), *extra, **popen)
     assert proc.stdout is not None
     base = None
     lines = []

@@ -153,6 +153,25 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
     add_setting(parser, "data_dir")
 
 
+TOKEN_ENV = "WEBHOOK_INSPECTOR_TOKEN"
+
+
+def add_token(parser: argparse.ArgumentParser) -> None:
+    """``--token`` for a command that talks to a running server (the one ``serve`` requires)."""
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=f"The server's token, if it requires one (default: ${TOKEN_ENV}).",
+    )
+
+
+def server_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The headers that let a command in: ``Authorization: Bearer`` with ``--token``, else
+    ``$WEBHOOK_INSPECTOR_TOKEN``; none without either."""
+    token: str | None = args.token or os.environ.get(TOKEN_ENV)
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
 def open_store(data_dir: Path, *, must_exist: bool = True) -> Store:
     path = data_dir / "inspector.db"
     if must_exist and not path.exists():

@@ -22,7 +22,9 @@ from inspector.cli.options import (
     add_command,
     add_data_dir,
     add_signing,
+    add_token,
     open_store,
+    server_headers,
     signing_secret,
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
@@ -68,7 +70,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         headers=_header_pairs(args.header),
     )
     if not args.wait:
-        handed = hand_over(args.server, wanted, args.data_dir / "inspector.db")
+        handed = hand_over(
+            args.server, wanted, args.data_dir / "inspector.db", auth=server_headers(args)
+        )
         if handed is not None:
             echo(
                 f"delivery #{handed['id']} ({wanted.event} -> {wanted.url}) handed to the "
@@ -81,8 +85,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     return asyncio.run(send_and_wait(wanted, args.data_dir))
 
 
-def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dict[str, Any] | None:
-    """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none."""
+def hand_over(
+    server: str,
+    wanted: sender.DeliveryRequest,
+    db_path: Path,
+    auth: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none.
+    ``auth``: the headers that carry the server's token, if it requires one."""
     base = server.rstrip("/")
     try:
         text = wanted.body.decode("utf-8")
@@ -90,8 +100,13 @@ def hand_over(server: str, wanted: sender.DeliveryRequest, db_path: Path) -> dic
         _note("the body is not UTF-8, which the API cannot carry: sending from this process.")
         return None
     try:
-        with httpx.Client(base_url=base, timeout=5, trust_env=False) as client:
+        with httpx.Client(base_url=base, timeout=5, trust_env=False, headers=auth) as client:
             probe = client.get("/api/deliveries", params={"limit": 1})
+            if probe.status_code == 401:
+                raise CliError(
+                    f"the inspector at {base} requires its token: --token TOKEN or "
+                    "WEBHOOK_INSPECTOR_TOKEN."
+                )
             store = probe.json().get("store") if probe.status_code == 200 else None
             if store is None:
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
@@ -251,5 +266,6 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Inspector to hand the delivery to without --wait (default: %(default)s).",
     )
+    add_token(send)
     add_data_dir(send)
     send.set_defaults(func=cmd_send)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import secrets
 import socket
 import sys
+from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from inspector import __version__
 from inspector.cli.options import CliError, add_command, add_settings, settings_from
+from inspector.errors import StoreUnavailable
+from inspector.settings import Settings
+from inspector.store.disk import check_disk
 
 
 def is_loopback(host: str) -> bool:
@@ -28,14 +34,64 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def token_in_effect(settings: Settings) -> Settings:
+    """The settings with the token ``serve`` will use: the one given; a fresh one when bound
+    to a non-loopback address without ``--no-token`` (never an open control API on a network);
+    else none."""
+    if settings.token is not None and settings.no_token:
+        raise CliError("--token and --no-token contradict each other: give one of them.")
+    if settings.token is None and not settings.no_token and not is_loopback(settings.host):
+        return replace(settings, token=secrets.token_urlsafe(24))
+    return settings
+
+
+def page_url(base: str, settings: Settings, given: str | None) -> str:
+    """The page's URL to print: with a generated token in it (like Jupyter), since nobody
+    else knows it; a token the user chose stays off the terminal and out of logs."""
+    if settings.token is None:
+        return f"{base}/"
+    if given:
+        return f"{base}/   (token required: the one given)"
+    return f"{base}/?token={quote(settings.token)}"
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    if is_loopback(settings.host):
+        return
+    if settings.token is not None:
+        print(
+            f"Listening on {settings.host}, reachable from other machines: captures are open "
+            "to any sender; the page, /api and the streams require the token.",
+            file=sys.stderr,
+        )
+        return
+    print(
+        "\n".join(
+            [
+                "WARNING " + "!" * 70,
+                f"WARNING: --no-token: listening on {settings.host} with NO token. Anyone who",
+                "WARNING: can reach this port can read every capture, change endpoints, replay",
+                "WARNING: requests to any address and send deliveries. Use this only behind",
+                "WARNING: your own authentication.",
+                "WARNING " + "!" * 70,
+            ]
+        ),
+        file=sys.stderr,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # Here, not at the top: the server stack costs ~0.6 s to import, which `list` and `show`
     # need not pay.
-    import uvicorn
-
     from inspector.app import create_app
+    from inspector.connections import build_server, descriptor_limit
 
-    settings = settings_from(args)
+    settings = token_in_effect(settings_from(args))
+    try:
+        # Room for one capture of the largest size, and a little for SQLite's own pages.
+        check_disk(settings.db_path, settings.max_body + (1 << 20))
+    except StoreUnavailable as exc:
+        raise CliError(str(exc.detail)) from None
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
     # TCP, and without it every response waits ~40 ms on Nagle and delayed ACKs.
@@ -52,15 +108,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from None
     port = sock.getsockname()[1]
     base = f"http://{url_host(settings.host)}:{port}"
-    if not is_loopback(settings.host):
-        print(
-            f"WARNING: listening on {settings.host}, reachable from other machines. Captured "
-            "requests and the control API are exposed; the page answers only to loopback names "
-            "and --allow-host.",
-            file=sys.stderr,
-        )
+    warn_if_exposed(settings)
     print(f"webhook-inspector {__version__}")
-    print(f"  page:     {base}/")
+    print(f"  page:     {page_url(base, settings, args.token)}")
+    if settings.token and settings.host in ("0.0.0.0", "::", ""):
+        network = f"http://{socket.gethostname()}:{port}"
+        print(f"  network:  {page_url(network, settings, args.token)}")
     print(f"  capture:  {base}/h/<endpoint>   (any method, any sub-path)")
     print(f"  store:    {settings.db_path}")
     print("  try:")
@@ -69,14 +122,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         '-d \'{"hello": "world"}\''
     )
     print("  Ctrl-C to stop.", flush=True)
-    config = uvicorn.Config(
+    server = build_server(
         create_app(settings),
+        settings,
+        descriptors=descriptor_limit(raise_to_hard=True),
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=3,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
     # uvicorn re-raises Ctrl-C after its graceful shutdown has finished.
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

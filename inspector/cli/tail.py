@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from inspector.cli.options import CliError, add_command, int_in
+from inspector.cli.options import CliError, add_command, add_token, int_in, server_headers
 from inspector.cli.terminal import BLANK, answer, safe, stop_on_ctrl_c
 from inspector.display import human_size
 
@@ -120,15 +120,17 @@ def follow(
     err: TextIO,
     *,
     max_backoff: float = MAX_BACKOFF,
+    auth: dict[str, str] | None = None,
 ) -> None:
-    """Print the stream for ever, reconnecting from the last request id seen."""
+    """Print the stream for ever, reconnecting from the last request id seen (``auth``: the
+    headers that carry the server's token, if it requires one)."""
     cursor = after
     backoff = 0.25
     connected_once = False
     down_since: float | None = None
     params = {"endpoint": endpoint} if endpoint else {}
     timeout = httpx.Timeout(10, read=READ_TIMEOUT)
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=auth) as client:
         while True:
             headers = {"accept": "text/event-stream"}
             if cursor is not None:
@@ -188,7 +190,9 @@ def _detail(response: httpx.Response) -> str:
 def cmd_tail(args: argparse.Namespace) -> int:
     stop_on_ctrl_c()
     try:
-        follow(args.url, args.endpoint, args.after, sys.stdout, sys.stderr)
+        follow(
+            args.url, args.endpoint, args.after, sys.stdout, sys.stderr, auth=server_headers(args)
+        )
     except KeyboardInterrupt:
         return 0
     return 0
@@ -216,4 +220,5 @@ def register(sub: Any) -> None:
         metavar="ID",
         help="First print every stored request after this id, then follow.",
     )
+    add_token(tail)
     tail.set_defaults(func=cmd_tail)
