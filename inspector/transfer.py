@@ -368,6 +368,9 @@ def import_sync(store: Store, lines: Iterable[bytes], endpoint: str | None = Non
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
+_ESCAPED = re.compile(r"[\\'!]")
+
+
 def ansi_c(data: bytes, *, utf8: bool) -> str:
     """Bash/zsh ``$'...'`` quoting of exact bytes.
 
@@ -375,8 +378,10 @@ def ansi_c(data: bytes, *, utf8: bool) -> str:
     ``\\xHH``. ``'`` and ``!`` are escaped too, so no history expansion or quote confusion.
     """
     named = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    out = ["$'"]
     text = data.decode("utf-8") if utf8 else data.decode("latin-1")
+    if text.isprintable() and (utf8 or text.isascii()) and not _ESCAPED.search(text):
+        return f"$'{text}'"  # nothing to escape: no loop over (megabytes of) characters
+    out = ["$'"]
     for ch in text:
         if ch in named:
             out.append(named[ch])

@@ -1,103 +1,150 @@
 // Body views: pretty JSON (collapsible, faithful), form fields, multipart parts, text, hex,
 // and an HTML preview inside a sandboxed iframe. All DOM is built with textContent.
+//
+// Any body the server accepts must open at once, however it is shaped (a JSON array of a
+// million numbers, an object of 500,000 keys, a form of a million fields, 100,000 parts):
+// every view renders a screenful and grows on "Show more" (`showMore`), and parses only as
+// far as it shows (forms and parts are read lazily), so the DOM stays small.
 
-import { asText, clear, el, humanSize } from "./util.js";
+import { PAGE, asText, clear, el, humanSize, moreRow, showMore } from "./util.js";
 
-export const TEXT_LIMIT = 256 * 1024; // shown as text; beyond, download
-export const JSON_LIMIT = 2 * 1024 * 1024; // parsed for the tree
+export const VIEW_LIMIT = 2 * 1024 * 1024; // fetched and decoded for the views; beyond, download
+export const TEXT_LIMIT = 256 * 1024; // previewed as HTML
+export const JSON_LIMIT = 2 * 1024 * 1024; // parsed for the tree (forms and parts: any size)
 export const HEX_LIMIT = 64 * 1024;
 const OPEN_BUDGET = 400; // nodes rendered open at first; deeper levels open on click
+const TEXT_PAGE = 64 * 1024; // characters of text, and 4 KiB of hex, per "Show more"
+const HEX_PAGE = 4096;
 
 // -- a JSON parser that keeps what JSON.parse loses ------------------------------------------
 // Number literals stay as written (12345678901234567890, 1.0, -0), duplicate keys stay, in
 // order: this is a viewer for debugging senders, not a data loader.
 
-const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
-const SPACE = /[ \t\r\n]*/y;
 const MAX_DEPTH = 256;
+const WORDS = ["true", "false", "null"];
+const LITERALS = { true: { t: "b", v: "true" }, false: { t: "b", v: "false" }, null: { t: "z" } };
+
+// A scanner over char codes (not regular expressions): a capture of a million values parses in
+// a fraction of a second.
+const SPACE = new Uint8Array(128);
+for (const c of [9, 10, 13, 32]) SPACE[c] = 1;
+const isDigit = (c) => c >= 48 && c <= 57;
 
 export function parseJSON(text) {
+  const n = text.length;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   const fail = (what) => {
     throw new SyntaxError(`${what} at character ${i}`);
   };
   const ws = () => {
-    SPACE.lastIndex = i;
-    SPACE.exec(text);
-    i = SPACE.lastIndex;
+    while (i < n && SPACE[text.charCodeAt(i)] === 1) i++;
   };
-  const match = (re) => {
-    re.lastIndex = i;
-    const m = re.exec(text);
-    if (!m) return null;
-    i = re.lastIndex;
-    return m[0];
+  const digits = () => {
+    const from = i;
+    while (isDigit(text.charCodeAt(i))) i++;
+    if (i === from) fail("bad number");
+  };
+  const number = () => {
+    const from = i;
+    if (text.charCodeAt(i) === 45) i++; // -
+    if (text.charCodeAt(i) === 48) i++; // a leading 0 stands alone
+    else digits();
+    if (text.charCodeAt(i) === 46) {
+      i++;
+      digits();
+    }
+    const e = text.charCodeAt(i);
+    if (e === 101 || e === 69) {
+      i++;
+      const sign = text.charCodeAt(i);
+      if (sign === 43 || sign === 45) i++;
+      digits();
+    }
+    return text.slice(from, i);
+  };
+  const string = () => {
+    const from = i++;
+    let escaped = false;
+    for (;;) {
+      if (i >= n) fail("unterminated string");
+      const c = text.charCodeAt(i);
+      if (c === 34) break;
+      if (c < 32) fail("control character in a string");
+      if (c === 92) {
+        escaped = true;
+        i += 2;
+      } else i++;
+    }
+    i++;
+    if (!escaped) return text.slice(from + 1, i - 1);
+    try {
+      return JSON.parse(text.slice(from, i)); // escapes: checked and decoded natively
+    } catch {
+      i = from;
+      return fail("bad string");
+    }
   };
   const value = (depth) => {
     if (depth > MAX_DEPTH) fail("nested too deeply");
     ws();
-    const c = text[i];
-    if (c === "{") {
+    const c = text.charCodeAt(i);
+    if (isDigit(c) || c === 45) return number(); // a bare string: no object per number
+    if (c === 34) return { t: "s", v: string() };
+    if (c === 123) {
       i++;
       const entries = [];
       ws();
-      if (text[i] === "}") {
+      if (text.charCodeAt(i) === 125) {
         i++;
         return { t: "o", e: entries };
       }
       for (;;) {
         ws();
-        const raw = match(STRING);
-        if (raw === null) fail("expected a key");
+        if (text.charCodeAt(i) !== 34) fail("expected a key");
+        const key = string();
         ws();
-        if (text[i] !== ":") fail("expected ':'");
+        if (text.charCodeAt(i) !== 58) fail("expected ':'");
         i++;
-        entries.push([JSON.parse(raw), value(depth + 1)]);
+        entries.push([key, value(depth + 1)]);
         ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "}") {
-          i++;
-          return { t: "o", e: entries };
-        } else fail("expected ',' or '}'");
+        const next = text.charCodeAt(i++);
+        if (next === 125) return { t: "o", e: entries };
+        if (next !== 44) {
+          i--;
+          fail("expected ',' or '}'");
+        }
       }
     }
-    if (c === "[") {
+    if (c === 91) {
       i++;
       const items = [];
       ws();
-      if (text[i] === "]") {
+      if (text.charCodeAt(i) === 93) {
         i++;
         return { t: "a", e: items };
       }
       for (;;) {
         items.push(value(depth + 1));
         ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "]") {
-          i++;
-          return { t: "a", e: items };
-        } else fail("expected ',' or ']'");
+        const next = text.charCodeAt(i++);
+        if (next === 93) return { t: "a", e: items };
+        if (next !== 44) {
+          i--;
+          fail("expected ',' or ']'");
+        }
       }
     }
-    if (c === '"') {
-      const raw = match(STRING);
-      if (raw === null) fail("bad string");
-      return { t: "s", v: JSON.parse(raw) };
-    }
-    for (const word of ["true", "false", "null"]) {
+    for (const word of WORDS) {
       if (text.startsWith(word, i)) {
         i += word.length;
-        return word === "null" ? { t: "z" } : { t: "b", v: word };
+        return LITERALS[word];
       }
     }
-    const num = match(NUMBER);
-    if (num === null) fail("unexpected input");
-    return { t: "n", v: num };
+    return fail("unexpected input");
   };
   const root = value(0);
   ws();
-  if (i < text.length) fail("trailing data");
+  if (i < n) fail("trailing data");
   return root;
 }
 
@@ -114,6 +161,7 @@ function countNodes(node, limit) {
 }
 
 function scalar(node) {
+  if (typeof node === "string") return el("span", { class: "j-num", text: node });
   switch (node.t) {
     case "s":
       return el("span", { class: "j-str", text: JSON.stringify(node.v) });
@@ -148,14 +196,15 @@ function renderJSON(node, key, depth, budget) {
   const fill = () => {
     if (rendered) return;
     rendered = true;
-    node.e.forEach((entry, index) => {
+    const child = (entry, index) => {
       const [k, v] = isObject ? entry : [index, entry];
-      children.append(renderJSON(v, k, depth + 1, budget));
-    });
+      return renderJSON(v, k, depth + 1, budget);
+    };
+    showMore(children, node.e.values(), child, { total: count, noun: isObject ? "keys" : "items" });
   };
   // Open the first levels while the budget lasts; the rest render when opened.
   if (depth < 2 || budget.left > 0) {
-    budget.left -= count;
+    budget.left -= Math.min(count, PAGE);
     details.open = true;
     fill();
   }
@@ -189,20 +238,34 @@ export function jsonView(root) {
 
 // -- form, multipart, text, hex, html --------------------------------------------------------
 
-function table(head, rows) {
-  return el(
-    "table",
-    { class: "kv" },
-    el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))),
-    el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))),
-  );
+/** A table whose rows (`rows`, an iterator of cell lists) render a page at a time. */
+function table(head, rows, noun) {
+  const body = el("tbody");
+  showMore(body, rows, (cells) => el("tr", {}, cells.map((c) => el("td", {}, c))), { wrap: moreRow(head.length), noun });
+  return el("table", { class: "kv" }, el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))), body);
+}
+
+/** A form body's fields, read one at a time (a million fields are never all decoded). */
+export function* formFields(text) {
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf("&", start);
+    if (end === -1) end = text.length;
+    if (end > start) yield* new URLSearchParams(text.slice(start, end));
+    start = end + 1;
+  }
 }
 
 export function formView(text) {
-  const rows = [];
-  for (const [k, v] of new URLSearchParams(text)) rows.push([el("code", { text: k }), el("code", { class: "wrap", text: v })]);
-  if (!rows.length) return null;
-  return table(["field", "value"], rows);
+  const fields = formFields(text);
+  const first = fields.next();
+  if (first.done) return null;
+  const rows = (function* () {
+    for (let field = first; !field.done; field = fields.next()) {
+      const [k, v] = field.value;
+      yield [el("code", { text: k }), el("code", { class: "wrap", text: v })];
+    }
+  })();
+  return table(["field", "value"], rows, "more fields");
 }
 
 function indexOf(bytes, needle, from) {
@@ -221,8 +284,12 @@ export function boundaryOf(contentType) {
 }
 
 export function parseMultipart(bytes, boundary) {
+  return [...multipartParts(bytes, boundary)];
+}
+
+/** The parts of a multipart body, found one at a time. */
+export function* multipartParts(bytes, boundary) {
   const delim = new TextEncoder().encode(`--${boundary}`);
-  const parts = [];
   let at = indexOf(bytes, delim, 0);
   while (at !== -1) {
     let start = at + delim.length;
@@ -243,45 +310,57 @@ export function parseMultipart(bytes, boundary) {
     const type = (headers.find(([k]) => k.toLowerCase() === "content-type") || [])[1] || "";
     const name = /\bname="([^"]*)"/i.exec(disposition);
     const filename = /\bfilename="([^"]*)"/i.exec(disposition);
-    parts.push({ headers, name: name ? name[1] : "", filename: filename ? filename[1] : "", type, body });
+    yield { headers, name: name ? name[1] : "", filename: filename ? filename[1] : "", type, body };
     if (next === -1) break;
     at = next;
   }
-  return parts;
 }
 
 export function multipartView(bytes, contentType) {
   const boundary = boundaryOf(contentType);
   if (!boundary) return null;
-  const parts = parseMultipart(bytes, boundary);
-  if (!parts.length) return null;
-  return table(
-    ["name", "file", "type", "size", "content"],
-    parts.map((p) => {
+  const parts = multipartParts(bytes, boundary);
+  const first = parts.next();
+  if (first.done) return null;
+  const rows = (function* () {
+    for (let part = first; !part.done; part = parts.next()) {
+      const p = part.value;
       const text = p.body.length <= 16 * 1024 ? asText(p.body) : null;
       const content = text !== null ? el("pre", { class: "part", text }) : el("pre", { class: "part hex", text: hexDump(p.body.subarray(0, 64)) + (p.body.length > 64 ? "\n…" : "") });
-      return [el("code", { text: p.name }), p.filename, p.type, humanSize(p.body.length), content];
-    }),
-  );
+      yield [el("code", { text: p.name }), p.filename, p.type, humanSize(p.body.length), content];
+    }
+  })();
+  return table(["name", "file", "type", "size", "content"], rows, "more parts");
+}
+
+/** `total` units cut into pieces of `size`, as [start, end] pairs. */
+function* pieces(total, size) {
+  for (let start = 0; start < total; start += size) yield [start, Math.min(total, start + size)];
 }
 
 export function textView(text) {
-  return el("pre", { class: "text-body", text });
+  const pre = el("pre", { class: "text-body" });
+  const piece = ([start, end]) => document.createTextNode(text.slice(start, end));
+  return showMore(pre, pieces(text.length, TEXT_PAGE), piece, { page: 1, noun: "more text" });
 }
 
-export function hexDump(bytes) {
+export function hexDump(bytes, base = 0) {
   const lines = [];
   for (let offset = 0; offset < bytes.length; offset += 16) {
     const chunk = bytes.subarray(offset, offset + 16);
     const hex = Array.from(chunk, (b) => b.toString(16).padStart(2, "0")).join(" ");
     const ascii = Array.from(chunk, (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join("");
-    lines.push(`${offset.toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  ${ascii}`);
+    lines.push(`${(base + offset).toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  ${ascii}`);
   }
   return lines.join("\n");
 }
 
 export function hexView(bytes) {
-  return el("pre", { class: "hex", text: hexDump(bytes.subarray(0, HEX_LIMIT)) });
+  const shown = bytes.subarray(0, HEX_LIMIT);
+  const pre = el("pre", { class: "hex" });
+  // Each piece starts at a multiple of 16, so the offsets it prints are the body's.
+  const piece = ([start, end]) => document.createTextNode((start ? "\n" : "") + hexDump(shown.subarray(start, end), start));
+  return showMore(pre, pieces(shown.length, HEX_PAGE), piece, { page: 1, noun: "more bytes" });
 }
 
 // Nothing the previewed HTML names is fetched: no tracking pixels, no requests to anywhere.
@@ -304,7 +383,7 @@ export function htmlPreview(text) {
 
 /**
  * The views that make sense for a body: [{key, label, render}], best first.
- * `bytes` holds at most TEXT_LIMIT (or JSON_LIMIT when JSON) of the `size` bytes.
+ * `bytes` holds at most VIEW_LIMIT of the `size` bytes.
  */
 export function bodyViews(bytes, size, contentType) {
   const type = (contentType || "").toLowerCase();
@@ -319,14 +398,14 @@ export function bodyViews(bytes, size, contentType) {
       /* not JSON after all: text view below */
     }
   }
-  if (text !== null && !cut && type.startsWith("application/x-www-form-urlencoded")) {
+  if (text !== null && type.startsWith("application/x-www-form-urlencoded")) {
     views.push({ key: "form", label: "Form", render: () => formView(text) || textView(text) });
   }
-  if (type.startsWith("multipart/") && !cut && boundaryOf(type)) {
+  if (type.startsWith("multipart/") && boundaryOf(type)) {
     views.push({ key: "multipart", label: "Parts", render: () => multipartView(bytes, contentType) || hexView(bytes) });
   }
   if (text !== null) views.push({ key: "text", label: "Text", render: () => textView(text) });
-  if (text !== null && type.startsWith("text/html")) {
+  if (text !== null && type.startsWith("text/html") && size <= TEXT_LIMIT) {
     views.push({ key: "html", label: "Preview", render: () => htmlPreview(text) });
   }
   views.push({ key: "hex", label: "Hex", render: () => hexView(bytes) });

@@ -2,7 +2,7 @@
 // views, the answer it got, its replays (replay.js) — and its actions (copy as curl, replay,
 // download, delete).
 
-import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
+import { HEX_LIMIT, VIEW_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { openReplayForm, replaySection } from "./replay.js";
 import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
@@ -14,11 +14,6 @@ function section(title, ...content) {
   return el("section", { class: "d-section" }, el("h3", {}, title), ...content);
 }
 
-function bodyLimit(size, contentType) {
-  const type = (contentType || "").toLowerCase();
-  return type.includes("json") && size <= JSON_LIMIT ? JSON_LIMIT : TEXT_LIMIT;
-}
-
 function preferredView(contentType, views) {
   const keys = views.map((v) => v.key);
   for (const key of ["json", "form", "multipart", "text"]) if (keys.includes(key)) return key;
@@ -27,8 +22,9 @@ function preferredView(contentType, views) {
 
 function bodySection(item) {
   const size = item.size;
-  const b64 = item.body_base64;
-  const stored = (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
+  // A body is kept whole as received, or not at all: when kept, it is `size` bytes, of which
+  // the page fetched the first VIEW_LIMIT (`?body_limit=`).
+  const stored = size;
   const heading = [`Body · ${humanSize(size)}`, item.content_type ? ` · ${item.content_type}` : ""];
   const download = el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download");
   const head = el("h3", {}, ...heading, " ", download);
@@ -38,8 +34,8 @@ function bodySection(item) {
     out.append(el("p", { class: "muted", text: size ? "No body bytes were kept." : "No body." }));
     return out;
   }
-  const limit = bodyLimit(stored, item.content_type);
-  const bytes = decodeBase64(item.body_base64, limit);
+  // Every view renders a screenful at first, so the whole body (up to VIEW_LIMIT) can be used.
+  const bytes = decodeBase64(item.body_base64, VIEW_LIMIT);
   const views = bodyViews(bytes, stored, item.content_type);
   if (bytes.length < stored) {
     out.append(

@@ -7,9 +7,11 @@ Hosts and cross-origin POSTs before it gets here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -88,7 +90,10 @@ async def curl(request: Request) -> Response:
     else:
         full = origin + detail["path"] + (f"?{detail['query']}" if detail["query"] else "")
     body_url = f"{origin}/api/requests/{request_id}/body"
-    text = transfer.curl_command(detail, full, body_url=body_url)
+    # Off the event loop: quoting a 10 MiB body takes a while, and captures must not wait.
+    text = await anyio.to_thread.run_sync(
+        functools.partial(transfer.curl_command, detail, full, body_url=body_url)
+    )
     return PlainTextResponse(text)
 
 
