@@ -104,7 +104,10 @@ def test_control_responses_carry_security_headers(client: httpx.Client) -> None:
         response = client.get(path)
         csp = response.headers["content-security-policy"]
         # Scripts and styles from /static/ only: never from a capture URL of the same origin.
-        assert f"script-src {str(client.base_url).rstrip('/')}/static/;" in csp and "unsafe-inline" not in csp
+        assert (
+            f"script-src {str(client.base_url).rstrip('/')}/static/;" in csp
+            and "unsafe-inline" not in csp
+        )
         assert "'self'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
