@@ -137,7 +137,7 @@ export function answerOf(response) {
   if (response.dropped) return ["dropped", "bad", "Closed the connection without an answer"];
   if (response.client_gave_up_after_ms !== null && response.client_gave_up_after_ms !== undefined) {
     const text = `sender gave up after ${seconds(response.client_gave_up_after_ms)}`;
-    return [text, "bad", "The sender hung up before the stall ended"];
+    return [text, "bad", "The sender hung up before the answer was sent: it was not delivered"];
   }
   const status = response.status;
   if (status === null || status === undefined) return ["—", "muted", "No answer recorded"];
