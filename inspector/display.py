@@ -66,7 +66,8 @@ def describe_answer(response: Mapping[str, Any], blank: str = NO_ANSWER) -> Answ
     gave_up = response.get("client_gave_up_after_ms")
     if gave_up is not None:
         text = f"sender gave up after {seconds(gave_up)}"
-        return Answer(text, "bad", "The sender hung up before the answer was sent: it was not delivered")
+        title = "The sender hung up before the answer was sent: it was not delivered"
+        return Answer(text, "bad", title)
     status = response.get("status")
     if status is None:
         return Answer(blank, "muted", "No answer recorded")
