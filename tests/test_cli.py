@@ -350,7 +350,10 @@ def test_show_describes_answers_like_list_tail_and_the_page(
     words = answer(gave_up["response"])
     assert words.startswith("sender gave up after ")
     shown = show_output(data_dir, 3, capsys)
-    assert f"answer    {words}  (The sender hung up before the stall ended)" in shown
+    assert (
+        f"answer    {words}  (The sender hung up before the answer was sent: it was not delivered)"
+        in shown
+    )
     assert words in answer_in_list(data_dir, 3, capsys)
     dropped = show_output(data_dir, 2, capsys)
     assert "answer    dropped  (Closed the connection without an answer)" in dropped
