@@ -89,10 +89,10 @@ class ServerThread:
 
 class LiveInspector(ServerThread):
     """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
-    (``http``: uvicorn's ``h11`` or ``httptools`` parser; ``auto`` picks as ``serve`` does)."""
+    (``http``: uvicorn's ``h11`` parser, as plain ``uvicorn`` installs; ``httptools`` too)."""
 
     def __init__(
-        self, settings: Settings, port: int = 0, http: str = "auto", descriptors: int = 4096
+        self, settings: Settings, port: int = 0, http: str = "h11", descriptors: int = 4096
     ) -> None:
         self.settings = settings
         self.http = http
