@@ -15,7 +15,9 @@ address) makes the page, ``/api`` and the live streams require it. ``ControlGuar
 
 The cookie holds an HMAC of the token, not the token, and is named after a digest of it, so
 two inspectors on one host (cookies ignore ports) keep their sessions apart. Comparisons are
-constant-time. Capture routes never come here: senders cannot authenticate.
+constant-time. Capture routes never come here: senders cannot authenticate. Open without the
+token: the page's static files, and the local CA's certificate (``/api/tls/ca.crt``: public,
+and senders that must trust the HTTPS listener have no token).
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.types import Scope, Send
 
+from inspector.tls import CA_URL
+
 TOKEN_PARAM = "token"
 OPEN_PREFIXES = ("/static/", "/favicon.ico")  # the page's own code and style: nothing secret
+# The local CA's certificate is public by nature — whoever is to trust the HTTPS listener
+# needs it, senders included, and senders have no token.
+OPEN_PATHS = frozenset({CA_URL})
 
 
 class Access:
@@ -50,7 +57,7 @@ class Access:
     def allows(self, scope: Scope, headers: dict[str, str]) -> bool:
         """A valid Bearer token or session cookie (or an open path)."""
         path: str = scope["path"]
-        if path.startswith(OPEN_PREFIXES):
+        if path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS:
             return True
         authorization = headers.get("authorization", "")
         scheme, _, credentials = authorization.partition(" ")

@@ -46,10 +46,13 @@ class CapturedRequest:
     oversize: bool = False  # over --max-body: answered 413, body not kept
     busy: bool = False  # over the memory budget for bodies: answered 503, body not read
     held: int = 0  # bytes of the budget this body holds until it is stored
+    stalled_after: float | None = None  # the body made no progress this long: answered 408
     note: str | None = None
     event_key: str | None = None
     event_type: str | None = None
     signature: dict[str, Any] | None = None
+    tls_version: str | None = None  # "TLSv1.3" for a capture that came over TLS; None: HTTP
+    tls_server_name: str | None = None  # the SNI name its client asked for
 
 
 @dataclass(slots=True)
@@ -181,7 +184,7 @@ async def read_request(
         message = await receive()
         if message["type"] == "http.disconnect":
             rec.truncated = True
-            stalled = scope.get(BODY_STALLED)
+            stalled = rec.stalled_after = scope.get(BODY_STALLED)
             if stalled is not None:
                 rec.note = (
                     f"Body incomplete: the client sent nothing for {stalled:g} s after {size} "

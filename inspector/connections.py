@@ -20,8 +20,11 @@ It also marks the scope of a request whose client goes away before its answer is
 (``capture.PEER_GONE``), so the receiver records the answer as not delivered.
 
 The checks live in a mixin over uvicorn's HTTP protocol classes (``h11`` and ``httptools``
-alike): per request, the fast path costs two attribute stores. ``build_server`` makes the
-uvicorn server with them; ``serve`` and the tests' live servers use it.
+alike): per request, the fast path costs two attribute stores. ``listeners.build_server``
+makes the uvicorn server with them — for the HTTP listener and the TLS one alike (a TLS
+connection comes under them once its handshake is done; the handshake has its own limit,
+``tls.HANDSHAKE_TIMEOUT``) — and runs the watchdog on its tick; ``serve``, the embedded server
+of the pytest plugin and the tests' live servers use it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
-import uvicorn
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
@@ -277,32 +279,3 @@ def protocol_class(http: str) -> type[asyncio.Protocol]:
         raise ValueError(f"unsupported HTTP implementation {http!r}: auto, h11 or httptools")
     found: type[asyncio.Protocol] = import_from_string(HTTP_PROTOCOLS[http])
     return found
-
-
-class InspectorServer(uvicorn.Server):
-    """uvicorn's server, with the watchdog run on its tick."""
-
-    def __init__(self, config: uvicorn.Config, watchdog: Watchdog) -> None:
-        super().__init__(config)
-        self.watchdog = watchdog
-
-    async def on_tick(self, counter: int) -> bool:
-        if counter % SWEEP_EVERY == 0:
-            self.watchdog.sweep(self.server_state.connections)
-        return await super().on_tick(counter)
-
-
-def build_server(
-    app: Any,
-    settings: Settings,
-    *,
-    http: str = "auto",
-    descriptors: int | None = None,
-    **config: Any,
-) -> InspectorServer:
-    """A uvicorn server for ``app`` with the connection layer's limits from ``settings``.
-    ``config`` goes to ``uvicorn.Config``; ``descriptors`` is the open-file limit the default
-    connection bound is computed from (default: the current one)."""
-    watchdog = Watchdog.from_settings(settings, descriptors)
-    protocol = guarded(protocol_class(http), watchdog)
-    return InspectorServer(uvicorn.Config(app, http=protocol, **config), watchdog)

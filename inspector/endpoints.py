@@ -1,9 +1,13 @@
 """Endpoint settings: what an endpoint verifies, how it answers, where it forwards.
 
 Settings are stored as JSON in the ``endpoints`` table and cached in memory by the server
-(``EndpointCache``), compiled into what the capture path needs. The CLI may write the table
-directly while a server runs: the cache re-reads it when the settings version changes
-(checked once a second), so both paths converge without the CLI needing the server.
+(``EndpointCache``), compiled into what the capture path needs. The API writes them and
+refreshes the cache before it answers. The CLI may write the table directly while a server
+runs: a capture carries the cache's version into the store's writer, which refuses it if the
+store holds newer settings (``Store.write_as_of``); the receiver then refreshes the cache and
+prepares it again. So a change has taken effect for every capture that arrives after it
+returned, with no read on the capture path. A poll (once a second) also refreshes the cache
+for everything else that shows settings (re-verification, the page).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypedDict
 
 from inspector import faults
 from inspector.errors import BadRequest, InspectorError
 from inspector.outbound.guard import parse_target
+from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
@@ -40,6 +46,8 @@ _KEYS = (
     "forward_to",
     "forward_mode",
     "replay_to",
+    "ca_file",
+    "insecure",
 )
 
 
@@ -57,6 +65,8 @@ class SettingsDict(TypedDict):
     forward_to: str | None
     forward_mode: str  # mirror | proxy
     replay_to: str | None
+    ca_file: str | None  # a CA (PEM) trusted as well when forwarding or replaying to https://
+    insecure: bool  # forwards and replays do not verify certificates
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,13 @@ class EndpointSettings:
     forward_to: str | None = None
     forward_mode: str = "mirror"
     replay_to: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+
+    @property
+    def tls(self) -> TlsOptions:
+        """How forwards and replays of this endpoint check certificates."""
+        return TlsOptions(self.ca_file, self.insecure)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
@@ -113,6 +130,10 @@ class EndpointSettings:
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
             elif key in ("forward_to", "replay_to"):
                 changes[key] = _url(key, value)
+            elif key == "ca_file":
+                changes["ca_file"] = _path("ca_file", value)
+            elif key == "insecure":
+                changes["insecure"] = check_insecure(value)
             elif key == "forward_mode":
                 if value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
@@ -132,6 +153,8 @@ class EndpointSettings:
             "forward_to": self.forward_to,
             "forward_mode": self.forward_mode,
             "replay_to": self.replay_to,
+            "ca_file": self.ca_file,
+            "insecure": self.insecure,
         }
 
     def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
@@ -191,6 +214,14 @@ def _url(name: str, value: Any) -> str:
     return text
 
 
+def _path(name: str, value: Any) -> str:
+    # Only the shape here: stored settings are loaded with this too, and a file that has
+    # gone since must not cost the endpoint its settings (using it says what is wrong).
+    if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
+        raise BadRequest(f"{name}: must be the absolute path of a PEM file of CA certificates.")
+    return value
+
+
 def _signing(settings: EndpointSettings | None) -> tuple[Any, ...]:
     """The settings a verdict depends on."""
     s = settings or EndpointSettings()
@@ -239,6 +270,11 @@ class EndpointCache:
         self._task: asyncio.Task[None] | None = None
         self._on_signature_change = on_signature_change
 
+    @property
+    def version(self) -> int:
+        """The settings version loaded (the store's ``max(version)`` when last read)."""
+        return self._version
+
     def get(self, name: str) -> Endpoint:
         endpoint = self._compiled.get(name)
         if endpoint is None:
@@ -276,6 +312,8 @@ class EndpointCache:
             return SignatureConfig()
 
     def load(self, version: int, rows: Mapping[str, Mapping[str, object]]) -> None:
+        if version < self._version:
+            return  # a slower concurrent refresh read older settings: keep the newer
         settings: dict[str, EndpointSettings] = {}
         for name, data in rows.items():
             try:

@@ -8,11 +8,15 @@ into an exit code.
     InspectorError
     ├── BadRequest          400: a parameter, body or name the user sent is not acceptable
     │   └── FaultParamError 400: a failure-mode parameter (``?delay=-1``) is out of range
+    ├── Unauthorized        401: the server requires its token (``serve --token``)
     ├── NotFound            404
     ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
-    └── StoreUnavailable    503: the store could not commit; the sender should retry
+    ├── StoreUnavailable    503: the store could not commit; the sender should retry
+    ├── CertificateError    500: the local CA or a certificate cannot be made or read
+                                 (``certificates.py``, which only ``serve --https`` imports)
+    └── Busy                503: a bounded resource (long-poll waiters) is full; Retry-After
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 class InspectorError(Exception):
     status: int = 500
     error: str = "internal_error"
+    headers: dict[str, str] | None = None  # extra response headers (Retry-After)
 
     def __init__(self, detail: Any = None, *, error: str | None = None) -> None:
         super().__init__(detail if isinstance(detail, str) else (error or self.error))
@@ -49,6 +54,11 @@ class FaultParamError(BadRequest):
         self.param = param
 
 
+class Unauthorized(InspectorError):
+    status = 401
+    error = "unauthorized"
+
+
 class NotFound(InspectorError):
     status = 404
     error = "not_found"
@@ -72,3 +82,14 @@ class PayloadTooLarge(InspectorError):
 class StoreUnavailable(InspectorError):
     status = 503
     error = "store_unavailable"
+
+
+class Busy(InspectorError):
+    """Too many at once of something bounded; the client may try again after ``retry_after``."""
+
+    status = 503
+    error = "busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.headers = {"retry-after": str(retry_after)}

@@ -31,7 +31,6 @@ from starlette.types import Receive, Scope, Send
 from inspector import faults, timeline
 from inspector.broadcast import Broadcaster
 from inspector.capture import (
-    BODY_STALLED,
     PEER_GONE,
     BodyBudget,
     CapturedRequest,
@@ -43,12 +42,16 @@ from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
 from inspector.store import Store, requests
+from inspector.store.core import StaleSettings
+from inspector.tls import connection_tls
 
 log = logging.getLogger("inspector.receiver")
 
 
 TEXT = "text/plain; charset=utf-8"
 OFF_LOOP_BYTES = 256 * 1024
+# Tries at preparing a capture when the settings changed under it (see ``Receiver._capture``).
+STALE_RETRIES = 3
 # Runs after a capture's commit (mirror): must return at once, starting its own work.
 AfterCapture = Callable[[Endpoint, CapturedRequest, int], None]
 # Answers a request in proxy mode with the app's answer (``replay.Replayer.proxy``).
@@ -110,67 +113,24 @@ class Receiver:
         except BadRequest as exc:
             await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
             return
+        # Before the body: a client that leaves mid-body takes its connection's TLS state along.
+        tls = connection_tls(send) if scope.get("scheme") == "https" else None
         rec = await read_request(scope, receive, name, self.max_body, self.budget)
-        # A large body holds its share of the memory budget until it is stored.
+        if tls is not None:  # plain HTTP pays one lookup, nothing more
+            rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
         try:
-            endpoint = self.endpoints.get(name)
-            stalled = scope.get(BODY_STALLED) if rec.truncated else None
-            if stalled is not None:
-                # The connection layer has answered 408 and closed: record that answer.
-                fixed: ResponseRecord | None = stalled_answer(stalled)
-            elif rec.size > OFF_LOOP_BYTES and not rec.truncated:
-                # Hashing (and, on failure, the doctor) over megabytes would stall the loop.
-                fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
-            else:
-                fixed = self._inspect(rec, endpoint)
-            plan: faults.ResponsePlan | None = None
-            if fixed is None:
-                try:
-                    query = faults.parse_query(rec.query, max_delay=self.max_delay)
-                except InspectorError as exc:
-                    fixed = plain(400, f"Invalid failure-mode parameter: {exc.detail}\n")
-                else:
-                    if query or endpoint.has_rules:
-                        plan = faults.build_plan(endpoint.rules, query)
-
-            settings = endpoint.settings
-            # A truncated capture always has a fixed answer, so it is never proxied.
-            proxying = (
-                self.proxy is not None
-                and settings.forward_mode == "proxy"
-                and bool(settings.forward_to)
-            )
-
-            def decide(attempt: int) -> ResponseRecord:
-                # Runs in the store's writer, which knows the attempt number for certain.
-                outcome = None
-                if fixed is None and plan is not None:
-                    outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
-                if fixed is not None:
-                    response = fixed
-                elif proxying and _app_answers(plan, outcome):
-                    # In progress, no status, not dropped: the app will answer (see below).
-                    response = ResponseRecord(None, in_progress=True)
-                    if outcome is not None and outcome.delay > 0:
-                        response.delay_ms = outcome.delay * 1000
-                elif outcome is None:
-                    response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
-                else:
-                    response = _from_outcome(outcome)
-                response.ms = (time.perf_counter() - started) * 1000
-                return response
-
-            try:
-                inserted = await self._store(rec, decide)
-            except StoreUnavailable as exc:
-                log.error("capture not stored, answering 503: %s", exc.detail)
+            endpoint, inserted = await self._capture(rec, name, started)
+        except StoreUnavailable as exc:
+            log.error("capture not stored, answering 503: %s", exc.detail)
+            if rec.stalled_after is None:  # else the connection layer answered and closed
                 await respond(
                     send,
                     plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
                     head=False,
                 )
-                return
+            return
         finally:
+            # A large body holds its share of the memory budget until it is stored.
             if rec.held:
                 self.budget.give(rec.held)
                 rec.held = 0
@@ -180,14 +140,14 @@ class Receiver:
             hook(endpoint, rec, inserted.id)
 
         response = inserted.response
-        if stalled is not None:
-            return
+        if rec.stalled_after is not None:
+            return  # the connection layer has answered 408 and closed: nothing to send
         if response.in_progress and response.status is None and not response.dropped:
             await self._finish_proxy(
                 endpoint, rec, inserted.id, response, started, scope, receive, send
             )
         elif response.in_progress:
-            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
+            await self._finish_stall(inserted.id, response, started, scope, receive, send)
         elif response.dropped:
             await drop(send, receive, informational=response.status)
         elif response.status is not None:
@@ -205,14 +165,88 @@ class Receiver:
         response.in_progress = False
         await self._record_end(request_id, response, gone_ms)
 
+    async def _capture(
+        self, rec: CapturedRequest, name: str, started: float
+    ) -> tuple[Endpoint, requests.Inserted]:
+        """Inspect and commit a capture under the endpoint's current settings.
+
+        Settings changed by another process since the cache last read them make the store
+        refuse the capture (``StaleSettings``): refresh and prepare it again. A change on every
+        try is not a thing a person does; after a few the capture is stored as prepared.
+        """
+        for attempt in range(STALE_RETRIES + 1):
+            version = self.endpoints.version if attempt < STALE_RETRIES else None
+            endpoint = self.endpoints.get(name)
+            decide = await self._prepare(rec, endpoint, started)
+            try:
+                return endpoint, await self._store(rec, decide, version)
+            except StaleSettings:
+                await self.endpoints.refresh()
+        raise AssertionError("unreachable: the last try is not checked")
+
+    async def _prepare(
+        self, rec: CapturedRequest, endpoint: Endpoint, started: float
+    ) -> Callable[[int], ResponseRecord]:
+        """The verdict and event identity (on ``rec``) and the answer's decision function."""
+        if rec.size > OFF_LOOP_BYTES and not rec.truncated:
+            # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
+            fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
+        else:
+            fixed = self._inspect(rec, endpoint)
+        plan: faults.ResponsePlan | None = None
+        if fixed is None:
+            try:
+                query = faults.parse_query(rec.query, max_delay=self.max_delay)
+            except InspectorError as exc:
+                fixed = plain(400, f"Invalid failure-mode parameter: {exc.detail}\n")
+            else:
+                if query or endpoint.has_rules:
+                    plan = faults.build_plan(endpoint.rules, query)
+
+        settings = endpoint.settings
+        # A truncated capture always has a fixed answer, so it is never proxied.
+        proxying = (
+            self.proxy is not None
+            and settings.forward_mode == "proxy"
+            and bool(settings.forward_to)
+        )
+
+        def decide(attempt: int) -> ResponseRecord:
+            # Runs in the store's writer, which knows the attempt number for certain.
+            outcome = None
+            if fixed is None and plan is not None:
+                outcome = faults.decide(plan, attempt=attempt, event_key=rec.event_key or "")
+            if fixed is not None:
+                response = fixed
+            elif proxying and _app_answers(plan, outcome):
+                # In progress, no status, not dropped: the app will answer (see below).
+                response = ResponseRecord(None, in_progress=True)
+                if outcome is not None and outcome.delay > 0:
+                    response.delay_ms = outcome.delay * 1000
+            elif outcome is None:
+                response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
+            else:
+                response = _from_outcome(outcome)
+            response.ms = (time.perf_counter() - started) * 1000
+            return response
+
+        return decide
+
     async def _store(
-        self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
+        self,
+        rec: CapturedRequest,
+        decide: Callable[[int], ResponseRecord],
+        settings_version: int | None,
     ) -> requests.Inserted:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            return await self.store.write(requests.insert_request, rec, decide)
-        except StoreUnavailable:
+            if settings_version is None:
+                return await self.store.write(requests.insert_request, rec, decide)
+            return await self.store.write_as_of(
+                settings_version, requests.insert_request, rec, decide
+            )
+        except (StoreUnavailable, StaleSettings):
             raise
         except Exception as exc:
             log.exception("storing capture failed; storing it without derived fields")
@@ -227,7 +261,11 @@ class Receiver:
                 raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
-        """Signature verdict and event identity; returns a fixed answer (413/503/401) if any."""
+        """Signature verdict and event identity; returns a fixed answer (408/413/503/401) if
+        any."""
+        if rec.stalled_after is not None:
+            # The connection layer has answered 408 and closed: record that answer.
+            return stalled_answer(rec.stalled_after)
         if rec.oversize:
             return plain(413, f"Payload too large: {rec.note}\n")
         if rec.busy:
@@ -247,8 +285,8 @@ class Receiver:
         except Exception:  # verification must never cost a capture
             log.exception("signature verification failed unexpectedly")
             verdict = None
-        if verdict is not None:
-            rec.signature = verdict.to_dict()
+        # Assigned either way: a capture prepared again under new settings may have none now.
+        rec.signature = verdict.to_dict() if verdict is not None else None
         if endpoint.settings.enforce and (verdict is None or verdict.status != "valid"):
             return plain(401, "Invalid signature")
         return None
@@ -258,9 +296,9 @@ class Receiver:
         request_id: int,
         response: ResponseRecord,
         started: float,
+        scope: Scope,
         receive: Receive,
         send: Send,
-        method: str,
     ) -> None:
         """Wait out a delay (the record is already visible as in progress); stop at once if
         the client gives up, and record when it did."""
@@ -285,7 +323,9 @@ class Receiver:
         if response.dropped:
             await drop(send, receive, informational=response.status)
         else:
-            await respond(send, response, head=method == "HEAD")
+            await respond(send, response, head=scope["method"] == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(request_id, response, started)
 
     async def _record_end(
         self, request_id: int, response: ResponseRecord, gave_up_ms: float | None

@@ -23,12 +23,14 @@ import anyio.to_thread
 from inspector.broadcast import Broadcaster
 from inspector.capture import BodyBudget
 from inspector.endpoints import EndpointCache
+from inspector.outbound import TlsOptions
 from inspector.receiver import Receiver
 from inspector.replay import Replayer
 from inspector.reverify import Reverifier
 from inspector.sender import Dispatcher
-from inspector.settings import Settings
+from inspector.settings import Settings, local_ca_file
 from inspector.store import Store, requests
+from inspector.waiters import Waiters
 
 log = logging.getLogger("inspector")
 
@@ -44,6 +46,7 @@ class Runtime:
     receiver: Receiver
     sender: Dispatcher
     replay: Replayer
+    waiters: Waiters
 
 
 @contextlib.asynccontextmanager
@@ -80,9 +83,17 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         endpoints.start()
         stack.callback(endpoints.stop)
 
-        # Replays, and the receiver's mirror (after the commit) and proxy (the answer).
+        # Replays, and the receiver's mirror (after the commit) and proxy (the answer). The
+        # local CA (serve --https) is trusted for targets on this machine.
+        own_ca = local_ca_file(settings.data_dir)
+        trust = TlsOptions(str(settings.ca_file) if settings.ca_file else None, settings.insecure)
         replay = Replayer(
-            store, timeout=settings.replay_timeout, hub=hub, max_relay=settings.max_body
+            store,
+            timeout=settings.replay_timeout,
+            hub=hub,
+            max_relay=settings.max_body,
+            trust=trust,
+            own_ca=own_ca,
         )
         stack.push_async_callback(replay.aclose)
         receiver = Receiver(
@@ -96,8 +107,11 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             proxy=replay.proxy,
         )
         # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
-        sender = Dispatcher(store, hub=hub)
+        sender = Dispatcher(store, hub=hub, own_ca=own_ca)
         sender.start()
         stack.push_async_callback(sender.stop)
 
-        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay)
+        # Long-polls (GET /api/requests/wait), woken by the broadcaster.
+        waiters = Waiters(store, hub)
+
+        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay, waiters)

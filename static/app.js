@@ -294,6 +294,11 @@ function captureUrl(name) {
   return `${boot.capture_base}${name}`;
 }
 
+/** The capture URL over HTTPS (serve --https), when the page was reached over plain HTTP. */
+function httpsCaptureUrl(name) {
+  return boot.https_base ? `${boot.https_base}${name}` : null;
+}
+
 function updateChrome() {
   const filtered = FILTER_KEYS.some((k) => state.filters[k]);
   const empty = state.rows.size === 0;
@@ -307,7 +312,10 @@ function updateChrome() {
   $("reset-filters").hidden = !filtered;
   const bar = $("endpoint-bar");
   bar.hidden = !state.filters.endpoint;
-  if (state.filters.endpoint) $("endpoint-url").textContent = captureUrl(state.filters.endpoint);
+  if (state.filters.endpoint) {
+    $("endpoint-url").textContent = captureUrl(state.filters.endpoint);
+    if (boot.https_base) $("endpoint-url-https").textContent = httpsCaptureUrl(state.filters.endpoint);
+  }
   document.title = `${state.unseen ? `(${state.unseen}) ` : ""}Requests · webhook-inspector`;
 }
 
@@ -587,6 +595,7 @@ function moveSelection(step) {
 function setWelcomeName(name) {
   const url = captureUrl(name);
   $("welcome-url").textContent = url;
+  if (boot.https_base) $("welcome-url-https").textContent = httpsCaptureUrl(name);
   $("welcome-curl").textContent = `curl -X POST '${url}' -H 'Content-Type: application/json' -d '${JSON.stringify(sampleEvent())}'`;
 }
 

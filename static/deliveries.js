@@ -33,6 +33,10 @@ function lastAnswer(item) {
   return `${last.status} in ${elapsed(last.elapsed_ms) || "—"}${last.error ? ` (${last.error})` : ""}`;
 }
 
+function insecureBadge() {
+  return el("span", { class: "state state-failed insecure", title: "The receiver's certificate is not verified", text: "insecure" });
+}
+
 function row(item) {
   const inFlight = sending.get(item.id);
   const badge = inFlight && item.state === "pending" ? stateBadge("sending", `sending attempt ${inFlight}…`) : stateBadge(item.state);
@@ -42,7 +46,7 @@ function row(item) {
     el("td", { class: "id", text: `#${item.id}` }),
     el("td", { class: "time", text: utc(item.created_at) }),
     el("td", { class: "event", text: item.event }),
-    el("td", { class: "url", title: item.url, text: item.url }),
+    el("td", { class: "url", title: item.url }, item.url, item.insecure ? insecureBadge() : null),
     el("td", { class: "state-cell" }, badge),
     el("td", { class: "attempts", text: `${item.attempts}/${item.max_attempts}` }),
     el("td", { class: item.last ? (item.last.ok ? "ok" : "bad") : null, text: lastAnswer(item) }),
@@ -100,7 +104,8 @@ async function loadDetail(id) {
   $("detail-summary").textContent =
     `${d.state}, ${d.attempts} of ${d.max_attempts} attempts; ${d.scheme} signature; ` +
     `timeout ${d.timeout} s; retries after ${waits || "none"}; event key ${d.event_key}` +
-    (d.state === "pending" && d.next_attempt_at ? `; next attempt ${utc(d.next_attempt_at)}` : "");
+    (d.state === "pending" && d.next_attempt_at ? `; next attempt ${utc(d.next_attempt_at)}` : "") +
+    (d.insecure ? "; INSECURE: the receiver's certificate is not verified" : d.ca_file ? `; also trusting the CA in ${d.ca_file}` : "");
   $("cancel").hidden = d.state !== "pending";
   $("attempts").replaceChildren(...d.log.map(attemptRow));
   $("detail-body").textContent = bodyText(d.body_base64);
@@ -141,6 +146,7 @@ form.addEventListener("submit", async (event) => {
     url: String(fields.get("url") || "").trim(),
     time_scale: Number(fields.get("time_scale")),
   };
+  if (fields.get("insecure")) payload.insecure = true;
   const secret = String(fields.get("secret") || "");
   if (secret || form.dataset.hasDefaultSecret !== "true") payload.secret = secret;
   status.classList.remove("error");

@@ -77,7 +77,16 @@ function signatureBox(sig) {
 }
 
 function fullUrl(item) {
-  return `${location.origin}${item.path}${item.query ? `?${item.query}` : ""}`;
+  // A capture that came over TLS was sent to the HTTPS listener, not to this page's origin.
+  const host = item.headers.find(([name]) => name === "host");
+  const origin = item.scheme === "https" && location.protocol !== "https:" && host ? `https://${host[1]}` : location.origin;
+  return `${origin}${item.path}${item.query ? `?${item.query}` : ""}`;
+}
+
+function connectionOf(item) {
+  if (!item.tls) return "HTTP";
+  const name = item.tls.server_name ? `SNI ${item.tls.server_name}` : "no SNI";
+  return `HTTPS · ${item.tls.version} · ${name}`;
 }
 
 /**
@@ -104,6 +113,7 @@ export function renderDetail(view, item, listItem, actions) {
   if (sig) badges.append(badge(sig));
   if (item.attempt > 1) badges.append(badge([`attempt ${item.attempt}`, "warn", `Delivery ${item.attempt} of event ${item.event_key}: the sender retried or sent it again`]));
   if (item.event_type) badges.append(badge([item.event_type, "info", "Event type"]));
+  if (item.tls) badges.append(badge(["HTTPS", "info", `Came over ${connectionOf(item)}`]));
   const summary = listItem && listItem.summary;
 
   const curlButton = el("button", { type: "button", class: "small", disabled: true, title: "Preparing…" }, "Copy as curl");
@@ -146,6 +156,7 @@ export function renderDetail(view, item, listItem, actions) {
         ["Endpoint", item.endpoint],
         ["Received", `${received.toLocaleDateString()} ${clock(item.received_at)} (${item.received_at})`],
         ["From", item.client || "—"],
+        ["Connection", connectionOf(item)],
         ["Size", `${humanSize(item.size)} (${item.size} bytes)${item.truncated ? ", truncated" : ""}`],
         ["Content-Type", item.content_type || "—"],
         item.event_key ? ["Event key", el("code", { text: item.event_key })] : null,

@@ -99,6 +99,7 @@ function fullView(r) {
       ["Sent", Number.isNaN(sent.getTime()) ? r.sent_at : `${sent.toLocaleDateString()} ${clock(r.sent_at)}`],
       ["To", el("code", { class: "wrap", text: `${r.method} ${r.url}` })],
       ["Body sent", r.edited ? "edited" : "the captured bytes, unchanged"],
+      r.insecure ? ["Certificate", "NOT verified (insecure)"] : null,
     ]),
   ];
   if (r.status !== null && r.status !== undefined) {
@@ -145,6 +146,7 @@ function entry(r) {
     statusBadge(r),
     el("span", { class: "r-ms", text: elapsed(r.elapsed_ms) }),
     r.edited ? el("span", { class: "badge muted", title: "The body was edited before sending" }, "edited") : null,
+    r.insecure ? el("span", { class: "badge bad", title: "Sent without verifying the target's certificate (insecure)" }, "insecure") : null,
     r.error ? el("span", { class: "r-error", text: r.error }) : null,
   );
   const item = el("details", { class: "replay", "data-id": r.id }, line, holder);

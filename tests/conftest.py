@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from inspector.app import create_app
-from inspector.connections import build_server
+from inspector.listeners import TlsListener, build_server
 from inspector.settings import Settings
 
 
@@ -92,16 +92,27 @@ class LiveInspector(ServerThread):
     (``http``: uvicorn's ``h11`` parser, as plain ``uvicorn`` installs; ``httptools`` too)."""
 
     def __init__(
-        self, settings: Settings, port: int = 0, http: str = "h11", descriptors: int = 4096
+        self,
+        settings: Settings,
+        port: int = 0,
+        http: str = "h11",
+        descriptors: int = 4096,
+        tls: Sequence[TlsListener] = (),
     ) -> None:
         self.settings = settings
         self.http = http
         self.descriptors = descriptors
+        self.tls = tuple(tls)
         super().__init__(create_app(settings), port, lifespan="on", timeout_graceful_shutdown=2)
 
     def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
         return build_server(
-            app, self.settings, http=self.http, descriptors=self.descriptors, **options
+            app,
+            self.settings,
+            tls=self.tls,
+            http=self.http,
+            descriptors=self.descriptors,
+            **options,
         )
 
     def before_stop(self) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 from inspector.cli.serve import token_in_effect
 from inspector.settings import Settings
 from tests.conftest import LiveInspector
+from tests.test_tls import TlsInspector
 
 pytestmark = pytest.mark.live
 
@@ -142,6 +146,13 @@ def test_serve_prints_the_page_url_with_a_generated_token(spawn: Any, tmp_path: 
         assert "/h/cli" in tail.stdout.readline()
         tail.terminate()
         tail.communicate(timeout=10)
+        wait = [sys.executable, "-m", "inspector", "wait", "--url", root, "--timeout", "5"]
+        refused = subprocess.run(wait, capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 2 and "requires its token" in refused.stderr
+        waited = subprocess.run(
+            [*wait, "--token", token], capture_output=True, text=True, timeout=30
+        )
+        assert waited.returncode == 0 and "/h/cli" in waited.stdout
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
@@ -292,5 +303,44 @@ def test_live_inspector_with_a_token_serves_the_stream_to_the_cookie(tmp_path: P
                 assert stream.status_code == 200
                 first = next(stream.iter_lines())
                 assert first.startswith(("id:", "event:"))
+    finally:
+        live.stop()
+
+
+def test_every_control_route_asks_for_the_token_on_both_listeners(tmp_path: Path) -> None:
+    """Every route of the app but the captures, the static files and the CA certificate —
+    the wait, OpenAPI, the reference and /api/tls included — answers 401 without the token,
+    over HTTP and over HTTPS."""
+    live = TlsInspector(Settings(data_dir=tmp_path / "data", port=0, token=TOKEN))
+    live.start()
+    assert live.made is not None
+    trust = ssl.create_default_context(cafile=str(live.made.ca_file))
+    routes = [r for r in live.server.config.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
+    assert {"/api/requests/wait", "/api/openapi.json", "/reference", "/api/tls"} <= {
+        r.path for r in routes
+    }
+    try:
+        bases = [live.url, f"https://localhost:{live.settings.https_port}"]
+        for base in bases:
+            with httpx.Client(base_url=base, verify=trust, timeout=10) as client:
+                for route in routes:
+                    url = re.sub(r"\{\w+(:\w+)?\}", "1", route.path)
+                    for method in sorted((route.methods or set()) - {"HEAD"}):
+                        answer = client.request(method, url, headers={"host": "localhost"})
+                        if route.path == "/api/tls/ca.crt":
+                            assert answer.status_code == 200, "the CA certificate is public"
+                            assert answer.content.startswith(b"-----BEGIN CERTIFICATE-----")
+                        else:
+                            assert answer.status_code == 401, (base, method, url)
+                auth = {"authorization": f"Bearer {TOKEN}"}
+                wait = client.get("/api/requests/wait", params={"timeout": 0}, headers=auth)
+                assert wait.status_code == 200 and "timed_out" in wait.json()
+                doc = client.get("/api/openapi.json", headers=auth).json()
+                assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+                assert "401" in doc["paths"]["/api/requests/wait"]["get"]["responses"]
+                assert "401" not in doc["paths"]["/api/tls/ca.crt"]["get"]["responses"]
+                assert client.get("/reference", headers=auth).status_code == 200
+                assert client.get("/api/tls", headers=auth).json()["https"] is True
+                assert client.post("/h/open", content=b"{}").status_code == 200
     finally:
         live.stop()

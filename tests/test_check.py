@@ -152,6 +152,7 @@ def row(report: CheckReport, name: str) -> check.CheckRow:
 
 
 ALL_ROWS = [
+    "HTTPS",
     *catalog.EVENT_TYPES,
     "wrong signature",
     "truncated signature",
@@ -171,15 +172,31 @@ def test_a_correct_receiver_passes_every_row(
     code = main(["check", url, "--secret", SECRET])  # the default 5 MiB oversized body
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "FAIL" not in out and "WARN" not in out
+    assert "FAIL" not in out
     assert "oversized body (5.0 MiB)" in out
-    assert "12 passed, 0 warning(s), 0 failed" in out
+    assert "12 passed, 1 warning(s), 0 failed" in out  # http://: the platform wants https://
     report = run(url)
     assert list(verdicts(report)) == ALL_ROWS
-    assert report.passed and set(verdicts(report).values()) == {"pass"}
+    assert report.passed
+    assert verdicts(report) == {**dict.fromkeys(ALL_ROWS, "pass"), "HTTPS": "warn"}
     assert row(report, "wrong signature").status == 401
     assert row(report, "duplicate delivery").statuses == [200, 200]
-    assert all(r.latency_ms is not None and r.latency_ms < 5000 for r in report.rows)
+    exchanges = [r for r in report.rows if r.check != "HTTPS"]  # a row about the URL
+    assert all(r.latency_ms is not None and r.latency_ms < 5000 for r in exchanges)
+
+
+def test_an_http_url_is_a_warning_that_fails_the_run_only_when_strict(
+    receiver: Start, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = receiver(correct)
+    https = row(run(url), "HTTPS")
+    assert https.verdict == "warn" and https.group == "transport"
+    assert "the platform accepts only https:// webhook URLs" in https.detail
+    code = main(["check", url, "--secret", SECRET, "--oversize", "1000", "--strict"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "12 passed, 1 warning(s), 0 failed: the warnings above fail the run (--strict)" in out
+    assert not run(url, strict=True).passed
 
 
 def test_verifying_a_re_serialized_body_fails_the_raw_body_row_by_name(receiver: Start) -> None:
@@ -246,8 +263,9 @@ def test_an_unreachable_receiver_fails_everything_and_json_output(
         sock.close()
     out = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert out["passed"] is False and out["counts"]["fail"] == len(ALL_ROWS)
-    assert out["rows"][0]["detail"].startswith(f"connection refused: nothing listens on {where}")
+    assert out["passed"] is False and out["counts"]["fail"] == len(ALL_ROWS) - 1
+    assert out["rows"][0]["check"] == "HTTPS" and out["rows"][0]["verdict"] == "warn"
+    assert out["rows"][1]["detail"].startswith(f"connection refused: nothing listens on {where}")
 
 
 def test_check_usage_errors_exit_2(

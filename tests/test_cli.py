@@ -196,7 +196,7 @@ def test_every_command_and_option_explains_itself(capsys: pytest.CaptureFixture[
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     summaries = {choice.dest: choice.help for choice in action._choices_actions}
-    assert len(action.choices) == 13
+    assert len(action.choices) == 14
     for name, sub in action.choices.items():
         summary = summaries[name]
         assert summary and "\n" not in summary and len(summary) <= 90, name

@@ -12,6 +12,7 @@ import logging
 import resource
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,9 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
+from inspector.embedded import EmbeddedServer
 from inspector.settings import Settings
 from tests.conftest import LiveInspector, Spawn
 from tests.test_cli import start_serve
+from tests.test_tls import TlsInspector
 
 pytestmark = pytest.mark.live
 
@@ -295,3 +298,104 @@ def test_httpx_sees_the_503_as_an_answer(start: Callable[..., LiveInspector]) ->
         assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     finally:
         held.close()
+
+
+# -- every listener: the HTTPS one, and the pytest plugin's embedded server ----------------------
+
+
+def tls_connect(port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def read_tls_until_closed(sock: ssl.SSLSocket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):  # closed without close_notify, or reset
+        pass
+    return data
+
+
+STALLED = b"POST /h/stall HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b'{"partial": '
+
+
+@pytest.fixture
+def tls_limits(tmp_path: Path) -> Iterator[Callable[..., tuple[TlsInspector, ssl.SSLContext]]]:
+    started: list[TlsInspector] = []
+
+    def make(**changes: Any) -> tuple[TlsInspector, ssl.SSLContext]:
+        settings = Settings(data_dir=tmp_path / f"data{len(started)}", port=0, **changes)
+        live = TlsInspector(settings)
+        started.append(live.start())
+        assert live.made is not None
+        return live, ssl.create_default_context(cafile=str(live.made.ca_file))
+
+    yield make
+    for live in started:
+        live.stop()
+
+
+def test_the_https_listener_closes_idle_connections_and_stalled_bodies(
+    tls_limits: Callable[..., tuple[TlsInspector, ssl.SSLContext]],
+) -> None:
+    live, context = tls_limits(header_timeout=1.0, body_timeout=1.0)
+    port = live.settings.https_port
+    idle = tls_connect(port, context)  # handshake done, no request ever
+    started = time.monotonic()
+    assert read_tls_until_closed(idle, timeout=10) == b""
+    assert time.monotonic() - started < 9, "closed by the header timeout, not the test's"
+    idle.close()
+    stalled = tls_connect(port, context)
+    stalled.sendall(STALLED)
+    assert read_tls_until_closed(stalled, timeout=10).startswith(b"HTTP/1.1 408 ")
+    stalled.close()
+    with live.client() as client:
+        wait_for(lambda: client.get("/api/requests?endpoint=stall").json()["requests"], 5, "row")
+        item = client.get("/api/requests?endpoint=stall").json()["requests"][0]
+    assert item["scheme"] == "https" and item["truncated"]
+    assert item["response"]["status"] == 408 and "sent nothing for 1 s" in item["note"]
+
+
+def test_one_bound_counts_the_connections_of_both_listeners(
+    tls_limits: Callable[..., tuple[TlsInspector, ssl.SSLContext]],
+) -> None:
+    live, context = tls_limits(max_connections=3, header_timeout=30.0)
+    held = [connect(live) for _ in range(3)]  # plain HTTP connections fill the bound
+    time.sleep(0.3)
+    try:
+        extra = tls_connect(live.settings.https_port, context)
+        extra.sendall(b"POST /h/late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        answer = read_tls_until_closed(extra, timeout=5)
+        extra.close()
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert b"\r\nretry-after: 5\r\n" in answer.lower()
+    finally:
+        for sock in held:
+            sock.close()
+
+    # The plain ones gone, HTTPS captures are served.
+    def served() -> bool:
+        with httpx.Client(verify=context, timeout=5) as client:
+            url = f"https://localhost:{live.settings.https_port}/h/tls-ok"
+            return client.post(url, content=b"{}").status_code == 200
+
+    wait_for(served, 10, "HTTPS captures to be served again")
+
+
+def test_the_embedded_server_of_the_pytest_plugin_is_under_the_limits(tmp_path: Path) -> None:
+    settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path, body_timeout=1.0)
+    server = EmbeddedServer(settings).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(STALLED)
+        assert read_until_closed(sock, timeout=10).startswith(b"HTTP/1.1 408 ")
+        sock.close()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            wait_for(lambda: client.get("/api/requests").json()["requests"], 5, "the row")
+            item = client.get("/api/requests").json()["requests"][0]
+        assert item["truncated"] and item["response"]["status"] == 408
+    finally:
+        server.stop()

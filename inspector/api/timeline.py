@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from inspector import timeline
+from inspector import openapi, timeline
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, NotFound
-from inspector.params import MAX_LIMIT, endpoint_name, int_param, runtime
+from inspector.openapi import Operation, api_route
+from inspector.params import (
+    BEFORE,
+    LIMIT,
+    MAX_LIMIT,
+    NAME_PATTERN,
+    endpoint_name,
+    int_param,
+    runtime,
+)
+from inspector.shapes import EventPage
 from inspector.store import attempts
+from inspector.timeline import TimelineReport
 
 
 def schedule_for(request: Request, settings: EndpointSettings) -> tuple[tuple[float, ...], float]:
@@ -50,7 +61,8 @@ async def list_events(request: Request) -> Response:
     schedule, tol = schedule_for(request, rt.endpoints.settings(name))
     rows, by_key, next_before = await rt.store.read(attempts.list_events, name, limit, before)
     found = [timeline.timeline_report(r, by_key[r["event_key"]], schedule, tol) for r in rows]
-    return JSONResponse({"endpoint": name, "events": found, "next_before": next_before})
+    page: EventPage = {"endpoint": name, "events": found, "next_before": next_before}
+    return JSONResponse(page)
 
 
 async def get_event(request: Request) -> Response:
@@ -65,7 +77,41 @@ async def get_event(request: Request) -> Response:
     return JSONResponse(timeline.timeline_report(event, tried, schedule, tol))
 
 
+SCHEDULE = (
+    openapi.text("schedule", "The promised retry schedule, e.g. 60,300,1800 (seconds)."),
+    openapi.number("tolerance", "Allowed deviation from the schedule, a fraction.", 0, 1, 0.1),
+)
+
 routes: list[BaseRoute] = [
-    Route("/api/events", list_events, methods=["GET"]),
-    Route("/api/events/{endpoint}/{event_key:path}", get_event, methods=["GET"]),
+    api_route(
+        "/api/events",
+        list_events,
+        "GET",
+        Operation(
+            "An endpoint's events, each with its judged retry timeline",
+            (
+                openapi.text("endpoint", "The endpoint.", pattern=NAME_PATTERN),
+                *SCHEDULE,
+                LIMIT,
+                BEFORE,
+            ),
+            answer=EventPage,
+        ),
+    ),
+    api_route(
+        "/api/events/{endpoint}/{event_key:path}",
+        get_event,
+        "GET",
+        Operation(
+            "One event's retry timeline",
+            (
+                openapi.path(
+                    "endpoint", "The endpoint.", {"type": "string", "pattern": NAME_PATTERN}
+                ),
+                openapi.path("event_key", "The event's key.", {"type": "string", "minLength": 1}),
+                *SCHEDULE,
+            ),
+            answer=TimelineReport,
+        ),
+    ),
 ]

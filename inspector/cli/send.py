@@ -18,16 +18,23 @@ import httpx
 
 from inspector import catalog, sender, timeline
 from inspector.cli.options import (
+    INSECURE_WARNING,
+    TOKEN_ENV,
     CliError,
     add_command,
     add_data_dir,
     add_signing,
+    add_tls_options,
     add_token,
     open_store,
-    server_headers,
     signing_secret,
+    tls_options,
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
+from inspector.client import Client
+from inspector.errors import InspectorError, Unauthorized
+from inspector.settings import local_ca_file
+from inspector.shapes import CreatedDelivery
 from inspector.store import deliveries
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
@@ -57,6 +64,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     if body is not None and args.set:
         raise CliError("--set edits generated bodies; a --body is sent byte-exact as it is.")
     overrides = [catalog.parse_set(text) for text in args.set or []]
+    tls = tls_options(args)
+    if tls.insecure:
+        echo(INSECURE_WARNING, file=sys.stderr, flush=True)
     wanted = sender.prepare(
         args.event,
         args.to,
@@ -68,11 +78,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         time_scale=args.time_scale,
         headers=_header_pairs(args.header),
+        ca_file=tls.ca_file,
+        insecure=tls.insecure,
     )
     if not args.wait:
-        handed = hand_over(
-            args.server, wanted, args.data_dir / "inspector.db", auth=server_headers(args)
-        )
+        handed = hand_over(args.server, wanted, args.data_dir / "inspector.db", args.token)
         if handed is not None:
             echo(
                 f"delivery #{handed['id']} ({wanted.event} -> {wanted.url}) handed to the "
@@ -86,13 +96,9 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def hand_over(
-    server: str,
-    wanted: sender.DeliveryRequest,
-    db_path: Path,
-    auth: dict[str, str] | None = None,
-) -> dict[str, Any] | None:
-    """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none.
-    ``auth``: the headers that carry the server's token, if it requires one."""
+    server: str, wanted: sender.DeliveryRequest, db_path: Path, token: str | None = None
+) -> CreatedDelivery | None:
+    """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none."""
     base = server.rstrip("/")
     try:
         text = wanted.body.decode("utf-8")
@@ -100,15 +106,14 @@ def hand_over(
         _note("the body is not UTF-8, which the API cannot carry: sending from this process.")
         return None
     try:
-        with httpx.Client(base_url=base, timeout=5, trust_env=False, headers=auth) as client:
-            probe = client.get("/api/deliveries", params={"limit": 1})
-            if probe.status_code == 401:
+        with Client(base, token=token, timeout=5) as client:
+            try:
+                store = client.deliveries(limit=1)["store"]
+            except Unauthorized:
                 raise CliError(
-                    f"the inspector at {base} requires its token: --token TOKEN or "
-                    "WEBHOOK_INSPECTOR_TOKEN."
-                )
-            store = probe.json().get("store") if probe.status_code == 200 else None
-            if store is None:
+                    f"the inspector at {base} requires its token: --token TOKEN or {TOKEN_ENV}."
+                ) from None
+            except (InspectorError, KeyError, TypeError, ValueError):
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
                 return None
             if Path(store).resolve() != db_path.resolve():
@@ -117,31 +122,27 @@ def hand_over(
                     "from this process (pass that --data-dir to hand deliveries over)."
                 )
                 return None
-            response = client.post(
-                "/api/deliveries",
-                json={
-                    "event": wanted.event,
-                    "url": wanted.url,
-                    "secret": wanted.secret,
-                    "body": text,
-                    "scheme": wanted.scheme,
-                    "schedule": list(wanted.schedule),
-                    "timeout": wanted.timeout,
-                    "time_scale": wanted.time_scale,
-                    "headers": [list(h) for h in wanted.headers],
-                },
-            )
-    except (httpx.HTTPError, ValueError):
+            try:
+                return client.deliver(
+                    event=wanted.event,
+                    url=wanted.url,
+                    secret=wanted.secret,
+                    body=text,
+                    scheme=wanted.scheme,
+                    schedule=list(wanted.schedule),
+                    timeout=wanted.timeout,
+                    time_scale=wanted.time_scale,
+                    headers=list(wanted.headers),
+                    ca_file=wanted.ca_file,
+                    insecure=wanted.insecure,
+                )
+            except InspectorError as exc:
+                raise CliError(
+                    f"The server refused the delivery ({exc.status}): {exc.detail}"
+                ) from None
+    except httpx.HTTPError:
         _note(f"no inspector is answering at {base}: sending from this process instead.")
         return None
-    if response.status_code != 201:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise CliError(f"The server refused the delivery ({response.status_code}): {detail}")
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def _note(text: str) -> None:
@@ -151,7 +152,7 @@ def _note(text: str) -> None:
 async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
     """Run the engine here until the delivery succeeds (0) or fails (1), printing attempts."""
     store = open_store(data_dir, must_exist=False)
-    engine = sender.Dispatcher(store, carrier=sender.cli_carrier())
+    engine = sender.Dispatcher(store, carrier=sender.cli_carrier(), own_ca=local_ca_file(data_dir))
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()
 
@@ -174,6 +175,10 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
             f"{sender.describe_schedule(wanted.schedule, wanted.time_scale)}",
             flush=True,
         )
+        if wanted.insecure:
+            echo("  certificate NOT verified (--insecure)", flush=True)
+        elif wanted.ca_file:
+            echo(f"  trusting the CA in {wanted.ca_file} as well", flush=True)
         outcome = await finished
     except asyncio.CancelledError:
         await engine.stop()
@@ -195,11 +200,13 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
 def _attempt_line(item: deliveries.DeliveryItem, attempt: deliveries.AttemptItem) -> str:
     number, total = attempt["attempt"], item["max_attempts"]
     if attempt["status"] is None:
-        answer = attempt["error"]
+        answer = attempt["error"] or "no answer"
     else:
         answer = f"{attempt['status']} in {attempt['elapsed_ms']:.0f} ms"
         if attempt["error"]:
             answer += f" ({attempt['error']})"
+    if item["insecure"] and item["url"].startswith("https://"):
+        answer += "  (certificate NOT verified)"
     line = f"  attempt {number}/{total}  {attempt['sent_at'][11:23]}  {answer}"
     if item["state"] == "pending" and item["next_attempt_ts"] is not None:
         wait = item["next_attempt_ts"] - attempt["sent_ts"]
@@ -266,6 +273,7 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Inspector to hand the delivery to without --wait (default: %(default)s).",
     )
+    add_tls_options(send, "receiver")
     add_token(send)
     add_data_dir(send)
     send.set_defaults(func=cmd_send)

@@ -11,12 +11,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypedDict
 
 import httpx
 
 from inspector import timeline
 from inspector.broadcast import Broadcaster
+from inspector.outbound import TlsOptions
 from inspector.sender.attempt import attempt_record, make_client, send_once, signed_headers
 from inspector.sender.delivery import DeliveryRequest
 from inspector.store import Store, deliveries
@@ -81,6 +83,9 @@ class Dispatcher:
     Every change is reported as ``{"change", "delivery", "attempt"}`` — ``change`` one of
     ``created``, ``sending``, ``attempt``, ``succeeded``, ``failed``, ``cancelled`` — to the
     broadcaster (kind ``"delivery"``) and to ``listeners``.
+
+    Each delivery carries its own TLS options (``ca_file``, ``insecure``); ``own_ca``, the
+    inspector's local CA, is trusted for receivers on this machine.
     """
 
     def __init__(
@@ -92,8 +97,10 @@ class Dispatcher:
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = 32,
         rescan: float = 10.0,
+        own_ca: Path | None = None,
     ) -> None:
         self.store = store
+        self.own_ca = own_ca
         self.hub = hub
         self.carrier = carrier
         self.listeners: list[Listener] = []
@@ -112,7 +119,7 @@ class Dispatcher:
     def start(self) -> None:
         """Start sending: pending deliveries that are due go at once (resume)."""
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(own_ca=self.own_ca)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-engine")
 
     async def stop(self) -> None:
@@ -154,6 +161,8 @@ class Dispatcher:
             msg_id=msg_id,
             carrier=self.carrier,
             created_ts=time.time(),
+            ca_file=request.ca_file,
+            insecure=request.insecure,
         )
         created = await self.store.write(deliveries.insert_delivery, new)
         self._emit("created", created, None)
@@ -252,7 +261,12 @@ class Dispatcher:
         )
         self._emit("sending", item, {"attempt": number, "url": pending.url})
         result = await send_once(
-            self._client, pending.url, headers, pending.body, timeout=pending.timeout
+            self._client,
+            pending.url,
+            headers,
+            pending.body,
+            timeout=pending.timeout,
+            tls=TlsOptions(pending.ca_file, pending.insecure),
         )
         if result.ok:
             state, next_ts = "succeeded", None

@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests
+from inspector.store.endpoints import settings_version
 from inspector.store.schema import connect, migrate
 
 log = logging.getLogger("inspector.store")
@@ -38,6 +39,13 @@ class _Job(Generic[T]):
     run: Callable[[sqlite3.Connection], T]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
+    # The endpoint-settings version the job was prepared with (captures); None: any.
+    as_of: int | None = None
+
+
+class StaleSettings(Exception):
+    """A job prepared with endpoint settings older than the store's was not run: prepare it
+    again with fresh settings (``Store.write_as_of``)."""
 
 
 _Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
@@ -95,6 +103,10 @@ class Store:
         self._readers_lock = threading.Lock()
         self._counter = _Counter()
         self._closed = False
+        # The writer's view of the endpoint-settings version, re-read only when another
+        # connection (a CLI process) has committed since: see ``_settings_version``.
+        self._settings_version = 0
+        self._data_version: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -145,6 +157,29 @@ class Store:
             return fn(conn, *args, **kwargs)
 
         self._queue.put(_Job(run, loop, future))
+        return await future
+
+    async def write_as_of(
+        self, settings_version: int, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like ``write``, for a job prepared with the endpoint settings of ``settings_version``
+        (a capture: its verdict and answer depend on them).
+
+        Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
+        holds newer settings — written by another process (the CLI) since the caller last read
+        them. The check runs inside the batch's write transaction, so a change committed before
+        a capture's batch is always seen: once a settings change has returned, the next capture
+        obeys it. It costs one ``PRAGMA data_version`` per batch.
+        """
+        if self._writer is None:
+            return await self.write(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def run(conn: sqlite3.Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        self._queue.put(_Job(run, loop, future, as_of=settings_version))
         return await future
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -209,7 +244,8 @@ class Store:
         except sqlite3.Error as exc:
             raise _CommitFailed from exc
         try:
-            results = [job.run(conn) for job in batch]
+            stale = self._stale_jobs(conn, batch)
+            results = [None if i in stale else job.run(conn) for i, job in enumerate(batch)]
             self._after_jobs(conn, sum(self._rows_added(r) for r in results))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -220,7 +256,29 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise _CommitFailed from exc
-        return [(job.future, result, None) for job, result in zip(batch, results, strict=True)]
+        return [
+            (job.future, None, StaleSettings()) if i in stale else (job.future, result, None)
+            for i, (job, result) in enumerate(zip(batch, results, strict=True))
+        ]
+
+    def _stale_jobs(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> set[int]:
+        """Indexes of the jobs prepared with settings older than the store's (in the batch's
+        transaction, so no other writer can change them until it commits)."""
+        versions = [job.as_of for job in batch]
+        if all(v is None for v in versions):
+            return set()
+        current = self._current_settings_version(conn)
+        return {i for i, v in enumerate(versions) if v is not None and v < current}
+
+    def _current_settings_version(self, conn: sqlite3.Connection) -> int:
+        # data_version changes only when *another* connection committed: our own settings
+        # writes are picked up by the server's cache before they return, so a capture
+        # prepared after them carries their version (never older than what we hold here).
+        changed: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        if changed != self._data_version:
+            self._data_version = changed
+            self._settings_version = settings_version(conn)
+        return self._settings_version
 
     def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> _Outcome:
         try:

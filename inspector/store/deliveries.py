@@ -27,7 +27,7 @@ from inspector.store.requests import HeaderPairs, Row, SqlValue
 STATES = ("pending", "succeeded", "failed", "cancelled")
 ITEM_COLUMNS = (
     "id, event, event_key, url, scheme, length(body) AS size, state, schedule, timeout,"
-    " time_scale, attempts, next_attempt_ts, created_at, updated_at, carrier"
+    " time_scale, attempts, next_attempt_ts, created_at, updated_at, carrier, ca_file, insecure"
 )
 
 
@@ -46,6 +46,8 @@ class NewDelivery:
     msg_id: str
     carrier: str | None
     created_ts: float
+    ca_file: str | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Pending:
     msg_id: str
     state: str
     carrier: str | None
+    ca_file: str | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class DeliveryItem(TypedDict):
     carrier: str  # "server", or the ``send --wait`` process (``cli:<host>:<pid>``)
     statuses: list[int | None]  # of each attempt, in order
     last: AttemptItem | None  # the latest attempt
+    ca_file: str | None  # a CA trusted as well for an https:// receiver
+    insecure: bool  # the receiver's certificate is not verified: shown on every line
 
 
 class DeliveryDetail(DeliveryItem):
@@ -205,6 +211,8 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "carrier": r["carrier"] or "server",
         "statuses": [a["status"] for a in log],
         "last": last,
+        "ca_file": r["ca_file"],
+        "insecure": bool(r["insecure"]),
     }
 
 
@@ -217,7 +225,8 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
     cur = conn.execute(
         "INSERT INTO deliveries (event, event_key, url, scheme, secret, headers, body, state,"
         " schedule, timeout, time_scale, attempts, next_attempt_ts, created_at, updated_at,"
-        " msg_id, carrier) VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?)",
+        " msg_id, carrier, ca_file, insecure)"
+        " VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?,?,?)",
         (
             new.event,
             new.event_key,
@@ -234,6 +243,8 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
             created_at,
             new.msg_id,
             new.carrier,
+            new.ca_file,
+            int(new.insecure),
         ),
     )
     assert cur.lastrowid is not None
@@ -343,7 +354,7 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
-        " attempts, msg_id, state, carrier FROM deliveries WHERE id=?",
+        " attempts, msg_id, state, carrier, ca_file, insecure FROM deliveries WHERE id=?",
         (delivery_id,),
     ).fetchone()
     if r is None:
@@ -363,6 +374,8 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
         msg_id=r["msg_id"],
         state=r["state"],
         carrier=r["carrier"],
+        ca_file=r["ca_file"],
+        insecure=bool(r["insecure"]),
     )
     found = get_item(conn, delivery_id)
     assert found is not None

@@ -23,15 +23,16 @@ from inspector.summary import MAX_BYTES, summarize
 ITEM_COLUMNS = (
     "id, endpoint, method, path, query, client, received_at, received_ts, size, content_type,"
     " truncated, note, event_key, event_type, attempt, first_attempt_id, signature,"
-    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress"
+    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress,"
+    " tls_version, tls_server_name"
 )
 
 _INSERT = (
     "INSERT INTO requests (endpoint, method, path, query, headers, client, received_at,"
     " received_ts, size, content_type, truncated, note, event_key, event_type, attempt,"
     " first_attempt_id, signature, sig_status, response_status, response_headers,"
-    " response_body, response_ms, delay_ms, dropped, in_progress)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " response_body, response_ms, delay_ms, dropped, in_progress, tls_version, tls_server_name)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 # A column value as sqlite3 hands it over or takes it.
@@ -73,6 +74,13 @@ class ResponseDetail(ResponseSummary):
     body_base64: str
 
 
+class ConnectionTls(TypedDict):
+    """How a capture that came over TLS was carried."""
+
+    version: str  # "TLSv1.3"
+    server_name: str | None  # the SNI name the sender asked for (None: it sent none)
+
+
 class _RequestFields(TypedDict):
     id: int
     endpoint: str
@@ -90,6 +98,8 @@ class _RequestFields(TypedDict):
     attempt: int
     first_attempt_id: int  # its own id for a first attempt
     signature: SignatureVerdict | None  # None: the endpoint verifies nothing
+    scheme: str  # "https" when it came over TLS, else "http"
+    tls: ConnectionTls | None  # None: plain HTTP
 
 
 class RequestItem(_RequestFields):
@@ -141,6 +151,7 @@ class Changed:
 
 def _fields(r: Row) -> _RequestFields:
     signature = r["signature"]
+    version = r["tls_version"]
     return {
         "id": r["id"],
         "endpoint": r["endpoint"],
@@ -158,6 +169,8 @@ def _fields(r: Row) -> _RequestFields:
         "attempt": r["attempt"],
         "first_attempt_id": r["first_attempt_id"] or r["id"],
         "signature": json.loads(signature) if signature else None,
+        "scheme": "https" if version else "http",
+        "tls": {"version": version, "server_name": r["tls_server_name"]} if version else None,
     }
 
 
@@ -242,6 +255,8 @@ def insert_request(
         "delay_ms": response.delay_ms,
         "dropped": int(response.dropped),
         "in_progress": int(response.in_progress),
+        "tls_version": rec.tls_version,
+        "tls_server_name": rec.tls_server_name,
     }
     cur = conn.execute(_INSERT, tuple(columns.values()))
     new_id = cur.lastrowid
@@ -338,20 +353,20 @@ class RequestFilter:
     signature: str | None = None
     event_type: str | None = None
     q: str | None = None
+    # Every endpoint whose name starts with this (``?endpoint=ci-*``); with ``endpoint`` unset.
+    endpoint_prefix: str | None = None
 
 
-def list_requests(
-    conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
-) -> tuple[list[ListedRequest], int | None]:
-    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+def _filter_clauses(flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
+    """``flt`` (all but the search ``q``) as SQL conditions and their parameters."""
     where: list[str] = []
     params: list[SqlValue] = []
-    if before is not None:
-        where.append("id < ?")
-        params.append(before)
     if flt.endpoint is not None:
         where.append("endpoint = ?")
         params.append(flt.endpoint)
+    if flt.endpoint_prefix is not None:
+        where.append("substr(endpoint, 1, ?) = ?")
+        params += [len(flt.endpoint_prefix), flt.endpoint_prefix]
     if flt.method is not None:
         where.append("method = ?")
         params.append(flt.method.upper())
@@ -365,6 +380,17 @@ def list_requests(
     if flt.event_type is not None:
         where.append("event_type = ?")
         params.append(flt.event_type)
+    return where, params
+
+
+def list_requests(
+    conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
+) -> tuple[list[ListedRequest], int | None]:
+    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+    where, params = _filter_clauses(flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
 
     def page(clauses: list[str], args: list[SqlValue], count: int) -> list[sqlite3.Row]:
         sql = f"SELECT {ITEM_COLUMNS} FROM requests"
@@ -488,6 +514,48 @@ def items_after(
         params.append(endpoint)
     sql += " ORDER BY id LIMIT ?"
     params.append(limit)
+    return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
+
+
+def matching_after(
+    conn: sqlite3.Connection, flt: RequestFilter, after: int, limit: int
+) -> tuple[list[ListedRequest], int]:
+    """Up to ``limit`` requests matching ``flt`` with id > ``after``, oldest first, and the
+    newest id this read covers: every request up to it has been looked at.
+
+    The head is read first: commits happen in id order, so every id up to it is already
+    committed, and the bound ``id <= head`` keeps later commits for the next call.
+    """
+    head = head_id(conn)
+    where, params = _filter_clauses(flt)
+    if flt.q:
+        clause, args = _search(flt.q, after, recent=True)  # "id > after AND matches q"
+        where.append(clause)
+        params += args
+    else:
+        where.append("id > ?")
+        params.append(after)
+    where.append("id <= ?")
+    params.append(head)
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+    rows = conn.execute(sql, [*params, limit]).fetchall()
+    return with_summaries(conn, [item(r) for r in rows]), head
+
+
+def matching_ids(
+    conn: sqlite3.Connection, flt: RequestFilter, ids: list[int]
+) -> list[ListedRequest]:
+    """Those of ``ids`` that match ``flt`` now (a stall ended, a verdict changed), by id."""
+    if not ids:
+        return []
+    where, params = _filter_clauses(flt)
+    if flt.q:
+        clause, args = _search(flt.q, 0, recent=True)
+        where.append(clause)
+        params += args
+    where.append(f"id IN ({','.join('?' * len(ids))})")
+    params += ids
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id"
     return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
 
 

@@ -124,6 +124,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id, attempt);
     """,
+    # 4: TLS. How a capture arrived (tls_version NULL: plain HTTP); how a delivery checks
+    # its receiver's certificate; which replays did not verify theirs.
+    """
+    ALTER TABLE requests ADD COLUMN tls_version TEXT;
+    ALTER TABLE requests ADD COLUMN tls_server_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN ca_file TEXT;
+    ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
