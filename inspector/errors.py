@@ -13,6 +13,7 @@ into an exit code.
     ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
+    ├── RangeNotSatisfiable 416: a body's byte range starts beyond its end
     ├── StoreUnavailable    503: the store could not commit; the sender should retry
     ├── CertificateError    500: the local CA or a certificate cannot be made or read
                                  (``certificates.py``, which only ``serve --https`` imports)
@@ -77,6 +78,17 @@ class MisdirectedHost(InspectorError):
 class PayloadTooLarge(InspectorError):
     status = 413
     error = "payload_too_large"
+
+
+class RangeNotSatisfiable(InspectorError):
+    """A ``Range`` that no byte of the body falls in (``size``: how many there are)."""
+
+    status = 416
+    error = "range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"The body has {size} bytes: no byte of the range asked for is there.")
+        self.headers = {"content-range": f"bytes */{size}"}
 
 
 class StoreUnavailable(InspectorError):

@@ -32,6 +32,7 @@ ERRORS = {
     401: "The server requires its token (`serve --token`): send `Authorization: Bearer TOKEN`.",
     403: "A cross-origin write, or a refused target address.",
     404: "No such request, delivery or replay (or, for the CA certificate, no local CA).",
+    416: "The byte range asked for starts beyond the body (`Content-Range: bytes */SIZE`).",
     421: "The Host header is not one this inspector answers to (DNS-rebinding defence).",
     503: "The store could not answer, or too many clients wait (see Retry-After).",
 }
