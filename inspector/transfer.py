@@ -425,13 +425,19 @@ def is_text(body: bytes) -> bool:
     return True
 
 
+# Longest body that goes inline in a curl command: Linux refuses a single argument over
+# 128 KiB (MAX_ARG_STRLEN), and quoting can double a body's length.
+INLINE_LIMIT = 64 * 1024
+
+
 def curl_command(detail: Mapping[str, Any], url: str, *, body_url: str) -> str:
     """A curl command that sends the captured request to ``url``.
 
     Headers in order, minus hop-by-hop, ``Host`` and ``Content-Length`` (curl sets them);
     curl's own ``User-Agent``, ``Accept`` and form ``Content-Type`` are suppressed when the
-    capture had none. A text body goes inline, byte for byte; a binary one is read from
-    ``request-ID.bin``, which ``body_url`` downloads.
+    capture had none. A text body up to ``INLINE_LIMIT`` goes inline, byte for byte; a
+    binary or longer one is read from ``request-ID.bin``, which ``body_url`` downloads (so
+    ``detail`` need only carry the body's first ``INLINE_LIMIT + 1`` bytes).
     """
     method = detail["method"]
     headers = [(n, v) for n, v in strip_hop_by_hop([(n, v) for n, v in detail["headers"]])]
@@ -456,12 +462,14 @@ def curl_command(detail: Mapping[str, Any], url: str, *, body_url: str) -> str:
     if send_body:
         if "content-type" not in names:
             parts.append(f"-H {shell_quote('Content-Type:')}")
-        if is_text(body):
+        if len(body) <= INLINE_LIMIT and is_text(body):
             parts.append(f"--data-binary {ansi_c(body, utf8=True)}")
         else:
             filename = f"request-{detail['id']}.bin"
+            what = "binary" if len(body) <= INLINE_LIMIT else "too long for a command line"
             lines += [
-                f"# The body is binary ({len(body)} bytes): save it next to this command first:",
+                f"# The body is {what} ({detail['size']} bytes): save it next to this command "
+                "first:",
                 f"#   curl -o {filename} {shell_quote(body_url)}",
             ]
             parts.append(f"--data-binary @{filename}")
