@@ -5,8 +5,7 @@
 // _row.html): one renderer, so a first-paint row and a live row cannot differ. Captured data
 // only ever reaches the DOM through textContent.
 
-import { VIEW_LIMIT } from "./body.js";
-import { renderDetail, sameRequest } from "./detail.js";
+import { loadRequest, renderDetail, sameRequest } from "./detail.js";
 import { refreshReplays } from "./replay.js";
 import { openSettings } from "./settings.js";
 import { ApiError, answerOf, api, clear, clock, copyText, el, flash, humanSize, randomEndpoint, signatureOf } from "./util.js";
@@ -535,7 +534,7 @@ async function showDetail(id) {
   const token = ++detailToken;
   let item;
   try {
-    item = await api(`/api/requests/${id}?body_limit=${VIEW_LIMIT}`); // a screenful's worth
+    item = await loadRequest(id); // its fields, and a screenful's worth of body bytes
   } catch (error) {
     if (token !== detailToken) return;
     if (error instanceof ApiError && error.status === 404) showGone(id);

@@ -4,7 +4,7 @@
 
 import { HEX_LIMIT, VIEW_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
+import { answerOf, api, apiBytes, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -20,23 +20,36 @@ function preferredView(contentType, views) {
   return "hex";
 }
 
+/**
+ * Request `id` as the detail pane shows it: its fields without the body (`?body_limit=0`) and,
+ * side by side, the first VIEW_LIMIT bytes of the body as raw bytes (`item.body`). Neither
+ * side base64-encodes or parses megabytes of JSON, whatever the body's size.
+ */
+export async function loadRequest(id) {
+  const [item, body] = await Promise.all([api(`/api/requests/${id}?body_limit=0`), apiBytes(`/api/requests/${id}/body`, VIEW_LIMIT)]);
+  item.body = body;
+  return item;
+}
+
 function bodySection(item) {
   const size = item.size;
   // A body is kept whole as received, or not at all: when kept, it is `size` bytes, of which
-  // the page fetched the first VIEW_LIMIT (`?body_limit=`).
+  // the page fetched the first VIEW_LIMIT (`loadRequest`).
   const stored = size;
   const heading = [`Body · ${humanSize(size)}`, item.content_type ? ` · ${item.content_type}` : ""];
   const download = el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download");
   const head = el("h3", {}, ...heading, " ", download);
   const out = el("section", { class: "d-section body-section" }, head);
   if (item.truncated) out.append(el("p", { class: "note warn" }, `Not the whole body: ${item.note || "it was cut short"}`));
-  if (!item.body_base64) {
+  const bytes = item.body;
+  if (!bytes.length) {
     out.append(el("p", { class: "muted", text: size ? "No body bytes were kept." : "No body." }));
     return out;
   }
   // Every view renders a screenful at first, so the whole body (up to VIEW_LIMIT) can be used.
-  const bytes = decodeBase64(item.body_base64, VIEW_LIMIT);
-  const views = bodyViews(bytes, stored, item.content_type);
+  let whole = null; // the whole body, read once if a view needs it (the tree of a big JSON)
+  const readWhole = () => (whole = whole || apiBytes(`/api/requests/${item.id}/body`, stored));
+  const views = bodyViews(bytes, stored, item.content_type, item.truncated ? null : readWhole);
   if (bytes.length < stored) {
     out.append(
       el("p", { class: "note" }, `Showing the first ${humanSize(bytes.length)} of ${humanSize(stored)}. `, el("a", { href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download the exact bytes"), "."),

@@ -200,6 +200,27 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The first `limit` bytes of a download route (`/api/requests/{id}/body`), as a Uint8Array:
+ * one Range request, so the server reads and sends only those bytes — no base64, no JSON.
+ * An empty body (nothing to send from byte 0: 416) is an empty array.
+ */
+export async function apiBytes(path, limit) {
+  const response = await fetch(path, { headers: { range: `bytes=0-${limit - 1}` } });
+  if (response.status === 416) return new Uint8Array(0);
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      /* not JSON: the status says it */
+    }
+    throw new ApiError(response.status, detail);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return bytes.length > limit ? bytes.subarray(0, limit) : bytes; // a server that sent it all
+}
+
 /** fetch() a JSON API route. Writes send JSON (the CSRF guard refuses form content types). */
 export async function api(path, { method = "GET", json } = {}) {
   const init = { method, headers: { accept: "application/json" } };

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import LiveInspector
@@ -88,12 +87,60 @@ def test_a_huge_body_opens_a_screenful_at_a_time(
         ui.close()
 
 
-def test_the_detail_api_sends_a_prefix_of_the_body_when_asked(
-    big: tuple[LiveInspector, dict[str, int]],
+def test_the_page_fetches_the_fields_without_the_body_and_a_range_of_bytes(
+    browser: Any, big: tuple[LiveInspector, dict[str, int]]
 ) -> None:
+    """No base64 and no JSON of megabytes: the detail is fetched without its body, and the
+    body's first screenfuls as raw bytes (one Range request)."""
     live, ids = big
-    with httpx.Client(base_url=live.url, timeout=30) as client:
-        whole = client.get(f"/api/requests/{ids['array']}").json()
-        part = client.get(f"/api/requests/{ids['array']}", params={"body_limit": 1000}).json()
-    assert whole["body_base64"].startswith(part["body_base64"])
-    assert 1000 <= len(part["body_base64"]) * 3 // 4 < 1003 and part["size"] == whole["size"]
+    ui = Page(browser, live)
+    try:
+        page = ui.open()
+        seen: list[tuple[str, str | None, int]] = []
+        page.on(
+            "requestfinished",
+            lambda r: seen.append((r.url, r.headers.get("range"), r.sizes()["responseBodySize"])),
+        )
+        detail = ui.select(ids["form"])
+        detail.locator(".body-section .view > *").first.wait_for()
+        wanted = {f"{ids['form']}?body_limit=0", f"{ids['form']}/body"}
+
+        def fetched() -> dict[str, tuple[str | None, int]]:
+            return {
+                url.split("/api/requests/", 1)[1]: (rng, size)
+                for url, rng, size in seen
+                if "/api/requests/" in url
+            }
+
+        while not wanted <= set(fetched()):  # the events may trail the rendering
+            page.wait_for_timeout(50)
+        item = fetched()[f"{ids['form']}?body_limit=0"]
+        assert item[1] < 10_000, "the detail came without its body"
+        rng, size = fetched()[f"{ids['form']}/body"]
+        assert rng == "bytes=0-2097151" and size == 2 * 1024 * 1024
+        assert not ui.errors
+    finally:
+        ui.close()
+
+
+def test_the_tree_of_a_json_body_beyond_the_first_screenfuls_is_read_on_demand(
+    browser: Any, big: tuple[LiveInspector, dict[str, int]]
+) -> None:
+    """The object of 500,000 keys (8 MiB) opens as text, its first 2 MiB; its JSON tab reads
+    the whole body and shows the tree a screenful at a time."""
+    live, ids = big
+    ui = Page(browser, live)
+    try:
+        page = ui.open()
+        detail = ui.select(ids["object"])
+        assert detail.locator(".body-section .tabs [aria-selected=true]").text_content() == "Text"
+        detail.locator('.body-section .tabs [data-key="json-whole"]').click()
+        summary = detail.locator(".body-section .json-tree > details > summary")
+        summary.wait_for(timeout=60_000)
+        assert "500,000 keys" in (summary.text_content() or "")
+        keys = detail.locator(".body-section .json-tree .j-key")
+        assert keys.first.text_content() == '"k0"' and keys.count() == 200  # a screenful
+        assert page.evaluate("document.querySelectorAll('*').length") < MAX_ELEMENTS
+        assert not ui.errors
+    finally:
+        ui.close()
