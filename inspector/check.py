@@ -11,8 +11,12 @@ Rows, in order (each one request, sent one after another):
    forged events get in; a 5xx means the check crashed (the doc's own sample does, since
    ``timingSafeEqual`` throws on a length mismatch) and the platform would retry it;
 3. the raw-body trap: a validly signed body with non-ASCII text, ``\\u`` and ``\\/`` escapes,
-   unusual spacing and key order. Only a receiver that verifies the raw bytes accepts it;
-   rejecting it after accepting the plain events is the re-serialization bug, named as such;
+   unusual spacing and key order. What its answer shows depends on the rows before it: only
+   a receiver that rejected the wrong signature has shown that it verifies, so only then does
+   accepting the trap say "it verifies the raw bytes" (a receiver that accepted the wrong
+   signature accepts anything: a warning that nothing is shown), and rejecting it after
+   accepting the plain events names the re-serialization bug (a receiver that does not verify
+   rejected it for another reason: its JSON handling is named instead);
 4. a duplicate: the same event (same bytes, same signature) twice. Both answers are
    reported; idempotency is the receiver's job, but a 5xx on the duplicate is a failure and
    a 4xx a warning (the platform would keep retrying it);
@@ -45,6 +49,11 @@ DEFAULT_SLOW = 5.0
 RESERIALIZED = (
     "your receiver verifies a re-serialized body (e.g. JSON.stringify(req.body)); "
     "verify the raw request bytes"
+)
+VERIFIES_RAW = "it rejected the wrong signature and accepts this one: it verifies the raw bytes"
+SHOWS_NOTHING = (
+    "it also accepted the wrong signature, so accepting this one shows nothing about how it "
+    "verifies; fix the signature rows first"
 )
 
 
@@ -129,6 +138,7 @@ class _Checker:
         self.slow = slow
         self.tls = tls
         self.rows: list[CheckRow] = []
+        self.forged: dict[str, Exchange] = {}  # the answers to the forged requests, by check
 
     def headers(self, body: bytes) -> list[tuple[str, str]]:
         return sender.signed_headers(
@@ -178,6 +188,7 @@ class _Checker:
             self.add(check, group, "fail", f"{said}: a valid event must get a 2xx", r)
 
     def judge_forged(self, check: str, r: Exchange, crash_hint: str) -> None:
+        self.forged[check] = r
         said = self.answered(r)
         if r.status is not None and 400 <= r.status < 500:
             self.add(check, "signature", "pass", f"rejected: {said}", r)
@@ -305,14 +316,36 @@ class _Checker:
         )
 
     async def raw_body_trap(self, accepted_any: bool) -> None:
+        """Judge the trap by what the receiver has shown so far: whether it verifies at all
+        (the wrong signature) and whether it accepts valid events."""
         body = trap_body()
         r = await self.post(body, self.headers(body))
         said = self.answered(r)
         check = "raw body"
-        if r.ok:
-            self.add(check, "raw body", "pass", f"{said}: it verifies the raw bytes", r)
-        elif r.status is not None and 400 <= r.status < 500 and accepted_any:
+        wrong = self.forged.get("wrong signature")
+        verifies = wrong is not None and wrong.status is not None and 400 <= wrong.status < 500
+        trusting = wrong is not None and wrong.ok
+        if r.ok and verifies:
+            self.add(check, "raw body", "pass", f"{said}: {VERIFIES_RAW}", r)
+        elif r.ok:
+            why = (
+                SHOWS_NOTHING
+                if trusting
+                else (
+                    "whether it verifies the raw bytes is not shown: it did not reject the wrong "
+                    "signature"
+                )
+            )
+            self.add(check, "raw body", "warn", f"{said}: {why}", r)
+        elif r.status is not None and 400 <= r.status < 500 and accepted_any and verifies:
             self.add(check, "raw body", "fail", f"{said}: {RESERIALIZED}", r)
+        elif r.status is not None and 400 <= r.status < 500 and accepted_any:
+            why = (
+                "a validly signed event was rejected, yet the wrong signature was not: not "
+                "its signature check; check how it reads JSON (non-ASCII text, \\u and \\/ "
+                "escapes, spacing)"
+            )
+            self.add(check, "raw body", "fail", f"{said}: {why}", r)
         elif r.status is not None and 400 <= r.status < 500:
             why = "rejected like the events above; fix those first"
             self.add(check, "raw body", "fail", f"{said}: {why}", r)

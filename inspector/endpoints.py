@@ -28,7 +28,7 @@ from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
-from inspector.timeline import DEFAULT_SCHEDULE
+from inspector.timeline import DEFAULT_SCHEDULE, DEFAULT_WAIT_FROM, WAIT_FROM
 
 log = logging.getLogger("inspector.endpoints")
 
@@ -43,12 +43,17 @@ _KEYS = (
     "response",
     "schedule",
     "schedule_tolerance",
+    "wait_from",
     "forward_to",
     "forward_mode",
     "replay_to",
     "ca_file",
     "insecure",
+    "retired_secrets",
 )
+# Secrets removed from an endpoint are remembered, newest first, so the doctor can say "the
+# sender still uses the secret you rotated out"; a few suffice (each costs one HMAC there).
+MAX_RETIRED = 8
 
 
 class SettingsDict(TypedDict):
@@ -62,11 +67,13 @@ class SettingsDict(TypedDict):
     response: dict[str, Any]  # failure-mode rules, as ``faults.parse_rules`` validated them
     schedule: list[float]  # the retry schedule the sender promises (seconds)
     schedule_tolerance: float
+    wait_from: str  # start | end: where the sender counts each wait from
     forward_to: str | None
     forward_mode: str  # mirror | proxy
     replay_to: str | None
     ca_file: str | None  # a CA (PEM) trusted as well when forwarding or replaying to https://
     insecure: bool  # forwards and replays do not verify certificates
+    retired_secrets: list[str]  # removed from ``secret``, newest first (for the doctor)
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,13 @@ class EndpointSettings:
     response: Mapping[str, Any] = field(default_factory=dict)
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     schedule_tolerance: float = 0.1
+    wait_from: str = DEFAULT_WAIT_FROM
     forward_to: str | None = None
     forward_mode: str = "mirror"
     replay_to: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    retired_secrets: tuple[str, ...] = ()
 
     @property
     def tls(self) -> TlsOptions:
@@ -128,6 +137,10 @@ class EndpointSettings:
                 changes["schedule"] = _schedule(value)
             elif key == "schedule_tolerance":
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
+            elif key == "wait_from":
+                if value not in WAIT_FROM:
+                    raise BadRequest("wait_from: must be start or end.")
+                changes["wait_from"] = value
             elif key in ("forward_to", "replay_to"):
                 changes[key] = _url(key, value)
             elif key == "ca_file":
@@ -138,7 +151,21 @@ class EndpointSettings:
                 if value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
                 changes["forward_mode"] = value
+            elif key == "retired_secrets":
+                changes["retired_secrets"] = _secrets(value)[:MAX_RETIRED]
+        if "secrets" in changes and "retired_secrets" not in data:
+            changes["retired_secrets"] = self._retire(changes["secrets"])
         return replace(self, **changes)
+
+    def reset(self) -> EndpointSettings:
+        """Default settings that still remember this endpoint's secrets as retired."""
+        return replace(EndpointSettings(), retired_secrets=self._retire(()))
+
+    def _retire(self, kept: tuple[str, ...]) -> tuple[str, ...]:
+        """The retired secrets once the current ones not in ``kept`` are removed."""
+        removed = [s for s in reversed(self.secrets) if s not in kept]
+        retired = dict.fromkeys(s for s in (*removed, *self.retired_secrets) if s not in kept)
+        return tuple(retired)[:MAX_RETIRED]
 
     def to_dict(self) -> SettingsDict:
         return {
@@ -150,11 +177,13 @@ class EndpointSettings:
             "response": dict(self.response),
             "schedule": list(self.schedule),
             "schedule_tolerance": self.schedule_tolerance,
+            "wait_from": self.wait_from,
             "forward_to": self.forward_to,
             "forward_mode": self.forward_mode,
             "replay_to": self.replay_to,
             "ca_file": self.ca_file,
             "insecure": self.insecure,
+            "retired_secrets": list(self.retired_secrets),
         }
 
     def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
@@ -239,6 +268,8 @@ class Endpoint:
     has_rules: bool
     # Other endpoints' secrets: the doctor checks whether a failing signature was made with one.
     other_secrets: Mapping[str, tuple[str, ...]]
+    # Secrets this endpoint used before: a sender that has not switched yet.
+    retired_secrets: tuple[str, ...] = ()
 
 
 # Told which endpoints' signature settings changed (from the API or the CLI), with each one
@@ -301,6 +332,7 @@ class EndpointCache:
                 for other, s in self._settings.items()
                 if s.secrets and other != name
             },
+            retired_secrets=settings.retired_secrets,
         )
 
     def _signature(self, name: str, settings: EndpointSettings) -> SignatureConfig:

@@ -22,6 +22,7 @@ class Signature:
     scheme: str | None = None
     reason: str = ""
     diagnosis: str | None = None  # why it failed, when it did
+    doctor: str | None = None  # "pending" until the doctor has run (after the answer)
 
 
 @dataclass(frozen=True)

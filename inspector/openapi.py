@@ -96,7 +96,7 @@ class Operation:
     answer_text: str = ""
     description: str = ""
     tags: Sequence[str] = field(default_factory=tuple)
-    errors: Sequence[int] = ()  # error statuses its parameters do not already imply
+    errors: Sequence[int] = ()  # error statuses beyond those the parameters and method imply
 
 
 class ApiRoute(Route):

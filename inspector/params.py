@@ -86,8 +86,8 @@ def float_param(request: Request, name: str, *, default: float, lo: float, hi: f
     return value
 
 
-def path_id(request: Request) -> int:
-    raw = request.path_params["id"]
+def path_id(request: Request, name: str = "id") -> int:
+    raw = request.path_params[name]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound(f"No request {raw[:40]!r}: ids are positive integers.")
     return int(raw)

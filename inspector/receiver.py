@@ -1,9 +1,10 @@
 """The capture route ``/h/{endpoint}[/...]``: a plain ASGI app on the hot path.
 
 Flow for one request (see ARCHITECTURE.md):
-read the whole body (bounded) -> signature verdict -> event identity -> response plan from
-endpoint rules and query parameters -> **commit** (the writer assigns id and attempt and picks
-the response) -> publish to the stream -> answer: at once, after a stall, or by dropping the
+read the whole body (bounded) -> signature verdict (without the doctor) -> event identity ->
+response plan from endpoint rules and query parameters -> **commit** (the writer assigns id and
+attempt and picks the response) -> publish to the stream -> hand a failing signature to the
+``Diagnoser`` (it runs after the answer) -> answer: at once, after a stall, or by dropping the
 connection.
 
 Order of evaluation for the answer: body too large (413) -> signature enforcement (401) ->
@@ -38,6 +39,7 @@ from inspector.capture import (
     endpoint_from_path,
     read_request,
 )
+from inspector.diagnosis import Diagnoser, waiting
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
@@ -96,6 +98,7 @@ class Receiver:
         budget: BodyBudget | None = None,
         after_capture: Sequence[AfterCapture] = (),
         proxy: ProxyHook | None = None,
+        diagnoser: Diagnoser | None = None,
     ) -> None:
         self.store = store
         self.endpoints = endpoints
@@ -105,6 +108,7 @@ class Receiver:
         self.budget = budget or BodyBudget(max(64 * 1024 * 1024, max_body))
         self.after_capture = tuple(after_capture)
         self.proxy = proxy
+        self.diagnoser = diagnoser
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -119,7 +123,7 @@ class Receiver:
         if tls is not None:  # plain HTTP pays one lookup, nothing more
             rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
         try:
-            endpoint, inserted = await self._capture(rec, name, started)
+            endpoint, inserted, diagnosing = await self._capture(rec, name, started)
         except StoreUnavailable as exc:
             log.error("capture not stored, answering 503: %s", exc.detail)
             if rec.stalled_after is None:  # else the connection layer answered and closed
@@ -138,6 +142,8 @@ class Receiver:
             self.hub.publish("request", inserted.item(), id=inserted.id)
         for hook in self.after_capture:
             hook(endpoint, rec, inserted.id)
+        if diagnosing:
+            self._diagnose_later(rec, inserted.id, endpoint)
 
         response = inserted.response
         if rec.stalled_after is not None:
@@ -167,29 +173,56 @@ class Receiver:
 
     async def _capture(
         self, rec: CapturedRequest, name: str, started: float
-    ) -> tuple[Endpoint, requests.Inserted]:
-        """Inspect and commit a capture under the endpoint's current settings.
+    ) -> tuple[Endpoint, requests.Inserted, bool]:
+        """Inspect and commit a capture under the endpoint's current settings; also whether
+        it holds a place in the doctor's queue (taken before the commit, so that a full queue
+        is said in the verdict stored, at no extra write).
 
         Settings changed by another process since the cache last read them make the store
         refuse the capture (``StaleSettings``): refresh and prepare it again. A change on every
         try is not a thing a person does; after a few the capture is stored as prepared.
         """
-        for attempt in range(STALE_RETRIES + 1):
-            version = self.endpoints.version if attempt < STALE_RETRIES else None
-            endpoint = self.endpoints.get(name)
-            decide = await self._prepare(rec, endpoint, started)
-            try:
-                return endpoint, await self._store(rec, decide, version)
-            except StaleSettings:
-                await self.endpoints.refresh()
+        claimed = False
+        try:
+            for attempt in range(STALE_RETRIES + 1):
+                version = self.endpoints.version if attempt < STALE_RETRIES else None
+                endpoint = self.endpoints.get(name)
+                decide = await self._prepare(rec, endpoint, started)
+                claimed = claimed or self._claim_diagnosis(rec)
+                try:
+                    return endpoint, await self._store(rec, decide, version), claimed
+                except StaleSettings:
+                    await self.endpoints.refresh()
+        except BaseException:
+            if claimed and self.diagnoser is not None:
+                self.diagnoser.release()
+            raise
         raise AssertionError("unreachable: the last try is not checked")
+
+    def _claim_diagnosis(self, rec: CapturedRequest) -> bool:
+        """Take the doctor's place for a failing verdict; when there is none, the verdict
+        says why, and is stored so."""
+        if self.diagnoser is None or rec.signature is None or not waiting(rec.signature):
+            return False
+        if self.diagnoser.claim():
+            return True
+        rec.signature = self.diagnoser.skipped(rec.signature)
+        return False
+
+    def _diagnose_later(self, rec: CapturedRequest, request_id: int, endpoint: Endpoint) -> None:
+        """Fill the place taken: the worker cannot start before this request is answered."""
+        assert self.diagnoser is not None
+        if waiting(rec.signature):
+            self.diagnoser.submit(request_id, endpoint)
+        else:  # prepared again under new settings, or stored bare after an internal error
+            self.diagnoser.release()
 
     async def _prepare(
         self, rec: CapturedRequest, endpoint: Endpoint, started: float
     ) -> Callable[[int], ResponseRecord]:
         """The verdict and event identity (on ``rec``) and the answer's decision function."""
         if rec.size > OFF_LOOP_BYTES and not rec.truncated:
-            # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
+            # Hashing megabytes would stall the event loop (a truncated body is not hashed).
             fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
         else:
             fixed = self._inspect(rec, endpoint)
@@ -276,12 +309,8 @@ class Receiver:
             return ResponseRecord(None)
         rec.event_key, rec.event_type = timeline.event_identity(rec.headers, rec.body)
         try:
-            verdict = verify(
-                rec.headers,
-                rec.body,
-                endpoint.signature,
-                other_secrets=endpoint.other_secrets,
-            )
+            # The doctor runs after the answer (``diagnosis.Diagnoser``), never before it.
+            verdict = verify(rec.headers, rec.body, endpoint.signature, diagnose=False)
         except Exception:  # verification must never cost a capture
             log.exception("signature verification failed unexpectedly")
             verdict = None

@@ -3,7 +3,7 @@
 ``running(settings)`` builds each part after what it depends on and hands every part what it
 needs at construction — nothing is wired by changing an object after it is built:
 
-    store -> hub -> reverifier -> endpoint cache -> replayer -> receiver -> dispatcher
+    store -> hub -> diagnoser -> reverifier -> endpoint cache -> replayer -> receiver -> dispatcher
 
 The ``Reverifier`` comes before the ``EndpointCache``: the cache tells it which endpoints'
 signature settings changed and hands it those endpoints compiled anew, so the reverifier
@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
 from inspector.capture import BodyBudget
+from inspector.diagnosis import Diagnoser
 from inspector.endpoints import EndpointCache
 from inspector.outbound import TlsOptions
 from inspector.receiver import Receiver
@@ -47,6 +48,7 @@ class Runtime:
     sender: Dispatcher
     replay: Replayer
     waiters: Waiters
+    diagnoser: Diagnoser
 
 
 @contextlib.asynccontextmanager
@@ -68,8 +70,11 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
 
         hub = Broadcaster()
         stack.callback(hub.close)
+        # The doctor runs after the answer, one failing request at a time.
+        diagnoser = Diagnoser(store, hub)
+        stack.push_async_callback(diagnoser.stop)
         # Stored verdicts follow an endpoint's signature settings when they change.
-        reverifier = Reverifier(store, hub)
+        reverifier = Reverifier(store, hub, diagnoser)
         stack.callback(reverifier.cancel)
         endpoints = EndpointCache(
             store,
@@ -105,6 +110,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             budget=BodyBudget(max(settings.max_body_memory, settings.max_body)),
             after_capture=[replay.after_capture],
             proxy=replay.proxy,
+            diagnoser=diagnoser,
         )
         # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
         sender = Dispatcher(store, hub=hub, own_ca=own_ca)
@@ -114,4 +120,4 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         # Long-polls (GET /api/requests/wait), woken by the broadcaster.
         waiters = Waiters(store, hub)
 
-        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay, waiters)
+        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay, waiters, diagnoser)

@@ -44,6 +44,14 @@ class WaitResult(TypedDict):
     timed_out: bool
 
 
+class RequestCount(TypedDict):
+    """``GET /api/requests/count``: how many requests with ``after < id < before`` match."""
+
+    count: int
+    after: int
+    before: int | None
+
+
 class Deleted(TypedDict):
     """How many requests a delete removed."""
 
@@ -146,6 +154,7 @@ class DeliveryOrder(TypedDict, total=False):
     scheme: str
     schedule: list[float]  # seconds before each retry
     time_scale: float
+    wait_from: str  # end (default) or start: where each retry wait counts from
     timeout: float
     headers: list[tuple[str, str]] | dict[str, str] | None
     ca_file: str | None  # a CA (PEM) trusted as well for an https:// url

@@ -5,8 +5,8 @@ The request page's skeleton is rendered on the server (the endpoints, the filter
 state) with its starting state in a JSON data block (``|tojson`` escapes ``<``, ``>``, ``&``
 and ``'``, so captured text cannot end the block). ``static/app.js`` renders every row from
 that block, the first page as well as live ones from ``/api/stream``: one renderer (``rowView``
-in app.js, ``answerOf``/``signatureOf`` in util.js) fills clones of the one row markup,
-``_row.html``, so the first paint and a live row cannot drift apart.
+and ``fillRow`` in rows.js, ``answerOf``/``signatureOf`` in util.js) fills clones of the one
+row markup, ``_row.html``, so the first paint and a live row cannot drift apart.
 """
 
 from __future__ import annotations

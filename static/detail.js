@@ -1,10 +1,11 @@
-// The detail pane: one request in full — URL, badges, signature verdict, headers, query, body
-// views, the answer it got, its replays (replay.js) — and its actions (copy as curl, replay,
-// download, delete).
+// The detail pane: one request in full — URL, badges, signature verdict, what it differs from
+// (diff.js), headers, query, body views, the answer it got, its replays (replay.js) — and its
+// actions (copy as curl, replay, download, delete).
 
 import { HEX_LIMIT, VIEW_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
+import { compareSection } from "./diff.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, apiBytes, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
+import { answerOf, api, apiBytes, append, asText, clear, clock, copyText, decodeBase64, doctorSays, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -85,7 +86,7 @@ function signatureBox(sig) {
     el("strong", {}, `Signature ${sig.status}`),
     sig.scheme ? ` (${sig.scheme})` : "",
     sig.reason ? el("p", { text: sig.reason }) : null,
-    sig.diagnosis ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), sig.diagnosis) : null,
+    doctorSays(sig) ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), doctorSays(sig)) : null,
   );
 }
 
@@ -159,6 +160,7 @@ export function renderDetail(view, item, listItem, actions) {
     item.attempt > 1
       ? el("p", { class: "note" }, `Attempt ${item.attempt} of event `, el("code", { text: item.event_key }), ": the first delivery is ", el("a", { href: `#${item.first_attempt_id}`, text: `#${item.first_attempt_id}` }), ". Retries are normal; receivers must be idempotent.")
       : null,
+    compareSection(item),
     bodySection(item),
     item.query ? section("Query", pairsTable([...new URLSearchParams(item.query)], ""), el("p", { class: "raw muted" }, "raw: ", el("code", { class: "wrap", text: item.query }))) : null,
     section(`Headers (${item.headers.length})`, pairsTable(item.headers, "No headers.")),

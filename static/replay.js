@@ -5,6 +5,7 @@
 // reach the DOM through textContent only.
 
 import { TEXT_LIMIT } from "./body.js";
+import { showDiff } from "./diff.js";
 import { ApiError, answerOf, api, asText, clear, clock, decodeBase64, el, elapsed, humanSize, kvTable, pairsTable, parseTime } from "./util.js";
 
 const EDIT_LIMIT = 256 * 1024; // bodies below this (and UTF-8 text) can be edited
@@ -145,6 +146,10 @@ function entry(r) {
     r.edited ? el("span", { class: "badge muted", title: "The body was edited before sending" }, "edited") : null,
     r.insecure ? el("span", { class: "badge bad", title: "Sent without verifying the target's certificate (insecure)" }, "insecure") : null,
     r.error ? el("span", { class: "r-error", text: r.error }) : null,
+    el("button", { type: "button", class: "small link r-diff", title: "What this sent, against the captured request", onclick: (event) => {
+      event.preventDefault(); // a button in a <summary>: compare, do not unfold
+      showDiff(`/api/replays/${r.id}/diff`);
+    } }, "vs original"),
   );
   const item = el("details", { class: "replay", "data-id": r.id }, line, holder);
   item.addEventListener("toggle", () => {

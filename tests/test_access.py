@@ -309,16 +309,23 @@ def test_live_inspector_with_a_token_serves_the_stream_to_the_cookie(tmp_path: P
 
 def test_every_control_route_asks_for_the_token_on_both_listeners(tmp_path: Path) -> None:
     """Every route of the app but the captures, the static files and the CA certificate —
-    the wait, OpenAPI, the reference and /api/tls included — answers 401 without the token,
-    over HTTP and over HTTPS."""
+    the wait, OpenAPI, the reference, /api/tls, the diffs and the page's new-count included —
+    answers 401 without the token, over HTTP and over HTTPS."""
     live = TlsInspector(Settings(data_dir=tmp_path / "data", port=0, token=TOKEN))
     live.start()
     assert live.made is not None
     trust = ssl.create_default_context(cafile=str(live.made.ca_file))
     routes = [r for r in live.server.config.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
-    assert {"/api/requests/wait", "/api/openapi.json", "/reference", "/api/tls"} <= {
-        r.path for r in routes
-    }
+    assert {
+        "/api/requests/wait",
+        "/api/openapi.json",
+        "/reference",
+        "/api/tls",
+        "/api/requests/count",
+        "/api/requests/{a}/diff/{b}",
+        "/api/replays/{id}/diff",
+        "/api/requests/{id}/pairs",
+    } <= {r.path for r in routes}
     try:
         bases = [live.url, f"https://localhost:{live.settings.https_port}"]
         for base in bases:

@@ -18,9 +18,8 @@ import pytest
 from inspector import outbound
 from inspector.check import check_receiver
 from inspector.outbound import guard
-from tests.conftest import bind_free
+from tests.conftest import bind_free, latest, post_delivery
 from tests.test_forward import forward, replays_of
-from tests.test_replay import latest
 from tests.test_sender import wait_for_state
 
 Handler = Callable[[socket.socket], None]
@@ -316,8 +315,7 @@ def every_caller(live: Any, url: str) -> dict[str, str | None]:
         seen["proxy status"] = str(relayed.status_code)
         seen["proxy"] = replays_of(client, latest(client, "prx")["id"])[0]["error"]
 
-        payload = {"event": "message.received", "url": url, "secret": "s", "schedule": []}
-        created = client.post("/api/deliveries", json={**payload, "timeout": 0.3})
+        created = post_delivery(client, url=url, secret="s", schedule=[], timeout=0.3)
         assert created.status_code == 201, created.text
         seen["delivery"] = wait_for_state(client, created.json()["id"])["log"][0]["error"]
 

@@ -42,7 +42,6 @@ from inspector.settings import Settings
 from inspector.store import Store, deliveries, replays
 from tests.conftest import LiveInspector, ServerThread, Spawn
 from tests.test_page import Page
-from tests.test_page import browser as browser  # the module-scoped Chromium fixture
 
 SECRET = "s3cret"
 EVENT = b'{"event": "member.joined", "timestamp": "2025-01-15T08:30:00Z", "data": {}}'

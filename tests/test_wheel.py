@@ -40,8 +40,9 @@ def test_wheel_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     )
     wheel = next(dist.glob("webhook_inspector-*.whl"))
     env_dir = tmp_path / "venv"
-    # The test venv already has every dependency: reuse them, install only our wheel.
-    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    # The test venv already has every dependency: reuse them, install only our wheel. No pip
+    # of its own (ensurepip alone takes ~10 s of CPU): this pip installs into it (--python).
+    venv.EnvBuilder(with_pip=False, system_site_packages=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site = subprocess.run(
         [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -58,7 +59,17 @@ def test_wheel_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     # Dependencies come from the test environment (no network needed), the package from the wheel.
     Path(pth, "deps.pth").write_text(site + "\n")
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         timeout=300,

@@ -37,6 +37,7 @@ FIELDS = (
     "scheme",
     "schedule",
     "time_scale",
+    "wait_from",
     "timeout",
     "headers",
     "ca_file",
@@ -82,6 +83,7 @@ def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequ
         headers=data.get("headers") or (),
         ca_file=data.get("ca_file"),
         insecure=data.get("insecure", False),
+        wait_from=data.get("wait_from", timeline.DEFAULT_WAIT_FROM),
     )
 
 

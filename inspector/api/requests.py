@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from inspector import openapi, waiters
+from inspector.diagnosis import waiting
 from inspector.errors import BadRequest, NotFound
 from inspector.openapi import Operation, api_route
 from inspector.params import (
@@ -27,7 +28,7 @@ from inspector.params import (
     request_filter,
     runtime,
 )
-from inspector.shapes import Deleted, RequestPage, WaitResult
+from inspector.shapes import Deleted, RequestCount, RequestPage, WaitResult
 from inspector.store import requests
 from inspector.store.requests import RequestDetail
 
@@ -72,14 +73,30 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+async def count_requests(request: Request) -> Response:
+    """``GET /api/requests/count?after=ID[&before=ID]`` and the list's filters: how many
+    requests newer than ``after`` (and older than ``before``) match, exactly."""
+    flt = request_filter(request, prefixes=True)
+    after = int_param(request, "after", default=0, lo=0, hi=2**62)
+    before = int_param(request, "before", default=None, lo=1, hi=2**62)
+    assert after is not None
+    count = await runtime(request).store.read(requests.count_requests, flt, after, before)
+    answer: RequestCount = {"count": count, "after": after, "before": before}
+    return JSONResponse(answer)
+
+
 async def get_request(request: Request) -> Response:
     """One request in full; ``?body_limit=N``: only the body's first N bytes (the page asks
     for none, and fetches the bytes it shows from ``/body`` with a Range)."""
     request_id = path_id(request)
+    rt = runtime(request)
     limit = int_param(request, "body_limit", default=None, lo=0, hi=2**62)
-    found = await runtime(request).store.read(requests.get_request, request_id, limit)
+    found = await rt.store.read(requests.get_request, request_id, limit)
     if found is None:
         raise NotFound(f"No request {request_id}.")
+    if waiting(found["signature"]):
+        # Skipped when the doctor was busy, or lost to a restart: someone looks, diagnose it.
+        rt.diagnoser.request(request_id, rt.endpoints.get(found["endpoint"]))
     return JSONResponse(found)
 
 
@@ -167,7 +184,25 @@ routes: list[BaseRoute] = [
             answer=Deleted,
         ),
     ),
-    # Before /api/requests/{id}, which would take "wait" for an id.
+    # Before /api/requests/{id}, which would take "count" or "wait" for an id.
+    api_route(
+        "/api/requests/count",
+        count_requests,
+        "GET",
+        Operation(
+            "How many requests newer than `after` (and older than `before`) match",
+            (
+                *FILTERS,
+                openapi.integer("after", "Only requests with a larger id.", 0, 2**62, 0),
+                openapi.integer("before", "Only requests with a smaller id.", 1, 2**62),
+            ),
+            answer=RequestCount,
+            description=(
+                "Exact, search included: the live page's count of new captures while its "
+                "list holds still."
+            ),
+        ),
+    ),
     api_route(
         "/api/requests/wait",
         wait_requests,

@@ -63,9 +63,10 @@ routes: list[BaseRoute] = [
         ca_certificate,
         "GET",
         Operation(
-            "The local CA's certificate, to trust once (no token needed: it is public)",
+            "The local CA's certificate (PEM), to trust once (no token needed: it is public)",
             media="application/x-x509-ca-cert",
-            answer_text="The certificate (PEM), as a download. Never the key.",
+            answer_text="The certificate of the CA that issued the HTTPS listener's certificate.",
+            description="404 when this inspector has no local CA (no --https, or --cert given).",
             errors=(404,),
         ),
     ),

@@ -6,6 +6,7 @@ A thin shell. Each command lives in the module named after it; the module's
     serve     serve.py          endpoint  endpoint.py      send        send.py
     list      show.py           sign      sign.py          deliveries  deliveries.py
     show      show.py           events    events.py        check       check.py
+    diff      diff.py
     tail      tail.py           replay    replay.py        wait        wait.py
     export    export.py         import    export.py (``import`` is a keyword)
 
@@ -25,6 +26,7 @@ from inspector import __version__
 from inspector.cli import (
     check,
     deliveries,
+    diff,
     endpoint,
     events,
     export,
@@ -46,6 +48,7 @@ Command = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = [
     serve,
     show,
+    diff,
     endpoint,
     sign,
     events,

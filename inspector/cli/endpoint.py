@@ -43,7 +43,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
         current = EndpointSettings.from_dict(stored)
         changes: dict[str, Any] = {}
         if args.reset:
-            current = EndpointSettings()
+            current = current.reset()  # the secrets it removes stay known to the doctor
         if args.secret:
             changes["secret"] = args.secret
         if args.no_secret:

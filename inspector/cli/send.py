@@ -80,6 +80,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         headers=_header_pairs(args.header),
         ca_file=tls.ca_file,
         insecure=tls.insecure,
+        wait_from=args.wait_from,
     )
     if not args.wait:
         handed = hand_over(args.server, wanted, args.data_dir / "inspector.db", args.token)
@@ -132,6 +133,7 @@ def hand_over(
                     schedule=list(wanted.schedule),
                     timeout=wanted.timeout,
                     time_scale=wanted.time_scale,
+                    wait_from=wanted.wait_from,
                     headers=list(wanted.headers),
                     ca_file=wanted.ca_file,
                     insecure=wanted.insecure,
@@ -172,7 +174,7 @@ async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
         echo(f"delivery #{created['id']}: {wanted.event} -> {wanted.url}")
         echo(
             f"  {wanted.scheme} signature, timeout {wanted.timeout:g} s, "
-            f"{sender.describe_schedule(wanted.schedule, wanted.time_scale)}",
+            f"{sender.describe_schedule(wanted.schedule, wanted.time_scale, wanted.wait_from)}",
             flush=True,
         )
         if wanted.insecure:
@@ -209,7 +211,10 @@ def _attempt_line(item: deliveries.DeliveryItem, attempt: deliveries.AttemptItem
         answer += "  (certificate NOT verified)"
     line = f"  attempt {number}/{total}  {attempt['sent_at'][11:23]}  {answer}"
     if item["state"] == "pending" and item["next_attempt_ts"] is not None:
-        wait = item["next_attempt_ts"] - attempt["sent_ts"]
+        since = attempt["sent_ts"]  # the wait counts from the attempt's start, or its end
+        if item["wait_from"] == "end":
+            since += (attempt["elapsed_ms"] or 0.0) / 1000
+        wait = item["next_attempt_ts"] - since
         line += f"  -> retry {number} in {wait:.3g} s"
     return line
 
@@ -261,6 +266,13 @@ def register(sub: Any) -> None:
         default=1.0,
         metavar="F",
         help="Multiply every retry wait by F (0.01 turns 1/5/30 min into 0.6/3/18 s).",
+    )
+    send.add_argument(
+        "--wait-from",
+        choices=timeline.WAIT_FROM,
+        default=timeline.DEFAULT_WAIT_FROM,
+        help="Count each retry wait from the failed attempt's start or its end (its answer or "
+        "timeout), as the platform's document reads (default: %(default)s).",
     )
     send.add_argument(
         "--wait",

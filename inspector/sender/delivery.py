@@ -41,6 +41,7 @@ class DeliveryRequest:
     headers: tuple[tuple[str, str], ...] = ()
     ca_file: str | None = None  # also trust this CA (PEM) for an https:// receiver
     insecure: bool = False  # do not verify the receiver's certificate (marked in the log)
+    wait_from: str = timeline.DEFAULT_WAIT_FROM  # each wait counts from the attempt's start/end
 
     @property
     def tls(self) -> TlsOptions:
@@ -61,6 +62,7 @@ def prepare(
     headers: Any = (),
     ca_file: Any = None,
     insecure: Any = False,
+    wait_from: Any = timeline.DEFAULT_WAIT_FROM,
 ) -> DeliveryRequest:
     """Validate what the CLI or the API asked for; ``BadRequest`` says what is wrong.
 
@@ -98,6 +100,7 @@ def prepare(
         headers=check_headers(headers),
         ca_file=check_ca_file(ca_file),
         insecure=check_insecure(insecure),
+        wait_from=check_wait_from(wait_from),
     )
 
 
@@ -143,6 +146,15 @@ def check_schedule(schedule: Any) -> tuple[float, ...]:
             f"schedule: a list of 0 to {MAX_RETRIES} waits in seconds (60,300,1800), one per retry."
         )
     return tuple(_number("schedule", s, 0.0, MAX_WAIT, allow_zero=True) for s in schedule)
+
+
+def check_wait_from(value: Any) -> str:
+    if value not in timeline.WAIT_FROM:
+        raise BadRequest(
+            "wait_from: start (each wait counts from the failed attempt's start) or end (from "
+            "its answer or timeout, as the platform's document reads)."
+        )
+    return str(value)
 
 
 def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:

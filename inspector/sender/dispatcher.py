@@ -163,6 +163,7 @@ class Dispatcher:
             created_ts=time.time(),
             ca_file=request.ca_file,
             insecure=request.insecure,
+            wait_from=request.wait_from,
         )
         created = await self.store.write(deliveries.insert_delivery, new)
         self._emit("created", created, None)
@@ -274,7 +275,11 @@ class Dispatcher:
             state, next_ts = "failed", None
         else:
             state = "pending"
-            next_ts = result.sent_ts + pending.schedule[number - 1] * pending.time_scale
+            # From the attempt's start, or from its end (its answer, or its timeout).
+            since = result.sent_ts
+            if pending.wait_from == "end":
+                since += result.elapsed_ms / 1000
+            next_ts = since + pending.schedule[number - 1] * pending.time_scale
         recorded = await self.store.write(
             deliveries.record_attempt,
             pending.id,
@@ -305,9 +310,12 @@ class Dispatcher:
                 log.exception("a delivery listener failed")
 
 
-def describe_schedule(schedule: Sequence[float], time_scale: float) -> str:
-    """``"retries after 60 s, 300 s, 1800 s"`` (scaled), or ``"no retries"``."""
+def describe_schedule(
+    schedule: Sequence[float], time_scale: float, wait_from: str = timeline.DEFAULT_WAIT_FROM
+) -> str:
+    """``"retries 60 s, 300 s, 1800 s after each failed attempt ends"`` (scaled), or
+    ``"no retries"``."""
     if not schedule:
         return "no retries"
     waits = ", ".join(f"{s * time_scale:g} s" for s in schedule)
-    return f"retries after {waits}"
+    return f"retries {waits} after each failed attempt {'ends' if wait_from == 'end' else 'starts'}"

@@ -20,14 +20,17 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
+from urllib.parse import urlsplit
 
 from inspector.capture import utc_timestamp
 from inspector.store.requests import HeaderPairs, Row, SqlValue
+from inspector.timeline import DEFAULT_WAIT_FROM, SenderSchedule
 
 STATES = ("pending", "succeeded", "failed", "cancelled")
 ITEM_COLUMNS = (
     "id, event, event_key, url, scheme, length(body) AS size, state, schedule, timeout,"
-    " time_scale, attempts, next_attempt_ts, created_at, updated_at, carrier, ca_file, insecure"
+    " time_scale, wait_from, attempts, next_attempt_ts, created_at, updated_at, carrier,"
+    " ca_file, insecure"
 )
 
 
@@ -48,6 +51,7 @@ class NewDelivery:
     created_ts: float
     ca_file: str | None = None
     insecure: bool = False
+    wait_from: str = DEFAULT_WAIT_FROM
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Pending:
     msg_id: str
     state: str
     carrier: str | None
+    wait_from: str
     ca_file: str | None = None
     insecure: bool = False
 
@@ -129,6 +134,7 @@ class DeliveryItem(TypedDict):
     max_attempts: int
     schedule: list[float]  # seconds between attempts
     time_scale: float
+    wait_from: str  # start | end: each wait counts from the failed attempt's start or end
     timeout: float
     next_attempt_ts: float | None  # None once it is final
     next_attempt_at: str | None
@@ -139,6 +145,9 @@ class DeliveryItem(TypedDict):
     last: AttemptItem | None  # the latest attempt
     ca_file: str | None  # a CA trusted as well for an https:// receiver
     insecure: bool  # the receiver's certificate is not verified: shown on every line
+    # Grows with every attempt and change of state (see ``version``): of two copies of a
+    # delivery (a stream event, a list read, the POST's answer), a client keeps the higher.
+    version: int
 
 
 class DeliveryDetail(DeliveryItem):
@@ -187,6 +196,16 @@ def _ok(status: int | None, error: str | None) -> bool:
     return status is not None and 200 <= status < 300 and error is None
 
 
+def version(attempts: int, state: str) -> int:
+    """A delivery's version: 2 per attempt logged, +1 once final.
+
+    A delivery only moves forward (an attempt is logged only while pending, one number at a
+    time; a final state is never left), so this grows with every attempt and change of state,
+    with no column to keep. A carrier hand-over leaves it as is: it changes neither.
+    """
+    return 2 * attempts + (state != "pending")
+
+
 def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
     """A delivery as the list API, the stream and the CLI table show it."""
     schedule = json.loads(r["schedule"])
@@ -203,6 +222,7 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "max_attempts": len(schedule) + 1,
         "schedule": schedule,
         "time_scale": r["time_scale"],
+        "wait_from": r["wait_from"],
         "timeout": r["timeout"],
         "next_attempt_ts": r["next_attempt_ts"],
         "next_attempt_at": _iso(r["next_attempt_ts"]),
@@ -213,6 +233,7 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "last": last,
         "ca_file": r["ca_file"],
         "insecure": bool(r["insecure"]),
+        "version": version(r["attempts"], r["state"]),
     }
 
 
@@ -225,8 +246,8 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
     cur = conn.execute(
         "INSERT INTO deliveries (event, event_key, url, scheme, secret, headers, body, state,"
         " schedule, timeout, time_scale, attempts, next_attempt_ts, created_at, updated_at,"
-        " msg_id, carrier, ca_file, insecure)"
-        " VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?,?,?)",
+        " msg_id, carrier, ca_file, insecure, wait_from)"
+        " VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?,?,?,?)",
         (
             new.event,
             new.event_key,
@@ -245,6 +266,7 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
             new.carrier,
             new.ca_file,
             int(new.insecure),
+            new.wait_from,
         ),
     )
     assert cur.lastrowid is not None
@@ -354,7 +376,8 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
-        " attempts, msg_id, state, carrier, ca_file, insecure FROM deliveries WHERE id=?",
+        " attempts, msg_id, state, carrier, ca_file, insecure, wait_from FROM deliveries"
+        " WHERE id=?",
         (delivery_id,),
     ).fetchone()
     if r is None:
@@ -376,6 +399,7 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
         carrier=r["carrier"],
         ca_file=r["ca_file"],
         insecure=bool(r["insecure"]),
+        wait_from=r["wait_from"],
     )
     found = get_item(conn, delivery_id)
     assert found is not None
@@ -446,3 +470,31 @@ def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail |
         "headers": json.loads(row["headers"]),
         "log": [attempt_detail(r) for r in log],
     }
+
+
+def sender_schedules(
+    conn: sqlite3.Connection, endpoint: str, event_keys: Sequence[str]
+) -> dict[str, SenderSchedule]:
+    """For events captured at ``endpoint``, the schedule our own delivery of each kept, when
+    one of this store's deliveries sent it there (its URL's path is ``/h/{endpoint}...``):
+    the newest such delivery per event key."""
+    found: dict[str, SenderSchedule] = {}
+    keys = list(dict.fromkeys(event_keys))
+    for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit is 999 or more
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT id, event_key, url, schedule, time_scale, wait_from FROM deliveries"
+            f" WHERE event_key IN ({marks}) ORDER BY id",
+            chunk,
+        ).fetchall()
+        for r in rows:
+            path = urlsplit(r["url"]).path
+            if path == f"/h/{endpoint}" or path.startswith(f"/h/{endpoint}/"):
+                found[r["event_key"]] = SenderSchedule(
+                    r["id"],
+                    tuple(float(s) for s in json.loads(r["schedule"])),
+                    r["time_scale"],
+                    r["wait_from"],
+                )
+    return found

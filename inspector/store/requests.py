@@ -54,6 +54,7 @@ class SignatureVerdict(TypedDict):
     scheme: str | None
     reason: str
     diagnosis: str | None  # the doctor's finding, on failures
+    doctor: str | None  # "pending" until the doctor has run (after the answer), "skipped" if busy
 
 
 class ResponseSummary(TypedDict):
@@ -168,10 +169,18 @@ def _fields(r: Row) -> _RequestFields:
         "event_type": r["event_type"],
         "attempt": r["attempt"],
         "first_attempt_id": r["first_attempt_id"] or r["id"],
-        "signature": json.loads(signature) if signature else None,
+        "signature": _verdict(signature) if signature else None,
         "scheme": "https" if version else "http",
         "tls": {"version": version, "server_name": r["tls_server_name"]} if version else None,
     }
+
+
+def _verdict(text: str) -> SignatureVerdict:
+    stored = json.loads(text)
+    # Verdicts stored before the doctor ran after the answer have no "doctor".
+    stored.setdefault("doctor", None)
+    verdict: SignatureVerdict = stored
+    return verdict
 
 
 def _response(r: Row) -> ResponseSummary:
@@ -420,6 +429,27 @@ def list_requests(
 SEARCH_WINDOW = 2000
 
 
+def count_requests(
+    conn: sqlite3.Connection, flt: RequestFilter, after: int, before: int | None
+) -> int:
+    """How many requests with ``after < id < before`` pass ``flt`` (search included): the
+    page's "new" count while it holds still. The range is recent, so the search's row-by-row
+    form is the fast one."""
+    where, params = _filter_clauses(flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    if flt.q:
+        clause, args = _search(flt.q, after, recent=True)
+        where.append(clause)
+        params.extend(args)
+    else:
+        where.append("id > ?")
+        params.append(after)
+    sql = "SELECT count(*) FROM requests WHERE " + " AND ".join(where)
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ASCII_LETTER = re.compile("[A-Za-z]")
 
@@ -645,3 +675,82 @@ def set_signatures(
     marks = ",".join("?" * len(ids))
     rows = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})", ids)
     return [item(r) for r in rows]
+
+
+# -- diagnosis (after the answer) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnosisInput:
+    """What the doctor needs of a stored request: the request line, headers, body, when it
+    arrived, and its stored verdict (JSON) to diagnose."""
+
+    method: str
+    target: str  # the raw path with its query
+    headers: HeaderPairs
+    body: bytes
+    received_ts: float
+    signature: str
+
+
+def diagnosis_input(conn: sqlite3.Connection, request_id: int) -> DiagnosisInput | None:
+    """The stored request ``request_id`` as the doctor reads it; None if gone or unverified."""
+    row = conn.execute(
+        "SELECT r.method, r.path, r.query, r.headers, r.received_ts, r.signature, b.body"
+        " FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id WHERE r.id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is None or not row["signature"]:
+        return None
+    query = row["query"]
+    return DiagnosisInput(
+        method=row["method"],
+        target=row["path"] + (f"?{query}" if query else ""),
+        headers=[(h[0], h[1]) for h in json.loads(row["headers"])],
+        body=bytes(row["body"] or b""),
+        received_ts=row["received_ts"],
+        signature=row["signature"],
+    )
+
+
+def set_diagnosis(
+    conn: sqlite3.Connection, request_id: int, diagnosed: str, verdict: str
+) -> RequestItem | None:
+    """Replace the verdict ``diagnosed`` (JSON, as read) with ``verdict``, the same verdict with
+    the doctor's finding. Nothing changes if the stored verdict moved on meanwhile (the
+    endpoint's secret changed): returns the request's new item, or None."""
+    changed = conn.execute(
+        "UPDATE requests SET signature = ? WHERE id = ? AND signature = ?",
+        (verdict, request_id, diagnosed),
+    ).rowcount
+    if not changed:
+        return None
+    row = conn.execute(
+        f"SELECT {ITEM_COLUMNS} FROM requests WHERE id = ?", (request_id,)
+    ).fetchone()
+    return item(row) if row is not None else None
+
+
+# -- what a request is naturally compared with -----------------------------------------------
+
+
+class DiffPartners(TypedDict):
+    """``GET /api/requests/{id}/pairs``: the captures a request is naturally compared with."""
+
+    previous_attempt: int | None  # the attempt before it of the same event (endpoint, key)
+    previous: int | None  # the capture before it on the same endpoint
+
+
+def diff_partners(conn: sqlite3.Connection, request_id: int) -> DiffPartners | None:
+    """The previous attempt of the same event and the previous capture on the endpoint."""
+    row = conn.execute(
+        "SELECT"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint AND p.id < r.id),"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint"
+        "   AND p.event_key = r.event_key AND p.id < r.id)"
+        " FROM requests AS r WHERE r.id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"previous_attempt": row[1], "previous": row[0]}

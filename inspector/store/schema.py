@@ -133,6 +133,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: where a delivery's retry waits count from (start | end of the failed attempt);
+    # deliveries stored before counted from the start.
+    """
+    ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
+    CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
+    """,
 ]
 
 
