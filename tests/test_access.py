@@ -22,23 +22,23 @@ from starlette.routing import Route
 
 from inspector.cli.serve import token_in_effect
 from inspector.settings import Settings
-from tests.conftest import LiveInspector
+from tests.conftest import InProcessInspector, LiveInspector
+from tests.test_cli import start_serve
 from tests.test_tls import TlsInspector
-
-pytestmark = pytest.mark.live
 
 TOKEN = "t0ken-for-tests"
 
 
 @contextlib.contextmanager
 def served(settings: Settings, host: str = "127.0.0.1:8765") -> Iterator[httpx.Client]:
-    """A live inspector with ``settings``, and a client that says ``Host: host``."""
-    live = LiveInspector(settings).start()
+    """An in-process inspector with ``settings`` (what is judged here is the app's answer, no
+    socket is needed), and a client that says ``Host: host``."""
+    inspector = InProcessInspector(settings).start()
     try:
-        with httpx.Client(base_url=live.url, headers={"host": host}, timeout=10) as client:
+        with inspector.client(headers={"host": host}, timeout=10) as client:
             yield client
     finally:
-        live.stop()
+        inspector.stop()
 
 
 @pytest.fixture
@@ -124,8 +124,6 @@ def test_serve_generates_a_token_for_a_network_address_unless_told_not_to() -> N
 
 @pytest.mark.live
 def test_serve_prints_the_page_url_with_a_generated_token(spawn: Any, tmp_path: Path) -> None:
-    from tests.test_cli import start_serve
-
     proc, base = start_serve(spawn, tmp_path, "--host", "0.0.0.0")
     try:
         assert "?token=" in base
@@ -160,8 +158,6 @@ def test_serve_prints_the_page_url_with_a_generated_token(spawn: Any, tmp_path: 
 
 @pytest.mark.live
 def test_no_token_on_a_network_address_warns_loudly(spawn: Any, tmp_path: Path) -> None:
-    from tests.test_cli import start_serve
-
     proc, base = start_serve(spawn, tmp_path, "--host", "0.0.0.0", "--no-token")
     proc.terminate()
     _, stderr = proc.communicate(timeout=20)
@@ -293,6 +289,7 @@ def test_serve_on_an_unreadable_data_dir_says_so_and_exits(tmp_path: Path) -> No
     assert "not a database" in one_clear_sentence(out)
 
 
+@pytest.mark.live
 def test_live_inspector_with_a_token_serves_the_stream_to_the_cookie(tmp_path: Path) -> None:
     live = LiveInspector(Settings(data_dir=tmp_path / "d", token=TOKEN)).start()
     try:
@@ -307,6 +304,7 @@ def test_live_inspector_with_a_token_serves_the_stream_to_the_cookie(tmp_path: P
         live.stop()
 
 
+@pytest.mark.live
 def test_every_control_route_asks_for_the_token_on_both_listeners(tmp_path: Path) -> None:
     """Every route of the app but the captures, the static files and the CA certificate —
     the wait, OpenAPI, the reference, /api/tls, the diffs and the page's new-count included —

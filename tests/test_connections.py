@@ -199,6 +199,61 @@ def test_captures_keep_working_while_2000_idle_connections_are_held(
         proc.communicate(timeout=20)
 
 
+# -- many large bodies at once ----------------------------------------------------------------
+
+
+def read_head(sock: socket.socket, timeout: float) -> bytes:
+    """An answer's status line and headers (the connection may stay open after them)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    return data
+
+
+def test_large_bodies_in_flight_share_one_memory_budget(
+    start: Callable[..., LiveInspector],
+) -> None:
+    """Two 1 MiB uploads in flight hold the whole 2 MiB budget: a third large body is not read
+    but answered 503 with Retry-After at once (and recorded so), while small captures pass;
+    once the two are stored, their share is given back and large bodies are taken again."""
+    mib = 1024 * 1024
+    live = start(max_body=2 * mib, max_body_memory=2 * mib)
+    budget = live.runtime.receiver.budget
+    head = b"POST /h/large HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % mib
+    bodies = [bytes([n]) * mib for n in (1, 2)]
+    slow = [connect(live) for _ in bodies]
+    for sock, body in zip(slow, bodies, strict=True):
+        sock.sendall(head + body[:1000])  # headers and a little: the body is in flight
+    wait_for(lambda: budget.used == 2 * mib, 10, "both uploads to take their share")
+    late = connect(live)
+    late.sendall(head + b"z" * 1000)
+    answer = read_head(late, timeout=10)
+    late.close()
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    assert b"\r\nretry-after: 5\r\n" in answer.lower()
+    assert capture_ok(live)  # a small body takes no share: never refused for a large one
+    for sock, body in zip(slow, bodies, strict=True):
+        sock.sendall(body[1000:])
+        assert read_head(sock, timeout=10).startswith(b"HTTP/1.1 200 ")
+        sock.close()
+    wait_for(lambda: budget.used == 0, 10, "the shares to be given back")
+    with live.client() as client:
+        assert client.post("/h/large", content=b"y" * mib).status_code == 200
+        rows = client.get("/api/requests?endpoint=large&limit=10").json()["requests"]
+        refused = [r for r in rows if r["response"]["status"] == 503]
+        assert len(rows) == 4 and len(refused) == 1
+        assert refused[0]["truncated"] and "memory budget" in refused[0]["note"]
+        stored = sorted(
+            client.get(f"/api/requests/{r['id']}/body").content
+            for r in rows
+            if r["response"]["status"] == 200
+        )
+    assert stored == sorted([*bodies, b"y" * mib])  # every answered body whole, byte-exact
+
+
 # -- a live stream that never reads ----------------------------------------------------------
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from inspector.settings import Settings
 from tests.conftest import LiveInspector
 from tests.test_page import Page
-from tests.test_page import browser as browser  # the module-scoped Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.slow]
 
@@ -43,8 +43,6 @@ BODIES: dict[str, tuple[bytes, str]] = {
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveInspector, dict[str, int]]]:
-    from inspector.settings import Settings
-
     live = LiveInspector(Settings(data_dir=tmp_path_factory.mktemp("big"), port=0)).start()
     ids = {}
     with live.client(timeout=60) as client:
