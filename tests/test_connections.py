@@ -8,11 +8,13 @@ that leave before their answer, a malformed chunked body on a control route.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
 import signal
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -286,17 +288,37 @@ def test_a_stream_client_that_takes_nothing_is_disconnected(
 # -- clients that leave before the answer ------------------------------------------------------
 
 
+def hold_the_writer(live: LiveInspector) -> threading.Event:
+    """Block the store's writer (no capture can be committed, so none answered) until the
+    returned event is set."""
+    held, release = threading.Event(), threading.Event()
+
+    def block(conn: object) -> None:
+        held.set()
+        release.wait(30)
+
+    asyncio.run_coroutine_threadsafe(live.runtime.store.write(block), live.loop)
+    assert held.wait(10), "the writer did not take the job"
+    return release
+
+
 def test_a_client_that_leaves_before_the_answer_is_recorded_as_not_answered(
     start: Callable[..., LiveInspector],
 ) -> None:
     live = start()
+    connections = live.server.server_state.connections
     for count, way in enumerate(("half-close", "close"), start=1):
+        # The store's writer is held until the server has seen the client go: else, on a
+        # loaded machine, the answer could be written before the client left (delivered).
+        release = hold_the_writer(live)
         sock = connect(live)
         sock.sendall(b'POST /h/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{"a":1}')
         if way == "half-close":
             sock.shutdown(socket.SHUT_WR)
         else:
             sock.close()
+        wait_for(lambda: not connections, 10, "the server to see the client go")
+        release.set()
         with live.client() as client:
 
             def settled(count: int = count) -> bool:
