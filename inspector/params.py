@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from starlette.requests import Request
 
 from inspector import openapi
 from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound, RangeNotSatisfiable
+from inspector.jsontypes import JSONValue
 from inspector.runtime import Runtime
 from inspector.store.requests import RequestFilter
 
@@ -105,7 +105,8 @@ def endpoint_name(raw: str) -> str:
 MAX_JSON = 1024 * 1024
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request) -> JSONValue:
+    """A control request's JSON body, unchecked (``{}`` when empty): callers narrow it."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():  # stop at the limit: never hold more than it
@@ -115,11 +116,12 @@ async def json_body(request: Request) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        return json.loads(raw) if raw else {}
+        value: JSONValue = json.loads(raw) if raw else {}
     except ValueError as exc:
         raise BadRequest(f"Body must be JSON: {exc}.", error="invalid_json") from None
     except RecursionError:
         raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None
+    return value
 
 
 def request_filter(request: Request, *, prefixes: bool = False) -> RequestFilter:

@@ -22,7 +22,6 @@ import ipaddress
 import json
 import socket
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -186,7 +185,7 @@ def cross_origin_problem(headers: dict[str, str], host: str) -> str | None:
 
 async def _refuse(send: Send, status: int, error: str, detail: str) -> None:
     body = json.dumps({"error": error, "detail": detail}).encode()
-    headers: list[Any] = [
+    headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *SECURITY_HEADERS,
