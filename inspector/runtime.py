@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
+from inspector.capture import BodyBudget
 from inspector.diagnosis import Diagnoser
 from inspector.endpoints import EndpointCache
 from inspector.outbound import TlsOptions
@@ -107,6 +108,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             hub,
             max_body=settings.max_body,
             max_delay=settings.max_delay,
+            budget=BodyBudget(max(settings.max_body_memory, settings.max_body)),
             after_capture=[replay.after_capture],
             proxy=replay.proxy,
             diagnoser=diagnoser,

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
@@ -42,6 +42,7 @@ from starlette.types import ASGIApp
 from inspector import stack
 from inspector.app import InspectorApp, create_app
 from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.listeners import TlsListener, build_server
 from inspector.runtime import Runtime
 from inspector.settings import Settings
 from inspector.store import Store, deliveries, endpoints, requests
@@ -100,9 +101,12 @@ class ServerThread:
         self.port: int = self.sock.getsockname()[1]
         options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
         options.update(config)
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.server = self.make_server(app, options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return uvicorn.Server(uvicorn.Config(app, **options))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -160,22 +164,39 @@ def make_server() -> Iterator[Callable[..., ServerThread]]:
 
 
 class LiveInspector(ServerThread):
-    def __init__(self, settings: Settings, port: int = 0) -> None:
+    """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
+    (``http``: serve's own protocol by default — httptools handing odd requests to h11 where
+    httptools imports; or uvicorn's ``h11`` or ``httptools`` by name)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int = 0,
+        http: str | type[asyncio.Protocol] | None = None,
+        descriptors: int = 4096,
+        tls: Sequence[TlsListener] = (),
+    ) -> None:
         self.settings = settings
+        self.http = http if http is not None else stack.choose().protocol()
+        self.descriptors = descriptors
+        self.tls = tuple(tls)
         self.app: InspectorApp = create_app(settings)
-        super().__init__(
-            self.app,
-            port,
-            http=stack.choose().protocol(),  # serve's HTTP protocol
-            ws="none",
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-        )
+        super().__init__(self.app, port, ws="none", lifespan="on", timeout_graceful_shutdown=2)
 
     @property
     def runtime(self) -> Runtime:
         runtime: Runtime = self.app.state.runtime
         return runtime
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return build_server(
+            app,
+            self.settings,
+            tls=self.tls,
+            http=self.http,
+            descriptors=self.descriptors,
+            **options,
+        )
 
     def before_stop(self) -> None:
         runtime = getattr(self.app.state, "runtime", None)
@@ -189,7 +210,7 @@ class LiveInspector(ServerThread):
     def restart(self) -> LiveInspector:
         """Stop, then start a new server on the same port and store."""
         self.stop()
-        self.__init__(self.settings, self.port)  # type: ignore[misc]
+        self.__init__(self.settings, self.port, self.http, self.descriptors)  # type: ignore[misc]
         self.start()
         return self
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from inspector.connections import GuardedProtocol
 from inspector.protocol import HttpToolsWithH11
 from tests.conftest import LiveInspector
 
@@ -47,7 +48,10 @@ def stored(live: LiveInspector, endpoint: str) -> list[dict[str, Any]]:
 
 
 def test_the_server_runs_the_hybrid_protocol(live: LiveInspector) -> None:
-    assert live.server.config.http is HttpToolsWithH11
+    # Under the connection layer: its guard over our protocol, and over the h11 it hands to.
+    protocol = live.server.config.http
+    assert isinstance(protocol, type) and issubclass(protocol, HttpToolsWithH11)
+    assert issubclass(protocol.h11_class, GuardedProtocol)
 
 
 @pytest.mark.parametrize(

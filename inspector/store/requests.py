@@ -616,16 +616,50 @@ def with_summaries(conn: sqlite3.Connection, items: list[RequestItem]) -> list[L
     return out
 
 
-def get_request(conn: sqlite3.Connection, request_id: int) -> RequestDetail | None:
+def get_request(
+    conn: sqlite3.Connection, request_id: int, body_limit: int | None = None
+) -> RequestDetail | None:
+    """One request in full; with ``body_limit``, only the body's first ``body_limit`` bytes
+    are read (and sent): the page asks for none, and fetches the body's bytes itself."""
     row = conn.execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
     if row is None:
         return None
-    return detail(row, get_body(conn, request_id))
+    if body_limit is None:
+        return detail(row, get_body(conn, request_id))
+    return detail(row, body_slice(conn, request_id, 0, body_limit)[0])
 
 
 def get_body(conn: sqlite3.Connection, request_id: int) -> bytes:
     row = conn.execute("SELECT body FROM bodies WHERE request_id=?", (request_id,)).fetchone()
     return bytes(row[0]) if row is not None else b""
+
+
+def body_size(conn: sqlite3.Connection, request_id: int) -> int:
+    """How many bytes of the request's body are stored (0: none kept)."""
+    row = conn.execute(
+        "SELECT length(body) FROM bodies WHERE request_id=?", (request_id,)
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def body_slice(
+    conn: sqlite3.Connection, request_id: int, start: int, length: int
+) -> tuple[bytes, int]:
+    """``length`` bytes of the stored body from ``start`` (fewer at its end), and its size.
+
+    Read through SQLite's incremental blob I/O: only the pages holding those bytes are read,
+    so the first screenful of a 10 MiB body costs what a small body does.
+    """
+    try:
+        blob = conn.blobopen("bodies", "body", request_id, readonly=True)
+    except sqlite3.OperationalError:  # no row: no body kept
+        return b"", 0
+    with blob:
+        size = len(blob)
+        if start >= size or length <= 0:
+            return b"", size
+        blob.seek(start)
+        return blob.read(min(length, size - start)), size
 
 
 def request_exists(conn: sqlite3.Connection, request_id: int) -> tuple[bool, str | None]:
