@@ -13,6 +13,7 @@ into an exit code.
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
     └── StoreUnavailable    503: the store could not commit; the sender should retry
+        └── SchemaTooNew    503: the store was migrated by a newer version (refuse to start)
 """
 
 from __future__ import annotations
@@ -72,3 +73,16 @@ class PayloadTooLarge(InspectorError):
 class StoreUnavailable(InspectorError):
     status = 503
     error = "store_unavailable"
+
+
+class SchemaTooNew(StoreUnavailable):
+    error = "schema_too_new"
+
+    def __init__(self, found: int, known: int, where: str) -> None:
+        super().__init__(
+            f"The store at {where} has schema version {found}, newer than this "
+            f"webhook-inspector knows (version {known}). Upgrade webhook-inspector on this "
+            "machine (every replica must run the same or a newer version), or use another store."
+        )
+        self.found = found
+        self.known = known

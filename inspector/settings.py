@@ -74,6 +74,13 @@ def directory(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def database_url(text: str) -> str:
+    """A PostgreSQL URL (``postgresql://user:password@host:port/db``)."""
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"expected a postgresql:// URL, got {text[:40]!r}")
+    return text
+
+
 def _bytes(n: int) -> str:
     return f"{n} = {human_size(n)}"
 
@@ -121,6 +128,18 @@ class Settings:
                 metavar="DIR",
                 env="WEBHOOK_INSPECTOR_DATA",
                 computed="per-user, see below",
+            ),
+        ),
+    )
+    database: str | None = field(
+        default=None,
+        metadata=_setting(
+            "PostgreSQL store shared by replicas, instead of SQLite in the data directory.",
+            Option(
+                "--database",
+                database_url,
+                metavar="URL",
+                env="WEBHOOK_INSPECTOR_DATABASE",
             ),
         ),
     )
@@ -204,6 +223,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "inspector.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """What ``Store`` opens: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.database or self.db_path
 
 
 def options() -> Iterator[tuple[Field[Any], Option]]:

@@ -1,10 +1,20 @@
-"""Shared fixtures: a real uvicorn server on a free loopback port, in a thread; CLI processes."""
+"""Shared fixtures: a real uvicorn server on a free loopback port, in a thread; CLI processes;
+the store's backend, SQLite or PostgreSQL.
+
+Modules marked ``backends`` run each test that uses the ``database`` fixture (directly, or
+through ``settings``, ``live``, ``make_live``, ``store_location``) twice: on SQLite and on
+PostgreSQL, in a schema of its own. PostgreSQL comes from ``WEBHOOK_INSPECTOR_TEST_DATABASE``
+(``./scripts/test`` starts one when it is not set). Without it, the PostgreSQL runs skip —
+unless ``WEBHOOK_INSPECTOR_REQUIRE_POSTGRES`` is set (as ``./scripts/test`` does), where they
+fail.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -22,6 +32,70 @@ from starlette.types import ASGIApp
 
 from inspector.app import create_app
 from inspector.settings import Settings
+
+TEST_DATABASE = "WEBHOOK_INSPECTOR_TEST_DATABASE"
+REQUIRE_POSTGRES = "WEBHOOK_INSPECTOR_REQUIRE_POSTGRES"
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        # ``sqlite_only``: a test of SQLite itself (its locks, its file) in a module of both.
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("database", BACKENDS[:1] if only else BACKENDS, indirect=True)
+
+
+def postgres_url() -> str:
+    """The test server's URL, or skip (fail under ./scripts/test) when there is none."""
+    url = os.environ.get(TEST_DATABASE)
+    if not url:
+        reason = f"no PostgreSQL for the tests: set {TEST_DATABASE} (./scripts/test starts one)"
+        if os.environ.get(REQUIRE_POSTGRES):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with ``search_path`` set to ``schema`` (so the store lives in it)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose store is a new, empty schema; dropped afterwards."""
+    import psycopg
+
+    base = postgres_url()
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        yield with_schema(base, schema)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+@pytest.fixture
+def database(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str | None]:
+    """None (SQLite, in the data directory) or the URL of a fresh PostgreSQL store, which
+    the CLI's commands then use too (``WEBHOOK_INSPECTOR_DATABASE``)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    with fresh_schema() as url:
+        monkeypatch.setenv("WEBHOOK_INSPECTOR_DATABASE", url)
+        yield url
+
+
+@pytest.fixture
+def store_location(database: str | None, tmp_path: Path) -> Path | str:
+    """What ``Store`` opens in this test: the PostgreSQL URL or a SQLite file."""
+    return database or tmp_path / "data" / "inspector.db"
 
 
 def bind_free(port: int = 0) -> socket.socket:
@@ -105,8 +179,8 @@ class LiveInspector(ServerThread):
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", port=0)
+def settings(tmp_path: Path, database: str | None) -> Settings:
+    return Settings(data_dir=tmp_path / "data", port=0, database=database)
 
 
 @pytest.fixture
@@ -117,12 +191,13 @@ def live(settings: Settings) -> Iterator[LiveInspector]:
 
 
 @pytest.fixture
-def make_live(tmp_path: Path) -> Iterator[Any]:
-    """Start inspectors with custom settings; all are stopped at the end."""
+def make_live(tmp_path: Path, database: str | None) -> Iterator[Any]:
+    """Start inspectors with custom settings; all are stopped at the end. On PostgreSQL they
+    share the test's store (replicas), unless given a ``database`` of their own."""
     started: list[LiveInspector] = []
 
     def make(**changes: Any) -> LiveInspector:
-        base = Settings(data_dir=tmp_path / f"data{len(started)}", port=0)
+        base = Settings(data_dir=tmp_path / f"data{len(started)}", port=0, database=database)
         server = LiveInspector(replace(base, **changes)).start()
         started.append(server)
         return server

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import LiveInspector
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 
 def stored(client: httpx.Client, request_id: int | None = None) -> dict:
@@ -179,6 +179,7 @@ def test_retention_evicts_oldest(make_live) -> None:
         assert client.get("/api/requests/1").status_code == 404
 
 
+@pytest.mark.sqlite_only
 def test_store_that_cannot_write_answers_503_and_never_2xx(make_live) -> None:
     live = make_live(busy_timeout=0.2)
     blocker = sqlite3.connect(live.settings.db_path, isolation_level=None)
@@ -196,6 +197,7 @@ def test_store_that_cannot_write_answers_503_and_never_2xx(make_live) -> None:
         blocker.close()
 
 
+@pytest.mark.sqlite_only
 def test_full_disk_answers_503(make_live) -> None:
     live = make_live()
     with live.client() as client:

@@ -156,13 +156,13 @@ def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
     """A CLI command writing beside a server (here: endpoint settings) must not apply a
     retention of its own: only the server's --retention evicts."""
     live = make_live(retention=50)
-    store = Store(live.settings.db_path).open()
+    store = Store(live.settings.store_location).open()
     try:
         for _ in range(30):
             store.write_sync(requests.insert_request, record(), ok)
     finally:
         store.close()
-    small = Store(live.settings.db_path).open()  # what every CLI command opens
+    small = Store(live.settings.store_location).open()  # what every CLI command opens
     try:
         small.write_sync(endpoints.put_endpoint_settings, "e", {}, "now")
         count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import LiveInspector
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 
 def event(n: int | str) -> bytes:

@@ -15,7 +15,7 @@ from inspector.signatures import sign
 from tests.conftest import LiveInspector
 from tests.test_replay import free_port, latest, recorder_app
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 app = pytest.fixture(recorder_app)
 

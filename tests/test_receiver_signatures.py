@@ -289,7 +289,7 @@ def test_unusable_stored_settings_never_stop_capture(live: LiveInspector) -> Non
     its verification, never its captures."""
     from inspector.store import Store, endpoints
 
-    store = Store(live.settings.db_path).open()
+    store = Store(live.settings.store_location).open()
     try:
         bad = {"secret": [f"s{i}" for i in range(17)], "enforce": True}
         store.write_sync(endpoints.put_endpoint_settings, "broken", bad, "now")

@@ -36,7 +36,7 @@ from inspector.signatures import SignatureConfig, verify
 from inspector.store import Store, deliveries
 from tests.conftest import LiveInspector, ServerThread, Spawn, bind_free
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 SECRET = "s3cret"
 

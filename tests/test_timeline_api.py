@@ -13,7 +13,7 @@ from inspector.cli import main
 from inspector.store import Store, requests
 from tests.conftest import LiveInspector
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 SCALED = (0.3, 0.6, 1.2)  # the platform's 60/300/1800 s, scaled by 1/200
 
@@ -42,7 +42,7 @@ def test_scaled_sender_with_fail_2_gives_an_on_time_timeline(client: httpx.Clien
 
 def inject(live: LiveInspector, key: str, ages_and_statuses: list[tuple[float, int]]) -> None:
     """Store attempts of one event as if they arrived ``age`` seconds ago (injected clock)."""
-    store = Store(live.settings.db_path).open()
+    store = Store(live.settings.store_location).open()
     now = time.time()
     try:
         for age, status in ages_and_statuses:

@@ -17,7 +17,7 @@ from inspector.cli.options import CliError, add_command, add_data_dir, open_stor
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     count = 0
 
     def counted() -> Iterator[dict[str, Any]]:
@@ -47,7 +47,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir, must_exist=False)
+    store = open_store(args.data_dir, must_exist=False, database=args.database)
     try:
         if args.file == "-":
             ids = transfer.import_sync(store, sys.stdin.buffer, args.endpoint)

@@ -35,7 +35,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1.")
     if not 0 < args.timeout <= MAX_TIMEOUT:
         raise CliError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds.")
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     store.start()  # the writer thread: replays are recorded from the event loop
     try:
         return asyncio.run(_replay_all(store, args))

@@ -11,6 +11,7 @@ from typing import Any
 
 from inspector import __version__
 from inspector.cli.options import CliError, add_command, add_settings, settings_from
+from inspector.store import Store
 
 
 def is_loopback(host: str) -> bool:
@@ -36,6 +37,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from inspector.app import create_app
 
     settings = settings_from(args)
+    # Open (create, migrate) the store first: a store this version cannot use is refused
+    # here with a clear message, not by a traceback from the server's start-up.
+    store = Store(settings.store_location)
+    store.open().close()
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are
     # TCP, and without it every response waits ~40 ms on Nagle and delayed ACKs.
@@ -62,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"webhook-inspector {__version__}")
     print(f"  page:     {base}/")
     print(f"  capture:  {base}/h/<endpoint>   (any method, any sub-path)")
-    print(f"  store:    {settings.db_path}")
+    print(f"  store:    {store.description}")
     print("  try:")
     print(
         f"    curl -X POST '{base}/h/demo' -H 'Content-Type: application/json' "

@@ -1,4 +1,5 @@
-"""The store's engine: the group-commit writer thread and per-thread readers."""
+"""The store's engine: the group-commit writer thread and the readers, over a backend
+(``sqlite.SqliteBackend`` or ``postgres.PostgresBackend``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -18,7 +20,9 @@ import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests
-from inspector.store.schema import connect, migrate
+from inspector.store.backend import Connection, Notice
+from inspector.store.postgres import PostgresBackend
+from inspector.store.sqlite import SqliteBackend
 
 log = logging.getLogger("inspector.store")
 
@@ -26,16 +30,17 @@ T = TypeVar("T")
 P = ParamSpec("P")
 # A job: ``fn(conn, *args)``. Typed with ``P`` at ``write``/``read`` so that mypy checks
 # every call's arguments against the job's own signature, and its result.
-Job = Callable[Concatenate[sqlite3.Connection, P], T]
+Job = Callable[Concatenate[Connection, P], T]
 # Runs after each batch's jobs, in its transaction: (connection, rows added; < 0 on deletes).
-AfterBatch = Callable[[sqlite3.Connection, int], None]
+AfterBatch = Callable[[Connection, int], None]
+Backend = SqliteBackend | PostgresBackend
 
 MAX_BATCH = 512
 
 
 @dataclass
 class _Job(Generic[T]):
-    run: Callable[[sqlite3.Connection], T]
+    run: Callable[[Connection], T]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
 
@@ -44,7 +49,21 @@ _Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
 
 
 class _CommitFailed(Exception):
-    """BEGIN or COMMIT itself failed: the whole batch is lost, not one job."""
+    """BEGIN or COMMIT itself failed, or the connection was lost: the whole batch is lost,
+    not one job."""
+
+
+def is_database_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def backend_for(
+    location: Path | str, *, busy_timeout: float = 5.0, synchronous: str = "FULL"
+) -> Backend:
+    """A PostgreSQL URL, or the path of a SQLite file."""
+    if is_database_url(location):
+        return PostgresBackend(str(location))
+    return SqliteBackend(Path(location), busy_timeout=busy_timeout, synchronous=synchronous)
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
@@ -66,8 +85,8 @@ class _Counter:
 
 
 class Store:
-    """The embedded store. ``open()`` it (creates and migrates), ``start()`` the writer for a
-    server, ``close()`` at the end.
+    """The store. ``open()`` it (connects and migrates), ``start()`` the writer for a server,
+    ``close()`` at the end. ``location`` is a SQLite file's path or a PostgreSQL URL.
 
     ``after_batch`` hooks run in the writer inside each batch's transaction, after its jobs
     and the store's own upkeep (retention; the replays of requests that are gone).
@@ -75,35 +94,48 @@ class Store:
 
     def __init__(
         self,
-        path: Path,
+        location: Path | str,
         *,
         retention: int | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
         after_batch: Sequence[AfterBatch] = (),
     ) -> None:
-        self.path = path
+        self.backend: Backend = backend_for(
+            location, busy_timeout=busy_timeout, synchronous=synchronous
+        )
         self.retention = retention
-        self.busy_timeout = busy_timeout
-        self.synchronous = synchronous
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._write_conn: sqlite3.Connection | None = None
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._write_conn: Connection | None = None
+        self._sync_lock = threading.Lock()
         self._counter = _Counter()
         self._closed = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+
+    @property
+    def shared(self) -> bool:
+        """True when several processes write this store (PostgreSQL replicas)."""
+        return self.backend.dialect.shared
+
+    @property
+    def description(self) -> str:
+        """Where the store is, for people (a path, or a URL without its password)."""
+        return self.backend.description
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> Store:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
-        migrate(conn)
+        conn = self.backend.connect()
+        try:
+            self.backend.migrate(conn)
+            self._counter.rows = requests.count_rows(conn)
+        except BaseException:
+            self._close_connection(conn)
+            raise
         self._write_conn = conn
-        self._counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
         return self
 
     def start(self) -> None:
@@ -121,18 +153,50 @@ class Store:
             self._queue.put(None)
             self._writer.join()
         if self._write_conn is not None:
-            self._write_conn.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+            self._close_connection(self._write_conn)
+            self._write_conn = None
+        self.backend.close()
+
+    def _close_connection(self, conn: Connection) -> None:
+        if isinstance(self.backend, PostgresBackend):
+            self.backend.close_connection(conn)
+        else:
+            assert isinstance(conn, sqlite3.Connection)
+            conn.close()
+
+    def _connection(self) -> Connection:
+        """The writer's connection; a lost one is replaced, at most once per backoff step."""
+        if self._write_conn is not None:
+            return self._write_conn
+        if time.monotonic() < self._retry_at:
+            raise _CommitFailed from StoreUnavailable("reconnecting to the store")
+        try:
+            self._write_conn = self.backend.connect()
+        except self.backend.errors as exc:
+            self._backoff = min(max(self._backoff * 2, 0.1), 2.0)
+            self._retry_at = time.monotonic() + self._backoff
+            raise _CommitFailed from exc
+        self._backoff = 0.0
+        log.warning("store connection re-established")
+        return self._write_conn
+
+    def _lose(self, conn: Connection, exc: BaseException) -> bool:
+        """Drop the writer's connection if ``exc`` says it is gone; True if it was."""
+        if not self.backend.lost(conn, exc):
+            return False
+        log.error("lost the store connection: %s", exc)
+        self._close_connection(conn)
+        if self._write_conn is conn:
+            self._write_conn = None
+        return True
 
     # -- writes ----------------------------------------------------------------------------
 
     async def write(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed.
 
-        Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked).
+        Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked,
+        the database unreachable).
         """
         if self._writer is None:
             return await anyio.to_thread.run_sync(
@@ -141,7 +205,7 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
-        def run(conn: sqlite3.Connection) -> T:
+        def run(conn: Connection) -> T:
             return fn(conn, *args, **kwargs)
 
         self._queue.put(_Job(run, loop, future))
@@ -149,24 +213,19 @@ class Store:
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""
-        conn = self._write_conn
-        assert conn is not None, "open() first"
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._sync_lock:
             try:
-                result = fn(conn, *args, **kwargs)
-                self._after_jobs(conn, self._rows_added(result))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"the store could not write: {exc}") from exc
+                results = self._commit_together(
+                    self._connection(), [lambda c: fn(c, *args, **kwargs)]
+                )
+            except _CommitFailed as exc:
+                raise StoreUnavailable(f"the store could not write: {exc.__cause__}") from exc
+            except self.backend.unavailable as exc:
+                raise StoreUnavailable(f"the store could not write: {exc}") from exc
+        result: T = results[0]
         return result
 
     def _run_writer(self) -> None:
-        conn = self._write_conn
-        assert conn is not None
         stopping = False
         while not stopping:
             job = self._queue.get()
@@ -182,19 +241,24 @@ class Store:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._run_batch(conn, batch)
+            self._run_batch(batch)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+    def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        runs = [job.run for job in batch]
         try:
-            outcomes = self._commit_together(conn, batch)
+            results = self._commit_together(self._connection(), runs)
+            outcomes: list[_Outcome] = [
+                (job.future, result, None) for job, result in zip(batch, results, strict=True)
+            ]
         except _CommitFailed as exc:
-            # BEGIN or COMMIT failed (locked, disk full, I/O): nothing of the batch is saved.
+            # BEGIN or COMMIT failed (locked, disk full, I/O, connection lost): nothing of the
+            # batch is saved.
             log.error("store commit failed: %s", exc.__cause__)
             error = StoreUnavailable(f"the store could not commit: {exc.__cause__}")
             outcomes = [(job.future, None, error) for job in batch]
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
-            outcomes = [self._commit_alone(conn, job) for job in batch]
+            outcomes = [self._commit_alone(job) for job in batch]
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append(outcome)
@@ -203,35 +267,45 @@ class Store:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, items)
 
-    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[_Outcome]:
+    def _commit_together(
+        self, conn: Connection, runs: Sequence[Callable[[Connection], Any]]
+    ) -> list[Any]:
+        backend = self.backend
+        conn.notices.clear()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            backend.begin(conn)
+        except backend.errors as exc:
+            self._lose(conn, exc)
+            backend.rollback(conn)
             raise _CommitFailed from exc
         try:
-            results = [job.run(conn) for job in batch]
+            results = [run(conn) for run in runs]
             self._after_jobs(conn, sum(self._rows_added(r) for r in results))
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if self._lose(conn, exc):
+                raise _CommitFailed from exc
+            backend.rollback(conn)
             raise
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            backend.commit(conn, conn.notices)
+        except backend.errors as exc:
+            if not self._lose(conn, exc):
+                backend.rollback(conn)
             raise _CommitFailed from exc
-        return [(job.future, result, None) for job, result in zip(batch, results, strict=True)]
+        finally:
+            conn.notices.clear()
+        return results
 
-    def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> _Outcome:
+    def _commit_alone(self, job: _Job[Any]) -> _Outcome:
         try:
-            return self._commit_together(conn, [job])[0]
+            return (job.future, self._commit_together(self._connection(), [job.run])[0], None)
         except _CommitFailed as exc:
             return (
                 job.future,
                 None,
                 StoreUnavailable(f"the store could not commit: {exc.__cause__}"),
             )
-        except sqlite3.OperationalError as exc:  # e.g. disk full while inserting
+        except self.backend.unavailable as exc:  # e.g. disk full while inserting
             return (job.future, None, StoreUnavailable(f"the store could not write: {exc}"))
         except Exception as exc:
             return (job.future, None, exc)
@@ -240,18 +314,25 @@ class Store:
     def _rows_added(result: object) -> int:
         return int(getattr(result, "rows_added", 0))
 
-    def _after_jobs(self, conn: sqlite3.Connection, added: int) -> None:
+    def _after_jobs(self, conn: Connection, added: int) -> None:
         counter = self._counter
         counter.batches += 1
-        if counter.batches % 256 == 0 or added < 0:
-            counter.rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        if self.shared:
+            # Other replicas add rows too: the count lives in the store, kept by each batch
+            # (batches are serialized, so it never races).
+            counter.rows = requests.add_to_count(conn, added)
+        elif counter.batches % 256 == 0 or added < 0:
+            counter.rows = requests.count_rows(conn)
         else:
             counter.rows += added
         # Only a server enforces retention (its --retention); a CLI writing beside it must not
         # evict by some default of its own.
         excess = counter.rows - self.retention if self.retention is not None else 0
         if excess > 0:
-            counter.rows -= requests.evict_oldest(conn, excess)
+            evicted = requests.evict_oldest(conn, excess)
+            counter.rows -= evicted
+            if self.shared and evicted:
+                requests.add_to_count(conn, -evicted, recount=False)
         # Replays go with their requests, however those went (retention, delete, clear).
         replays.prune(conn, added)
         for hook in self.after_batch:
@@ -259,20 +340,12 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
     def read_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(conn, *args)`` on this thread's read connection."""
+        """Run ``fn(conn, *args)`` on a read connection (this thread's, or the pool's)."""
         try:
-            return fn(self._reader(), *args, **kwargs)
-        except sqlite3.OperationalError as exc:
+            with self.backend.reader() as conn:
+                return fn(conn, *args, **kwargs)
+        except self.backend.unavailable as exc:
             raise StoreUnavailable(f"the store could not read: {exc}") from exc
 
     async def read(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -280,3 +353,16 @@ class Store:
         return await anyio.to_thread.run_sync(
             functools.partial(self.read_sync, fn, *args, **kwargs)
         )
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    async def listen(
+        self,
+        handle: Callable[[list[Notice]], Awaitable[None]],
+        *,
+        connected: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        """Shared stores only: hand every batch's notices, in commit order, to ``handle``
+        (forever; reconnects by itself). See ``PostgresBackend.listen``."""
+        assert isinstance(self.backend, PostgresBackend), "only a shared store notifies"
+        await self.backend.listen(handle, connected=connected)

@@ -10,18 +10,25 @@ Each attempt, once finished, becomes a ``delivery_attempts`` row (the delivery l
 same transaction that moves the delivery on, so the log and the schedule never disagree.
 An attempt that was in flight when the process died has no row; the delivery is still
 pending and due, so it is sent again (same attempt number) on resume.
+
+**Leases.** An engine sends an attempt only after ``claim`` has given it the delivery's
+lease (``lease_owner``, ``lease_until`` = now + the attempt's timeout + a margin): with
+several replicas on one store (PostgreSQL, rows picked ``FOR UPDATE SKIP LOCKED``) each due
+attempt goes out from one of them. A replica killed mid-attempt leaves its lease to expire,
+and another sends the attempt then. ``record_attempt`` is guarded by ``attempts = n-1``, so
+however an attempt ends up sent twice, it is logged once.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 from inspector.capture import utc_timestamp
+from inspector.store.backend import Connection, RowLike, insert_id, notice
 from inspector.store.requests import HeaderPairs, Row, SqlValue
 
 STATES = ("pending", "succeeded", "failed", "cancelled")
@@ -211,10 +218,11 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
 # -- writes ----------------------------------------------------------------------------------
 
 
-def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
+def insert_delivery(conn: Connection, new: NewDelivery) -> DeliveryItem:
     """Store a new delivery, due at once; returns its item."""
     created_at = utc_timestamp(new.created_ts)
-    cur = conn.execute(
+    delivery_id = insert_id(
+        conn,
         "INSERT INTO deliveries (event, event_key, url, scheme, secret, headers, body, state,"
         " schedule, timeout, time_scale, attempts, next_attempt_ts, created_at, updated_at,"
         " msg_id, carrier) VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?)",
@@ -236,14 +244,14 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
             new.carrier,
         ),
     )
-    assert cur.lastrowid is not None
-    found = get_item(conn, cur.lastrowid)
+    found = get_item(conn, delivery_id)
     assert found is not None
+    notice(conn, "delivery", delivery_id, "created", None)
     return found
 
 
 def record_attempt(
-    conn: sqlite3.Connection,
+    conn: Connection,
     delivery_id: int,
     record: AttemptRecord,
     state: str,
@@ -257,14 +265,15 @@ def record_attempt(
     assert state in STATES
     now = utc_timestamp(record.sent_ts + record.elapsed_ms / 1000)
     updated = conn.execute(
-        "UPDATE deliveries SET attempts=?, state=?, next_attempt_ts=?, updated_at=?"
-        " WHERE id=? AND state='pending' AND attempts=?",
+        "UPDATE deliveries SET attempts=?, state=?, next_attempt_ts=?, updated_at=?,"
+        " lease_owner=NULL, lease_until=NULL WHERE id=? AND state='pending' AND attempts=?",
         (record.attempt, state, next_attempt_ts, now, delivery_id, record.attempt - 1),
     ).rowcount
     if not updated:
         return None
     row = conn.execute("SELECT event, url FROM deliveries WHERE id=?", (delivery_id,)).fetchone()
-    conn.execute(
+    attempt_id = insert_id(
+        conn,
         "INSERT INTO delivery_attempts (delivery_id, attempt, event, url, sent_at, sent_ts,"
         " status, elapsed_ms, error, request_headers, response_headers, response_body,"
         " response_truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -286,27 +295,69 @@ def record_attempt(
     )
     found = get_item(conn, delivery_id)
     assert found is not None and found["last"] is not None
+    notice(conn, "delivery", delivery_id, "attempt", attempt_id)
+    if state != "pending":
+        notice(conn, "delivery", delivery_id, state, attempt_id)
     return found, found["last"]
 
 
-def cancel_delivery(conn: sqlite3.Connection, delivery_id: int, now: float) -> DeliveryItem | None:
+def cancel_delivery(conn: Connection, delivery_id: int, now: float) -> DeliveryItem | None:
     """Stop a pending delivery's retries; returns its item (None if there is no such id)."""
-    conn.execute(
-        "UPDATE deliveries SET state='cancelled', next_attempt_ts=NULL, updated_at=?"
-        " WHERE id=? AND state='pending'",
+    changed = conn.execute(
+        "UPDATE deliveries SET state='cancelled', next_attempt_ts=NULL, updated_at=?,"
+        " lease_owner=NULL, lease_until=NULL WHERE id=? AND state='pending'",
         (utc_timestamp(now), delivery_id),
-    )
+    ).rowcount
+    if changed:
+        notice(conn, "delivery", delivery_id, "cancelled", None)
     return get_item(conn, delivery_id)
 
 
-def set_carrier(conn: sqlite3.Connection, delivery_id: int, carrier: str | None) -> int:
+LEASE_MARGIN = 10.0  # seconds a lease outlasts the attempt's own timeout
+
+
+def claim(conn: Connection, ids: Sequence[int], owner: str, now: float) -> list[int]:
+    """Take the leases of those of ``ids`` that are still due and free; returns the ids
+    claimed. The claimant sends their next attempt; nobody else will until the lease ends."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "UPDATE deliveries SET lease_owner = ?, lease_until = ? + timeout + ?"
+        " WHERE id IN (SELECT id FROM deliveries"
+        f" WHERE id IN ({marks}) AND state = 'pending' AND next_attempt_ts <= ?"
+        f" AND (lease_until IS NULL OR lease_until < ?) {conn.dialect.skip_locked})"
+        " RETURNING id, attempts",
+        (owner, now, LEASE_MARGIN, *ids, now, now),
+    ).fetchall()
+    for r in rows:
+        notice(conn, "delivery", r[0], "sending", r[1] + 1)
+    return sorted(r[0] for r in rows)
+
+
+def release(conn: Connection, owner: str | None, carrier: str | None = None) -> int:
+    """Give up the leases of ``owner`` (an engine stopping), or, with ``owner`` None, every
+    lease on ``carrier``'s deliveries (a lone server starting: whoever held them is gone)."""
+    params: tuple[str | None, ...]
+    if owner is not None:
+        where, params = "lease_owner = ?", (owner,)
+    else:
+        where, params = f"carrier {conn.dialect.same} ?", (carrier,)
+    return conn.execute(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+        f" WHERE state = 'pending' AND lease_owner IS NOT NULL AND {where}",
+        params,
+    ).rowcount
+
+
+def set_carrier(conn: Connection, delivery_id: int, carrier: str | None) -> int:
     """Hand a pending delivery to another engine (None: the server's)."""
     return conn.execute(
         "UPDATE deliveries SET carrier=? WHERE id=? AND state='pending'", (carrier, delivery_id)
     ).rowcount
 
 
-def adopt(conn: sqlite3.Connection, carriers: Sequence[str]) -> int:
+def adopt(conn: Connection, carriers: Sequence[str]) -> int:
     """Give the server the pending deliveries of ``carriers`` (processes that are gone)."""
     count = 0
     for carrier in carriers:
@@ -319,19 +370,20 @@ def adopt(conn: sqlite3.Connection, carriers: Sequence[str]) -> int:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def due_schedule(
-    conn: sqlite3.Connection, carrier: str | None, limit: int
-) -> list[tuple[int, float]]:
-    """``(id, next_attempt_ts)`` of the pending deliveries ``carrier`` sends, soonest first."""
+def due_schedule(conn: Connection, carrier: str | None, limit: int) -> list[tuple[int, float]]:
+    """``(id, due)`` of the pending deliveries ``carrier`` sends, soonest first: due is the
+    next attempt's time, or the end of a lease someone holds on it, if later."""
     rows = conn.execute(
-        "SELECT id, next_attempt_ts FROM deliveries WHERE state='pending' AND carrier IS ?"
-        " ORDER BY next_attempt_ts, id LIMIT ?",
+        "SELECT id, CASE WHEN lease_until > next_attempt_ts THEN lease_until"
+        " ELSE next_attempt_ts END AS due FROM deliveries"
+        f" WHERE state='pending' AND carrier {conn.dialect.same} ?"
+        " ORDER BY due, id LIMIT ?",
         (carrier, limit),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
-def foreign_carriers(conn: sqlite3.Connection) -> list[str]:
+def foreign_carriers(conn: Connection) -> list[str]:
     """Carriers other than the server that hold pending deliveries."""
     rows = conn.execute(
         "SELECT DISTINCT carrier FROM deliveries WHERE state='pending' AND carrier IS NOT NULL"
@@ -339,7 +391,7 @@ def foreign_carriers(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, DeliveryItem] | None:
+def load_pending(conn: Connection, delivery_id: int) -> tuple[Pending, DeliveryItem] | None:
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
@@ -369,8 +421,8 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
     return pending, found
 
 
-def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[sqlite3.Row]]:
-    logs: dict[int, list[sqlite3.Row]] = {i: [] for i in ids}
+def _logs(conn: Connection, ids: Sequence[int]) -> dict[int, list[RowLike]]:
+    logs: dict[int, list[RowLike]] = {i: [] for i in ids}
     if not ids:
         return logs
     marks = ",".join("?" * len(ids))
@@ -385,7 +437,7 @@ def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[sqlite
     return logs
 
 
-def get_item(conn: sqlite3.Connection, delivery_id: int) -> DeliveryItem | None:
+def get_item(conn: Connection, delivery_id: int) -> DeliveryItem | None:
     row = conn.execute(
         f"SELECT {ITEM_COLUMNS} FROM deliveries WHERE id=?", (delivery_id,)
     ).fetchone()
@@ -395,7 +447,7 @@ def get_item(conn: sqlite3.Connection, delivery_id: int) -> DeliveryItem | None:
 
 
 def list_deliveries(
-    conn: sqlite3.Connection, limit: int, before: int | None, state: str | None = None
+    conn: Connection, limit: int, before: int | None, state: str | None = None
 ) -> tuple[list[DeliveryItem], int | None]:
     """Newest first, each with its attempts summary; returns the page and the next cursor."""
     where: list[str] = []
@@ -418,7 +470,7 @@ def list_deliveries(
     return items, (items[-1]["id"] if len(rows) > limit else None)
 
 
-def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail | None:
+def get_delivery(conn: Connection, delivery_id: int) -> DeliveryDetail | None:
     """A delivery with its body, extra headers and every attempt in full."""
     found = get_item(conn, delivery_id)
     if found is None:
@@ -433,3 +485,16 @@ def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail |
         "headers": json.loads(row["headers"]),
         "log": [attempt_detail(r) for r in log],
     }
+
+
+def attempt_items(conn: Connection, ids: Sequence[int]) -> dict[int, AttemptItem]:
+    """Log lines by their ids."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "SELECT id, delivery_id, attempt, event, url, sent_at, sent_ts, status, elapsed_ms,"
+        f" error FROM delivery_attempts WHERE id IN ({marks})",
+        tuple(ids),
+    )
+    return {r["id"]: attempt_item(r) for r in rows}
