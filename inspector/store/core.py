@@ -62,7 +62,7 @@ def backend_for(
 ) -> Backend:
     """A PostgreSQL URL, or the path of a SQLite file."""
     if is_database_url(location):
-        return PostgresBackend(str(location))
+        return PostgresBackend(str(location), synchronous=synchronous)
     return SqliteBackend(Path(location), busy_timeout=busy_timeout, synchronous=synchronous)
 
 
@@ -273,21 +273,23 @@ class Store:
         backend = self.backend
         conn.notices.clear()
         try:
-            backend.begin(conn)
+            shared_rows = backend.begin(conn)
         except backend.errors as exc:
             self._lose(conn, exc)
             backend.rollback(conn)
             raise _CommitFailed from exc
         try:
             results = [run(conn) for run in runs]
-            self._after_jobs(conn, sum(self._rows_added(r) for r in results))
+            delta = self._after_jobs(
+                conn, sum(self._rows_added(r) for r in results), shared_rows
+            )
         except BaseException as exc:
             if self._lose(conn, exc):
                 raise _CommitFailed from exc
             backend.rollback(conn)
             raise
         try:
-            backend.commit(conn, conn.notices)
+            backend.commit(conn, conn.notices, delta)
         except backend.errors as exc:
             if not self._lose(conn, exc):
                 backend.rollback(conn)
@@ -314,13 +316,16 @@ class Store:
     def _rows_added(result: object) -> int:
         return int(getattr(result, "rows_added", 0))
 
-    def _after_jobs(self, conn: Connection, added: int) -> None:
+    def _after_jobs(self, conn: Connection, added: int, shared_rows: int | None) -> int:
+        """Retention and upkeep; returns the change in the number of stored requests."""
         counter = self._counter
         counter.batches += 1
-        if self.shared:
-            # Other replicas add rows too: the count lives in the store, kept by each batch
-            # (batches are serialized, so it never races).
-            counter.rows = requests.add_to_count(conn, added)
+        before = counter.rows
+        if shared_rows is not None and added >= 0:
+            # Other replicas add rows too: the count lives in the store (``counters``), read
+            # when the batch began (batches are serialized) and written at its commit.
+            counter.rows = shared_rows + added
+            before = shared_rows
         elif counter.batches % 256 == 0 or added < 0:
             counter.rows = requests.count_rows(conn)
         else:
@@ -328,15 +333,14 @@ class Store:
         # Only a server enforces retention (its --retention); a CLI writing beside it must not
         # evict by some default of its own.
         excess = counter.rows - self.retention if self.retention is not None else 0
-        if excess > 0:
-            evicted = requests.evict_oldest(conn, excess)
-            counter.rows -= evicted
-            if self.shared and evicted:
-                requests.add_to_count(conn, -evicted, recount=False)
-        # Replays go with their requests, however those went (retention, delete, clear).
-        replays.prune(conn, added)
+        evicted = requests.evict_oldest(conn, excess) if excess > 0 else 0
+        counter.rows -= evicted
+        if added < 0 or evicted:
+            # Replays go with their requests, however those went (retention, delete, clear).
+            replays.prune(conn, added)
         for hook in self.after_batch:
             hook(conn, added)
+        return counter.rows - before
 
     # -- reads -----------------------------------------------------------------------------
 

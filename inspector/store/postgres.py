@@ -150,8 +150,18 @@ class PostgresBackend:
         psycopg_pool.PoolTimeout,
     )
 
-    def __init__(self, url: str, *, readers: int = 10, read_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 10,
+        read_timeout: float = 5.0,
+    ) -> None:
         self.url = url
+        # SQLite's FULL is PostgreSQL's default; anything less (benchmarks, tests) lets a
+        # commit return before its WAL is flushed, as synchronous=NORMAL does in SQLite.
+        self.synchronous_commit = synchronous.upper() == "FULL"
         self.channel = ""  # "inspector/<schema>", known once connected
         self._readers_max = readers
         self._read_timeout = read_timeout
@@ -166,6 +176,8 @@ class PostgresBackend:
 
     def connect(self) -> PgConnection:
         conn = PgConnection(self._connect_raw())
+        if not self.synchronous_commit:
+            conn.execute("SET synchronous_commit = off")
         if not self.channel:
             schema = conn.execute("SELECT current_schema()").fetchone()[0]
             self.channel = f"inspector/{schema}"
@@ -189,13 +201,36 @@ class PostgresBackend:
                 version = number
         return version
 
-    def begin(self, conn: Connection) -> None:
-        # Before any id is drawn: batches of every replica commit one after the other.
-        conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    def begin(self, conn: Connection) -> int | None:
+        """Start a write transaction, after every other replica's; returns the number of
+        stored requests (kept in ``counters`` for retention across replicas)."""
+        # The lock before any id is drawn: batches of every replica commit one after the other.
+        # One round trip: BEGIN, the lock and the count.
+        assert isinstance(conn, PgConnection)
+        cursor = conn.raw.execute(
+            f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+            " SELECT value FROM counters WHERE name = 'requests'".encode()
+        )
+        while cursor.nextset():  # the last statement's result: the count
+            pass
+        row = cursor.fetchone()
+        assert row is not None
+        return int(row[0])
 
-    def commit(self, conn: Connection, notices: Sequence[Notice]) -> None:
-        for payload in payloads(notices):
-            conn.execute("SELECT pg_notify(?, ?)", (self.channel, payload))
+    def commit(self, conn: Connection, notices: Sequence[Notice], rows_delta: int) -> None:
+        """Count the rows, send the notices (delivered at commit, in commit order), commit."""
+        count = "UPDATE counters SET value = value + ? WHERE name = 'requests'"
+        chunks = list(payloads(notices))
+        if chunks:
+            # The count rides with the first notification: one round trip for both.
+            conn.execute(
+                f"WITH counted AS ({count}) SELECT pg_notify(?, ?)",
+                (rows_delta, self.channel, chunks[0]),
+            )
+            for payload in chunks[1:]:
+                conn.execute("SELECT pg_notify(?, ?)", (self.channel, payload))
+        elif rows_delta:
+            conn.execute(count, (rows_delta,))
         conn.execute("COMMIT")
 
     def rollback(self, conn: Connection) -> None:

@@ -295,18 +295,6 @@ def count_rows(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
 
 
-def add_to_count(conn: Connection, added: int, *, recount: bool | None = None) -> int:
-    """Keep the shared store's request count (``counters``) and return it; ``recount``
-    (by default after deletes, ``added < 0``) counts the rows instead of adding."""
-    if recount if recount is not None else added < 0:
-        sql = "UPDATE counters SET value = (SELECT count(*) FROM requests)"
-        params: tuple[int, ...] = ()
-    else:
-        sql, params = "UPDATE counters SET value = value + ?", (added,)
-    row = conn.execute(sql + " WHERE name = 'requests' RETURNING value", params).fetchall()
-    return int(row[0][0])
-
-
 def evict_oldest(conn: Connection, count: int) -> int:
     """Delete the ``count`` oldest requests (retention); returns how many went."""
     row = conn.execute(

@@ -89,12 +89,14 @@ class SqliteBackend:
             version = number
         return version
 
-    def begin(self, conn: Connection) -> None:
+    def begin(self, conn: Connection) -> int | None:
+        """Start a write transaction. (A shared store returns its row count here.)"""
         conn.execute("BEGIN IMMEDIATE")
+        return None
 
-    def commit(self, conn: Connection, notices: Sequence[Notice]) -> None:
+    def commit(self, conn: Connection, notices: Sequence[Notice], rows_delta: int) -> None:
         # Nobody else writes this file while we serve it: live events are published by this
-        # process after the commit, so notices have nowhere to go.
+        # process after the commit, so notices have nowhere to go; the writer counts the rows.
         conn.execute("COMMIT")
 
     def rollback(self, conn: Connection) -> None:
