@@ -3,9 +3,8 @@ capture byte for byte."""
 
 from __future__ import annotations
 
-import contextlib
-
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
@@ -18,8 +17,7 @@ import pytest
 from inspector.cli import main
 from inspector.store import Store, requests
 from inspector.transfer import ansi_c, shell_quote
-from tests.conftest import LiveInspector
-from tests.conftest import fresh_schema
+from tests.conftest import LiveInspector, fresh_schema
 from tests.test_replay import expected_headers, latest, raw_request, recorder_app
 
 pytestmark = pytest.mark.backends

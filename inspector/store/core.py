@@ -280,9 +280,7 @@ class Store:
             raise _CommitFailed from exc
         try:
             results = [run(conn) for run in runs]
-            delta = self._after_jobs(
-                conn, sum(self._rows_added(r) for r in results), shared_rows
-            )
+            delta = self._after_jobs(conn, sum(self._rows_added(r) for r in results), shared_rows)
         except BaseException as exc:
             if self._lose(conn, exc):
                 raise _CommitFailed from exc
