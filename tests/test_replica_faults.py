@@ -28,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import REQUIRE_POSTGRES, LiveInspector, fresh_schema
+from tests.conftest import REQUIRE_POSTGRES, fresh_schema
 from tests.test_replicas import wait_for
 from tests.test_stream import SSEClient
 
@@ -190,11 +190,19 @@ def test_postgres_stopped_under_load_gives_503s_and_recovers(
             replica.stop()
 
 
+def answers(base: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(base + "/api/endpoints").status_code == 200
+    return False
+
+
 def spawn(url: str, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     """A replica in its own process; returns it and its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "inspector", "serve", "--port", "0", "--database", url]
-        + ["--data-dir", str(data_dir)],
+        [
+            *(sys.executable, "-m", "inspector", "serve", "--port", "0"),
+            *("--database", url, "--data-dir", str(data_dir)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -206,12 +214,7 @@ def spawn(url: str, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain
             base = found.group(1)
 
-            def up() -> bool:
-                with contextlib.suppress(httpx.HTTPError):
-                    return httpx.get(base + "/api/endpoints").status_code == 200
-                return False
-
-            wait_for(up)
+            wait_for(lambda base=base: answers(base))
             return proc, base
     raise AssertionError(f"replica did not start (exit {proc.wait()})")
 
