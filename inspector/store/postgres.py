@@ -218,20 +218,24 @@ class PostgresBackend:
         return int(row[0])
 
     def commit(self, conn: Connection, notices: Sequence[Notice], rows_delta: int) -> None:
-        """Count the rows, send the notices (delivered at commit, in commit order), commit."""
-        count = "UPDATE counters SET value = value + ? WHERE name = 'requests'"
-        chunks = list(payloads(notices))
-        if chunks:
-            # The count rides with the first notification: one round trip for both.
-            conn.execute(
-                f"WITH counted AS ({count}) SELECT pg_notify(?, ?)",
-                (rows_delta, self.channel, chunks[0]),
-            )
-            for payload in chunks[1:]:
-                conn.execute("SELECT pg_notify(?, ?)", (self.channel, payload))
-        elif rows_delta:
-            conn.execute(count, (rows_delta,))
-        conn.execute("COMMIT")
+        """Count the rows, send the notices (delivered at commit, in commit order) and commit,
+        in one round trip (one simple query; values quoted by psycopg as literals)."""
+        assert isinstance(conn, PgConnection)
+        channel = sql.Literal(self.channel)
+        count = sql.SQL("UPDATE counters SET value = value + {} WHERE name = 'requests'").format(
+            sql.Literal(rows_delta)
+        )
+        statements: list[sql.Composable] = []
+        for payload in payloads(notices):
+            notify = sql.SQL("SELECT pg_notify({}, {})").format(channel, sql.Literal(payload))
+            if rows_delta and not statements:
+                # A data-modifying CTE runs even unreferenced: the count rides along.
+                notify = sql.SQL("WITH counted AS ({}) {}").format(count, notify)
+            statements.append(notify)
+        if rows_delta and not statements:
+            statements.append(count)
+        statements.append(sql.SQL("COMMIT"))
+        conn.raw.execute(sql.SQL("; ").join(statements))
 
     def rollback(self, conn: Connection) -> None:
         assert isinstance(conn, PgConnection)
