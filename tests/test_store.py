@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -153,3 +154,14 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     journal = store.read_sync(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
     assert journal == "wal"
     store.close()
+
+
+def test_notices_travel_in_chunks_under_the_notify_limit() -> None:
+    from inspector.store.postgres import PAYLOAD_LIMIT, payloads
+
+    notices = [("request", n) for n in range(10**6, 10**6 + 3000)]
+    chunks = list(payloads(notices))
+    assert len(chunks) > 1
+    assert all(len(c.encode()) < PAYLOAD_LIMIT < 8000 for c in chunks)
+    decoded = [tuple(entry) for chunk in chunks for entry in json.loads(chunk)]
+    assert decoded == notices
