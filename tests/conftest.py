@@ -62,20 +62,55 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
+# Schemas emptied after their test, for the next one: creating and migrating a schema per
+# test costs ~0.5 s; emptying one, a few ms. Dropped at the end of the session.
+_clean_schemas: list[str] = []
+_TABLES = "requests, bodies, endpoints, events, replays, deliveries, delivery_attempts"
+_SEQUENCES = ("requests", "replays", "deliveries", "delivery_attempts")
+
+
 @contextlib.contextmanager
 def fresh_schema() -> Iterator[str]:
-    """A PostgreSQL URL whose store is a new, empty schema; dropped afterwards."""
+    """A PostgreSQL URL whose store is empty (a new schema, or one emptied after use)."""
     import psycopg
 
+    from inspector.store.schema import POSTGRESQL
+
     base = postgres_url()
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}".encode())
+    if _clean_schemas:
+        schema = _clean_schemas.pop()
+    else:
+        schema = f"t_{secrets.token_hex(6)}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}".encode())
     try:
         yield with_schema(base, schema)
     finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+        with psycopg.connect(with_schema(base, schema), autocommit=True) as conn:
+            version = None
+            with contextlib.suppress(psycopg.Error):
+                version = conn.execute(b"SELECT max(version) FROM schema_version").fetchone()
+            if version is not None and version[0] == len(POSTGRESQL):
+                # DELETE and setval: cheaper than TRUNCATE on tables this small.
+                empty = [f"DELETE FROM {table}" for table in _TABLES.split(", ")]
+                restart = [f"SELECT setval('{seq}_id_seq', 1, false)" for seq in _SEQUENCES]
+                script = "; ".join([*empty, *restart, "UPDATE counters SET value = 0"])
+                conn.execute(f"BEGIN; {script}; COMMIT".encode())
+                _clean_schemas.append(schema)
+            else:  # never migrated, or changed by the test: not reusable
+                conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_clean_schemas() -> Iterator[None]:
+    yield
+    if _clean_schemas:
+        import psycopg
+
+        with psycopg.connect(postgres_url(), autocommit=True) as conn:
+            for schema in _clean_schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+        _clean_schemas.clear()
 
 
 @pytest.fixture
