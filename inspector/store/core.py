@@ -8,7 +8,6 @@ import contextlib
 import functools
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -158,11 +157,7 @@ class Store:
         self.backend.close()
 
     def _close_connection(self, conn: Connection) -> None:
-        if isinstance(self.backend, PostgresBackend):
-            self.backend.close_connection(conn)
-        else:
-            assert isinstance(conn, sqlite3.Connection)
-            conn.close()
+        self.backend.close_connection(conn)
 
     def _connection(self) -> Connection:
         """The writer's connection; a lost one is replaced, at most once per backoff step."""

@@ -104,6 +104,10 @@ class SqliteBackend:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
 
+    def close_connection(self, conn: Connection) -> None:
+        assert isinstance(conn, sqlite3.Connection)
+        conn.close()
+
     def lost(self, conn: Connection, exc: BaseException) -> bool:
         """A file does not go away the way a server does: never reconnect."""
         return False
