@@ -5,8 +5,9 @@ Starlette endpoint, same run; and the cross-replica capture->SSE latency at a fi
         [--seconds 8] [--rounds 3] [--connections 32] [--rate 1000]
 
 Every server is its own process (uvicorn, same settings); each PostgreSQL configuration gets
-a fresh schema in ``--database`` (or $WEBHOOK_INSPECTOR_DATABASE). With two replicas the load
-is split across them (round robin per request). The latency run posts at ``--rate``
+a fresh schema in ``--database`` (or $WEBHOOK_INSPECTOR_DATABASE). Load comes from wrk when
+installed (Debian package ``wrk``; with two replicas, one wrk per replica at once, half the
+connections each), else from Python workers (round robin over the replicas). The latency run posts at ``--rate``
 captures/s to replica A while an SSE client on replica B times each capture from the start
 of its POST to its event. Medians of the rounds; ratios against the bare endpoint.
 """
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -32,7 +34,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
-from bench.capture import BARE_APP, BODY, free_port, wait_up
+from bench.capture import BARE_APP, BODY, free_port, run_wrk, wait_up
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -88,7 +90,29 @@ def start_bare(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def load(urls: list[str], seconds: float, connections: int) -> dict[str, float]:
+def load(urls: list[str], seconds: float, connections: int, workdir: Path) -> dict[str, float]:
+    """POST the body as fast as ``connections`` connections can, split over ``urls``: one wrk
+    per URL at once when wrk is installed (Debian package ``wrk``), else Python workers."""
+    if shutil.which("wrk"):
+        with ThreadPoolExecutor(len(urls)) as pool:
+            parts = list(
+                pool.map(
+                    lambda url: run_wrk(
+                        url + "/h/bench", int(seconds), max(1, connections // len(urls)), workdir
+                    ),
+                    urls,
+                )
+            )
+        return {
+            "rps": sum(p["rps"] for p in parts),
+            "p50_ms": max(p["p50_ms"] for p in parts),
+            "p99_ms": max(p["p99_ms"] for p in parts),
+            "failures": sum(p["non2xx"] + p["socket_errors"] for p in parts),
+        }
+    return python_load(urls, seconds, connections)
+
+
+def python_load(urls: list[str], seconds: float, connections: int) -> dict[str, float]:
     """POST the body as fast as ``connections`` workers can, round robin over ``urls``."""
     latencies: list[float] = []
     failures = 0
@@ -209,7 +233,7 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in setups}
         for _ in range(args.rounds):
             for name, urls in setups.items():
-                r = load(urls, args.seconds, args.connections)
+                r = load(urls, args.seconds, args.connections, workdir)
                 results[name].append(r)
                 print(
                     f"  {name:<24} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.2f} ms"
@@ -241,7 +265,8 @@ def main() -> int:
     bare = med("bare starlette", "rps")
     print()
     print(
-        f"python load, {args.connections} connections per target, {args.rounds} x "
+        f"{'wrk' if shutil.which('wrk') else 'python'} load, {args.connections} connections"
+        f" (split over the replicas), {args.rounds} x "
         f"{args.seconds:g} s, {os.cpu_count()} cores, 1 KiB JSON POST (medians)"
     )
     print(f"{'':<24} {'req/s':>7}  {'p50 ms':>6}  {'p99 ms':>7}  vs bare")
