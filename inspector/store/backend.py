@@ -56,6 +56,8 @@ class Dialect:
     skip_locked: str
     # The newest request id issued by a committed transaction (ids only grow).
     head_sql: str
+    # INSERT/UPDATE inside WITH: several writes in one statement (one round trip).
+    writable_ctes: bool = False
 
     def contains_text(self, column: str) -> str:
         """``column`` contains ``?`` (a LIKE pattern, lower-case), ASCII case-insensitive."""

@@ -55,6 +55,7 @@ DIALECT = Dialect(
     greatest="greatest",
     skip_locked="FOR UPDATE SKIP LOCKED",
     head_sql="SELECT inspector_head()",
+    writable_ctes=True,
 )
 
 

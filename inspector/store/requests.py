@@ -41,6 +41,12 @@ _COUNT_ATTEMPT = (
     " RETURNING attempts, first_id"
 )
 
+_INSERT_BODY = "INSERT INTO bodies (request_id, body) VALUES (?, ?)"
+# The event's newest attempt is this request (and its first, if it is a new event).
+_EVENT_SEEN = (
+    "UPDATE events SET last_id = ?, first_id = CASE WHEN first_id = 0 THEN ? ELSE first_id END"
+)
+
 # A column value as the engines hand it over or take it.
 SqlValue = int | float | str | bytes | None
 # A row: its values' types are the schema's, which Python cannot see; the shaping functions
@@ -246,19 +252,41 @@ def insert_request(
         "dropped": int(response.dropped),
         "in_progress": int(response.in_progress),
     }
-    new_id = insert_id(conn, _INSERT, tuple(columns.values()))
+    if conn.dialect.writable_ctes:
+        new_id = _insert_together(conn, rec, tuple(columns.values()))
+    else:
+        new_id = insert_id(conn, _INSERT, tuple(columns.values()))
+        if rec.body:
+            conn.execute(_INSERT_BODY, (new_id, rec.body))
+        if rec.event_key is not None:
+            conn.execute(
+                _EVENT_SEEN + " WHERE endpoint = ? AND event_key = ?",
+                (new_id, new_id, rec.endpoint, rec.event_key),
+            )
     columns["id"] = new_id
     columns["client_gave_up_after_ms"] = None
-    if rec.body:
-        conn.execute("INSERT INTO bodies (request_id, body) VALUES (?, ?)", (new_id, rec.body))
-    if rec.event_key is not None:
-        conn.execute(
-            "UPDATE events SET last_id = ?, first_id = CASE WHEN first_id = 0 THEN ?"
-            " ELSE first_id END WHERE endpoint = ? AND event_key = ?",
-            (new_id, new_id, rec.endpoint, rec.event_key),
-        )
     notice(conn, "request", new_id)
     return Inserted(new_id, attempt, first_id or new_id, response, columns)
+
+
+def _insert_together(conn: Connection, rec: CapturedRequest, values: tuple[SqlValue, ...]) -> int:
+    """The request, its body and its event's newest id in one statement (data-modifying
+    CTEs): on PostgreSQL each statement is a round trip made under the write lock, which
+    every replica's batches wait for."""
+    parts = [f"WITH r AS ({_INSERT} RETURNING id)"]
+    params: list[SqlValue] = list(values)
+    if rec.body:
+        parts.append(", b AS (INSERT INTO bodies (request_id, body) SELECT id, ? FROM r)")
+        params.append(rec.body)
+    if rec.event_key is not None:
+        parts.append(
+            ", e AS (UPDATE events SET last_id = r.id,"
+            " first_id = CASE WHEN first_id = 0 THEN r.id ELSE first_id END"
+            " FROM r WHERE endpoint = ? AND event_key = ?)"
+        )
+        params += [rec.endpoint, rec.event_key]
+    rows = conn.execute(" ".join(parts) + " SELECT id FROM r", params).fetchall()
+    return int(rows[0][0])
 
 
 def finish_request(
