@@ -33,7 +33,6 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import contextlib
 
 from bench.capture import BARE_APP, BODY, free_port, run_wrk, wait_up
 
