@@ -7,16 +7,16 @@ Starlette endpoint, same run; and the cross-replica capture->SSE latency at a fi
 Every server is its own process (uvicorn, same settings); each PostgreSQL configuration gets
 a fresh schema in ``--database`` (or $WEBHOOK_INSPECTOR_DATABASE). Load comes from wrk when
 installed (Debian package ``wrk``; with two replicas, one wrk per replica at once, half the
-connections each), else from Python workers (round robin over the replicas). The latency run posts at ``--rate``
-captures/s to replica A while an SSE client on replica B times each capture from the start
-of its POST to its event. Medians of the rounds; ratios against the bare endpoint.
+connections each), else from Python workers (round robin over the replicas). The latency run
+sends ``--rate`` captures/s to replica A while an SSE client on replica B times each capture
+from its send to its event (``bench/stream.py``'s raw-socket load and client, one clock).
+Medians of the rounds; ratios against the bare endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import shutil
@@ -34,6 +34,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import stream
 from bench.capture import BARE_APP, BODY, free_port, run_wrk, wait_up
 
 
@@ -146,59 +147,40 @@ def python_load(urls: list[str], seconds: float, connections: int) -> dict[str, 
 
 
 def stream_latency(writer: str, reader: str, rate: int, seconds: float) -> dict[str, float]:
-    """Capture on ``writer`` at ``rate``/s for ``seconds``; time each capture from the start
-    of its POST to its event on ``reader``'s stream. Bounded: events not seen 20 s after the
-    last POST are counted as missing."""
-    sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
-    total = int(rate * seconds)
+    """Capture on ``writer`` at ``rate``/s for ``seconds``; time each capture from its send to
+    its event on ``reader``'s stream (raw sockets, one clock: ``bench/stream.py``'s load and
+    client). Events not seen 10 s after the last send count as missing."""
+    count = int(rate * seconds)
 
-    async def listen(ready: asyncio.Event) -> None:
-        url = reader + "/api/stream?endpoint=lat"
-        async with (
-            httpx.AsyncClient(timeout=None) as client,
-            client.stream("GET", url) as response,
-        ):
-            async for line in response.aiter_lines():
-                if line.startswith("event: ready"):
-                    ready.set()
-                elif line.startswith("data: ") and '"query":"n=' in line:
-                    n = line.split('"query":"n=', 1)[1].split('"', 1)[0]
-                    seen[n] = time.perf_counter()
-                    if len(seen) >= total:
-                        return
+    async def run() -> dict[str, float]:
+        stop = asyncio.Event()
+        client = stream.SSEClient()
+        task = asyncio.ensure_future(client.run(port_of(reader), stop))
+        await asyncio.wait_for(client.ready.wait(), 10)
+        sent, answered = [0] * count, [0] * count
+        await stream.sender(port_of(writer), rate, count, sent, answered)
+        deadline = time.monotonic() + 10
+        while len(client.arrivals) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        delays = [
+            (client.arrivals[n] - sent[n]) / 1e6 for n in range(count) if n in client.arrivals
+        ]
+        return {
+            "p50_ms": stream.percentile(delays, 0.50),
+            "p99_ms": stream.percentile(delays, 0.99),
+            "received": float(len(delays)),
+            "sent": float(count),
+            "failed": float(sum(1 for a in answered if a <= 0)),
+        }
 
-    async def run() -> None:
-        ready = asyncio.Event()
-        listener = asyncio.create_task(listen(ready))
-        await ready.wait()
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    return asyncio.run(run())
 
-            async def post(n: int) -> None:
-                sent[str(n)] = time.perf_counter()
-                with contextlib.suppress(httpx.HTTPError):
-                    await client.post(f"{writer}/h/lat?n={n}", content=BODY)
 
-            tasks = []
-            start = time.perf_counter()
-            for n in range(total):
-                delay = start + n / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(post(n)))
-            await asyncio.gather(*tasks)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(listener, timeout=20)
-
-    asyncio.run(run())
-    delays = sorted((seen[n] - sent[n]) * 1000 for n in seen if n in sent)
-    return {
-        "p50_ms": delays[len(delays) // 2] if delays else float("nan"),
-        "p99_ms": delays[int(len(delays) * 0.99)] if delays else float("nan"),
-        "received": float(len(delays)),
-        "sent": float(total),
-    }
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def main() -> int:
@@ -244,16 +226,24 @@ def main() -> int:
                     f"  p99 {r['p99_ms']:7.2f} ms  non-200 {int(r['failures'])}",
                     flush=True,
                 )
-        latency = [
-            stream_latency(pair[0][1], pair[1][1], args.rate, args.latency_seconds)
-            for _ in range(args.rounds)
-        ]
-        for lat in latency:
-            print(
-                f"  capture on A -> SSE on B at {args.rate}/s: p50 {lat['p50_ms']:.1f} ms,"
-                f" p99 {lat['p99_ms']:.1f} ms ({int(lat['received'])}/{int(lat['sent'])})",
-                flush=True,
-            )
+        # Capture -> SSE: SQLite (one process) as the baseline; PostgreSQL on the same replica,
+        # and across replicas (capture on A, stream on B).
+        paths = {
+            "sqlite, same process": (setups["sqlite, 1 process"][0],) * 2,
+            "postgresql, same replica": (pair[0][1], pair[0][1]),
+            "postgresql, A -> B": (pair[0][1], pair[1][1]),
+        }
+        latency: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+        for _ in range(args.rounds):
+            for name, (writer, reader) in paths.items():
+                lat = stream_latency(writer, reader, args.rate, args.latency_seconds)
+                latency[name].append(lat)
+                print(
+                    f"  {name:<24} capture->SSE at {args.rate}/s: p50 {lat['p50_ms']:7.1f} ms,"
+                    f" p99 {lat['p99_ms']:7.1f} ms ({int(lat['received'])}/{int(lat['sent'])}"
+                    " events)",
+                    flush=True,
+                )
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT)
@@ -283,11 +273,11 @@ def main() -> int:
             f"{name:<24} {rps:7.0f}  {med(name, 'p50_ms'):6.2f}  {med(name, 'p99_ms'):7.2f}"
             f"  {rps / bare:.2f}"
         )
-    p50 = statistics.median(lat["p50_ms"] for lat in latency)
-    p99 = statistics.median(lat["p99_ms"] for lat in latency)
-    print(
-        f"cross-replica capture->SSE latency at {args.rate}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-    )
+    print(f"capture -> SSE at {args.rate} captures/s (medians)")
+    for name, runs in latency.items():
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        print(f"{name:<24} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
     return 0
 
 

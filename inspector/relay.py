@@ -17,6 +17,8 @@ are reloaded and the engine looks at its schedule again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -79,9 +81,36 @@ class Relay:
         self.hub = hub
         self.on_settings = on_settings
         self.on_delivery = on_delivery
+        self._pending: list[Notice] = []
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
 
     async def handle(self, notices: list[Notice]) -> None:
-        """One notification: its events, in order; settings and deliveries looked at anew."""
+        """Take one notification's notices. They are turned into events by one worker, which
+        takes everything that arrived meanwhile in one read: under load a read per
+        notification would fall behind, and its streams with it."""
+        self._pending.extend(notices)
+        self._wake.set()
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="relay")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            notices, self._pending = self._pending, []
+            if notices:
+                await self.process(notices)
+
+    async def process(self, notices: list[Notice]) -> None:
+        """Notices, in commit order: their events; settings and deliveries looked at anew."""
         if any(n[0] == "settings" for n in notices):
             await self._settings()
         if any(n[0] == "delivery" for n in notices):

@@ -146,6 +146,7 @@ async def _listen(stack: contextlib.AsyncExitStack, store: Store, relay: Relay) 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await relay.stop()
 
     stack.push_async_callback(stop)
     try:
