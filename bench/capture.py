@@ -1,11 +1,16 @@
 """Capture throughput: the inspector (durable: each 2xx is committed, WAL, synchronous=FULL)
 against a bare Starlette endpoint that reads the body and answers 200, same server, same load.
 
-    .venv/bin/python bench/capture.py [--seconds 10] [--rounds 3] [--connections 32]
+    .venv/bin/python bench/capture.py [--seconds 10] [--rounds 3] [--connections 32] [--https]
 
 Both servers run as separate processes on free loopback ports with identical uvicorn settings;
 the load alternates between them round by round, and the medians are compared. Load comes from
 wrk when installed (Debian package ``wrk``), else from a Python asyncio generator.
+
+``--https`` starts the inspector with ``--https`` too and adds its TLS listener to the rounds
+(keep-alive connections, as senders use them), and the bare endpoint on uvicorn's own TLS with
+the same certificate: the figures are TLS capture against plain capture of the same process,
+and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the same run.
 """
 
 from __future__ import annotations
@@ -63,20 +68,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_up(url: str) -> None:
+def wait_up(url: str, verify: str | bool = True) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            httpx.post(url, content=b"warmup", timeout=1)
+            httpx.post(url, content=b"warmup", timeout=1, verify=verify)
             return
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_servers(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], str, str]:
+def start_servers(
+    workdir: Path, https: bool
+) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
     python = sys.executable
-    bare_port, insp_port = free_port(), free_port()
+    bare_port, insp_port, tls_port = free_port(), free_port(), free_port()
+    tls = ["--https", "--https-port", str(tls_port)] if https else []
     (workdir / "bare_app.py").write_text(BARE_APP)
     common = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
     bare = subprocess.Popen(
@@ -95,14 +103,34 @@ def start_servers(workdir: Path) -> tuple[list[subprocess.Popen[bytes]], str, st
             str(workdir / "data"),
             "--retention",
             "1000000",
+            *tls,
         ],
         stdout=subprocess.DEVNULL,
     )
-    bare_url = f"http://127.0.0.1:{bare_port}/h/bench"
-    insp_url = f"http://127.0.0.1:{insp_port}/h/bench"
-    wait_up(bare_url)
-    wait_up(insp_url)
-    return [bare, inspector], bare_url, insp_url
+    urls = {
+        "bare": f"http://127.0.0.1:{bare_port}/h/bench",
+        "inspector": f"http://127.0.0.1:{insp_port}/h/bench",
+    }
+    wait_up(urls["bare"])
+    wait_up(urls["inspector"])
+    procs = [bare, inspector]
+    if https:
+        tls_dir = workdir / "data" / "tls"
+        urls["inspector-tls"] = f"https://127.0.0.1:{tls_port}/h/bench"
+        wait_up(urls["inspector-tls"], verify=str(tls_dir / "ca.crt"))
+        # The baseline for TLS's own cost: the bare endpoint over uvicorn's TLS, same cert.
+        bare_tls_port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [python, "-m", "uvicorn", "bare_app:app", "--port", str(bare_tls_port), *common,
+                 "--ssl-certfile", str(tls_dir / "server.crt"),
+                 "--ssl-keyfile", str(tls_dir / "server.key")],
+                cwd=workdir,
+            )
+        )  # fmt: skip
+        urls["bare-tls"] = f"https://127.0.0.1:{bare_tls_port}/h/bench"
+        wait_up(urls["bare-tls"], verify=str(tls_dir / "ca.crt"))
+    return procs, urls
 
 
 def run_wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
@@ -137,7 +165,9 @@ def _wrk_ms(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def run_python_load(url: str, seconds: int, connections: int) -> dict[str, float]:
+def run_python_load(
+    url: str, seconds: int, connections: int, verify: str | bool = True
+) -> dict[str, float]:
     import asyncio
 
     latencies: list[float] = []
@@ -151,7 +181,7 @@ def run_python_load(url: str, seconds: int, connections: int) -> dict[str, float
 
     async def main() -> float:
         limits = httpx.Limits(max_connections=connections)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        async with httpx.AsyncClient(limits=limits, timeout=30, verify=verify) as client:
             start = time.monotonic()
             stop = start + seconds
             await asyncio.gather(*(worker(client, stop) for _ in range(connections)))
@@ -183,21 +213,24 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--https", action="store_true", help="Also load the TLS listener.")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None
     workdir = Path(tempfile.mkdtemp(prefix="bench-capture-"))
-    procs, bare_url, insp_url = start_servers(workdir)
-    results: dict[str, list[dict[str, float]]] = {"bare": [], "inspector": []}
+    procs, urls = start_servers(workdir, args.https)
+    ca = str(workdir / "data" / "tls" / "ca.crt")
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
     try:
         for _ in range(args.rounds):
-            for name, url in (("bare", bare_url), ("inspector", insp_url)):
-                if use_wrk:
+            for name, url in urls.items():
+                if use_wrk:  # wrk does not verify certificates
                     r = run_wrk(url, args.seconds, args.connections, workdir)
                 else:
-                    r = run_python_load(url, args.seconds, args.connections)
+                    verify = ca if url.startswith("https") else True
+                    r = run_python_load(url, args.seconds, args.connections, verify)
                 results[name].append(r)
                 print(
-                    f"  {name:<9} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                    f"  {name:<13} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
                     f"p99 {r['p99_ms']:6.2f} ms  non-2xx {int(r['non2xx'])}",
                     flush=True,
                 )
@@ -227,6 +260,19 @@ def main() -> int:
         f"p99 {med('inspector', 'p99_ms'):.2f} ms (median of rounds)"
     )
     print(f"ratio inspector/bare: {insp_rps / bare_rps:.2f}")
+    if "inspector-tls" in results:
+        tls_rps = med("inspector-tls", "rps")
+        print(
+            f"inspector, TLS   {tls_rps:8.0f} req/s  p50 {med('inspector-tls', 'p50_ms'):.2f} ms  "
+            f"p99 {med('inspector-tls', 'p99_ms'):.2f} ms (median of rounds)"
+        )
+        print(f"ratio inspector TLS/plain: {tls_rps / insp_rps:.2f}")
+        bare_tls = med("bare-tls", "rps")
+        print(
+            f"bare starlette, TLS {bare_tls:5.0f} req/s  p50 {med('bare-tls', 'p50_ms'):.2f} ms  "
+            f"p99 {med('bare-tls', 'p99_ms'):.2f} ms (median of rounds)"
+        )
+        print(f"ratio bare TLS/plain (uvicorn's TLS, the baseline): {bare_tls / bare_rps:.2f}")
     print(f"requests stored by the inspector: {stored} (every 2xx was committed)")
     return 0
 

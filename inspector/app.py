@@ -70,7 +70,7 @@ def _wants_json(request: Request) -> bool:
 async def _inspector_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InspectorError)
     if _wants_json(request):
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
     return views.error_page(request, exc.status, str(exc.detail))
 
 

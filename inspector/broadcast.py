@@ -15,6 +15,7 @@ wake-up instead of one per event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -195,6 +196,21 @@ class Broadcaster:
                 return
             subscriber.wake.clear()
             await subscriber.wake.wait()
+
+    async def next_batch(self, subscriber: Subscriber, timeout: float) -> list[Message]:
+        """What is queued for ``subscriber``, waiting at most ``timeout`` seconds for something
+        (empty on time-out or once closed). Raises ``Behind`` like ``batches``."""
+        if not subscriber.pending and not subscriber.closed and not subscriber.behind:
+            subscriber.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await subscriber.wake.wait()
+        if subscriber.behind:
+            self.unsubscribe(subscriber)
+            raise Behind
+        batch = list(subscriber.pending)
+        subscriber.pending.clear()
+        return batch
 
     async def messages(self, subscriber: Subscriber) -> AsyncIterator[Message]:
         """One message at a time; a subscriber that falls behind gets a final ``resync``."""

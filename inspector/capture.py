@@ -41,6 +41,8 @@ class CapturedRequest:
     event_key: str | None = None
     event_type: str | None = None
     signature: dict[str, Any] | None = None
+    tls_version: str | None = None  # "TLSv1.3" for a capture that came over TLS; None: HTTP
+    tls_server_name: str | None = None  # the SNI name its client asked for
 
 
 @dataclass(slots=True)

@@ -11,13 +11,22 @@ Rows, in order (each one request, sent one after another):
    forged events get in; a 5xx means the check crashed (the doc's own sample does, since
    ``timingSafeEqual`` throws on a length mismatch) and the platform would retry it;
 3. the raw-body trap: a validly signed body with non-ASCII text, ``\\u`` and ``\\/`` escapes,
-   unusual spacing and key order. Only a receiver that verifies the raw bytes accepts it;
-   rejecting it after accepting the plain events is the re-serialization bug, named as such;
+   unusual spacing and key order. What its answer shows depends on the rows before it: only
+   a receiver that rejected the wrong signature has shown that it verifies, so only then does
+   accepting the trap say "it verifies the raw bytes" (a receiver that accepted the wrong
+   signature accepts anything: a warning that nothing is shown), and rejecting it after
+   accepting the plain events names the re-serialization bug (a receiver that does not verify
+   rejected it for another reason: its JSON handling is named instead);
 4. a duplicate: the same event (same bytes, same signature) twice. Both answers are
    reported; idempotency is the receiver's job, but a 5xx on the duplicate is a failure and
    a 4xx a warning (the platform would keep retrying it);
 5. a non-JSON and an oversized body, both validly signed: no 5xx, no timeout;
 6. a last valid event, to see the receiver is still answering after 5.
+
+And first, the platform's HTTPS requirement (judged on the first event's connection): an
+http:// URL is a warning (fine on this machine, refused by the platform), as is a certificate
+that was not verified (``insecure``) or verified only with a ``ca_file``; a TLS failure fails.
+Warnings fail the run only when ``strict``.
 """
 
 from __future__ import annotations
@@ -25,12 +34,13 @@ from __future__ import annotations
 import secrets as _random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from inspector import catalog, sender, timeline
-from inspector.outbound import BROKEN, Exchange
+from inspector.outbound import BROKEN, VERIFY, Exchange, TlsOptions, self_target
 
 MiB = 1024 * 1024
 DEFAULT_OVERSIZE = 5 * MiB
@@ -39,6 +49,11 @@ DEFAULT_SLOW = 5.0
 RESERIALIZED = (
     "your receiver verifies a re-serialized body (e.g. JSON.stringify(req.body)); "
     "verify the raw request bytes"
+)
+VERIFIES_RAW = "it rejected the wrong signature and accepts this one: it verifies the raw bytes"
+SHOWS_NOTHING = (
+    "it also accepted the wrong signature, so accepting this one shows nothing about how it "
+    "verifies; fix the signature rows first"
 )
 
 
@@ -58,10 +73,12 @@ class CheckReport:
     url: str
     scheme: str
     rows: list[CheckRow]
+    strict: bool = False  # warnings fail the run too
 
     @property
     def passed(self) -> bool:
-        return all(row.verdict != "fail" for row in self.rows)
+        failing = ("fail", "warn") if self.strict else ("fail",)
+        return all(row.verdict not in failing for row in self.rows)
 
     def counts(self) -> dict[str, int]:
         out = {"pass": 0, "warn": 0, "fail": 0}
@@ -73,6 +90,7 @@ class CheckReport:
         return {
             "url": self.url,
             "scheme": self.scheme,
+            "strict": self.strict,
             "passed": self.passed,
             "counts": self.counts(),
             "rows": [asdict(row) for row in self.rows],
@@ -110,6 +128,7 @@ class _Checker:
         scheme: str,
         timeout: float,
         slow: float,
+        tls: TlsOptions = VERIFY,
     ) -> None:
         self.client = client
         self.url = url
@@ -117,7 +136,9 @@ class _Checker:
         self.scheme = scheme
         self.timeout = timeout
         self.slow = slow
+        self.tls = tls
         self.rows: list[CheckRow] = []
+        self.forged: dict[str, Exchange] = {}  # the answers to the forged requests, by check
 
     def headers(self, body: bytes) -> list[tuple[str, str]]:
         return sender.signed_headers(
@@ -125,7 +146,9 @@ class _Checker:
         )
 
     async def post(self, body: bytes, headers: Sequence[tuple[str, str]]) -> Exchange:
-        return await sender.send_once(self.client, self.url, headers, body, timeout=self.timeout)
+        return await sender.send_once(
+            self.client, self.url, headers, body, timeout=self.timeout, tls=self.tls
+        )
 
     def add(self, check: str, group: str, verdict: str, detail: str, r: Exchange) -> None:
         self.rows.append(CheckRow(check, group, verdict, detail, r.status, r.elapsed_ms))
@@ -165,6 +188,7 @@ class _Checker:
             self.add(check, group, "fail", f"{said}: a valid event must get a 2xx", r)
 
     def judge_forged(self, check: str, r: Exchange, crash_hint: str) -> None:
+        self.forged[check] = r
         said = self.answered(r)
         if r.status is not None and 400 <= r.status < 500:
             self.add(check, "signature", "pass", f"rejected: {said}", r)
@@ -197,10 +221,45 @@ class _Checker:
 
     # -- the checks ------------------------------------------------------------------------
 
+    def https(self, first: Exchange) -> CheckRow:
+        """The platform's rule: webhook URLs are HTTPS, with a certificate it can verify."""
+        check, group = "HTTPS", "transport"
+        if not self.url.lower().startswith("https://"):
+            why = (
+                "an http:// URL: the platform accepts only https:// webhook URLs (fine for "
+                "testing on this machine)"
+            )
+            return CheckRow(check, group, "warn", why)
+        if first.failure is not None and first.failure.kind == "tls":
+            return CheckRow(check, group, "fail", first.failure.text)
+        if first.status is None:
+            return CheckRow(check, group, "fail", f"no TLS connection: {first.error}")
+        version = first.tls or "TLS"
+        if self.tls.insecure:
+            why = (
+                f"{version}, but the certificate was NOT verified (--insecure): the platform "
+                "verifies it against the public CAs"
+            )
+            return CheckRow(check, group, "warn", why)
+        if self.tls.ca_file:
+            why = (
+                f"{version}; the certificate was verified only with --ca-file: the platform "
+                "trusts the public CAs, not yours"
+            )
+            return CheckRow(check, group, "warn", why)
+        host = httpx.URL(self.url).host
+        if self_target(host):
+            why = f"{version}, certificate verified (a local CA is trusted for this machine)"
+            return CheckRow(check, group, "pass", why)
+        return CheckRow(check, group, "pass", f"{version}, certificate verified")
+
     async def run(self, oversize: int) -> None:
         for event in catalog.EVENT_TYPES:
             body = catalog.build(event)
-            self.judge_valid(event, "events", await self.post(body, self.headers(body)))
+            result = await self.post(body, self.headers(body))
+            if not self.rows:
+                self.rows.append(self.https(result))
+            self.judge_valid(event, "events", result)
         accepted_any = any(row.verdict != "fail" for row in self.rows)
 
         body = catalog.build("message.received")
@@ -257,14 +316,36 @@ class _Checker:
         )
 
     async def raw_body_trap(self, accepted_any: bool) -> None:
+        """Judge the trap by what the receiver has shown so far: whether it verifies at all
+        (the wrong signature) and whether it accepts valid events."""
         body = trap_body()
         r = await self.post(body, self.headers(body))
         said = self.answered(r)
         check = "raw body"
-        if r.ok:
-            self.add(check, "raw body", "pass", f"{said}: it verifies the raw bytes", r)
-        elif r.status is not None and 400 <= r.status < 500 and accepted_any:
+        wrong = self.forged.get("wrong signature")
+        verifies = wrong is not None and wrong.status is not None and 400 <= wrong.status < 500
+        trusting = wrong is not None and wrong.ok
+        if r.ok and verifies:
+            self.add(check, "raw body", "pass", f"{said}: {VERIFIES_RAW}", r)
+        elif r.ok:
+            why = (
+                SHOWS_NOTHING
+                if trusting
+                else (
+                    "whether it verifies the raw bytes is not shown: it did not reject the wrong "
+                    "signature"
+                )
+            )
+            self.add(check, "raw body", "warn", f"{said}: {why}", r)
+        elif r.status is not None and 400 <= r.status < 500 and accepted_any and verifies:
             self.add(check, "raw body", "fail", f"{said}: {RESERIALIZED}", r)
+        elif r.status is not None and 400 <= r.status < 500 and accepted_any:
+            why = (
+                "a validly signed event was rejected, yet the wrong signature was not: not "
+                "its signature check; check how it reads JSON (non-ASCII text, \\u and \\/ "
+                "escapes, spacing)"
+            )
+            self.add(check, "raw body", "fail", f"{said}: {why}", r)
         elif r.status is not None and 400 <= r.status < 500:
             why = "rejected like the events above; fix those first"
             self.add(check, "raw body", "fail", f"{said}: {why}", r)
@@ -314,18 +395,25 @@ async def check_receiver(
     slow: float = DEFAULT_SLOW,
     oversize: int = DEFAULT_OVERSIZE,
     client: httpx.AsyncClient | None = None,
+    tls: TlsOptions = VERIFY,
+    own_ca: Path | None = None,
+    strict: bool = False,
 ) -> CheckReport:
     """Run every check against ``url`` and return the report (never raises for the
-    receiver's misbehaviour; ``BadRequest`` for an invalid URL, secret or scheme)."""
+    receiver's misbehaviour; ``BadRequest`` for an invalid URL, secret or scheme).
+
+    ``tls`` says how an https:// receiver's certificate is checked; ``own_ca`` (the local
+    CA) is trusted for receivers on this machine. ``strict``: warnings fail the report.
+    """
     url = sender.check_url(url)
     secret = sender.check_secret(secret)
     scheme = sender.check_scheme(scheme)
     own = client is None
-    http = client or sender.make_client()
+    http = client or sender.make_client(own_ca=own_ca)
     try:
-        checker = _Checker(http, url, secret, scheme, timeout, slow)
+        checker = _Checker(http, url, secret, scheme, timeout, slow, tls)
         await checker.run(oversize)
     finally:
         if own:
             await http.aclose()
-    return CheckReport(url, scheme, checker.rows)
+    return CheckReport(url, scheme, checker.rows, strict)

@@ -1,9 +1,13 @@
 """Endpoint settings: what an endpoint verifies, how it answers, where it forwards.
 
 Settings are stored as JSON in the ``endpoints`` table and cached in memory by the server
-(``EndpointCache``), compiled into what the capture path needs. The CLI may write the table
-directly while a server runs: the cache re-reads it when the settings version changes
-(checked once a second), so both paths converge without the CLI needing the server.
+(``EndpointCache``), compiled into what the capture path needs. The API writes them and
+refreshes the cache before it answers. The CLI may write the table directly while a server
+runs: a capture carries the cache's version into the store's writer, which refuses it if the
+store holds newer settings (``Store.write_as_of``); the receiver then refreshes the cache and
+prepares it again. So a change has taken effect for every capture that arrives after it
+returned, with no read on the capture path. A poll (once a second) also refreshes the cache
+for everything else that shows settings (re-verification, the page).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypedDict
 
 from inspector import faults
 from inspector.errors import BadRequest
+from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
 from inspector.store.endpoints import all_endpoint_settings, settings_version
-from inspector.timeline import DEFAULT_SCHEDULE
+from inspector.timeline import DEFAULT_SCHEDULE, DEFAULT_WAIT_FROM, WAIT_FROM
 
 log = logging.getLogger("inspector.endpoints")
 
@@ -36,10 +42,17 @@ _KEYS = (
     "response",
     "schedule",
     "schedule_tolerance",
+    "wait_from",
     "forward_to",
     "forward_mode",
     "replay_to",
+    "ca_file",
+    "insecure",
+    "retired_secrets",
 )
+# Secrets removed from an endpoint are remembered, newest first, so the doctor can say "the
+# sender still uses the secret you rotated out"; a few suffice (each costs one HMAC there).
+MAX_RETIRED = 8
 
 
 class SettingsDict(TypedDict):
@@ -53,9 +66,13 @@ class SettingsDict(TypedDict):
     response: dict[str, Any]  # failure-mode rules, as ``faults.parse_rules`` validated them
     schedule: list[float]  # the retry schedule the sender promises (seconds)
     schedule_tolerance: float
+    wait_from: str  # start | end: where the sender counts each wait from
     forward_to: str | None
     forward_mode: str  # mirror | proxy
     replay_to: str | None
+    ca_file: str | None  # a CA (PEM) trusted as well when forwarding or replaying to https://
+    insecure: bool  # forwards and replays do not verify certificates
+    retired_secrets: list[str]  # removed from ``secret``, newest first (for the doctor)
 
 
 @dataclass(frozen=True)
@@ -68,9 +85,18 @@ class EndpointSettings:
     response: Mapping[str, Any] = field(default_factory=dict)
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     schedule_tolerance: float = 0.1
+    wait_from: str = DEFAULT_WAIT_FROM
     forward_to: str | None = None
     forward_mode: str = "mirror"
     replay_to: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    retired_secrets: tuple[str, ...] = ()
+
+    @property
+    def tls(self) -> TlsOptions:
+        """How forwards and replays of this endpoint check certificates."""
+        return TlsOptions(self.ca_file, self.insecure)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
@@ -110,13 +136,35 @@ class EndpointSettings:
                 changes["schedule"] = _schedule(value)
             elif key == "schedule_tolerance":
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
+            elif key == "wait_from":
+                if value not in WAIT_FROM:
+                    raise BadRequest("wait_from: must be start or end.")
+                changes["wait_from"] = value
             elif key in ("forward_to", "replay_to"):
                 changes[key] = _url(key, value)
+            elif key == "ca_file":
+                changes["ca_file"] = _path("ca_file", value)
+            elif key == "insecure":
+                changes["insecure"] = check_insecure(value)
             elif key == "forward_mode":
                 if value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
                 changes["forward_mode"] = value
+            elif key == "retired_secrets":
+                changes["retired_secrets"] = _secrets(value)[:MAX_RETIRED]
+        if "secrets" in changes and "retired_secrets" not in data:
+            changes["retired_secrets"] = self._retire(changes["secrets"])
         return replace(self, **changes)
+
+    def reset(self) -> EndpointSettings:
+        """Default settings that still remember this endpoint's secrets as retired."""
+        return replace(EndpointSettings(), retired_secrets=self._retire(()))
+
+    def _retire(self, kept: tuple[str, ...]) -> tuple[str, ...]:
+        """The retired secrets once the current ones not in ``kept`` are removed."""
+        removed = [s for s in reversed(self.secrets) if s not in kept]
+        retired = dict.fromkeys(s for s in (*removed, *self.retired_secrets) if s not in kept)
+        return tuple(retired)[:MAX_RETIRED]
 
     def to_dict(self) -> SettingsDict:
         return {
@@ -128,9 +176,13 @@ class EndpointSettings:
             "response": dict(self.response),
             "schedule": list(self.schedule),
             "schedule_tolerance": self.schedule_tolerance,
+            "wait_from": self.wait_from,
             "forward_to": self.forward_to,
             "forward_mode": self.forward_mode,
             "replay_to": self.replay_to,
+            "ca_file": self.ca_file,
+            "insecure": self.insecure,
+            "retired_secrets": list(self.retired_secrets),
         }
 
     def signature_config(self, default_secret: str | None = None) -> SignatureConfig:
@@ -188,6 +240,14 @@ def _url(name: str, value: Any) -> str:
     return value
 
 
+def _path(name: str, value: Any) -> str:
+    # Only the shape here: stored settings are loaded with this too, and a file that has
+    # gone since must not cost the endpoint its settings (using it says what is wrong).
+    if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
+        raise BadRequest(f"{name}: must be the absolute path of a PEM file of CA certificates.")
+    return value
+
+
 def _signing(settings: EndpointSettings | None) -> tuple[Any, ...]:
     """The settings a verdict depends on."""
     s = settings or EndpointSettings()
@@ -205,6 +265,8 @@ class Endpoint:
     has_rules: bool
     # Other endpoints' secrets: the doctor checks whether a failing signature was made with one.
     other_secrets: Mapping[str, tuple[str, ...]]
+    # Secrets this endpoint used before: a sender that has not switched yet.
+    retired_secrets: tuple[str, ...] = ()
 
 
 # Told which endpoints' signature settings changed (from the API or the CLI), with each one
@@ -236,6 +298,11 @@ class EndpointCache:
         self._task: asyncio.Task[None] | None = None
         self._on_signature_change = on_signature_change
 
+    @property
+    def version(self) -> int:
+        """The settings version loaded (the store's ``max(version)`` when last read)."""
+        return self._version
+
     def get(self, name: str) -> Endpoint:
         endpoint = self._compiled.get(name)
         if endpoint is None:
@@ -262,6 +329,7 @@ class EndpointCache:
                 for other, s in self._settings.items()
                 if s.secrets and other != name
             },
+            retired_secrets=settings.retired_secrets,
         )
 
     def _signature(self, name: str, settings: EndpointSettings) -> SignatureConfig:
@@ -273,6 +341,8 @@ class EndpointCache:
             return SignatureConfig()
 
     def load(self, version: int, rows: Mapping[str, Mapping[str, object]]) -> None:
+        if version < self._version:
+            return  # a slower concurrent refresh read older settings: keep the newer
         settings: dict[str, EndpointSettings] = {}
         for name, data in rows.items():
             try:

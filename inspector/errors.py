@@ -12,8 +12,11 @@ into an exit code.
     ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
-    └── StoreUnavailable    503: the store could not commit; the sender should retry
-        └── SchemaTooNew    503: the store was migrated by a newer version (refuse to start)
+    ├── StoreUnavailable    503: the store could not commit; the sender should retry
+    │   └── SchemaTooNew    503: the store was migrated by a newer version (refuse to start)
+    ├── CertificateError    500: the local CA or a certificate cannot be made or read
+                                 (``certificates.py``, which only ``serve --https`` imports)
+    └── Busy                503: a bounded resource (long-poll waiters) is full; Retry-After
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 class InspectorError(Exception):
     status: int = 500
     error: str = "internal_error"
+    headers: dict[str, str] | None = None  # extra response headers (Retry-After)
 
     def __init__(self, detail: Any = None, *, error: str | None = None) -> None:
         super().__init__(detail if isinstance(detail, str) else (error or self.error))
@@ -86,3 +90,14 @@ class SchemaTooNew(StoreUnavailable):
         )
         self.found = found
         self.known = known
+
+
+class Busy(InspectorError):
+    """Too many at once of something bounded; the client may try again after ``retry_after``."""
+
+    status = 503
+    error = "busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.headers = {"retry-after": str(retry_after)}

@@ -12,12 +12,42 @@ from typing import Any
 
 from starlette.requests import Request
 
+from inspector import openapi
 from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound
 from inspector.runtime import Runtime
 from inspector.store.requests import RequestFilter
 
 MAX_LIMIT = 1000
+MAX_ID = 10**18 - 1  # ids have at most 18 digits
+
+# How the parameters read here appear in the OpenAPI document (bounds as checked below).
+LIMIT = openapi.integer("limit", "How many, at most.", 1, MAX_LIMIT, 50)
+BEFORE = openapi.integer(
+    "before", "Only ids below this one (the previous page's next_before).", 1, 2**62
+)
+ID = openapi.path("id", "The id.", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+NAME_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
+ENDPOINT = openapi.path("name", "An endpoint name.", {"type": "string", "pattern": NAME_PATTERN})
+FILTERS = (
+    openapi.text(
+        "endpoint",
+        "Only this endpoint; `ci-*` means every endpoint whose name starts with `ci-`.",
+        pattern=r"^[A-Za-z0-9._-]{0,64}\*?$",
+    ),
+    openapi.text("method", "Only this HTTP method."),
+    openapi.integer("status", "Only requests answered with this status.", 100, 599),
+    openapi.text(
+        "signature",
+        "Only this verdict: valid, invalid, malformed, missing, no_secret, expired, or none.",
+    ),
+    openapi.text("event_type", "Only events of this type."),
+    openapi.text(
+        "q",
+        "Search path, query, headers, event key and type, and raw bodies.",
+        pattern="^[^\x00]*$",
+    ),
+)
 
 
 def runtime(request: Request) -> Runtime:
@@ -39,10 +69,23 @@ def int_param(request: Request, name: str, *, default: int | None, lo: int, hi: 
     return value
 
 
-def path_id(request: Request) -> int:
-    raw = request.path_params["id"]
+def float_param(request: Request, name: str, *, default: float, lo: float, hi: float) -> float:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: must be a number, got {raw[:40]!r}.") from None
+    if not lo <= value <= hi:  # also refuses nan
+        raise BadRequest(f"{name}: must be between {lo:g} and {hi:g}, got {raw[:40]!r}.")
+    return value
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    raw = request.path_params[name]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise NotFound(f"No request {raw!r}: ids are positive integers.")
+        raise NotFound(f"No request {raw[:40]!r}: ids are positive integers.")
     return int(raw)
 
 
@@ -67,14 +110,24 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None
 
 
-def request_filter(request: Request) -> RequestFilter:
-    """The request list's filter from ``?endpoint=&method=&status=&signature=&event_type=&q=``."""
+def request_filter(request: Request, *, prefixes: bool = False) -> RequestFilter:
+    """The request list's filter from ``?endpoint=&method=&status=&signature=&event_type=&q=``.
+
+    With ``prefixes`` (the JSON API), ``endpoint=ci-*`` means every endpoint whose name starts
+    with ``ci-`` (names cannot contain ``*``).
+    """
     params = request.query_params
     if "\x00" in params.get("q", ""):
         # SQLite's LIKE stops at a NUL: the search would silently match almost everything.
         raise BadRequest("q: search text cannot contain a NUL character.")
     endpoint = params.get("endpoint") or None
+    prefix = None
+    if prefixes and endpoint is not None and endpoint.endswith("*"):
+        prefix, endpoint = endpoint[:-1], None
+        if prefix:
+            endpoint_name(prefix)
     return RequestFilter(
+        endpoint_prefix=prefix or None,
         endpoint=endpoint_name(endpoint) if endpoint else None,
         method=params.get("method") or None,
         status=int_param(request, "status", default=None, lo=100, hi=599),

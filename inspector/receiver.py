@@ -1,9 +1,10 @@
 """The capture route ``/h/{endpoint}[/...]``: a plain ASGI app on the hot path.
 
 Flow for one request (see ARCHITECTURE.md):
-read the whole body (bounded) -> signature verdict -> event identity -> response plan from
-endpoint rules and query parameters -> **commit** (the writer assigns id and attempt and picks
-the response) -> publish to the stream -> answer: at once, after a stall, or by dropping the
+read the whole body (bounded) -> signature verdict (without the doctor) -> event identity ->
+response plan from endpoint rules and query parameters -> **commit** (the writer assigns id and
+attempt and picks the response) -> publish to the stream -> hand a failing signature to the
+``Diagnoser`` (it runs after the answer) -> answer: at once, after a stall, or by dropping the
 connection.
 
 Order of evaluation for the answer: body too large (413) -> signature enforcement (401) ->
@@ -36,16 +37,21 @@ from inspector.capture import (
     endpoint_from_path,
     read_request,
 )
+from inspector.diagnosis import Diagnoser, waiting
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
 from inspector.store import Store, requests
+from inspector.store.core import StaleSettings
+from inspector.tls import connection_tls
 
 log = logging.getLogger("inspector.receiver")
 
 
 TEXT = "text/plain; charset=utf-8"
 OFF_LOOP_BYTES = 256 * 1024
+# Tries at preparing a capture when the settings changed under it (see ``Receiver._capture``).
+STALE_RETRIES = 3
 # Runs after a capture's commit (mirror): must return at once, starting its own work.
 AfterCapture = Callable[[Endpoint, CapturedRequest, int], None]
 # Answers a request in proxy mode with the app's answer (``replay.Replayer.proxy``).
@@ -72,6 +78,7 @@ class Receiver:
         max_delay: float,
         after_capture: Sequence[AfterCapture] = (),
         proxy: ProxyHook | None = None,
+        diagnoser: Diagnoser | None = None,
     ) -> None:
         self.store = store
         self.endpoints = endpoints
@@ -80,6 +87,7 @@ class Receiver:
         self.max_delay = max_delay
         self.after_capture = tuple(after_capture)
         self.proxy = proxy
+        self.diagnoser = diagnoser
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -89,9 +97,88 @@ class Receiver:
             await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
             return
         rec = await read_request(scope, receive, name, self.max_body)
-        endpoint = self.endpoints.get(name)
+        if scope.get("scheme") == "https":  # plain HTTP pays this one lookup, nothing more
+            tls = connection_tls(send)
+            rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
+        try:
+            endpoint, inserted, diagnosing = await self._capture(rec, name, started)
+        except StoreUnavailable as exc:
+            log.error("capture not stored, answering 503: %s", exc.detail)
+            await respond(
+                send,
+                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
+                head=False,
+            )
+            return
+        if self.hub.has_subscribers:
+            self.hub.publish("request", inserted.item(), id=inserted.id)
+        for hook in self.after_capture:
+            hook(endpoint, rec, inserted.id)
+        if diagnosing:
+            self._diagnose_later(rec, inserted.id, endpoint)
+
+        response = inserted.response
+        if response.in_progress and response.status is None and not response.dropped:
+            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
+        elif response.in_progress:
+            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
+        elif response.dropped:
+            await drop(send, receive, informational=response.status)
+        elif response.status is not None:
+            await respond(send, response, head=rec.method == "HEAD")
+
+    async def _capture(
+        self, rec: CapturedRequest, name: str, started: float
+    ) -> tuple[Endpoint, requests.Inserted, bool]:
+        """Inspect and commit a capture under the endpoint's current settings; also whether
+        it holds a place in the doctor's queue (taken before the commit, so that a full queue
+        is said in the verdict stored, at no extra write).
+
+        Settings changed by another process since the cache last read them make the store
+        refuse the capture (``StaleSettings``): refresh and prepare it again. A change on every
+        try is not a thing a person does; after a few the capture is stored as prepared.
+        """
+        claimed = False
+        try:
+            for attempt in range(STALE_RETRIES + 1):
+                version = self.endpoints.version if attempt < STALE_RETRIES else None
+                endpoint = self.endpoints.get(name)
+                decide = await self._prepare(rec, endpoint, started)
+                claimed = claimed or self._claim_diagnosis(rec)
+                try:
+                    return endpoint, await self._store(rec, decide, version), claimed
+                except StaleSettings:
+                    await self.endpoints.refresh()
+        except BaseException:
+            if claimed and self.diagnoser is not None:
+                self.diagnoser.release()
+            raise
+        raise AssertionError("unreachable: the last try is not checked")
+
+    def _claim_diagnosis(self, rec: CapturedRequest) -> bool:
+        """Take the doctor's place for a failing verdict; when there is none, the verdict
+        says why, and is stored so."""
+        if self.diagnoser is None or rec.signature is None or not waiting(rec.signature):
+            return False
+        if self.diagnoser.claim():
+            return True
+        rec.signature = self.diagnoser.skipped(rec.signature)
+        return False
+
+    def _diagnose_later(self, rec: CapturedRequest, request_id: int, endpoint: Endpoint) -> None:
+        """Fill the place taken: the worker cannot start before this request is answered."""
+        assert self.diagnoser is not None
+        if waiting(rec.signature):
+            self.diagnoser.submit(request_id, endpoint)
+        else:  # prepared again under new settings, or stored bare after an internal error
+            self.diagnoser.release()
+
+    async def _prepare(
+        self, rec: CapturedRequest, endpoint: Endpoint, started: float
+    ) -> Callable[[int], ResponseRecord]:
+        """The verdict and event identity (on ``rec``) and the answer's decision function."""
         if rec.size > OFF_LOOP_BYTES:
-            # Hashing (and, on failure, the doctor) over megabytes would stall the event loop.
+            # Hashing megabytes would stall the event loop.
             fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
         else:
             fixed = self._inspect(rec, endpoint)
@@ -132,39 +219,23 @@ class Receiver:
             response.ms = (time.perf_counter() - started) * 1000
             return response
 
-        try:
-            inserted = await self._store(rec, decide)
-        except StoreUnavailable as exc:
-            log.error("capture not stored, answering 503: %s", exc.detail)
-            await respond(
-                send,
-                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
-                head=False,
-            )
-            return
-        if self.hub.has_subscribers:
-            self.hub.publish("request", inserted.item(), id=inserted.id)
-        for hook in self.after_capture:
-            hook(endpoint, rec, inserted.id)
-
-        response = inserted.response
-        if response.in_progress and response.status is None and not response.dropped:
-            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
-        elif response.in_progress:
-            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
-        elif response.dropped:
-            await drop(send, receive, informational=response.status)
-        elif response.status is not None:
-            await respond(send, response, head=rec.method == "HEAD")
+        return decide
 
     async def _store(
-        self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord]
+        self,
+        rec: CapturedRequest,
+        decide: Callable[[int], ResponseRecord],
+        settings_version: int | None,
     ) -> requests.Inserted:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            return await self.store.write(requests.insert_request, rec, decide)
-        except StoreUnavailable:
+            if settings_version is None:
+                return await self.store.write(requests.insert_request, rec, decide)
+            return await self.store.write_as_of(
+                settings_version, requests.insert_request, rec, decide
+            )
+        except (StoreUnavailable, StaleSettings):
             raise
         except Exception as exc:
             log.exception("storing capture failed; storing it without derived fields")
@@ -188,17 +259,13 @@ class Receiver:
             return ResponseRecord(None)
         rec.event_key, rec.event_type = timeline.event_identity(rec.headers, rec.body)
         try:
-            verdict = verify(
-                rec.headers,
-                rec.body,
-                endpoint.signature,
-                other_secrets=endpoint.other_secrets,
-            )
+            # The doctor runs after the answer (``diagnosis.Diagnoser``), never before it.
+            verdict = verify(rec.headers, rec.body, endpoint.signature, diagnose=False)
         except Exception:  # verification must never cost a capture
             log.exception("signature verification failed unexpectedly")
             verdict = None
-        if verdict is not None:
-            rec.signature = verdict.to_dict()
+        # Assigned either way: a capture prepared again under new settings may have none now.
+        rec.signature = verdict.to_dict() if verdict is not None else None
         if endpoint.settings.enforce and (verdict is None or verdict.status != "valid"):
             return plain(401, "Invalid signature")
         return None

@@ -4,6 +4,11 @@ A common sequence: webhooks arrive, *then* the user enters the secret. The verdi
 was already captured should follow — each checked as of the time it arrived (so timestamped
 schemes are judged against their own receive time, not now) — and the page hears an
 ``update`` for every request whose verdict changed. Responses already sent stay as they were.
+
+Verdicts are computed without the doctor (one HMAC per secret and row). A failure's finding
+may depend on the secrets that just changed, so each failing row is diagnosed again through
+the ``Diagnoser``'s bounded queue — using at most half of it, so that live captures keep
+their place — and the rest are stored "skipped", to be diagnosed when someone opens them.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
+from inspector.diagnosis import Diagnoser, waiting
 from inspector.endpoints import Endpoint
 from inspector.signatures import verify
 from inspector.store import Store, requests
@@ -25,24 +32,29 @@ log = logging.getLogger("inspector.reverify")
 
 BATCH = 200
 
+# A verdict as stored (``Verdict.to_dict``), or None when the endpoint verifies nothing.
+StoredVerdict = dict[str, Any] | None
+
 
 def changed_verdicts(
     rows: Sequence[requests.SignatureInput], endpoint: Endpoint
-) -> list[tuple[int, str | None]]:
-    """The new verdict (JSON) of each row whose verdict differs from the stored one."""
-    out: list[tuple[int, str | None]] = []
+) -> list[tuple[int, StoredVerdict]]:
+    """The new verdict (without the doctor) of each row whose stored one no longer holds:
+    another status or reason, or a failure whose diagnosis is now out of date."""
+    out: list[tuple[int, StoredVerdict]] = []
     for request_id, headers, body, received_ts, stored in rows:
-        verdict = verify(
-            headers,
-            body,
-            endpoint.signature,
-            now=received_ts,
-            other_secrets=endpoint.other_secrets,
-        )
+        verdict = verify(headers, body, endpoint.signature, now=received_ts, diagnose=False)
         new = verdict.to_dict() if verdict is not None else None
-        if new != (json.loads(stored) if stored else None):
-            out.append((request_id, json.dumps(new) if new is not None else None))
+        if not _holds(json.loads(stored) if stored else None, new):
+            out.append((request_id, new))
     return out
+
+
+def _holds(old: StoredVerdict, new: StoredVerdict) -> bool:
+    if old is None or new is None:
+        return old is new
+    same = all(old.get(key) == new[key] for key in ("status", "scheme", "reason"))
+    return same and not waiting(new)
 
 
 class Reverifier:
@@ -52,9 +64,10 @@ class Reverifier:
     change hands over the endpoints as compiled anew, so a run judges with the latest.
     """
 
-    def __init__(self, store: Store, hub: Broadcaster) -> None:
+    def __init__(self, store: Store, hub: Broadcaster, diagnoser: Diagnoser) -> None:
         self.store = store
         self.hub = hub
+        self.diagnoser = diagnoser
         self._latest: dict[str, Endpoint] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
@@ -89,12 +102,33 @@ class Reverifier:
                 endpoint = self._latest[name]
                 changes = await anyio.to_thread.run_sync(changed_verdicts, rows, endpoint)
                 if changes:
-                    items = await self.store.write(requests.set_signatures, changes)
-                    for item in items:
-                        self.hub.publish("update", item, id=item["id"])
+                    await self._store(changes, endpoint)
                 after = rows[-1][0]
         except Exception:
             log.exception("re-verifying the signatures of endpoint %s failed", name)
+
+    async def _store(self, changes: list[tuple[int, StoredVerdict]], endpoint: Endpoint) -> None:
+        """Store new verdicts; queue the failures' diagnoses while half the queue is free."""
+        doctor = self.diagnoser
+        queued: list[int] = []
+        rows: list[tuple[int, str | None]] = []
+        for request_id, verdict in changes:
+            if verdict is not None and waiting(verdict):
+                if doctor.queued < doctor.capacity // 2 and doctor.claim():
+                    queued.append(request_id)
+                else:
+                    verdict = doctor.skipped(verdict)
+            rows.append((request_id, json.dumps(verdict) if verdict is not None else None))
+        try:
+            items = await self.store.write(requests.set_signatures, rows)
+        except BaseException:
+            for _ in queued:
+                doctor.release()
+            raise
+        for request_id in queued:
+            doctor.submit(request_id, endpoint)
+        for item in items:
+            self.hub.publish("update", item, id=item["id"])
 
     async def wait(self) -> None:
         """Until every run (and queued rerun) has finished."""

@@ -3,8 +3,8 @@
 ``running(settings)`` builds each part after what it depends on and hands every part what it
 needs at construction — nothing is wired by changing an object after it is built:
 
-    store -> hub -> dispatcher (built) -> reverifier -> endpoint cache -> [relay] -> replayer
-          -> receiver -> dispatcher (started)
+    store -> hub -> diagnoser -> dispatcher (built) -> reverifier -> endpoint cache -> [relay]
+          -> replayer -> receiver -> dispatcher (started)
 
 The ``Reverifier`` comes before the ``EndpointCache``: the cache tells it which endpoints'
 signature settings changed and hands it those endpoints compiled anew, so the reverifier
@@ -26,15 +26,18 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
+from inspector.diagnosis import Diagnoser
 from inspector.endpoints import EndpointCache
 from inspector.errors import StoreUnavailable
+from inspector.outbound import TlsOptions
 from inspector.receiver import Receiver
 from inspector.relay import Relay
 from inspector.replay import Replayer
 from inspector.reverify import Reverifier
 from inspector.sender import Dispatcher
-from inspector.settings import Settings
+from inspector.settings import Settings, local_ca_file
 from inspector.store import Store, requests
+from inspector.waiters import Waiters
 
 log = logging.getLogger("inspector")
 
@@ -50,6 +53,8 @@ class Runtime:
     receiver: Receiver
     sender: Dispatcher
     replay: Replayer
+    waiters: Waiters
+    diagnoser: Diagnoser
 
 
 # A stall or a proxied request cannot outlast this many seconds beyond --max-delay and the
@@ -85,10 +90,15 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
         # On a shared store, events reach the hub from the store's notifications only.
         hub = Broadcaster(from_store=store.shared)
         stack.callback(hub.close)
+        # The doctor runs after the answer, one failing request at a time.
+        diagnoser = Diagnoser(store, hub)
+        stack.push_async_callback(diagnoser.stop)
+        # The local CA (serve --https) is trusted for targets on this machine.
+        own_ca = local_ca_file(settings.data_dir)
         # Built now, started last: the relay wakes it when another replica changes a delivery.
-        sender = Dispatcher(store, hub=hub)
+        sender = Dispatcher(store, hub=hub, own_ca=own_ca)
         # Stored verdicts follow an endpoint's signature settings when they change.
-        reverifier = Reverifier(store, hub)
+        reverifier = Reverifier(store, hub, diagnoser)
         stack.callback(reverifier.cancel)
         endpoints = EndpointCache(
             store,
@@ -109,9 +119,16 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             endpoints.start()
             stack.callback(endpoints.stop)
 
-        # Replays, and the receiver's mirror (after the commit) and proxy (the answer).
+        # Replays, and the receiver's mirror (after the commit) and proxy (the answer); the
+        # local CA is trusted for targets on this machine.
+        trust = TlsOptions(str(settings.ca_file) if settings.ca_file else None, settings.insecure)
         replay = Replayer(
-            store, timeout=settings.replay_timeout, hub=hub, max_relay=settings.max_body
+            store,
+            timeout=settings.replay_timeout,
+            hub=hub,
+            max_relay=settings.max_body,
+            trust=trust,
+            own_ca=own_ca,
         )
         stack.push_async_callback(replay.aclose)
         receiver = Receiver(
@@ -122,12 +139,16 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             max_delay=settings.max_delay,
             after_capture=[replay.after_capture],
             proxy=replay.proxy,
+            diagnoser=diagnoser,
         )
         # Resumes pending deliveries: those due (or in flight when we stopped) go at once.
         sender.start()
         stack.push_async_callback(sender.stop)
 
-        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay)
+        # Long-polls (GET /api/requests/wait), woken by the broadcaster.
+        waiters = Waiters(store, hub)
+
+        yield Runtime(settings, store, hub, endpoints, receiver, sender, replay, waiters, diagnoser)
 
 
 async def _listen(stack: contextlib.AsyncExitStack, store: Store, relay: Relay) -> None:

@@ -81,6 +81,16 @@ def database_url(text: str) -> str:
     return text
 
 
+def file_path(text: str) -> Path:
+    """A file given on the command line, made absolute (the server may change directory)."""
+    return Path(text).expanduser().resolve()
+
+
+def local_ca_file(data_dir: Path) -> Path:
+    """The local CA's certificate (``serve --https``): the file people trust."""
+    return data_dir / "tls" / "ca.crt"
+
+
 def _bytes(n: int) -> str:
     return f"{n} = {human_size(n)}"
 
@@ -116,6 +126,34 @@ class Settings:
         metadata=_setting(
             "Port to bind (0 picks a free one).",
             Option("--port", whole_number(0, 65535), metavar="N"),
+        ),
+    )
+    https: bool = field(
+        default=False,
+        metadata=_setting(
+            "Also serve HTTPS on --https-port, with a certificate from the local CA in "
+            "<data-dir>/tls/ (made on first use) or your own --cert/--key.",
+            Option("--https"),
+        ),
+    )
+    https_port: int = field(
+        default=8443,
+        metadata=_setting(
+            "Port of the HTTPS listener (0 picks a free one).",
+            Option("--https-port", whole_number(0, 65535), metavar="N"),
+        ),
+    )
+    cert: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "Your own certificate (PEM, with its chain) for --https instead of the local CA's.",
+            Option("--cert", file_path, metavar="FILE"),
+        ),
+    )
+    key: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "The private key of --cert (PEM).", Option("--key", file_path, metavar="FILE")
         ),
     )
     data_dir: Path = field(
@@ -201,6 +239,22 @@ class Settings:
             Option("--forward-mode", choices=("mirror", "proxy")),
         ),
     )
+    ca_file: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "Also trust this CA (PEM) when forwarding and replaying to https:// URLs "
+            "(endpoints may name their own).",
+            Option("--ca-file", file_path, metavar="FILE"),
+        ),
+    )
+    insecure: bool = field(
+        default=False,
+        metadata=_setting(
+            "Do not verify certificates when forwarding and replaying to https:// URLs "
+            "(marked on each replay and forward).",
+            Option("--insecure"),
+        ),
+    )
     replay_timeout: float = field(
         default=30.0, metadata=_setting("Seconds a replay or forward waits for the target app.")
     )
@@ -228,6 +282,16 @@ class Settings:
     def store_location(self) -> Path | str:
         """What ``Store`` opens: the PostgreSQL URL if one is set, else the SQLite file."""
         return self.database or self.db_path
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the local CA and the server certificate it issues live."""
+        return self.data_dir / "tls"
+
+    @property
+    def local_ca(self) -> Path | None:
+        """The local CA's certificate, when ``--https`` uses it (not with ``--cert``)."""
+        return local_ca_file(self.data_dir) if self.https and self.cert is None else None
 
 
 def options() -> Iterator[tuple[Field[Any], Option]]:

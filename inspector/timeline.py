@@ -34,6 +34,12 @@ _BOM = b"\xef\xbb\xbf"
 _SPACE = re.compile(rb"[ \t\r\n]*")
 
 DEFAULT_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0)  # the platform's retries
+# Where a retry's wait counts from: the failed attempt's start, or its end (its answer, or
+# the sender's timeout). The platform's document retries "1 minute after" the server
+# *answered* non-2xx (如果你的伺服器回傳非 2xx 狀態碼,我們會自動重試 … 1 分鐘後): the
+# failure is only known at the end, so the wait counts from there.
+WAIT_FROM: tuple[str, ...] = ("start", "end")
+DEFAULT_WAIT_FROM = "end"
 
 
 # -- event identity ------------------------------------------------------------------------
@@ -162,6 +168,15 @@ class Attempt:
     status: int | None
     dropped: bool = False
     client_gave_up_after_ms: float | None = None
+    answered_after_ms: float | None = None  # how long the inspector took to answer it
+
+    @property
+    def ended_at(self) -> float:
+        """When the sender had its outcome: the answer, or the moment it gave up."""
+        took = self.client_gave_up_after_ms
+        if took is None:
+            took = self.answered_after_ms
+        return self.received_at + (took or 0.0) / 1000
 
     @property
     def succeeded(self) -> bool:
@@ -207,8 +222,8 @@ def _secs(value: float) -> str:
     return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
 
 
-def _judge(attempt: int, actual: float, expected: float, dev: float) -> Interval:
-    head = f"retried after {_secs(actual)} s, expected {expected:g} s"
+def _judge(attempt: int, actual: float, expected: float, dev: float, after: str) -> Interval:
+    head = f"retried {_secs(actual)} s after {after}, expected {expected:g} s"
     if actual < expected - dev:
         verdict = "early"
         head += f" ({_secs(expected - actual)} s early, tolerance {dev:g} s)"
@@ -237,10 +252,13 @@ def build_timeline(
     now: float,
     tolerance: float = 0.1,
     min_tolerance: float = 1.0,
+    wait_from: str = DEFAULT_WAIT_FROM,
 ) -> Timeline:
     """Judge an event's attempts against a retry ``schedule`` (seconds between attempts).
 
-    Gaps are measured between ``received_at`` times. A gap is on time within
+    Each wait is measured from the previous attempt's arrival (``wait_from="start"``) or
+    from its end (``"end"``: when it was answered, or when the sender gave up, as the
+    capture recorded it) to the next attempt's arrival. A gap is on time within
     ``max(min_tolerance, tolerance * expected)`` seconds. After a failed last attempt the
     next scheduled retry is "pending" until that window has passed, then "missing".
     Attempts beyond the schedule, or after a success (a duplicate delivery), are
@@ -253,13 +271,19 @@ def build_timeline(
     def deviation(expected: float) -> float:
         return max(min_tolerance, tolerance * expected)
 
+    def since(attempt: Attempt) -> float:
+        return attempt.ended_at if wait_from == "end" else attempt.received_at
+
+    def after(number: int) -> str:
+        return f"attempt {number} {'ended' if wait_from == 'end' else 'started'}"
+
     intervals: list[Interval] = []
     duplicates = 0
     seen_success = ordered[0].succeeded
     for index in range(1, len(ordered)):
         previous, current = ordered[index - 1], ordered[index]
         number = index + 1
-        actual = current.received_at - previous.received_at
+        actual = current.received_at - since(previous)
         if seen_success:
             duplicates += 1
             message = f"delivered again {_secs(actual)} s after a success: unexpected"
@@ -269,7 +293,7 @@ def build_timeline(
             intervals.append(Interval(number, None, actual, "unexpected", message))
         else:
             expected = schedule[index - 1]
-            intervals.append(_judge(number, actual, expected, deviation(expected)))
+            intervals.append(_judge(number, actual, expected, deviation(expected), after(index)))
         seen_success = seen_success or current.succeeded
 
     last = ordered[-1]
@@ -298,9 +322,9 @@ def build_timeline(
     else:
         expected = schedule[retries]
         dev = deviation(expected)
-        waited = now - last.received_at
+        waited = now - since(last)
         retry = f"retry {retries + 1}"
-        head = f"{retry} (attempt {count + 1}) expected {expected:g} s after attempt {count}"
+        head = f"{retry} (attempt {count + 1}) expected {expected:g} s after {after(count)}"
         if waited > expected + dev:
             stopped = "stopped_early"
             overdue = f"overdue by {_secs(waited - expected)} s"
@@ -335,13 +359,63 @@ def _plural(count: int, word: str) -> str:
 # -- reports (API and CLI) -----------------------------------------------------------------
 
 
-def judge(attempts: Sequence[Attempt], schedule: Sequence[float], tolerance: float) -> Timeline:
+@dataclass(frozen=True)
+class SenderSchedule:
+    """The schedule one of this tool's own deliveries kept (``send``, the API, the page)."""
+
+    delivery_id: int
+    schedule: tuple[float, ...]
+    time_scale: float
+    wait_from: str
+
+
+# Our own engine's overhead between an answer and the next attempt (a committed log row, a
+# wake-up, a new connection): tens of milliseconds that do not shrink with the time scale.
+SENDER_SLACK = 0.25
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What an event's retries are judged against, and where that came from."""
+
+    schedule: tuple[float, ...]
+    tolerance: float
+    wait_from: str = DEFAULT_WAIT_FROM
+    source: str = "endpoint"  # endpoint | query | delivery #N (time scale F)
+    slack: float = 0.0  # seconds always allowed (SENDER_SLACK for our own deliveries)
+
+    def of(self, sent: SenderSchedule | None) -> Expected:
+        """The schedule a delivery of this tool kept, scaled as it was sent, if there is one:
+        its waits are what its retries should be judged by, not the endpoint's minutes."""
+        if sent is None:
+            return self
+        return Expected(
+            tuple(s * sent.time_scale for s in sent.schedule),
+            self.tolerance,
+            sent.wait_from,
+            f"delivery #{sent.delivery_id} (time scale {sent.time_scale:g})",
+            SENDER_SLACK,
+        )
+
+
+def judge(
+    attempts: Sequence[Attempt],
+    schedule: Sequence[float],
+    tolerance: float,
+    wait_from: str = DEFAULT_WAIT_FROM,
+    slack: float = 0.0,
+) -> Timeline:
     """``build_timeline`` now, with an absolute tolerance floor suited to the schedule."""
     # The absolute floor keeps the default (minutes) forgiving of a second of jitter while
     # letting scaled schedules (0.6 s, 3 s, 18 s) still be judged.
-    floor = min(1.0, tolerance * min(schedule))
+    floor = max(min(1.0, tolerance * min(schedule, default=1.0)), slack)
     return build_timeline(
-        attempts, schedule, now=time.time(), tolerance=tolerance, min_tolerance=floor
+        attempts,
+        schedule,
+        now=time.time(),
+        tolerance=tolerance,
+        min_tolerance=floor,
+        wait_from=wait_from,
     )
 
 
@@ -380,6 +454,8 @@ class TimelineReport(EventRow):
 
     schedule: list[float]
     tolerance: float
+    wait_from: str  # start | end: where each wait counts from
+    schedule_from: str  # endpoint | query | delivery #N (time scale F): whose schedule
     attempt_list: list[AttemptView]
     intervals: list[IntervalView]
     succeeded: bool
@@ -400,14 +476,18 @@ def attempt_dict(attempt: Attempt, number: int) -> AttemptView:
 
 
 def timeline_report(
-    event: EventRow, attempts: Sequence[Attempt], schedule: Sequence[float], tol: float
+    event: EventRow, attempts: Sequence[Attempt], expected: Expected
 ) -> TimelineReport:
     """An event row plus its attempts and judged timeline, JSON-ready (API and CLI)."""
-    judged = judge(attempts, schedule, tol)
+    judged = judge(
+        attempts, expected.schedule, expected.tolerance, expected.wait_from, expected.slack
+    )
     return {
         **event,
-        "schedule": list(schedule),
-        "tolerance": tol,
+        "schedule": list(expected.schedule),
+        "tolerance": expected.tolerance,
+        "wait_from": expected.wait_from,
+        "schedule_from": expected.source,
         "attempt_list": [attempt_dict(a, n) for n, a in enumerate(judged.attempts, start=1)],
         "intervals": [
             {

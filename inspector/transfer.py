@@ -71,6 +71,7 @@ def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         "first_attempt_id": row["first_attempt_id"],
         "original_id": row["original_id"],
         "signature": _json(row["signature"], None),
+        "tls": _tls(row["tls_version"], row["tls_server_name"]),
         "response": {
             "status": row["response_status"],
             "headers": _json(row["response_headers"], []),
@@ -81,6 +82,10 @@ def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
             "client_gave_up_after_ms": row["client_gave_up_after_ms"],
         },
     }
+
+
+def _tls(version: str | None, server_name: str | None) -> dict[str, Any] | None:
+    return {"version": version, "server_name": server_name} if version else None
 
 
 def records_sync(store: Store, endpoint: str | None) -> Iterator[dict[str, Any]]:
@@ -135,7 +140,8 @@ def har_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON Lines record as a HAR 1.2 entry."""
     headers = [(n, v) for n, v in rec["headers"]]
     host = header_value(headers, "host") or "localhost"
-    url = f"http://{host}{rec['path']}" + (f"?{rec['query']}" if rec["query"] else "")
+    scheme = "https" if rec.get("tls") else "http"
+    url = f"{scheme}://{host}{rec['path']}" + (f"?{rec['query']}" if rec["query"] else "")
     body = base64.b64decode(rec["body_base64"])
     request: dict[str, Any] = {
         "method": rec["method"],
@@ -287,6 +293,9 @@ def columns(obj: Any, line: int, endpoint: str | None = None) -> tuple[dict[str,
     signature = obj.get("signature")
     if signature is not None and not isinstance(signature, Mapping):
         raise BadRequest(f"line {line}: signature must be an object.", error="invalid_import")
+    tls = obj.get("tls") or {}
+    if not isinstance(tls, Mapping):
+        raise BadRequest(f"line {line}: tls must be an object or null.", error="invalid_import")
     number = (int, float)
     cols: dict[str, Any] = {
         "endpoint": name,
@@ -320,6 +329,8 @@ def columns(obj: Any, line: int, endpoint: str | None = None) -> tuple[dict[str,
         ),
         "in_progress": 0,  # an export taken during a stall: it will not finish here
         "original_id": _field(obj, "id", int, line, required=False),
+        "tls_version": _field(tls, "version", str, line, required=False),
+        "tls_server_name": _field(tls, "server_name", str, line, required=False),
     }
     return cols, body
 

@@ -5,8 +5,8 @@ The request page's skeleton is rendered on the server (the endpoints, the filter
 state) with its starting state in a JSON data block (``|tojson`` escapes ``<``, ``>``, ``&``
 and ``'``, so captured text cannot end the block). ``static/app.js`` renders every row from
 that block, the first page as well as live ones from ``/api/stream``: one renderer (``rowView``
-in app.js, ``answerOf``/``signatureOf`` in util.js) fills clones of the one row markup,
-``_row.html``, so the first paint and a live row cannot drift apart.
+and ``fillRow`` in rows.js, ``answerOf``/``signatureOf`` in util.js) fills clones of the one
+row markup, ``_row.html``, so the first paint and a live row cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from inspector import __version__, catalog
+from inspector import __version__, catalog, openapi
 from inspector.params import request_filter, runtime
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
 from inspector.store import Connection, endpoints, requests
+from inspector.tls import CA_URL
 
 templates = Jinja2Templates(directory=str(resource_dir("templates")))
 templates.env.globals["version"] = __version__
@@ -39,6 +40,18 @@ FILTER_KEYS = tuple(field.name for field in dataclasses.fields(requests.RequestF
 def capture_base(request: Request) -> str:
     """The capture URL prefix as the user reached the page (``http://localhost:8765/h/``)."""
     return f"{request.url.scheme}://{request.url.netloc}/h/"
+
+
+def https_base(request: Request) -> str | None:
+    """The HTTPS capture URL prefix (``https://localhost:8443/h/``) for a page reached over
+    plain HTTP while ``--https`` is on; None otherwise (the page's own URL is the one)."""
+    settings = runtime(request).settings
+    if not settings.https or request.url.scheme == "https":
+        return None
+    host = request.url.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"https://{host}:{settings.https_port}/h/"
 
 
 def suggest_endpoint() -> str:
@@ -67,6 +80,8 @@ async def index(request: Request) -> Response:
         "head": head,
         "filters": filters,
         "capture_base": capture_base(request),
+        "https_base": https_base(request),
+        "ca_url": CA_URL if runtime(request).settings.local_ca is not None else None,
         "suggestion": suggest_endpoint(),
         "page_size": PAGE_SIZE,
     }
@@ -77,6 +92,8 @@ async def index(request: Request) -> Response:
         "filters": filters,
         "filtered": any(filters.values()),
         "capture_base": boot["capture_base"],
+        "https_base": boot["https_base"],
+        "ca_url": boot["ca_url"],
         "suggestion": boot["suggestion"],
         "methods": METHODS,
         "statuses": (*STATUSES, "none"),
@@ -100,6 +117,14 @@ async def deliveries_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "deliveries.html", context)
 
 
+async def reference_page(request: Request) -> Response:
+    """The JSON API's reference: the OpenAPI document, readable (no script, no CDN)."""
+    operations, schemas = openapi.reference(openapi.served(request.app))
+    doc = openapi.served(request.app)
+    context = {"doc": doc, "operations": operations, "schemas": schemas}
+    return templates.TemplateResponse(request, "reference.html", context)
+
+
 def error_page(request: Request, status: int, message: str) -> Response:
     """The HTML answer to an error outside ``/api`` (the JSON API answers JSON)."""
     return templates.TemplateResponse(
@@ -110,4 +135,5 @@ def error_page(request: Request, status: int, message: str) -> Response:
 routes: list[BaseRoute] = [
     Route("/", index, methods=["GET", "HEAD"]),
     Route("/deliveries", deliveries_page, methods=["GET", "HEAD"]),
+    Route("/reference", reference_page, methods=["GET", "HEAD"]),
 ]

@@ -1,149 +1,59 @@
 // The live request page. State comes from the server-rendered data block (#boot), then from
-// /api/stream: new captures are shown within a frame of their arrival, and after any
-// reconnect the stream resumes from the last request id seen (Last-Event-ID), so none is
-// missed. Every row, the first page's too, is drawn here (rowView + fillRow on a clone of
-// _row.html): one renderer, so a first-paint row and a live row cannot differ. Captured data
-// only ever reaches the DOM through textContent.
+// /api/stream: after any reconnect the stream resumes from the last request id seen
+// (Last-Event-ID), so none is missed. Rows are drawn by rows.js (one renderer, the first page
+// included); hold.js decides when the list holds still for its reader. Captured data only
+// ever reaches the DOM through textContent. order.js applies stream events and store reads
+// in order, so what the page shows only moves forward.
 
 import { renderDetail, sameRequest } from "./detail.js";
+import { Hold, NewCount } from "./hold.js";
+import { EventQueue } from "./order.js";
 import { refreshReplays } from "./replay.js";
+import { RowList } from "./rows.js";
 import { openSettings } from "./settings.js";
-import { ApiError, answerOf, api, clear, clock, copyText, el, flash, humanSize, randomEndpoint, signatureOf } from "./util.js";
+import { EndpointList } from "./sidebar.js";
+import { CaptureStream } from "./stream.js";
+import { ApiError, api, copyText, flash, randomEndpoint } from "./util.js";
+import { setUpWelcome } from "./welcome.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const $ = (id) => document.getElementById(id);
 
-const MAX_ROWS = 1000; // live rows beyond this fall off the bottom ("Load older" brings them back)
-const MAX_PENDING = 5000; // events waiting for the next frame; more and we reload instead
+// At the live head the list keeps only the rows that fit on screen, and a few: older ones come
+// back from the store (rows are at least ~40 px tall).
+let liveRows = boot.page_size;
+function fitRows() {
+  liveRows = Math.max(20, Math.min(boot.page_size, Math.ceil(listPane.clientHeight / 40) + 5));
+}
 // The server's filter names (views.FILTER_KEYS): the data block echoes each one.
 const FILTER_KEYS = Object.freeze(Object.keys(boot.filters));
 
 const state = {
-  items: new Map(), // id -> list item, for every row shown
-  rows: new Map(), // id -> <li>
-  rowGen: new Map(), // id -> list generation that added it
-  generation: 0, // bumped when the filters change (a new list)
+  generation: 0, // bumped for every new list (filters, reload)
   filters: { ...boot.filters },
-  nextBefore: boot.next_before,
-  endpoints: new Map(boot.endpoints.map((e) => [e.name, e])),
-  counted: boot.head, // endpoint counts include every request up to this id
-  cursor: boot.head, // the stream resumes after this request id
+  nextBefore: boot.next_before, // older matches come back with ?before=
+  top: boot.head, // the list shows every match up to this id
+  applied: boot.head, // the newest request id the page has applied
   selected: null,
   unseen: 0,
+  reloading: false, // a new list is on its way
+  stale: false, // the list missed changes while it held still
 };
 
+const listPane = $("list-pane");
 const rowsEl = $("rows");
-const template = $("row-template");
+const rows = new RowList(rowsEl, $("row-template"), listPane, $("list-head"));
 const filtersForm = $("filters");
+const pill = $("new-pill");
+const newCount = new NewCount(countNew, showPill);
+const hold = new Hold(listPane, rowsEl, holdChanged);
+const sidebar = new EndpointList($("endpoints"), boot.endpoints, boot.head, () => {
+  renderEndpoints();
+  updateChrome();
+});
 
-// -- rows ------------------------------------------------------------------------------------
-
-function rowView(item) {
-  const [answer, answerClass, answerTitle] = answerOf(item.response);
-  const sig = signatureOf(item.signature);
-  let what = item.event_type || item.content_type || (item.size ? "" : "no body");
-  if (item.event_type && item.summary) what = `${item.event_type} — ${item.summary}`;
-  const meta = [`#${item.id}`, item.endpoint, humanSize(item.size)];
-  if (item.attempt > 1) meta.push(`attempt ${item.attempt}`);
-  return {
-    method: item.method,
-    target: item.path + (item.query ? `?${item.query}` : ""),
-    what,
-    meta: meta.join(" · "),
-    time: clock(item.received_at),
-    answer: [answer, answerClass, answerTitle],
-    sig,
-  };
-}
-
-function fillRow(li, item) {
-  const view = rowView(item);
-  const field = (name) => li.querySelector(`[data-field="${name}"]`);
-  li.dataset.id = item.id;
-  field("link").href = `#${item.id}`;
-  field("method").textContent = view.method;
-  field("target").textContent = view.target;
-  field("target").title = view.target;
-  field("what").textContent = view.what;
-  field("what").title = view.what;
-  field("meta").textContent = view.meta;
-  const time = field("time");
-  time.textContent = view.time;
-  time.dateTime = item.received_at;
-  time.title = item.received_at;
-  const answer = field("answer");
-  answer.textContent = view.answer[0];
-  answer.className = `badge ${view.answer[1]}`;
-  answer.title = view.answer[2];
-  const sig = field("sig");
-  const [sigText, sigClass, sigTitle] = view.sig || ["", "", ""];
-  sig.hidden = !view.sig;
-  sig.textContent = sigText;
-  sig.className = `badge ${sigClass}`.trim();
-  sig.title = sigTitle;
-  li.classList.toggle("selected", item.id === state.selected);
-  li.classList.toggle("retry", item.attempt > 1);
-}
-
-function makeRow(item) {
-  const li = template.content.firstElementChild.cloneNode(true);
-  fillRow(li, item);
-  return li;
-}
-
-function setItem(item) {
-  const old = state.items.get(item.id);
-  if (old && item.summary === undefined) item.summary = old.summary;
-  state.items.set(item.id, item);
-}
-
-/** Add (or refresh) a row, keeping the list newest first. */
-function insertRow(item) {
-  setItem(item);
-  const existing = state.rows.get(item.id);
-  if (existing) {
-    fillRow(existing, item);
-    return;
-  }
-  const li = makeRow(item);
-  state.rows.set(item.id, li);
-  state.rowGen.set(item.id, state.generation);
-  let before = rowsEl.firstElementChild;
-  while (before && Number(before.dataset.id) > item.id) before = before.nextElementSibling;
-  rowsEl.insertBefore(li, before);
-}
-
-function removeRow(id) {
-  const li = state.rows.get(id);
-  if (li) li.remove();
-  state.rows.delete(id);
-  state.items.delete(id);
-  state.rowGen.delete(id);
-}
-
-function trimRows() {
-  while (state.rows.size > MAX_ROWS) {
-    const last = rowsEl.lastElementChild;
-    const id = Number(last.dataset.id);
-    removeRow(id);
-    state.nextBefore = Math.min(...state.rows.keys());
-  }
-}
-
-function renderList(items) {
-  clear(rowsEl);
-  state.items.clear();
-  state.rows.clear();
-  state.rowGen.clear();
-  const fragment = document.createDocumentFragment();
-  for (const item of [...items].sort((a, b) => b.id - a.id)) {
-    setItem(item);
-    const li = makeRow(item);
-    state.rows.set(item.id, li);
-    state.rowGen.set(item.id, state.generation);
-    fragment.append(li);
-  }
-  rowsEl.append(fragment);
+function renderEndpoints() {
+  sidebar.render(state.filters.endpoint);
 }
 
 // -- filters ---------------------------------------------------------------------------------
@@ -186,49 +96,65 @@ async function applyFilters(next) {
   const query = filterParams().toString();
   history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
   renderEndpoints();
-  await reloadList();
+  await jumpToHead();
 }
 
-async function reloadList() {
+// -- reading the list from the store ---------------------------------------------------------
+
+/** The newest page from the store: a new list, at the head. */
+function reloadList() {
   const generation = ++state.generation;
-  unresolved.clear(); // the reload brings those rows (or not) with their summaries
+  state.reloading = true;
+  unresolved.clear();
   const params = filterParams();
   params.set("limit", String(boot.page_size));
-  let data;
-  try {
-    data = await api(`/api/requests?${params}`);
-  } catch (error) {
-    showListError(error);
-    return;
-  }
-  if (generation !== state.generation) return; // a newer reload is on its way
-  const newest = data.requests.length ? data.requests[0].id : 0;
-  // Live rows that arrived (under these filters) while the list loaded.
-  const arrived = [...state.items.values()].filter((it) => it.id > newest && state.rowGen.get(it.id) === generation);
-  renderList([...arrived, ...data.requests]);
-  state.nextBefore = data.next_before;
-  updateChrome();
+  return queue.read(`/api/requests?${params}`, (data, error) => {
+    if (generation !== state.generation) return; // a newer list is on its way
+    state.reloading = false;
+    if (error) {
+      showListError(error);
+      return;
+    }
+    rows.replace(data.requests);
+    state.nextBefore = data.next_before;
+    // Matches up to what the page had applied when the read began were committed before it,
+    // so they are in this page; events after it are newer than this top.
+    state.top = Math.max(state.applied, data.requests.length ? data.requests[0].id : 0);
+    state.stale = false;
+    newCount.reset(state.top);
+    watchSelected();
+  });
 }
 
-async function loadOlder() {
+/** Back to the live head: the top of the list, reloaded from the store. */
+function jumpToHead() {
+  listPane.scrollTop = 0;
+  return reloadList();
+}
+
+function loadOlder() {
   if (state.nextBefore === null || loadOlder.busy) return;
   loadOlder.busy = true;
   const generation = state.generation;
   const params = filterParams();
   params.set("limit", String(boot.page_size));
   params.set("before", String(state.nextBefore));
-  try {
-    const data = await api(`/api/requests?${params}`);
-    if (generation === state.generation) {
-      for (const item of data.requests) insertRow(item);
-      state.nextBefore = data.next_before;
-    }
-  } catch (error) {
-    showListError(error);
-  } finally {
+  queue.read(`/api/requests?${params}`, (data, error) => {
     loadOlder.busy = false;
-    updateChrome();
-  }
+    if (error) showListError(error);
+    else if (generation === state.generation) {
+      rows.addOlder(data.requests);
+      state.nextBefore = data.next_before;
+      watchSelected();
+    }
+  });
+}
+
+function countNew(after, before) {
+  const params = filterParams();
+  params.set("after", String(after));
+  params.set("before", String(before));
+  return api(`/api/requests/count?${params}`).then((data) => data.count);
 }
 
 function showListError(error) {
@@ -237,54 +163,32 @@ function showListError(error) {
   box.textContent = error instanceof ApiError ? error.detail : `Could not load requests: ${error}`;
 }
 
-// -- endpoints -------------------------------------------------------------------------------
+// -- reading mode ----------------------------------------------------------------------------
 
-function totalCount() {
-  let total = 0;
-  for (const e of state.endpoints.values()) total += e.count;
-  return total;
+function holdChanged(active) {
+  if (active) {
+    newCount.reset(state.top);
+    if (waiting()) newCount.recount(() => state.applied); // those are counted by the store
+    unresolved.clear();
+  } else if (!state.reloading && (newCount.value || newCount.unsure || state.stale)) {
+    jumpToHead();
+  }
+  showPill();
 }
 
-function renderEndpoints() {
-  const list = $("endpoints");
-  const current = state.filters.endpoint;
-  const entries = [...state.endpoints.values()].sort((a, b) => (b.last_id || 0) - (a.last_id || 0) || a.name.localeCompare(b.name));
-  if (current && !state.endpoints.has(current)) entries.unshift({ name: current, count: 0, last_seen: null });
-  const item = (name, label, count, title) =>
-    el(
-      "li",
-      {},
-      el("a", { class: `ep${name === current ? " current" : ""}`, href: name ? `/?endpoint=${encodeURIComponent(name)}` : "/", "data-endpoint": name, title }, el("span", { class: "ep-name", text: label }), el("span", { class: "count", text: String(count) })),
-    );
-  clear(list).append(
-    item("", "All endpoints", totalCount()),
-    ...entries.map((e) => item(e.name, e.name, e.count, e.last_seen ? `last request ${e.last_seen}` : "no request yet")),
-  );
+const groups = new Intl.NumberFormat("en-US");
+let pillText = "";
+function showPill() {
+  const n = hold.active ? newCount.value : 0;
+  const text = n ? `▲ ${groups.format(n)} new` : "";
+  if (text === pillText) return;
+  pillText = text;
+  pill.textContent = text;
+  pill.hidden = !n;
 }
 
-function countEndpoint(item) {
-  if (item.id <= state.counted) return;
-  state.counted = item.id;
-  const entry = state.endpoints.get(item.endpoint) || { name: item.endpoint, count: 0 };
-  entry.count += 1;
-  entry.last_seen = item.received_at;
-  entry.last_id = item.id;
-  state.endpoints.set(item.endpoint, entry);
-}
-
-let endpointsTimer = null;
-function refreshEndpointsSoon() {
-  clearTimeout(endpointsTimer);
-  endpointsTimer = setTimeout(async () => {
-    try {
-      const data = await api("/api/endpoints");
-      state.endpoints = new Map(data.endpoints.map((e) => [e.name, e]));
-      renderEndpoints();
-      updateChrome();
-    } catch {
-      /* the next event retries */
-    }
-  }, 300);
+function watchSelected() {
+  hold.watch(rows.row(state.selected));
 }
 
 // -- chrome: empty states, the endpoint bar, the title ---------------------------------------
@@ -293,134 +197,184 @@ function captureUrl(name) {
   return `${boot.capture_base}${name}`;
 }
 
+/** The capture URL over HTTPS (serve --https), when the page was reached over plain HTTP. */
+function httpsCaptureUrl(name) {
+  return boot.https_base ? `${boot.https_base}${name}` : null;
+}
+
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+
 function updateChrome() {
   const filtered = FILTER_KEYS.some((k) => state.filters[k]);
-  const empty = state.rows.size === 0;
-  $("welcome").hidden = !(totalCount() === 0 && !filtered && empty);
+  const empty = rows.size === 0;
+  setHidden($("welcome"), !(sidebar.total === 0 && !filtered && empty));
   const noMatch = $("no-match");
-  noMatch.hidden = !(empty && (filtered || totalCount() > 0));
+  setHidden(noMatch, !(empty && (filtered || sidebar.total > 0)));
   if (!noMatch.hidden) {
     noMatch.textContent = state.filters.endpoint && !FILTER_KEYS.some((k) => k !== "endpoint" && state.filters[k]) ? `Nothing captured at ${state.filters.endpoint} yet: send a request to the URL above.` : "No request matches these filters.";
   }
-  $("older").hidden = state.nextBefore === null || empty;
-  $("reset-filters").hidden = !filtered;
-  const bar = $("endpoint-bar");
-  bar.hidden = !state.filters.endpoint;
-  if (state.filters.endpoint) $("endpoint-url").textContent = captureUrl(state.filters.endpoint);
-  document.title = `${state.unseen ? `(${state.unseen}) ` : ""}Requests · webhook-inspector`;
+  setHidden($("older"), state.nextBefore === null || empty);
+  setHidden($("reset-filters"), !filtered);
+  setHidden($("endpoint-bar"), !state.filters.endpoint);
+  if (state.filters.endpoint) {
+    $("endpoint-url").textContent = captureUrl(state.filters.endpoint);
+    if (boot.https_base) $("endpoint-url-https").textContent = httpsCaptureUrl(state.filters.endpoint);
+  }
+  const title = `${state.unseen ? `(${state.unseen}) ` : ""}Requests · webhook-inspector`;
+  if (document.title !== title) document.title = title;
 }
 
 // -- the stream ------------------------------------------------------------------------------
 
-const pending = [];
-let flushTimer = null;
+const queue = new EventQueue(applyBatch, () => stream.resync());
 
-function enqueue(event) {
-  pending.push(event);
-  if (pending.length > MAX_PENDING) {
-    pending.length = 0;
-    stream.resync();
-    return;
-  }
-  if (flushTimer === null) flushTimer = setTimeout(flush, 16);
-}
-
-function flush() {
-  flushTimer = null;
-  const batch = pending.splice(0);
-  const fresh = [];
+/**
+ * Apply a batch of events and read answers, in order (see order.js). New matching captures
+ * go into the list at once on a quiet page; under a search (which only the server judges) or
+ * a busy stream they go in with the next list read, which brings their summaries too: one
+ * update per row, not two.
+ */
+function applyBatch(batch, { quiet, busy }) {
+  const search = Boolean(state.filters.q);
+  let fresh = [];
+  let added = false;
+  let recount = false;
   let endpointsChanged = false;
+  const addFresh = () => {
+    if (!fresh.length) return;
+    if (search || busy || waiting()) resolveLater(fresh, true);
+    else {
+      added = true;
+      rows.addNewest(fresh, liveRows, quiet && fresh.length === 1);
+      resolveLater(fresh.filter((it) => it.event_type), false);
+    }
+    fresh = [];
+  };
   for (const event of batch) {
+    const holding = hold.active;
     if (event.kind === "request") {
-      countEndpoint(event.item);
+      const item = event.item;
+      sidebar.count(item);
       endpointsChanged = true;
       if (document.hidden) state.unseen += 1;
-      if (matchesLocal(event.item)) fresh.push(event.item);
+      state.applied = Math.max(state.applied, item.id);
+      if (item.id <= state.top || rows.has(item.id)) continue; // shown, or not a match
+      if (holding) {
+        if (search) recount = true; // only the server can tell
+        else if (matchesLocal(item)) newCount.seen(item.id);
+      } else if (matchesLocal(item)) fresh.push(item);
+    } else if (event.kind === "read") {
+      addFresh();
+      event.apply();
     } else if (event.kind === "update") {
-      applyUpdate(event.item);
+      applyUpdate(event.item, holding);
     } else if (event.kind === "deleted") {
-      removeRow(event.data.id);
+      rows.remove(event.data.id);
       if (state.selected === event.data.id) showGone(event.data.id);
-      refreshEndpointsSoon();
+      recount = recount || holding;
+      sidebar.refreshSoon();
     } else if (event.kind === "cleared") {
-      for (const item of [...state.items.values()]) {
+      for (const id of rows.ids()) {
+        const item = rows.item(id);
         if (!event.data.endpoint || item.endpoint === event.data.endpoint) {
-          removeRow(item.id);
-          if (state.selected === item.id) showGone(item.id);
+          rows.remove(id);
+          if (state.selected === id) showGone(id);
         }
       }
-      refreshEndpointsSoon();
+      recount = recount || holding;
+      sidebar.refreshSoon();
     }
   }
-  if (fresh.length) {
-    if (!state.filters.q) fresh.forEach(insertRow);
-    resolveLater(fresh);
-    trimRows();
-  }
+  addFresh();
+  if (!hold.active) {
+    if (added && rows.size > liveRows) state.nextBefore = rows.trim(liveRows); // (a read's page stays whole)
+    advanceTop();
+    watchSelected();
+  } else if (recount) newCount.recount(() => state.applied);
   if (endpointsChanged) renderEndpoints();
+  showPill();
   updateChrome();
+}
+
+/** At the live head the list covers everything applied, but for captures waiting to be
+ * added with the next list read. */
+function advanceTop() {
+  if (hold.active) return;
+  let top = state.applied;
+  for (const map of [unresolved, resolving]) for (const [id, entry] of map) if (entry.add) top = Math.min(top, id - 1);
+  state.top = Math.max(state.top, top);
 }
 
 // At most one resolving query in flight, and a few per second: a busy stream must not turn
 // into a busy page hammering the server.
-const unresolved = new Map();
+const unresolved = new Map(); // id -> {item, add}, waiting for the next query
+const resolving = new Map(); // id -> {item, add}, in the query in flight
 let resolveTimer = null;
-let resolving = false;
 
-function resolveLater(items) {
-  for (const item of items) unresolved.set(item.id, item);
-  if (resolveTimer === null && !resolving) resolveTimer = setTimeout(runResolve, 50);
+/** Whether captures are waiting to be added: newer ones wait behind them. */
+function waiting() {
+  for (const map of [unresolved, resolving]) for (const entry of map.values()) if (entry.add) return true;
+  return false;
+}
+
+/** Read `items` from the store soon: `add`, to add them to the list; else for summaries. */
+function resolveLater(items, add) {
+  for (const item of items) unresolved.set(item.id, { item, add });
+  if (resolveTimer === null && !resolving.size) resolveTimer = setTimeout(runResolve, 50);
 }
 
 async function runResolve() {
   resolveTimer = null;
-  const items = [...unresolved.values()];
+  for (const [id, entry] of unresolved) resolving.set(id, entry);
   unresolved.clear();
-  resolving = true;
-  try {
-    await resolveFromServer(items);
-  } finally {
-    resolving = false;
-    if (unresolved.size) resolveTimer = setTimeout(runResolve, 250);
-  }
+  await resolveFromServer([...resolving.values()]);
+  resolving.clear();
+  advanceTop();
+  if (unresolved.size) resolveTimer = setTimeout(runResolve, 250);
 }
 
 /**
  * Live items the page cannot finish alone: under a text search (which only the server can
  * run over headers and bodies) and event summaries (read from the stored body). One list
- * query per batch, whatever its size: the newest matching requests up to the batch's last id.
+ * query per batch, whatever its size: the newest matching requests up to the batch's last id
+ * (no more than the live list keeps, without a search: older ones come back as older pages).
  */
-async function resolveFromServer(items) {
-  const need = state.filters.q ? items : items.filter((it) => it.event_type && it.summary === undefined);
+async function resolveFromServer(entries) {
+  const search = Boolean(state.filters.q);
+  const need = entries.filter(({ item, add }) => add || (rows.has(item.id) && rows.item(item.id).summary === undefined));
   if (!need.length) return;
-  const ids = new Set(need.map((it) => it.id));
+  const adding = new Set(need.filter((e) => e.add).map((e) => e.item.id));
+  const ids = new Set(need.map((e) => e.item.id));
   const params = filterParams();
   params.set("before", String(Math.max(...ids) + 1));
-  params.set("limit", String(Math.min(need.length, 1000)));
+  params.set("limit", String(Math.min(need.length, search ? 1000 : liveRows)));
   const generation = state.generation;
-  let data;
-  try {
-    data = await api(`/api/requests?${params}`);
-  } catch {
-    return;
-  }
-  if (generation !== state.generation) return;
-  for (const item of data.requests) {
-    if (!ids.has(item.id)) continue;
-    if (state.filters.q || state.rows.has(item.id)) insertRow(item);
-  }
-  trimRows();
-  updateChrome();
+  await queue.read(`/api/requests?${params}`, (data, error) => {
+    if (error || generation !== state.generation) return;
+    let grew = false;
+    for (const item of data.requests) {
+      if (!ids.has(item.id)) continue;
+      // While the list holds still the new ones are counted by the pill (see holdChanged).
+      if (adding.has(item.id) && !hold.active) grew = grew || !rows.has(item.id);
+      if (rows.has(item.id) || (adding.has(item.id) && !hold.active)) rows.put(item);
+    }
+    if (grew && rows.size > liveRows) state.nextBefore = rows.trim(liveRows);
+  });
 }
 
-function applyUpdate(item) {
-  if (state.items.has(item.id)) {
-    setItem(item);
-    if (matchesLocal(item)) insertRow(state.items.get(item.id));
-    else removeRow(item.id);
-  } else if (matchesLocal(item) && (state.nextBefore === null || item.id > state.nextBefore)) {
-    if (state.filters.q) resolveLater([item]);
-    else insertRow(item);
+function applyUpdate(item, holding) {
+  if (rows.has(item.id)) {
+    // While the list holds still a row is refreshed in place but never removed for no
+    // longer matching: the list is reloaded when the reader comes back.
+    if (holding || matchesLocal(item)) rows.put(item);
+    else rows.remove(item.id);
+    if (holding && !matchesLocal(item)) state.stale = true;
+  } else if (matchesLocal(item) && item.id <= state.top && (state.nextBefore === null || item.id > state.nextBefore)) {
+    if (holding) state.stale = true;
+    else if (state.filters.q) resolveLater([item], true);
+    else rows.put(item);
   }
   if (state.selected === item.id) {
     // A replay, mirror or proxy exchange leaves the request as it was: only its replays are
@@ -430,90 +384,40 @@ function applyUpdate(item) {
   }
 }
 
-const conn = $("conn");
-function setConn(status, text) {
-  conn.dataset.state = status;
-  conn.textContent = text;
-}
-
-const stream = {
-  source: null,
-  retryTimer: null,
-  backoff: 1000,
-  onReady: null,
-
-  connect(after) {
-    this.close();
-    const url = after === null || after === undefined ? "/api/stream" : `/api/stream?after=${after}`;
-    const source = new EventSource(url);
-    this.source = source;
-    source.addEventListener("ready", (e) => {
-      if (e.lastEventId) state.cursor = Number(e.lastEventId);
-      this.backoff = 1000;
-      setConn("live", "live");
-      const ready = this.onReady;
-      this.onReady = null;
-      if (ready) ready();
-    });
-    source.addEventListener("request", (e) => {
-      state.cursor = Number(e.lastEventId);
-      enqueue({ kind: "request", item: JSON.parse(e.data) });
-    });
-    source.addEventListener("update", (e) => enqueue({ kind: "update", item: JSON.parse(e.data) }));
-    source.addEventListener("deleted", (e) => enqueue({ kind: "deleted", data: JSON.parse(e.data) }));
-    source.addEventListener("cleared", (e) => enqueue({ kind: "cleared", data: JSON.parse(e.data) }));
-    source.addEventListener("resync", (e) => {
-      const data = JSON.parse(e.data);
-      this.resync(data.reason === "unknown_id");
-    });
-    source.addEventListener("error", () => {
-      if (source !== this.source) return;
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (e.g. an error status while the server restarted): retry
-        // ourselves, from the last request seen.
-        setConn("offline", "offline — retrying");
-        this.retryTimer = setTimeout(() => this.connect(state.cursor), this.backoff);
-        this.backoff = Math.min(this.backoff * 2, 10000);
-      } else {
-        setConn("reconnecting", "reconnecting…");
-      }
-    });
-  },
-
-  /** Our view is stale (we fell behind, or the server has another store): subscribe anew,
-   * then reload the list from the store; rows arriving meanwhile are merged by id. */
-  resync(storeChanged = false) {
-    setConn("reconnecting", "catching up…");
+const stream = new CaptureStream($("conn"), boot.head, {
+  onEvent: (event) => queue.push(event),
+  /** Our view is stale: once subscribed anew, read the list from the store again — or, while
+   * the list holds still, only count what is new, and reload when the reader comes back. */
+  onResync(storeChanged) {
     if (storeChanged) {
-      renderList([]);
-      state.counted = 0;
+      rows.replace([]);
+      sidebar.counted = 0;
+      state.top = 0;
+      state.applied = 0;
     }
-    this.onReady = () => {
-      state.counted = Math.max(state.counted, state.cursor);
-      reloadList();
-      refreshEndpointsSoon();
+    return () => {
+      // Everything up to the new head is read from the store, not from the stream.
+      sidebar.counted = Math.max(sidebar.counted, stream.cursor);
+      state.applied = Math.max(state.applied, stream.cursor);
+      if (hold.active && !storeChanged) {
+        state.stale = true;
+        newCount.recount(() => state.applied);
+      } else {
+        reloadList();
+      }
+      sidebar.refreshSoon();
       if (state.selected !== null) showDetail(state.selected);
     };
-    this.connect(null);
   },
-
-  close() {
-    clearTimeout(this.retryTimer);
-    if (this.source) this.source.close();
-    this.source = null;
-  },
-};
+});
 
 // -- selection and detail --------------------------------------------------------------------
 
+const detailPane = $("detail");
 const detailView = $("detail-view");
 const detailEmpty = $("detail-empty");
 let detailToken = 0;
 let shownItem = null; // the request rendered in the detail pane (detail API shape)
-
-function markSelected() {
-  for (const [id, li] of state.rows) li.classList.toggle("selected", id === state.selected);
-}
 
 function showGone(id) {
   shownItem = null;
@@ -539,32 +443,38 @@ async function showDetail(id) {
   }
   if (token !== detailToken) return;
   shownItem = item;
-  const scroll = detailView.parentElement.scrollTop;
-  renderDetail(detailView, item, state.items.get(id), {
+  const scroll = detailPane.scrollTop;
+  renderDetail(detailView, item, rows.item(id), {
     deleted(gone) {
-      removeRow(gone);
+      rows.remove(gone);
       showGone(gone);
-      refreshEndpointsSoon();
+      sidebar.refreshSoon();
       updateChrome();
     },
   });
   detailEmpty.hidden = true;
   detailView.hidden = false;
-  if (id === Number(detailView.dataset.id)) detailView.parentElement.scrollTop = scroll;
+  if (id === Number(detailView.dataset.id)) detailPane.scrollTop = scroll;
   detailView.dataset.id = String(id);
+}
+
+/** On narrow screens the detail is a panel over the list, open while a request is shown. */
+function openPanel(open) {
+  document.body.classList.toggle("detail-open", open);
 }
 
 function select(id) {
   state.selected = id;
-  markSelected();
+  rows.select(id);
+  watchSelected();
+  openPanel(id !== null);
   if (id === null) {
     detailView.hidden = true;
     detailEmpty.hidden = false;
     detailEmpty.textContent = "Select a request to see its headers, body and the answer it got.";
     return;
   }
-  const li = state.rows.get(id);
-  if (li) li.scrollIntoView({ block: "nearest" });
+  rows.reveal(id);
   showDetail(id);
 }
 
@@ -573,29 +483,18 @@ function idFromHash() {
   return m ? Number(m[1]) : null;
 }
 
+/** `j`/`k`: the next or previous row from the selected one; focus and view follow. */
 function moveSelection(step) {
-  const ids = [...rowsEl.children].map((li) => Number(li.dataset.id));
+  const ids = rows.ids();
   if (!ids.length) return;
   const at = ids.indexOf(state.selected);
   const next = at === -1 ? ids[0] : ids[Math.max(0, Math.min(ids.length - 1, at + step))];
-  location.hash = `#${next}`;
+  rows.row(next).querySelector("a").focus({ preventScroll: true });
+  if (next !== state.selected) location.hash = `#${next}`;
+  rows.reveal(next);
 }
 
 // -- wiring ----------------------------------------------------------------------------------
-
-function setWelcomeName(name) {
-  const url = captureUrl(name);
-  $("welcome-url").textContent = url;
-  $("welcome-curl").textContent = `curl -X POST '${url}' -H 'Content-Type: application/json' -d '${JSON.stringify(sampleEvent())}'`;
-}
-
-function sampleEvent() {
-  return {
-    event: "message.received",
-    timestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
-    data: { channelId: "C1234567890", messageId: `msg_${Date.now()}`, sender: { userId: "U1234567890", displayName: "王小明" }, type: "text", content: "大家早安!" },
-  };
-}
 
 document.addEventListener("click", async (event) => {
   const target = event.target instanceof Element ? event.target : null;
@@ -610,7 +509,10 @@ document.addEventListener("click", async (event) => {
   if (endpointLink) {
     event.preventDefault();
     applyFilters({ ...state.filters, endpoint: endpointLink.dataset.endpoint });
+    return;
   }
+  const rowLink = target.closest("#rows a.row-link");
+  if (rowLink && Number(rowLink.closest("li").dataset.id) === state.selected) openPanel(true); // same hash: no hashchange
 });
 
 filtersForm.addEventListener("submit", (event) => event.preventDefault());
@@ -621,7 +523,15 @@ filtersForm.addEventListener("input", (event) => {
   if (name === "q" || name === "status") searchTimer = setTimeout(() => applyFilters(readFilters()), 250);
   else applyFilters(readFilters());
 });
+filtersForm.elements.q.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  event.preventDefault();
+  const row = rows.row(state.selected);
+  if (row) row.querySelector("a").focus({ preventScroll: true });
+  else event.target.blur();
+});
 $("reset-filters").addEventListener("click", () => applyFilters(Object.fromEntries(FILTER_KEYS.map((k) => [k, ""]))));
+pill.addEventListener("click", jumpToHead);
 
 $("older").addEventListener("click", loadOlder);
 new IntersectionObserver((entries) => {
@@ -649,20 +559,23 @@ clearButton.addEventListener("click", async () => {
   }
 });
 
-$("welcome-new").addEventListener("click", () => setWelcomeName(randomEndpoint()));
-$("welcome-send").addEventListener("click", async (event) => {
-  const button = event.currentTarget;
-  try {
-    const response = await fetch($("welcome-url").textContent, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(sampleEvent()) });
-    flash(button, response.ok ? "Sent" : `Answered ${response.status}`);
-  } catch {
-    flash(button, "Failed");
-  }
+$("skip-detail").addEventListener("click", (event) => {
+  event.preventDefault(); // "#detail" is not a request: the hash keeps the selection
+  detailPane.focus();
+});
+$("detail-back").addEventListener("click", () => {
+  openPanel(false);
+  const row = rows.row(state.selected);
+  if (row) row.querySelector("a").focus({ preventScroll: true });
 });
 
-window.addEventListener("hashchange", () => select(idFromHash()));
+window.addEventListener("resize", fitRows);
+window.addEventListener("hashchange", () => {
+  if (location.hash === "" || idFromHash() !== null) select(idFromHash());
+});
 document.addEventListener("keydown", (event) => {
   if (event.target instanceof HTMLElement && event.target.closest("input, textarea, select, dialog")) return;
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
   if (event.key === "j" || event.key === "ArrowDown") {
     moveSelection(1);
     event.preventDefault();
@@ -672,6 +585,8 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "/") {
     filtersForm.elements.q.focus();
     event.preventDefault();
+  } else if (event.key === "Escape" && document.body.classList.contains("detail-open")) {
+    $("detail-back").click();
   }
 });
 document.addEventListener("visibilitychange", () => {
@@ -683,10 +598,11 @@ document.addEventListener("visibilitychange", () => {
 
 // Start: the first page from the data block, drawn before the first frame (the script is
 // render-blocking), no second fetch; then live from the head the page was rendered at.
-renderList(boot.requests);
+rows.replace(boot.requests);
+fitRows();
 renderEndpoints();
-setWelcomeName(boot.suggestion);
+setUpWelcome(boot.capture_base, boot.https_base, boot.suggestion);
 updateChrome();
 stream.connect(boot.head);
 select(idFromHash());
-window.inspector = { state, stream }; // for the curious (and the browser tests)
+window.inspector = { state, stream, rows, hold, newCount }; // for the curious (and the browser tests)

@@ -1,6 +1,11 @@
 // The deliveries page: the delivery log, live over SSE, and the "Send test" form.
 // An ES module on util.js like the request page: values from the server reach the page
 // through `el` (textContent and attributes), never as HTML.
+//
+// A delivery reaches the page three ways — the stream, the list read on (re)connect, and the
+// form's own reply — in any order. Each copy carries the store's `version` (it grows with
+// every attempt and change of state): the page keeps the highest, so a late reply never puts
+// a finished delivery back to "pending".
 
 import { ApiError, api, decodeBase64, el, elapsed } from "./util.js";
 
@@ -12,15 +17,23 @@ const live = $("live");
 const form = $("send-form");
 const status = $("send-status");
 const detail = $("detail");
-const items = new Map(); // id -> delivery item
-const sending = new Map(); // id -> attempt number in flight
+const items = new Map(); // id -> delivery item (the newest version seen)
+const rows = new Map(); // id -> <tr>
+const sending = new Map(); // id -> number of the attempt in flight
+const dirty = new Set(); // ids whose row needs drawing
 let selected = null;
+let shownDetail = null; // {id, version} of the delivery in the detail pane
+let renderTimer = null;
 
 // The table headings say UTC: times are shown as the server wrote them.
 const utc = (iso) => (iso ? iso.replace("T", " ").slice(0, 23) : "—");
 // What a platform's log shows for a response body: the bytes as UTF-8, bad sequences replaced.
 const lenient = new TextDecoder("utf-8");
 const bodyText = (b64) => lenient.decode(decodeBase64(b64));
+
+function insecureBadge() {
+  return el("span", { class: "state state-failed insecure", title: "The receiver's certificate is not verified", text: "insecure" });
+}
 
 function stateBadge(state, label) {
   return el("span", { class: `state state-${state}`, text: label || state });
@@ -33,21 +46,25 @@ function lastAnswer(item) {
   return `${last.status} in ${elapsed(last.elapsed_ms) || "—"}${last.error ? ` (${last.error})` : ""}`;
 }
 
-function row(item) {
-  const inFlight = sending.get(item.id);
-  const badge = inFlight && item.state === "pending" ? stateBadge("sending", `sending attempt ${inFlight}…`) : stateBadge(item.state);
-  return el(
-    "tr",
-    { "data-id": item.id, tabindex: 0, class: item.id === selected ? "selected" : null },
+/** The attempt in flight, if the stream said one started after the shown state. */
+function inFlight(item) {
+  const number = sending.get(item.id);
+  return number === item.attempts + 1 && item.state === "pending" ? number : null;
+}
+
+function cells(item) {
+  const number = inFlight(item);
+  const badge = number ? stateBadge("sending", `sending attempt ${number}…`) : stateBadge(item.state);
+  return [
     el("td", { class: "id", text: `#${item.id}` }),
     el("td", { class: "time", text: utc(item.created_at) }),
     el("td", { class: "event", text: item.event }),
-    el("td", { class: "url", title: item.url, text: item.url }),
+    el("td", { class: "url", title: item.url }, item.url, item.insecure ? insecureBadge() : null),
     el("td", { class: "state-cell" }, badge),
     el("td", { class: "attempts", text: `${item.attempts}/${item.max_attempts}` }),
     el("td", { class: item.last ? (item.last.ok ? "ok" : "bad") : null, text: lastAnswer(item) }),
     el("td", { class: "time", text: item.state === "pending" ? utc(item.next_attempt_at) : "—" }),
-  );
+  ];
 }
 
 function attemptRow(a) {
@@ -66,11 +83,43 @@ function attemptRow(a) {
   );
 }
 
+/** Keep `item` if it is newer than the copy shown; returns whether it was. */
+function apply(item) {
+  const shown = items.get(item.id);
+  if (shown && item.version <= shown.version) return false;
+  items.set(item.id, item);
+  if (sending.has(item.id) && item.attempts >= sending.get(item.id)) sending.delete(item.id);
+  redraw(item.id);
+  return true;
+}
+
+function redraw(id) {
+  dirty.add(id);
+  if (renderTimer === null) renderTimer = setTimeout(render, 16);
+}
+
+/** Draw the rows that changed: in place (a row keeps its focus), new ones in id order. */
 function render() {
-  const sorted = [...items.values()].sort((a, b) => b.id - a.id);
-  tbody.replaceChildren(...sorted.map(row));
-  table.hidden = sorted.length === 0;
-  empty.hidden = sorted.length !== 0;
+  renderTimer = null;
+  for (const id of [...dirty].sort((a, b) => b - a)) {
+    const item = items.get(id);
+    if (!item) continue;
+    let tr = rows.get(id);
+    if (!tr) {
+      tr = el("tr", { "data-id": id, tabindex: 0 });
+      rows.set(id, tr);
+      let before = tbody.firstElementChild;
+      while (before && Number(before.dataset.id) > id) before = before.nextElementSibling;
+      tbody.insertBefore(tr, before);
+    }
+    tr.replaceChildren(...cells(item));
+    tr.classList.toggle("selected", id === selected);
+    if (id === selected) tr.setAttribute("aria-current", "true");
+    else tr.removeAttribute("aria-current");
+  }
+  dirty.clear();
+  table.hidden = items.size === 0;
+  empty.hidden = items.size !== 0;
 }
 
 async function loadList() {
@@ -80,8 +129,7 @@ async function loadList() {
   } catch {
     return; // the next "ready" or "resync" loads it again
   }
-  items.clear();
-  for (const item of data.deliveries) items.set(item.id, item);
+  for (const item of data.deliveries) apply(item);
   render();
   if (selected !== null) loadDetail(selected);
 }
@@ -93,22 +141,28 @@ async function loadDetail(id) {
   } catch {
     return;
   }
-  if (selected !== id) return;
+  // Another delivery chosen meanwhile, or an answer older than the one shown: keep what is.
+  if (selected !== id || (shownDetail && shownDetail.id === id && d.version < shownDetail.version)) return;
+  shownDetail = { id, version: d.version };
+  apply(d);
   detail.hidden = false;
   $("detail-title").textContent = `Delivery #${d.id}: ${d.event} → ${d.url}`;
   const waits = d.schedule.map((s) => `${+(s * d.time_scale).toPrecision(3)} s`).join(", ");
   $("detail-summary").textContent =
     `${d.state}, ${d.attempts} of ${d.max_attempts} attempts; ${d.scheme} signature; ` +
-    `timeout ${d.timeout} s; retries after ${waits || "none"}; event key ${d.event_key}` +
-    (d.state === "pending" && d.next_attempt_at ? `; next attempt ${utc(d.next_attempt_at)}` : "");
+    `timeout ${d.timeout} s; retries ${waits ? `${waits} after each failed attempt ${d.wait_from === "start" ? "starts" : "ends"}` : "none"}; event key ${d.event_key}` +
+    (d.state === "pending" && d.next_attempt_at ? `; next attempt ${utc(d.next_attempt_at)}` : "") +
+    (d.insecure ? "; INSECURE: the receiver's certificate is not verified" : d.ca_file ? `; also trusting the CA in ${d.ca_file}` : "");
   $("cancel").hidden = d.state !== "pending";
   $("attempts").replaceChildren(...d.log.map(attemptRow));
   $("detail-body").textContent = bodyText(d.body_base64);
 }
 
 function select(id) {
+  const before = selected;
   selected = id;
-  for (const tr of tbody.children) tr.classList.toggle("selected", Number(tr.dataset.id) === id);
+  if (before !== id) shownDetail = null;
+  for (const other of [before, id]) if (other !== null && items.has(other)) redraw(other);
   loadDetail(id);
 }
 
@@ -140,7 +194,9 @@ form.addEventListener("submit", async (event) => {
     event: fields.get("event"),
     url: String(fields.get("url") || "").trim(),
     time_scale: Number(fields.get("time_scale")),
+    wait_from: fields.get("wait_from"),
   };
+  if (fields.get("insecure")) payload.insecure = true;
   const secret = String(fields.get("secret") || "");
   if (secret || form.dataset.hasDefaultSecret !== "true") payload.secret = secret;
   status.classList.remove("error");
@@ -155,8 +211,7 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   status.textContent = `Delivery #${data.id} created: ${data.event} → ${data.url}.`;
-  items.set(data.id, data);
-  render();
+  apply(data); // the stream may already have brought a newer state: then this changes nothing
   select(data.id);
 });
 
@@ -171,12 +226,10 @@ source.addEventListener("delivery", (event) => {
   const { change, delivery, attempt } = JSON.parse(event.data);
   if (change === "sending") {
     sending.set(delivery.id, attempt ? attempt.attempt : delivery.attempts + 1);
-  } else {
-    sending.delete(delivery.id);
+    redraw(delivery.id);
   }
-  items.set(delivery.id, delivery);
-  render();
-  if (selected === delivery.id && change !== "sending") loadDetail(delivery.id);
+  const newer = apply(delivery);
+  if (selected === delivery.id && newer) loadDetail(delivery.id);
 });
 source.addEventListener("error", () => {
   live.textContent = "reconnecting…";

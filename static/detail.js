@@ -1,10 +1,11 @@
-// The detail pane: one request in full — URL, badges, signature verdict, headers, query, body
-// views, the answer it got, its replays (replay.js) — and its actions (copy as curl, replay,
-// download, delete).
+// The detail pane: one request in full — URL, badges, signature verdict, what it differs from
+// (diff.js), headers, query, body views, the answer it got, its replays (replay.js) — and its
+// actions (copy as curl, replay, download, delete).
 
 import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
+import { compareSection } from "./diff.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
+import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, doctorSays, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -76,12 +77,21 @@ function signatureBox(sig) {
     el("strong", {}, `Signature ${sig.status}`),
     sig.scheme ? ` (${sig.scheme})` : "",
     sig.reason ? el("p", { text: sig.reason }) : null,
-    sig.diagnosis ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), sig.diagnosis) : null,
+    doctorSays(sig) ? el("p", { class: "diagnosis" }, el("strong", {}, "Doctor: "), doctorSays(sig)) : null,
   );
 }
 
 function fullUrl(item) {
-  return `${location.origin}${item.path}${item.query ? `?${item.query}` : ""}`;
+  // A capture that came over TLS was sent to the HTTPS listener, not to this page's origin.
+  const host = item.headers.find(([name]) => name === "host");
+  const origin = item.scheme === "https" && location.protocol !== "https:" && host ? `https://${host[1]}` : location.origin;
+  return `${origin}${item.path}${item.query ? `?${item.query}` : ""}`;
+}
+
+function connectionOf(item) {
+  if (!item.tls) return "HTTP";
+  const name = item.tls.server_name ? `SNI ${item.tls.server_name}` : "no SNI";
+  return `HTTPS · ${item.tls.version} · ${name}`;
 }
 
 /**
@@ -108,6 +118,7 @@ export function renderDetail(view, item, listItem, actions) {
   if (sig) badges.append(badge(sig));
   if (item.attempt > 1) badges.append(badge([`attempt ${item.attempt}`, "warn", `Delivery ${item.attempt} of event ${item.event_key}: the sender retried or sent it again`]));
   if (item.event_type) badges.append(badge([item.event_type, "info", "Event type"]));
+  if (item.tls) badges.append(badge(["HTTPS", "info", `Came over ${connectionOf(item)}`]));
   const summary = listItem && listItem.summary;
 
   const curlButton = el("button", { type: "button", class: "small", disabled: true, title: "Preparing…" }, "Copy as curl");
@@ -140,6 +151,7 @@ export function renderDetail(view, item, listItem, actions) {
     item.attempt > 1
       ? el("p", { class: "note" }, `Attempt ${item.attempt} of event `, el("code", { text: item.event_key }), ": the first delivery is ", el("a", { href: `#${item.first_attempt_id}`, text: `#${item.first_attempt_id}` }), ". Retries are normal; receivers must be idempotent.")
       : null,
+    compareSection(item),
     bodySection(item),
     item.query ? section("Query", pairsTable([...new URLSearchParams(item.query)], ""), el("p", { class: "raw muted" }, "raw: ", el("code", { class: "wrap", text: item.query }))) : null,
     section(`Headers (${item.headers.length})`, pairsTable(item.headers, "No headers.")),
@@ -150,6 +162,7 @@ export function renderDetail(view, item, listItem, actions) {
         ["Endpoint", item.endpoint],
         ["Received", `${received.toLocaleDateString()} ${clock(item.received_at)} (${item.received_at})`],
         ["From", item.client || "—"],
+        ["Connection", connectionOf(item)],
         ["Size", `${humanSize(item.size)} (${item.size} bytes)${item.truncated ? ", truncated" : ""}`],
         ["Content-Type", item.content_type || "—"],
         item.event_key ? ["Event key", el("code", { text: item.event_key })] : null,

@@ -5,6 +5,7 @@
 // reach the DOM through textContent only.
 
 import { TEXT_LIMIT } from "./body.js";
+import { showDiff } from "./diff.js";
 import { ApiError, answerOf, api, asText, clear, clock, decodeBase64, el, elapsed, humanSize, kvTable, pairsTable, parseTime } from "./util.js";
 
 const EDIT_LIMIT = 256 * 1024; // bodies below this (and UTF-8 text) can be edited
@@ -99,6 +100,7 @@ function fullView(r) {
       ["Sent", Number.isNaN(sent.getTime()) ? r.sent_at : `${sent.toLocaleDateString()} ${clock(r.sent_at)}`],
       ["To", el("code", { class: "wrap", text: `${r.method} ${r.url}` })],
       ["Body sent", r.edited ? "edited" : "the captured bytes, unchanged"],
+      r.insecure ? ["Certificate", "NOT verified (insecure)"] : null,
     ]),
   ];
   if (r.status !== null && r.status !== undefined) {
@@ -145,7 +147,12 @@ function entry(r) {
     statusBadge(r),
     el("span", { class: "r-ms", text: elapsed(r.elapsed_ms) }),
     r.edited ? el("span", { class: "badge muted", title: "The body was edited before sending" }, "edited") : null,
+    r.insecure ? el("span", { class: "badge bad", title: "Sent without verifying the target's certificate (insecure)" }, "insecure") : null,
     r.error ? el("span", { class: "r-error", text: r.error }) : null,
+    el("button", { type: "button", class: "small link r-diff", title: "What this sent, against the captured request", onclick: (event) => {
+      event.preventDefault(); // a button in a <summary>: compare, do not unfold
+      showDiff(`/api/replays/${r.id}/diff`);
+    } }, "vs original"),
   );
   const item = el("details", { class: "replay", "data-id": r.id }, line, holder);
   item.addEventListener("toggle", () => {

@@ -112,10 +112,15 @@ export function answerOf(response) {
 
 const SIGNATURE_CLASSES = { valid: "ok", invalid: "bad", malformed: "bad", no_secret: "muted" };
 
+/** The doctor's finding on a failed signature; it runs after the answer, so it may be due. */
+export function doctorSays(sig) {
+  return sig.doctor === "pending" ? "the doctor is looking into it…" : sig.diagnosis;
+}
+
 export function signatureOf(sig) {
   if (!sig) return null;
   const cls = SIGNATURE_CLASSES[sig.status] || "warn";
-  const title = [sig.reason, sig.diagnosis].filter(Boolean).join(" — ");
+  const title = [sig.reason, doctorSays(sig)].filter(Boolean).join(" — ");
   return [`sig ${sig.status}`, cls, title];
 }
 

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from starlette.applications import Starlette
@@ -79,6 +79,29 @@ async def accepts_anything(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
+async def trusting_and_picky(request: Request) -> Response:
+    """Verifies nothing, but refuses JSON its hand-rolled reader does not expect."""
+    body = await request.body()
+    if b"\\/" in body or b"\\u" in body:
+        return PlainTextResponse("unexpected escape", status_code=400)
+    return PlainTextResponse("OK")
+
+
+async def verifies_if_signed(request: Request) -> Response:
+    """Checks a signature when there is one, lets unsigned requests in."""
+    body = await request.body()
+    if "x-webhook-signature" in request.headers and not raw_ok(request, body):
+        return PlainTextResponse("Invalid signature", status_code=401)
+    return PlainTextResponse("OK")
+
+
+async def crashes_on_a_wrong_signature(request: Request) -> Response:
+    body = await request.body()
+    if not raw_ok(request, body):
+        raise RuntimeError("unhandled bad signature")
+    return PlainTextResponse("OK")
+
+
 async def crashes_on_non_json(request: Request) -> Response:
     body = await request.body()
     if not raw_ok(request, body):
@@ -121,17 +144,11 @@ def app_for(handler: Handler) -> Starlette:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Start]:
-    started: list[ServerThread] = []
-
+def receiver(make_server: Callable[..., ServerThread]) -> Start:
     def start(handler: Handler) -> str:
-        server = ServerThread(app_for(handler)).start()
-        started.append(server)
-        return server.url + "/webhook"
+        return make_server(app_for(handler)).url + "/webhook"
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def run(url: str, **options: object) -> CheckReport:
@@ -152,6 +169,7 @@ def row(report: CheckReport, name: str) -> check.CheckRow:
 
 
 ALL_ROWS = [
+    "HTTPS",
     *catalog.EVENT_TYPES,
     "wrong signature",
     "truncated signature",
@@ -171,15 +189,32 @@ def test_a_correct_receiver_passes_every_row(
     code = main(["check", url, "--secret", SECRET])  # the default 5 MiB oversized body
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "FAIL" not in out and "WARN" not in out
+    assert "FAIL" not in out
     assert "oversized body (5.0 MiB)" in out
-    assert "12 passed, 0 warning(s), 0 failed" in out
+    assert "12 passed, 1 warning(s), 0 failed" in out  # http://: the platform wants https://
     report = run(url)
     assert list(verdicts(report)) == ALL_ROWS
-    assert report.passed and set(verdicts(report).values()) == {"pass"}
+    assert report.passed
+    assert verdicts(report) == {**dict.fromkeys(ALL_ROWS, "pass"), "HTTPS": "warn"}
     assert row(report, "wrong signature").status == 401
+    assert check.VERIFIES_RAW in row(report, "raw body").detail
     assert row(report, "duplicate delivery").statuses == [200, 200]
-    assert all(r.latency_ms is not None and r.latency_ms < 5000 for r in report.rows)
+    exchanges = [r for r in report.rows if r.check != "HTTPS"]  # a row about the URL
+    assert all(r.latency_ms is not None and r.latency_ms < 5000 for r in exchanges)
+
+
+def test_an_http_url_is_a_warning_that_fails_the_run_only_when_strict(
+    receiver: Start, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = receiver(correct)
+    https = row(run(url), "HTTPS")
+    assert https.verdict == "warn" and https.group == "transport"
+    assert "the platform accepts only https:// webhook URLs" in https.detail
+    code = main(["check", url, "--secret", SECRET, "--oversize", "1000", "--strict"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "12 passed, 1 warning(s), 0 failed: the warnings above fail the run (--strict)" in out
+    assert not run(url, strict=True).passed
 
 
 def test_verifying_a_re_serialized_body_fails_the_raw_body_row_by_name(receiver: Start) -> None:
@@ -207,6 +242,27 @@ def test_a_receiver_that_accepts_bad_signatures_fails_those_rows(receiver: Start
     assert failing(report) == {"wrong signature", "truncated signature", "missing signature"}
     assert "accepted a forged request" in row(report, "missing signature").detail
     assert row(report, "wrong signature").status == 200
+    # It accepts the trap as it accepts anything: that shows nothing about verification.
+    trap = row(report, "raw body")
+    assert trap.verdict == "warn" and check.SHOWS_NOTHING in trap.detail
+    assert "verifies the raw bytes" not in trap.detail
+
+
+def test_each_raw_body_wording_follows_from_what_was_observed(receiver: Start) -> None:
+    # Rejecting the trap while letting a wrong signature in is not a signature bug.
+    report = run(receiver(trusting_and_picky))
+    trap = row(report, "raw body")
+    assert trap.verdict == "fail" and trap.status == 400
+    assert check.RESERIALIZED not in trap.detail
+    assert "not its signature check" in trap.detail and "how it reads JSON" in trap.detail
+    # Rejecting the wrong signature is what shows it verifies, even if unsigned requests pass.
+    report = run(receiver(verifies_if_signed))
+    assert failing(report) == {"missing signature"}
+    assert check.VERIFIES_RAW in row(report, "raw body").detail
+    # A crash on the wrong signature shows neither.
+    report = run(receiver(crashes_on_a_wrong_signature))
+    trap = row(report, "raw body")
+    assert trap.verdict == "warn" and "is not shown" in trap.detail
 
 
 def test_a_receiver_that_crashes_on_non_json_fails_that_row(receiver: Start) -> None:
@@ -246,8 +302,9 @@ def test_an_unreachable_receiver_fails_everything_and_json_output(
         sock.close()
     out = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert out["passed"] is False and out["counts"]["fail"] == len(ALL_ROWS)
-    assert out["rows"][0]["detail"].startswith(f"connection refused: nothing listens on {where}")
+    assert out["passed"] is False and out["counts"]["fail"] == len(ALL_ROWS) - 1
+    assert out["rows"][0]["check"] == "HTTPS" and out["rows"][0]["verdict"] == "warn"
+    assert out["rows"][1]["detail"].startswith(f"connection refused: nothing listens on {where}")
 
 
 def test_check_usage_errors_exit_2(

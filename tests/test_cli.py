@@ -5,7 +5,6 @@ background job, and shows captured text inert."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import signal
@@ -23,9 +22,17 @@ import pytest
 from inspector.cli import build_parser, main
 from inspector.cli.show import render_body
 from inspector.cli.terminal import answer
-from inspector.store import Store, deliveries, endpoints, requests
-from tests.conftest import LiveInspector, Spawn
-from tests.test_store import ok, record
+from inspector.store import Store, deliveries, requests
+from tests.conftest import (
+    LiveInspector,
+    Spawn,
+    captured_request,
+    new_delivery,
+    ok,
+    store_endpoint,
+    store_request,
+    wait_until_answering,
+)
 
 
 def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[bytes]:
@@ -50,13 +57,7 @@ def start_serve(spawn: Spawn, data_dir: Path, *extra: str) -> tuple[subprocess.P
         if "Ctrl-C" in line:
             break
     assert base, "".join(lines)
-    # Wait until it answers.
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base + "/api/endpoints", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until_answering(base + "/api/endpoints")
     return proc, base
 
 
@@ -123,12 +124,12 @@ def test_list_and_show_without_a_store_explain(
 
 
 def test_list_and_show_read_a_store_directly(
-    live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    in_process, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with live.client() as client:
+    with in_process.client() as client:
         client.post("/h/direct/x?y=1", content=b"\x00\x01binary", headers={"x-a": "1"})
         client.post("/h/direct", content=b'{"event": "member.joined"}')
-    data_dir = str(live.settings.data_dir)
+    data_dir = str(in_process.settings.data_dir)
     assert main(["list", "--data-dir", data_dir]) == 0
     out = capsys.readouterr().out
     assert "/h/direct/x?y=1" in out and "ENDPOINT" in out
@@ -152,19 +153,19 @@ def test_python_dash_m_works() -> None:
     assert env  # the console script is exercised by the wheel test
 
 
-def test_cli_writes_never_evict_beyond_the_servers_retention(make_live) -> None:
+def test_cli_writes_never_evict_beyond_the_servers_retention(make_in_process) -> None:
     """A CLI command writing beside a server (here: endpoint settings) must not apply a
     retention of its own: only the server's --retention evicts."""
-    live = make_live(retention=50)
-    store = Store(live.settings.store_location).open()
+    in_process = make_in_process(retention=50)
+    store = Store(in_process.settings.store_location).open()
     try:
         for _ in range(30):
-            store.write_sync(requests.insert_request, record(), ok)
+            store_request(store)
     finally:
         store.close()
-    small = Store(live.settings.store_location).open()  # what every CLI command opens
+    small = Store(in_process.settings.store_location).open()  # what every CLI command opens
     try:
-        small.write_sync(endpoints.put_endpoint_settings, "e", {}, "now")
+        store_endpoint(small, "e", {})
         count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])
     finally:
         small.close()
@@ -193,7 +194,7 @@ def test_every_command_and_option_explains_itself(capsys: pytest.CaptureFixture[
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     summaries = {choice.dest: choice.help for choice in action._choices_actions}
-    assert len(action.choices) == 13
+    assert len(action.choices) == 15
     for name, sub in action.choices.items():
         summary = summaries[name]
         assert summary and "\n" not in summary and len(summary) <= 90, name
@@ -219,27 +220,9 @@ PIPE_BUFFER = 64 * 1024  # Linux's default: a writer blocks once this much is un
 def fill_store(data_dir: Path, count: int = 1200) -> None:
     """Enough captures and deliveries that any listing is several pipe buffers long."""
     path = "/h/e/" + "p" * 40
-    captured = [
-        dataclasses.replace(record(body=b"x" * 600), path=f"{path}{n}") for n in range(count)
-    ]
-    new = [
-        deliveries.NewDelivery(
-            event="message.received",
-            event_key=f"k{n}",
-            url=f"http://127.0.0.1:3000/webhook/{'x' * 24}/{n}",
-            scheme="platform",
-            secret="s",
-            headers=(),
-            body=b"{}",
-            schedule=(60.0,),
-            timeout=30.0,
-            time_scale=1.0,
-            msg_id=f"msg_{n}",
-            carrier="server",
-            created_ts=1_800_000_000.0 + n,
-        )
-        for n in range(count)
-    ]
+    captured = [captured_request(body=b"x" * 600, path=f"{path}{n}") for n in range(count)]
+    url = f"http://127.0.0.1:3000/webhook/{'x' * 24}"
+    new = [new_delivery(n, url=f"{url}/{n}") for n in range(count)]
 
     def insert_all(conn: sqlite3.Connection) -> None:  # one transaction: fast
         for rec in captured:
@@ -363,13 +346,13 @@ def test_captured_text_reaches_the_terminal_inert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = Store(tmp_path / "inspector.db").open()
-    hostile = dataclasses.replace(
-        record(body="title \u202eevil\x9b\ttab\nline".encode()),  # text, but with C1/bidi
-        path="/h/e/\x1b[2J",
-        headers=[("x-evil", "\x1b[31mred\x9b"), ("x-ok", "plain")],
-    )
     try:
-        store.write_sync(requests.insert_request, hostile, ok)
+        store_request(
+            store,
+            body="title \u202eevil\x9b\ttab\nline".encode(),  # text, but with C1/bidi
+            path="/h/e/\x1b[2J",
+            headers=[("x-evil", "\x1b[31mred\x9b"), ("x-ok", "plain")],
+        )
     finally:
         store.close()
     out = show_output(tmp_path, 1, capsys)

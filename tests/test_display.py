@@ -14,7 +14,6 @@ import pytest
 
 from inspector.display import describe_answer, human_size, one_decimal, seconds
 from tests.test_page import ROOT
-from tests.test_page import browser as browser  # the module-scoped Chromium fixture
 
 ANSWERS: list[dict[str, Any]] = [
     {"status": 200, "ms": 1.2, "delay_ms": None, "dropped": False, "in_progress": False},

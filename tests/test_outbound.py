@@ -18,9 +18,8 @@ import pytest
 from inspector import outbound
 from inspector.check import check_receiver
 from inspector.outbound import guard
-from tests.conftest import bind_free
+from tests.conftest import bind_free, latest, post_delivery
 from tests.test_forward import forward, replays_of
-from tests.test_replay import latest
 from tests.test_sender import wait_for_state
 
 Handler = Callable[[socket.socket], None]
@@ -262,7 +261,9 @@ def test_a_failed_tls_handshake_names_the_tls_cause() -> None:
     with peer(plain_http, http=False) as p:  # a TLS hello gets a plain HTTP answer
         done = post(f"https://127.0.0.1:{p.port}/")
     assert done.failure == outbound.Failure(
-        "tls", f"TLS failed: 127.0.0.1:{p.port} (wrong version number)"
+        "tls",
+        f"TLS: 127.0.0.1:{p.port} answered in plain HTTP, not TLS — use http:// for it, or the "
+        "server's HTTPS port",
     )
 
 
@@ -314,13 +315,12 @@ def every_caller(live: Any, url: str) -> dict[str, str | None]:
         seen["proxy status"] = str(relayed.status_code)
         seen["proxy"] = replays_of(client, latest(client, "prx")["id"])[0]["error"]
 
-        payload = {"event": "message.received", "url": url, "secret": "s", "schedule": []}
-        created = client.post("/api/deliveries", json={**payload, "timeout": 0.3})
+        created = post_delivery(client, url=url, secret="s", schedule=[], timeout=0.3)
         assert created.status_code == 201, created.text
         seen["delivery"] = wait_for_state(client, created.json()["id"])["log"][0]["error"]
 
     report = asyncio.run(check_receiver(url, "s", timeout=0.3, oversize=1000))
-    first = report.rows[0].detail
+    first = next(row for row in report.rows if row.group == "events").detail
     assert first.endswith(": the platform counts it a failure and retries"), first
     seen["check"] = first.removesuffix(": the platform counts it a failure and retries")
     return seen

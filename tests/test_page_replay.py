@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,7 +19,6 @@ from starlette.routing import Route
 
 from tests.conftest import LiveInspector, ServerThread
 from tests.test_page import ARTIFACTS, ROOT, Page
-from tests.test_page import browser as browser  # the module-scoped Chromium fixture
 
 ORIGINAL = json.dumps(
     {"event": "order.paid", "data": {"id": "ord_1", "buyer": "王小明", "total": 42}},
@@ -48,7 +47,7 @@ class Target:
             {"ok": True, "seen": len(self.seen)}, status_code=201, headers={"x-target": "yes"}
         )
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+    def wait_for(self, count: int, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.seen) < count:
             assert time.monotonic() < deadline, f"the app got {len(self.seen)} of {count}"
@@ -56,11 +55,9 @@ class Target:
 
 
 @pytest.fixture
-def target() -> Iterator[tuple[Target, ServerThread]]:
+def target(make_server: Callable[..., ServerThread]) -> tuple[Target, ServerThread]:
     app = Target()
-    server = ServerThread(app.app).start()
-    yield app, server
-    server.stop()
+    return app, make_server(app.app)
 
 
 def test_replay_js_never_parses_html() -> None:

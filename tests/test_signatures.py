@@ -380,6 +380,7 @@ def test_verdict_to_dict() -> None:
         "scheme": "github",
         "reason": "No match.",
         "diagnosis": "Because.",
+        "doctor": None,
     }
 
 
@@ -546,6 +547,30 @@ def test_generic_hmac_malformed() -> None:
     config = cfg("k", scheme="hmac", hmac_prefix="sha512=", hmac_algorithm="sha512")
     verdict = check([("x-signature", "sha512=" + HEX64)], b"{}", config)
     assert verdict.status == "malformed" and "128" in verdict.reason
+
+
+# -- Standard Webhooks and Stripe: any v1 entry may match ------------------------------------
+
+ANY_WHSEC = "whsec_" + base64.b64encode(b"standard-key-bytes").decode()
+ANY_BODY = b'{"event":"ping"}'
+
+
+def test_standard_valid_entry_next_to_a_malformed_one() -> None:
+    key = base64.b64decode(ANY_WHSEC[6:])
+    signature = b64mac(key, f"msg_1.{NOW}.".encode() + ANY_BODY)
+    headers = standard(f"v1,!!not-base64!! v1,{signature} v1,AAAA")
+    assert check(headers, ANY_BODY, cfg(ANY_WHSEC), now=NOW).status == "valid"
+    bad = standard("v1,!!not-base64!! v1," + "A" * 43 + "=")
+    verdict = check(bad, ANY_BODY, cfg(ANY_WHSEC), now=NOW)
+    assert verdict.status == "invalid" and "1 unreadable entry skipped" in verdict.reason
+    only_bad = standard("v1,!!not-base64!!")
+    assert check(only_bad, ANY_BODY, cfg(ANY_WHSEC), now=NOW).status == "malformed"
+
+
+def test_stripe_valid_v1_next_to_a_malformed_one() -> None:
+    good = hexmac(b"k", f"{NOW}.".encode() + ANY_BODY)
+    headers = [("stripe-signature", f"t={NOW},v1=zz,v1={good}")]
+    assert check(headers, ANY_BODY, cfg("k"), now=NOW).status == "valid"
 
 
 # -- the doctor ------------------------------------------------------------------------------

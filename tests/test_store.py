@@ -9,33 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import SchemaTooNew, StoreUnavailable
-from inspector.store import Connection, Store, requests
+from inspector.store import Connection, Store, deliveries, requests
 from inspector.store.schema import POSTGRESQL, SQLITE
+from tests.conftest import captured_request, new_delivery, ok
 
 pytestmark = pytest.mark.backends
-
-
-def record(endpoint: str = "e", body: bytes = b"x", key: str | None = None) -> CapturedRequest:
-    return CapturedRequest(
-        endpoint=endpoint,
-        method="POST",
-        path=f"/h/{endpoint}",
-        query="",
-        headers=[("content-type", "text/plain"), ("x-dup", "1"), ("x-dup", "2")],
-        body=body,
-        client="127.0.0.1:1",
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
-        content_type="text/plain",
-        event_key=key,
-    )
-
-
-def ok(attempt: int) -> ResponseRecord:
-    return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
 
 
 def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | str) -> None:
@@ -46,7 +25,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | 
     async def main() -> list[int]:
         results = await asyncio.gather(
             *(
-                store.write(requests.insert_request, record(body=str(i).encode()), ok)
+                store.write(requests.insert_request, captured_request(body=str(i).encode()), ok)
                 for i in range(300)
             )
         )
@@ -67,7 +46,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | 
 def test_retention_keeps_newest(store_location: Path | str) -> None:
     store = Store(store_location, retention=5).open()
     for i in range(12):
-        store.write_sync(requests.insert_request, record(body=bytes([i])), ok)
+        store.write_sync(requests.insert_request, captured_request(body=bytes([i])), ok)
     items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 100, None)
     assert [it["id"] for it in items] == [12, 11, 10, 9, 8]
     # Bodies of evicted requests go with them.
@@ -80,7 +59,9 @@ def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -
     store = Store(store_location).open()
     seen = []
     for endpoint, key in [("a", "k1"), ("a", "k1"), ("a", "k2"), ("b", "k1"), ("a", "k1")]:
-        ins = store.write_sync(requests.insert_request, record(endpoint, key=key), ok)
+        ins = store.write_sync(
+            requests.insert_request, captured_request(endpoint, event_key=key), ok
+        )
         seen.append((ins.attempt, ins.first_attempt_id))
     assert seen == [(1, 1), (2, 1), (1, 3), (1, 4), (3, 1)]
     store.close()
@@ -94,7 +75,7 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     blocker.execute("BEGIN EXCLUSIVE")
 
     async def main() -> None:
-        await store.write(requests.insert_request, record(), ok)
+        await store.write(requests.insert_request, captured_request(), ok)
 
     with pytest.raises(StoreUnavailable):
         asyncio.run(main())
@@ -113,9 +94,9 @@ def test_a_failing_job_does_not_sink_its_batch(store_location: Path | str) -> No
 
     async def main() -> list[object]:
         return await asyncio.gather(
-            store.write(requests.insert_request, record(), ok),
+            store.write(requests.insert_request, captured_request(), ok),
             store.write(broken),
-            store.write(requests.insert_request, record(), ok),
+            store.write(requests.insert_request, captured_request(), ok),
             return_exceptions=True,
         )
 
@@ -165,3 +146,50 @@ def test_notices_travel_in_chunks_under_the_notify_limit() -> None:
     assert all(len(c.encode()) < PAYLOAD_LIMIT < 8000 for c in chunks)
     decoded = [tuple(entry) for chunk in chunks for entry in json.loads(chunk)]
     assert decoded == notices
+
+
+def test_count_requests_counts_exactly_what_the_list_would_show(store: Store) -> None:
+    for n in range(30):
+        endpoint = "a" if n % 3 else "b"
+        request = captured_request(endpoint, f"body {n}".encode())
+        store.write_sync(requests.insert_request, request, ok)
+    everything = requests.RequestFilter()
+    assert store.read_sync(requests.count_requests, everything, 0, None) == 30
+    assert store.read_sync(requests.count_requests, everything, 10, None) == 20
+    assert store.read_sync(requests.count_requests, everything, 10, 21) == 10
+    only_b = requests.RequestFilter(endpoint="b")
+    listed, _ = store.read_sync(requests.list_requests, only_b, 1000, None)
+    newer = [it for it in listed if it["id"] > 12]
+    assert store.read_sync(requests.count_requests, only_b, 12, None) == len(newer) == 6
+    search = requests.RequestFilter(q="BODY 2")  # bodies "body 2", "body 20".."body 29"
+    assert store.read_sync(requests.count_requests, search, 0, None) == 11
+    assert store.read_sync(requests.count_requests, search, 25, None) == 5
+    store.write_sync(requests.delete_request, 30)
+    assert store.read_sync(requests.count_requests, everything, 25, None) == 4
+
+
+def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> None:
+    def attempt(number: int, status: int) -> deliveries.AttemptRecord:
+        return deliveries.AttemptRecord(number, 1.0, status, 1.0, None, [], [], b"", False)
+
+    first = store.write_sync(deliveries.insert_delivery, new_delivery(1, schedule=(1.0, 2.0)))
+    seen = [first["version"]]
+    for number in (1, 2):
+        found = store.write_sync(
+            deliveries.record_attempt, first["id"], attempt(number, 500), "pending", 9.0
+        )
+        assert found is not None
+        seen.append(found[0]["version"])
+    found = store.write_sync(
+        deliveries.record_attempt, first["id"], attempt(3, 200), "succeeded", None
+    )
+    assert found is not None
+    seen.append(found[0]["version"])
+    assert seen == sorted(set(seen)), seen  # strictly growing
+    store.write_sync(deliveries.set_carrier, first["id"], "cli:x:1")  # final: no change
+    assert store.read_sync(deliveries.get_item, first["id"])["version"] == seen[-1]
+    second = store.write_sync(deliveries.insert_delivery, new_delivery(2))
+    cancelled = store.write_sync(deliveries.cancel_delivery, second["id"], 1.0)
+    assert cancelled is not None and cancelled["version"] > second["version"]
+    listed, _ = store.read_sync(deliveries.list_deliveries, 10, None)
+    assert [d["version"] for d in listed] == [cancelled["version"], seen[-1]]

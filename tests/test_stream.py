@@ -27,9 +27,9 @@ import pytest
 
 from inspector.api.stream import events
 from inspector.broadcast import Behind, Broadcaster, Message, encode
-from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.capture import CapturedRequest
 from inspector.store import Store, requests
-from tests.conftest import LiveInspector
+from tests.conftest import LiveInspector, captured_request, http_client, ok, wait_until_answering
 
 pytestmark = pytest.mark.backends
 
@@ -66,7 +66,7 @@ class SSEClient:
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.events: queue.Queue[Event | BaseException | None] = queue.Queue()
-        self.client = httpx.Client(timeout=httpx.Timeout(10, read=60))
+        self.client = http_client(timeout=httpx.Timeout(10, read=60))
         self.status: int | None = None
         self.sock: socket.socket | None = None
         self.thread = threading.Thread(target=self._run, args=(url, headers or {}), daemon=True)
@@ -94,13 +94,13 @@ class SSEClient:
         except BaseException as exc:
             self.events.put(exc)
 
-    def next(self, timeout: float = 5) -> Event | None:
+    def next(self, timeout: float = 15) -> Event | None:
         item = self.events.get(timeout=timeout)
         if isinstance(item, BaseException):
             raise item
         return item
 
-    def take(self, count: int, timeout: float = 10) -> list[Event]:
+    def take(self, count: int, timeout: float = 30) -> list[Event]:
         deadline = time.monotonic() + timeout
         got: list[Event] = []
         while len(got) < count:
@@ -140,35 +140,14 @@ def sse() -> Iterator[Any]:
         client.close()
 
 
-def runtime(live: LiveInspector) -> Any:
-    return live.server.config.app.state.runtime  # type: ignore[attr-defined]
-
-
-def on_server_loop(live: LiveInspector, fn: Any) -> None:
-    loop = live.server.servers[0].get_loop()
-    loop.call_soon_threadsafe(fn)
-
-
 def record(n: int, endpoint: str = "e") -> CapturedRequest:
-    body = json.dumps({"event": "member.joined", "n": n}).encode()
-    return CapturedRequest(
-        endpoint=endpoint,
-        method="POST",
-        path=f"/h/{endpoint}",
-        query="",
+    return captured_request(
+        endpoint,
+        json.dumps({"event": "member.joined", "n": n}).encode(),
         headers=[("content-type", "application/json")],
-        body=body,
-        client="127.0.0.1:1",
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
         content_type="application/json",
         event_type="member.joined",
     )
-
-
-def ok(attempt: int) -> ResponseRecord:
-    return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
 
 
 def ids(chunks: list[bytes], event: str = "request") -> list[int]:
@@ -267,11 +246,9 @@ def test_wire_format_only_requests_carry_an_id() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "db.sqlite").open()
-    s.start()
-    yield s
-    s.close()
+def store(make_store: Any) -> Store:
+    """The store as a server has it: its writer thread running."""
+    return make_store(start=True)
 
 
 def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
@@ -421,14 +398,13 @@ def test_endpoint_filter_updates_and_deletions(live: LiveInspector, sse: Any) ->
     assert (cleared.event, cleared.json) == ("cleared", {"endpoint": "mine"})
 
 
-@live_tests
 @pytest.mark.parametrize("value", ["abc", "-1", "1" * 19])
-def test_bad_resume_ids_are_refused(client: httpx.Client, value: str) -> None:
-    response = client.get("/api/stream", headers={"last-event-id": value})
+def test_bad_resume_ids_are_refused(app_client: httpx.Client, value: str) -> None:
+    response = app_client.get("/api/stream", headers={"last-event-id": value})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
-    assert client.get(f"/api/stream?after={value}").status_code == 400
-    assert client.get("/api/stream?endpoint=bad%20name").status_code == 400
+    assert app_client.get(f"/api/stream?after={value}").status_code == 400
+    assert app_client.get("/api/stream?endpoint=bad%20name").status_code == 400
 
 
 @live_tests
@@ -437,15 +413,19 @@ def test_head_answers_at_once_without_subscribing(live: LiveInspector) -> None:
         response = client.head("/api/stream")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert not runtime(live).hub.has_subscribers
+    assert not live.runtime.hub.has_subscribers
 
 
 @live_tests
 def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
-    make_live: Any, sse: Any
+    make_live: Any, sse: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A client that takes nothing for SEND_TIMEOUT (30 s) is dropped. On a loaded machine the
+    # 2000 captures below can outlast that, and the stuck client would be dropped before it
+    # reads its resync: not what this test is about, so it gets longer.
+    monkeypatch.setattr("inspector.api.stream.SEND_TIMEOUT", 300.0)
     live = make_live(synchronous="NORMAL")
-    hub = runtime(live).hub
+    hub = live.runtime.hub
     # Connections accepted from now on get a small send buffer (inherited from the listener).
     live.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
     stuck = socket.create_connection(("127.0.0.1", live.port))
@@ -493,7 +473,7 @@ def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
 def test_closing_the_broadcaster_ends_streams_cleanly(live: LiveInspector, sse: Any) -> None:
     stream = sse(live.url + "/api/stream")
     stream.next()
-    on_server_loop(live, runtime(live).hub.close)
+    live.close_streams()
     assert stream.next() is None  # a complete response, not a cut connection
 
 
@@ -520,20 +500,13 @@ def test_ctrl_c_is_not_held_up_by_open_streams(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     streams: list[SSEClient] = []
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/api/requests", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.05)
+        wait_until_answering(url + "/api/requests")
         streams = [SSEClient(url + "/api/stream") for _ in range(3)]
         for stream in streams:
             assert stream.next().event == "ready"
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
+        _, stderr = proc.communicate(timeout=60)
         took = time.monotonic() - started
     finally:
         if proc.poll() is None:
@@ -541,8 +514,11 @@ def test_ctrl_c_is_not_held_up_by_open_streams(tmp_path: Path) -> None:
         for stream in streams:
             stream.close()
     assert proc.returncode == 0, stderr
-    # serve's graceful timeout is 3 s: a stream that held shutdown up would take longer.
-    assert took < 2.5, f"Ctrl-C took {took:.1f} s"
+    # serve's graceful timeout is 3 s: a stream that held shutdown up would run into it, and
+    # uvicorn would cut it and log an ERROR ("timeout graceful shutdown exceeded"). Not
+    # timed by the clock: on a loaded machine an interpreter can take seconds to exit.
+    assert "graceful shutdown exceeded" not in stderr, stderr
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    assert took < 20, f"Ctrl-C took {took:.1f} s"
     for stream in streams:
         assert stream.next() is None, "each stream ended with a complete response"

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inspector import timeline
-from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import Store, requests
 from inspector.summary import MAX_BYTES, clean, summarize
+from tests.conftest import answering, captured_request, store_request
 
 
 def platform(event: str, data: dict[str, Any]) -> bytes:
@@ -114,13 +112,6 @@ def test_summaries_are_one_short_line_of_inert_text() -> None:
 # -- over a store ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "db.sqlite").open()
-    yield s
-    s.close()
-
-
 def add(
     store: Store,
     body: bytes,
@@ -131,23 +122,18 @@ def add(
 ) -> int:
     headers = headers or [("content-type", "application/json")]
     key, event_type = timeline.event_identity(headers, body)
-    rec = CapturedRequest(
-        endpoint="e",
-        method="POST",
+    rec = captured_request(
+        "e",
+        body,
         path=path,
-        query="",
         headers=headers,
-        body=body,
         client=None,
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
         content_type="application/json",
         truncated=truncated,
         event_key=key,
         event_type=event_type,
     )
-    return store.write_sync(requests.insert_request, rec, lambda attempt: ResponseRecord(200)).id
+    return store_request(store, rec, answering(200)).id
 
 
 def listed(store: Store, **flt: Any) -> list[dict[str, Any]]:

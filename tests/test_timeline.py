@@ -9,11 +9,16 @@ from hypothesis import strategies as st
 
 from inspector.timeline import (
     DEFAULT_SCHEDULE,
+    DEFAULT_WAIT_FROM,
+    SENDER_SLACK,
     Attempt,
+    Expected,
+    SenderSchedule,
     build_timeline,
     event_identity,
     event_key,
     event_type,
+    timeline_report,
 )
 
 PLATFORM = {
@@ -208,7 +213,9 @@ def test_on_time_retries_then_success() -> None:
     assert [i.attempt for i in timeline.intervals] == [2, 3]
     assert timeline.intervals[0].expected == 60.0
     assert timeline.intervals[0].actual == pytest.approx(61.2)
-    assert timeline.intervals[0].message == "retried after 61.2 s, expected 60 s: ok"
+    assert (
+        timeline.intervals[0].message == "retried 61.2 s after attempt 1 ended, expected 60 s: ok"
+    )
     assert "expected 300 s" in timeline.intervals[1].message
     assert timeline.succeeded and timeline.stopped == "succeeded"
     assert "attempt 3 after 2 retries" in timeline.summary
@@ -219,7 +226,7 @@ def test_early_retry() -> None:
     timeline = build_timeline(_attempts((0, 500), (30, 200)), now=T0 + 100)
     interval = timeline.intervals[0]
     assert interval.verdict == "early"
-    assert "retried after 30.0 s, expected 60 s" in interval.message
+    assert "retried 30.0 s after attempt 1 ended, expected 60 s" in interval.message
     assert "30.0 s early" in interval.message and "tolerance 6 s" in interval.message
     assert "attempt 2 early" in timeline.summary
 
@@ -227,7 +234,10 @@ def test_early_retry() -> None:
 def test_late_retry() -> None:
     timeline = build_timeline(_attempts((0, 500), (60, 500), (60 + 400, 200)), now=T0 + 999)
     assert [i.verdict for i in timeline.intervals] == ["ok", "late"]
-    assert "retried after 400.0 s, expected 300 s (100.0 s late" in timeline.intervals[1].message
+    assert (
+        "retried 400.0 s after attempt 2 ended, expected 300 s (100.0 s late"
+        in timeline.intervals[1].message
+    )
 
 
 def test_tolerance_boundaries() -> None:
@@ -251,7 +261,7 @@ def test_missing_retry() -> None:
     assert (missing.attempt, missing.expected, missing.actual) == (4, 1800.0, None)
     assert missing.verdict == "missing"
     assert missing.message == (
-        "retry 3 (attempt 4) expected 1800 s after attempt 3, "
+        "retry 3 (attempt 4) expected 1800 s after attempt 3 ended, "
         "not received (overdue by 200.0 s, tolerance 180 s): missing"
     )
     assert timeline.stopped == "stopped_early" and not timeline.succeeded
@@ -267,7 +277,7 @@ def test_pending_retry() -> None:
         None,
         "pending",
     )
-    assert "expected 60 s after attempt 1, due in 40.0 s" in pending.message
+    assert "expected 60 s after attempt 1 ended, due in 40.0 s" in pending.message
     assert timeline.stopped == "waiting"
     assert "retry 1 is due in 40.0 s" in timeline.summary
 
@@ -350,7 +360,9 @@ def test_scaled_schedule() -> None:
     attempts = _attempts((0, 500), (0.61, 500), (0.61 + 3.5, 500), (0.61 + 3.5 + 18.1, 200))
     timeline = build_timeline(attempts, schedule, now=T0 + 30, min_tolerance=0.2)
     assert [i.verdict for i in timeline.intervals] == ["ok", "late", "ok"]
-    assert timeline.intervals[0].message == "retried after 0.61 s, expected 0.6 s: ok"
+    assert (
+        timeline.intervals[0].message == "retried 0.61 s after attempt 1 ended, expected 0.6 s: ok"
+    )
     assert "expected 3 s (0.50 s late, tolerance 0.3 s)" in timeline.intervals[1].message
     assert timeline.stopped == "succeeded"
 
@@ -378,5 +390,56 @@ def test_to_dict_is_json_ready() -> None:
         "status": 500,
         "dropped": False,
         "client_gave_up_after_ms": None,
+        "answered_after_ms": None,
     }
     assert data["intervals"][0]["verdict"] == "ok"
+
+
+# -- the sender's clock: waits from an attempt's start or its end ----------------------------
+
+
+def test_waits_count_from_the_end_of_a_timed_out_attempt_or_from_its_start() -> None:
+    # Attempt 1 hung until the sender gave up after 30 s; attempt 2 came 90 s after it began.
+    attempts = [
+        Attempt(1, T0, None, client_gave_up_after_ms=30_000),
+        Attempt(2, T0 + 90, 200, answered_after_ms=4.0),
+    ]
+    from_end = build_timeline(attempts, now=T0 + 999, wait_from="end")
+    assert from_end.intervals[0].verdict == "ok"
+    assert from_end.intervals[0].actual == pytest.approx(60)
+    assert "60.0 s after attempt 1 ended" in from_end.intervals[0].message
+    from_start = build_timeline(attempts, now=T0 + 999, wait_from="start")
+    assert from_start.intervals[0].verdict == "late"
+    assert "90.0 s after attempt 1 started" in from_start.intervals[0].message
+    # A sender that counted from the start, after the same 30 s timeout: 30 s early from the end.
+    hurried = [attempts[0], Attempt(2, T0 + 60, 200)]
+    assert build_timeline(hurried, now=T0 + 999, wait_from="end").intervals[0].verdict == "early"
+    assert build_timeline(hurried, now=T0 + 999, wait_from="start").intervals[0].verdict == "ok"
+    # The retry still to come is due 60 s after the end, not after the start.
+    waiting = build_timeline(attempts[:1], now=T0 + 70, wait_from="end")
+    assert waiting.stopped == "waiting" and "due in 20.0 s" in waiting.intervals[0].message
+
+
+def test_our_own_deliveries_are_judged_by_the_schedule_they_kept() -> None:
+    endpoint = Expected(DEFAULT_SCHEDULE, 0.1)
+    assert endpoint.wait_from == DEFAULT_WAIT_FROM == "end"
+    ours = endpoint.of(SenderSchedule(7, (60.0, 300.0, 1800.0), 0.01, "start"))
+    source = "delivery #7 (time scale 0.01)"
+    assert ours == Expected((0.6, 3.0, 18.0), 0.1, "start", source, SENDER_SLACK)
+    assert endpoint.of(None) is endpoint
+    attempts = _attempts((0, 500), (0.61, 200))
+    row = {
+        "event_key": "k",
+        "event_type": None,
+        "attempts": 2,
+        "first_id": 1,
+        "last_id": 2,
+        "first_at": "",
+        "last_at": "",
+    }
+    judged = timeline_report(row, attempts, ours)  # type: ignore[arg-type]
+    assert [i["verdict"] for i in judged["intervals"]] == ["ok"]
+    assert judged["schedule_from"] == "delivery #7 (time scale 0.01)"
+    assert judged["wait_from"] == "start"
+    minutes = timeline_report(row, attempts, endpoint)  # type: ignore[arg-type]
+    assert "59.4 s early" in minutes["intervals"][0]["message"]

@@ -17,8 +17,8 @@ import pytest
 from inspector.cli import main
 from inspector.store import Store, requests
 from inspector.transfer import ansi_c, shell_quote
-from tests.conftest import LiveInspector, fresh_schema
-from tests.test_replay import expected_headers, latest, raw_request, recorder_app
+from tests.conftest import LiveInspector, fresh_schema, latest
+from tests.test_replay import expected_headers, raw_request, recorder_app
 
 pytestmark = pytest.mark.backends
 
@@ -209,10 +209,10 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is no
 
 
 @needs_curl
-def test_curl_command_reproduces_a_text_body(client: httpx.Client, app, tmp_path) -> None:
+def test_curl_command_reproduces_a_text_body(app_client: httpx.Client, app, tmp_path) -> None:
     recorder, server = app
     body = '{"text": "it\'s 大家早安!\\n", "tab":\t1}\n'.encode()
-    client.post(
+    app_client.post(
         "/h/curl/sub?x=1&y=%20",
         content=body,
         headers=[
@@ -222,8 +222,8 @@ def test_curl_command_reproduces_a_text_body(client: httpx.Client, app, tmp_path
             ("X-Dup", "2"),
         ],
     )
-    captured = latest(client, "curl")
-    response = client.get(f"/api/requests/{captured['id']}/curl", params={"url": server.url})
+    captured = latest(app_client, "curl")
+    response = app_client.get(f"/api/requests/{captured['id']}/curl", params={"url": server.url})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     command = response.text
@@ -260,11 +260,11 @@ def test_curl_command_for_a_binary_body_reads_a_file(live: LiveInspector, app, t
     assert seen.method == "PATCH" and seen.body == body
 
 
-def test_curl_defaults_to_this_inspector(client: httpx.Client) -> None:
-    client.get("/h/self?a=1")
-    captured = latest(client, "self")
-    command = client.get(f"/api/requests/{captured['id']}/curl").text
-    base = str(client.base_url).rstrip("/")
+def test_curl_defaults_to_this_inspector(app_client: httpx.Client) -> None:
+    app_client.get("/h/self?a=1")
+    captured = latest(app_client, "self")
+    command = app_client.get(f"/api/requests/{captured['id']}/curl").text
+    base = str(app_client.base_url).rstrip("/")
     assert command.startswith(f"curl '{base}/h/self?a=1'")
     assert "-X" not in command and "--data-binary" not in command
-    assert client.get("/api/requests/999/curl").status_code == 404
+    assert app_client.get("/api/requests/999/curl").status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,9 @@ def test_wheel_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     )
     wheel = next(dist.glob("webhook_inspector-*.whl"))
     env_dir = tmp_path / "venv"
-    # The test venv already has every dependency: reuse them, install only our wheel.
-    venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
+    # The test venv already has every dependency: reuse them, install only our wheel. No pip
+    # of its own (ensurepip alone takes ~10 s of CPU): this pip installs into it (--python).
+    venv.EnvBuilder(with_pip=False, system_site_packages=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site = subprocess.run(
         [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -57,7 +59,17 @@ def test_wheel_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     # Dependencies come from the test environment (no network needed), the package from the wheel.
     Path(pth, "deps.pth").write_text(site + "\n")
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         timeout=300,
@@ -110,4 +122,64 @@ def test_wheel_in_a_fresh_venv_serves_the_page(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    shutil.rmtree(env_dir, ignore_errors=True)
+
+
+def readme_examples() -> dict[str, str]:
+    """The README's example test files: ``<!-- example: NAME -->`` then a python block."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"<!-- example: (\S+) -->\n```python\n(.*?)```", text, re.S)
+    return dict(found)
+
+
+def test_the_readme_examples_pass_in_a_fresh_project(tmp_path: Path) -> None:
+    """A project that only pip-installs the wheel and pytest runs the README's sender and
+    receiver tests, and they pass."""
+    examples = readme_examples()
+    assert set(examples) == {"test_sender.py", "test_receiver.py"}
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    wheel = next(dist.glob("webhook_inspector-*.whl"))
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    # Nothing from this checkout or its environment: the wheel and pytest, with their
+    # dependencies resolved by pip from the package index, as a user's project would.
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel), "pytest"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, code in examples.items():
+        (project / name).write_text(code, encoding="utf-8")
+    ran = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    assert "3 passed" in ran.stdout
     shutil.rmtree(env_dir, ignore_errors=True)

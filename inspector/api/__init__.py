@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from inspector.api import deliveries, endpoints, replays, requests, stream, timeline
+from inspector.api import (
+    deliveries,
+    diff,
+    endpoints,
+    reference,
+    replays,
+    requests,
+    stream,
+    timeline,
+    tls,
+)
 
 routes: list[BaseRoute] = [
     *requests.routes,
@@ -18,4 +28,7 @@ routes: list[BaseRoute] = [
     *stream.routes,  # before deliveries: /api/deliveries/stream is not a delivery id
     *deliveries.routes,
     *replays.routes,
+    *diff.routes,
+    *tls.routes,
+    *reference.routes,
 ]

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from inspector import catalog, sender, timeline
+from inspector import catalog, openapi, sender, timeline
 from inspector.errors import BadRequest, NotFound
-from inspector.params import MAX_LIMIT, int_param, json_body, runtime
+from inspector.openapi import Operation, api_route
+from inspector.params import BEFORE, LIMIT, MAX_ID, MAX_LIMIT, int_param, json_body, runtime
+from inspector.shapes import Catalog, CreatedDelivery, DeliveryOrder, DeliveryPage
 from inspector.store import deliveries
+from inspector.store.deliveries import DeliveryDetail, DeliveryItem
 
 FIELDS = (
     "event",
@@ -34,23 +37,12 @@ FIELDS = (
     "scheme",
     "schedule",
     "time_scale",
+    "wait_from",
     "timeout",
     "headers",
+    "ca_file",
+    "insecure",
 )
-
-
-class CreatedDelivery(deliveries.DeliveryItem):
-    """``POST /api/deliveries``'s answer: the new delivery, and the store that holds it."""
-
-    store: str  # the data file, so a CLI can tell whether it shares this server's store
-
-
-class DeliveryPage(TypedDict):
-    """``GET /api/deliveries``: newest first; ``next_before`` pages on (None: no more)."""
-
-    deliveries: list[deliveries.DeliveryItem]
-    next_before: int | None
-    store: str
 
 
 def delivery_id(request: Request) -> int:
@@ -89,6 +81,9 @@ def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequ
         timeout=data.get("timeout", sender.DEFAULT_TIMEOUT),
         time_scale=data.get("time_scale", 1.0),
         headers=data.get("headers") or (),
+        ca_file=data.get("ca_file"),
+        insecure=data.get("insecure", False),
+        wait_from=data.get("wait_from", timeline.DEFAULT_WAIT_FROM),
     )
 
 
@@ -134,24 +129,69 @@ async def cancel_delivery(request: Request) -> Response:
 
 
 async def get_catalog(request: Request) -> Response:
-    return JSONResponse(
-        {
-            "events": [
-                {
-                    "event": event,
-                    "description": catalog.DESCRIPTIONS[event],
-                    "sample": catalog.sample(event),
-                }
-                for event in catalog.EVENT_TYPES
-            ]
-        }
-    )
+    answer: Catalog = {
+        "events": [
+            {
+                "event": event,
+                "description": catalog.DESCRIPTIONS[event],
+                "sample": catalog.sample(event),
+            }
+            for event in catalog.EVENT_TYPES
+        ]
+    }
+    return JSONResponse(answer)
 
+
+DELIVERY_ID = openapi.path(
+    "id", "The delivery's id.", {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+)
 
 routes: list[BaseRoute] = [
-    Route("/api/deliveries", list_deliveries, methods=["GET"]),
-    Route("/api/deliveries", create_delivery, methods=["POST"]),
-    Route("/api/deliveries/{id}", get_delivery, methods=["GET"]),
-    Route("/api/deliveries/{id}/cancel", cancel_delivery, methods=["POST"]),
-    Route("/api/catalog", get_catalog, methods=["GET"]),
+    api_route(
+        "/api/deliveries",
+        list_deliveries,
+        "GET",
+        Operation(
+            "The delivery log, newest first",
+            (
+                LIMIT,
+                BEFORE,
+                openapi.text(
+                    "state", "Only deliveries in this state.", enum=list(deliveries.STATES)
+                ),
+            ),
+            answer=DeliveryPage,
+        ),
+    ),
+    api_route(
+        "/api/deliveries",
+        create_delivery,
+        "POST",
+        Operation(
+            "Send an event as the platform would: signed, retried on its schedule",
+            body=DeliveryOrder,
+            answer=CreatedDelivery,
+            status=201,
+        ),
+    ),
+    api_route(
+        "/api/deliveries/{id}",
+        get_delivery,
+        "GET",
+        Operation(
+            "One delivery with its body and every attempt", (DELIVERY_ID,), answer=DeliveryDetail
+        ),
+    ),
+    api_route(
+        "/api/deliveries/{id}/cancel",
+        cancel_delivery,
+        "POST",
+        Operation("Stop a delivery's retries", (DELIVERY_ID,), answer=DeliveryItem),
+    ),
+    api_route(
+        "/api/catalog",
+        get_catalog,
+        "GET",
+        Operation("The platform's event types, each with a fresh sample body", answer=Catalog),
+    ),
 ]

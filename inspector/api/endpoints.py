@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TypedDict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from inspector.endpoints import SettingsDict
-from inspector.params import endpoint_name, json_body, runtime
+from inspector.openapi import Operation, api_route
+from inspector.outbound import check_ca_file
+from inspector.params import ENDPOINT, endpoint_name, json_body, runtime
+from inspector.shapes import EndpointList, EndpointSettingsView, SettingsChange
 from inspector.store import endpoints
 
 
-class EndpointSettingsView(TypedDict):
-    """``GET/PUT /api/endpoints/{name}``: an endpoint's settings (defaults where unset)."""
-
-    name: str
-    settings: SettingsDict
-
-
 async def list_endpoints(request: Request) -> Response:
-    listed = await runtime(request).store.read(endpoints.list_endpoints)
-    return JSONResponse({"endpoints": listed})
+    listed: EndpointList = {
+        "endpoints": await runtime(request).store.read(endpoints.list_endpoints)
+    }
+    return JSONResponse(listed)
 
 
 async def get_endpoint(request: Request) -> Response:
     name = endpoint_name(request.path_params["name"])
+    await runtime(request).endpoints.refresh()  # one version read: show a CLI's change at once
     return JSONResponse(endpoint_payload(request, name))
 
 
@@ -39,6 +36,8 @@ def endpoint_payload(request: Request, name: str) -> EndpointSettingsView:
 async def put_endpoint(request: Request) -> Response:
     name = endpoint_name(request.path_params["name"])
     data = await json_body(request)
+    if isinstance(data, dict) and data.get("ca_file") is not None:
+        data["ca_file"] = check_ca_file(data["ca_file"])  # the file must load, now
     rt = runtime(request)
     current = rt.endpoints.settings(name)
     updated = current.merged(data, max_delay=rt.settings.max_delay)
@@ -49,7 +48,31 @@ async def put_endpoint(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/api/endpoints", list_endpoints, methods=["GET"]),
-    Route("/api/endpoints/{name}", get_endpoint, methods=["GET"]),
-    Route("/api/endpoints/{name}", put_endpoint, methods=["PUT", "PATCH"]),
+    api_route(
+        "/api/endpoints",
+        list_endpoints,
+        "GET",
+        Operation("Endpoints seen or configured: request count, last seen", answer=EndpointList),
+    ),
+    api_route(
+        "/api/endpoints/{name}",
+        get_endpoint,
+        "GET",
+        Operation("An endpoint's settings", (ENDPOINT,), answer=EndpointSettingsView),
+    ),
+    *(
+        api_route(
+            "/api/endpoints/{name}",
+            put_endpoint,
+            method,
+            Operation(
+                "Change an endpoint's settings: the keys sent (null resets one)",
+                (ENDPOINT,),
+                body=SettingsChange,
+                answer=EndpointSettingsView,
+                description="In effect for every capture that arrives after this answers.",
+            ),
+        )
+        for method in ("PUT", "PATCH")
+    ),
 ]

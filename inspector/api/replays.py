@@ -12,14 +12,27 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from inspector import transfer
+from inspector import openapi, transfer
 from inspector.errors import BadRequest, NotFound
+from inspector.openapi import Operation, api_route
 from inspector.outbound import parse_target
-from inspector.params import MAX_LIMIT, endpoint_name, int_param, json_body, path_id, runtime
+from inspector.params import (
+    ID,
+    LIMIT,
+    MAX_LIMIT,
+    NAME_PATTERN,
+    endpoint_name,
+    int_param,
+    json_body,
+    path_id,
+    runtime,
+)
 from inspector.replay import ReplayOptions, compose_target
+from inspector.shapes import ReplayChange, ReplayList, ReplayResult
 from inspector.store import endpoints, replays, requests
+from inspector.store.replays import ReplayDetail
 
 
 async def _detail(request: Request, request_id: int) -> requests.RequestDetail:
@@ -42,7 +55,9 @@ async def replay_request(request: Request) -> Response:
             f"url: give the target URL (nothing remembered for endpoint {name} yet).",
             error="no_url",
         )
-    result = await rt.replay.replay(detail, replace(options, url=url), endpoint.signature)
+    result = await rt.replay.replay(
+        detail, replace(options, url=url), endpoint.signature, endpoint.settings.tls
+    )
     current = rt.endpoints.settings(name)
     if url != current.replay_to:  # remember the target for the next replay of this endpoint
         updated = current.merged({"replay_to": url})
@@ -60,8 +75,8 @@ async def list_replays(request: Request) -> Response:
         raise NotFound(f"No request {request_id}.")
     limit = int_param(request, "limit", default=50, lo=1, hi=MAX_LIMIT)
     assert limit is not None
-    items = await store.read(replays.list_replays, request_id, limit)
-    return JSONResponse({"replays": items})
+    listed: ReplayList = {"replays": await store.read(replays.list_replays, request_id, limit)}
+    return JSONResponse(listed)
 
 
 async def get_replay(request: Request) -> Response:
@@ -105,9 +120,54 @@ async def export(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/api/requests/{id}/replay", replay_request, methods=["POST"]),
-    Route("/api/requests/{id}/replays", list_replays, methods=["GET"]),
-    Route("/api/requests/{id}/curl", curl, methods=["GET"]),
-    Route("/api/replays/{id}", get_replay, methods=["GET"]),
-    Route("/api/export", export, methods=["GET"]),
+    api_route(
+        "/api/requests/{id}/replay",
+        replay_request,
+        "POST",
+        Operation(
+            "Replay a request to your app (exactly, or edited and re-signed) and record it",
+            (ID,),
+            body=ReplayChange,
+            answer=ReplayResult,
+        ),
+    ),
+    api_route(
+        "/api/requests/{id}/replays",
+        list_replays,
+        "GET",
+        Operation(
+            "A request's replays, mirrors and proxy exchanges", (ID, LIMIT), answer=ReplayList
+        ),
+    ),
+    api_route(
+        "/api/requests/{id}/curl",
+        curl,
+        "GET",
+        Operation(
+            "A curl command that sends the request again",
+            (ID, openapi.text("url", "Where to (default: the remembered target, else here).")),
+            media="text/plain",
+            answer_text="A shell command.",
+        ),
+    ),
+    api_route(
+        "/api/replays/{id}",
+        get_replay,
+        "GET",
+        Operation("One replay with what was sent and what came back", (ID,), answer=ReplayDetail),
+    ),
+    api_route(
+        "/api/export",
+        export,
+        "GET",
+        Operation(
+            "Export captured requests (JSON Lines round-trips byte-exact; HAR)",
+            (
+                openapi.text("endpoint", "Only this endpoint.", pattern=NAME_PATTERN),
+                openapi.text("format", "jsonl (default) or har.", enum=["jsonl", "har"]),
+            ),
+            media=("application/x-ndjson", "application/json"),
+            answer_text="One request per line (jsonl), or a HAR document (har).",
+        ),
+    ),
 ]

@@ -39,11 +39,13 @@ import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from inspector import openapi
 from inspector.broadcast import Behind, Broadcaster, Subscriber, dumps, encode
 from inspector.errors import BadRequest
-from inspector.params import endpoint_name, runtime
+from inspector.openapi import Operation, api_route
+from inspector.params import NAME_PATTERN, endpoint_name, runtime
 from inspector.store import Store, requests
 
 KINDS = frozenset({"request", "update", "deleted", "cleared"})
@@ -182,8 +184,32 @@ async def delivery_stream(request: Request) -> Response:
     )
 
 
+STREAM = "Server-sent events; see the README's JSON API section for the event kinds."
+
 # Before ``api/deliveries.py``'s routes, whose ``/api/deliveries/{id}`` would take "stream".
 routes: list[BaseRoute] = [
-    Route("/api/stream", stream, methods=["GET"]),
-    Route("/api/deliveries/stream", delivery_stream, methods=["GET"]),
+    api_route(
+        "/api/stream",
+        stream,
+        "GET",
+        Operation(
+            "Captures live (server-sent events), resumable with Last-Event-ID",
+            (
+                openapi.text("endpoint", "Only this endpoint.", pattern=NAME_PATTERN),
+                openapi.text("after", "Resume after this request id.", pattern="^[0-9]{0,18}$"),
+            ),
+            media="text/event-stream",
+            answer_text=STREAM,
+        ),
+    ),
+    api_route(
+        "/api/deliveries/stream",
+        delivery_stream,
+        "GET",
+        Operation(
+            "Deliveries live (server-sent events)",
+            media="text/event-stream",
+            answer_text=STREAM,
+        ),
+    ),
 ]

@@ -6,7 +6,8 @@ A thin shell. Each command lives in the module named after it; the module's
     serve     serve.py          endpoint  endpoint.py      send        send.py
     list      show.py           sign      sign.py          deliveries  deliveries.py
     show      show.py           events    events.py        check       check.py
-    tail      tail.py           replay    replay.py
+    diff      diff.py
+    tail      tail.py           replay    replay.py        wait        wait.py
     export    export.py         import    export.py (``import`` is a keyword)
 
 What they share: ``options`` (flags, including ``serve``'s from the Settings table, and the
@@ -25,6 +26,7 @@ from inspector import __version__
 from inspector.cli import (
     check,
     deliveries,
+    diff,
     endpoint,
     events,
     export,
@@ -34,6 +36,7 @@ from inspector.cli import (
     show,
     sign,
     tail,
+    wait,
 )
 from inspector.cli.options import CliError
 from inspector.cli.terminal import reader_left
@@ -45,10 +48,12 @@ Command = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = [
     serve,
     show,
+    diff,
     endpoint,
     sign,
     events,
     tail,
+    wait,
     replay,
     export,
     send,

@@ -36,7 +36,7 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
                 str(it["id"]),
                 it["created_at"].replace("T", " ")[:19],
                 it["event"],
-                cut(it["url"], 48),
+                cut(it["url"], 48) + (" [insecure]" if it["insecure"] else ""),
                 it["state"],
                 f"{it['attempts']}/{it['max_attempts']}",
                 _answer(last) if last else BLANK,
@@ -61,6 +61,10 @@ def _show_delivery(store: Store, delivery_id: int, as_json: bool) -> int:
         f"signing   {found['scheme']}; timeout {found['timeout']:g} s; "
         f"{sender.describe_schedule(found['schedule'], found['time_scale'])}"
     )
+    if found["insecure"]:
+        echo("tls       certificate NOT verified (--insecure)")
+    elif found["ca_file"]:
+        echo(f"tls       trusting the CA in {found['ca_file']} as well")
     if found["next_attempt_at"]:
         echo(f"next      {found['next_attempt_at']}")
     echo(f"event key {found['event_key']}  ({human_size(found['size'])})")

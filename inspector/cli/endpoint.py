@@ -1,6 +1,7 @@
 """``webhook-inspector endpoint``: show or change an endpoint's settings.
 
-It reads and writes the store directly; a running server picks the change up within a second.
+It reads and writes the store directly; a running server obeys the change from its next
+capture on (the store refuses a capture prepared with older settings: ``Store.write_as_of``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from inspector.cli.options import (
     parse_schedule,
 )
 from inspector.endpoints import EndpointSettings
+from inspector.outbound import check_ca_file
 from inspector.signatures import SCHEMES
 from inspector.store import endpoints
 
@@ -41,7 +43,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
         current = EndpointSettings.from_dict(stored)
         changes: dict[str, Any] = {}
         if args.reset:
-            current = EndpointSettings()
+            current = current.reset()  # the secrets it removes stay known to the doctor
         if args.secret:
             changes["secret"] = args.secret
         if args.no_secret:
@@ -51,6 +53,10 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
                 changes[key] = getattr(args, key)
         if args.enforce is not None:
             changes["enforce"] = args.enforce
+        if args.ca_file is not None:
+            changes["ca_file"] = check_ca_file(args.ca_file, "--ca-file")  # "" resets it
+        if args.insecure is not None:
+            changes["insecure"] = args.insecure
         hmac = {
             k: getattr(args, f"hmac_{k}")
             for k in ("header", "algorithm", "encoding", "prefix")
@@ -88,7 +94,7 @@ def register(sub: Any) -> None:
         "Show or change an endpoint's settings (secrets, scheme, response rules...).",
         "Show an endpoint's settings as JSON, or change them: signature secrets and scheme, "
         "enforcement, failure-mode rules, the expected retry schedule, forwarding. Writes the "
-        "store directly; a running server picks the change up within a second.",
+        "store directly; a running server obeys it from the very next capture.",
     )
     ep.add_argument("name", metavar="NAME", help="The endpoint (the E in /h/E).")
     ep.add_argument(
@@ -134,6 +140,17 @@ def register(sub: Any) -> None:
         "--forward-mode",
         choices=("mirror", "proxy"),
         help="mirror: answer the sender and send a copy; proxy: the sender gets the app's answer.",
+    )
+    ep.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="Also trust this CA (PEM) when forwarding or replaying to https:// ('' resets).",
+    )
+    ep.add_argument(
+        "--insecure",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Do not verify certificates when forwarding or replaying (marked on each one).",
     )
     ep.add_argument("--reset", action="store_true", help="Back to default settings first.")
     add_data_dir(ep)

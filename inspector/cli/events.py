@@ -1,5 +1,6 @@
 """``webhook-inspector events``: an endpoint's events and their retry timelines, judged
-against the expected schedule (straight from the store)."""
+against the expected schedule (straight from the store): the endpoint's, or for an event one
+of our own deliveries sent here, the (scaled) schedule that delivery kept."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from inspector.cli.options import (
 from inspector.cli.terminal import BLANK, echo, print_table
 from inspector.display import seconds
 from inspector.endpoints import EndpointSettings
-from inspector.store import attempts, endpoints
+from inspector.store import Store, attempts, deliveries, endpoints
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -32,15 +33,24 @@ def cmd_events(args: argparse.Namespace) -> int:
         tolerance = args.tolerance if args.tolerance is not None else settings.schedule_tolerance
         if not 0 <= tolerance <= 1:
             raise CliError(f"--tolerance: a fraction between 0 and 1, got {tolerance}.")
+        explicit = bool(args.schedule or args.wait_from)
+        expected = timeline.Expected(
+            schedule,
+            tolerance,
+            args.wait_from or settings.wait_from,
+            "query" if explicit else "endpoint",
+        )
         if args.key:
             summary = store.read_sync(attempts.event_summary, args.endpoint, args.key)
             if summary is None:
                 raise CliError(f"No event {args.key!r} at endpoint {args.endpoint!r}.")
             found = store.read_sync(attempts.event_attempts, args.endpoint, args.key)
-            report = timeline.timeline_report(summary, found, schedule, tolerance)
+            ours = {} if explicit else _ours(store, args.endpoint, [args.key])
+            report = timeline.timeline_report(summary, found, expected.of(ours.get(args.key)))
             print_timeline(report)
             return 0
         rows, by_key, _ = store.read_sync(attempts.list_events, args.endpoint, args.limit, None)
+        ours = {} if explicit else _ours(store, args.endpoint, [r["event_key"] for r in rows])
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -50,7 +60,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         return 0
     table = [["EVENT", "TYPE", "ATTEMPTS", "LAST", "VERDICT"]]
     for row in rows:
-        report = timeline.timeline_report(row, by_key[row["event_key"]], schedule, tolerance)
+        judged = expected.of(ours.get(row["event_key"]))
+        report = timeline.timeline_report(row, by_key[row["event_key"]], judged)
         last = report["attempt_list"][-1]
         table.append(
             [
@@ -65,9 +76,18 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ours(store: Store, endpoint: str, keys: list[str]) -> dict[str, timeline.SenderSchedule]:
+    """Events our own deliveries sent here: judged by the (scaled) schedule they kept."""
+    return store.read_sync(deliveries.sender_schedules, endpoint, keys)
+
+
 def print_timeline(report: timeline.TimelineReport) -> None:
     echo(f"event     {report['event_key']}  ({report['event_type'] or 'untyped'})")
-    echo(f"schedule  {', '.join(f'{s:g} s' for s in report['schedule'])}")
+    waits = ", ".join(f"{s:g} s" for s in report["schedule"])
+    echo(
+        f"schedule  {waits}, each from the failed attempt's {report['wait_from']}"
+        f" ({report['schedule_from']})"
+    )
     for attempt in report["attempt_list"]:
         status = attempt["status"] if attempt["status"] is not None else BLANK
         extra = ""
@@ -94,13 +114,20 @@ def register(sub: Any) -> None:
     ev.add_argument(
         "--schedule",
         metavar="SECONDS,...",
-        help="Expected retry schedule, e.g. 60,300,1800 (default: the endpoint's).",
+        help="Expected retry schedule, e.g. 60,300,1800 (default: the endpoint's; for an event "
+        "our own delivery sent, the scaled schedule it kept).",
     )
     ev.add_argument(
         "--tolerance",
         type=float,
         metavar="FRACTION",
         help="Allowed deviation from the schedule, e.g. 0.1 (default: the endpoint's).",
+    )
+    ev.add_argument(
+        "--wait-from",
+        choices=timeline.WAIT_FROM,
+        help="Whether each wait counts from the failed attempt's start or its end "
+        "(default: the endpoint's, end).",
     )
     ev.add_argument(
         "--limit",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from inspector import settings
+from inspector.outbound import TlsOptions, check_ca_file
 from inspector.settings import Option, Settings
 from inspector.signatures import SCHEMES
 from inspector.store import Store
@@ -39,6 +40,17 @@ def add_command(
         name, help=summary, description=description or summary
     )
     return parser
+
+
+def add_token(p: argparse.ArgumentParser) -> None:
+    """``--token``: sent as ``Authorization: Bearer`` to a server whose control routes ask
+    for one."""
+    p.add_argument(
+        "--token",
+        default=os.environ.get("WEBHOOK_INSPECTOR_TOKEN"),
+        metavar="T",
+        help="Bearer token for the server's API (default: $WEBHOOK_INSPECTOR_TOKEN).",
+    )
 
 
 # -- value types -------------------------------------------------------------------------------
@@ -166,6 +178,36 @@ def open_store(data_dir: Path, *, must_exist: bool = True, database: str | None 
             f"No store at {path} yet: start `webhook-inspector serve` and capture something."
         )
     return Store(path).open()
+
+
+# -- outgoing TLS (replay, send, check, endpoint) ----------------------------------------------
+
+INSECURE_WARNING = (
+    "WARNING: --insecure: the certificate of the https:// target is NOT verified; anyone on the "
+    "way could read and change what is sent."
+)
+
+
+def add_tls_options(p: argparse.ArgumentParser, target: str) -> None:
+    """``--ca-file`` and ``--insecure``: how an https:// ``target``'s certificate is checked."""
+    p.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help=f"Also trust the CA certificates in FILE (PEM) for an https:// {target}; by "
+        "default certificates must chain to a public CA (the inspector's own local CA is "
+        "trusted for this machine).",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help=f"Do not verify the {target}'s certificate at all (marked wherever it shows).",
+    )
+
+
+def tls_options(args: argparse.Namespace) -> TlsOptions:
+    """The ``TlsOptions`` of ``--ca-file``/``--insecure``; ``BadRequest`` for a CA file that
+    does not load."""
+    return TlsOptions(check_ca_file(args.ca_file, "--ca-file"), args.insecure)
 
 
 # -- signing (endpoint, sign, send, check) -----------------------------------------------------

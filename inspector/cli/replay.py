@@ -10,21 +10,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from inspector.cli.options import (
+    INSECURE_WARNING,
     SECRET_ENV,
     CliError,
     add_command,
     add_data_dir,
+    add_tls_options,
     int_in,
     open_store,
+    tls_options,
 )
 from inspector.cli.terminal import echo
 from inspector.endpoints import EndpointSettings
 from inspector.errors import BadRequest, InspectorError, NotFound
+from inspector.outbound import TlsOptions
 from inspector.replay import MAX_TIMEOUT, Replayer, ReplayOptions
+from inspector.settings import local_ca_file
 from inspector.store import Store, endpoints, replays, requests
 
 
@@ -35,29 +41,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError("--concurrency must be at least 1.")
     if not 0 < args.timeout <= MAX_TIMEOUT:
         raise CliError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds.")
+    tls = tls_options(args)
+    if tls.insecure:
+        echo(INSECURE_WARNING, file=sys.stderr, flush=True)
     store = open_store(args.data_dir, database=args.database)
     store.start()  # the writer thread: replays are recorded from the event loop
     try:
-        return asyncio.run(_replay_all(store, args))
+        return asyncio.run(_replay_all(store, args, tls))
     finally:
         store.close()
 
 
-async def _replay_all(store: Store, args: argparse.Namespace) -> int:
+async def _replay_all(store: Store, args: argparse.Namespace, tls: TlsOptions) -> int:
     ids: list[int] = list(args.ids)
     if args.endpoint:
         ids += await store.read(replays.endpoint_ids, args.endpoint)
         if not ids:
             raise CliError(f"No requests for {args.endpoint}.")
     secret = args.secret or os.environ.get(SECRET_ENV) or None
-    engine = Replayer(store, timeout=args.timeout)
+    # Trusted for targets on this machine: the local CA of `serve --https` on this data dir.
+    engine = Replayer(store, timeout=args.timeout, own_ca=local_ca_file(args.data_dir))
+    given = tls if tls.ca_file or tls.insecure else None
     remembered: set[str] = set()
     slots = asyncio.Semaphore(args.concurrency)
 
     async def one(request_id: int) -> bool:
         async with slots:
             try:
-                return await _replay_one(engine, request_id, args, secret, remembered)
+                return await _replay_one(engine, request_id, args, secret, remembered, given)
             except InspectorError as exc:
                 echo(f"#{request_id}  error: {exc.detail}", flush=True)
                 return False
@@ -81,6 +92,7 @@ async def _replay_one(
     args: argparse.Namespace,
     secret: str | None,
     remembered: set[str],
+    tls: TlsOptions | None,
 ) -> bool:
     store = engine.store
     detail = await store.read(requests.get_request, request_id)
@@ -92,8 +104,8 @@ async def _replay_one(
     url = args.to or settings.replay_to
     if not url:
         raise BadRequest(f"give --to URL (nothing remembered for endpoint {name} yet).")
-    options = ReplayOptions(url=url, resign=args.resign, timeout=args.timeout)
-    result = await engine.replay(detail, options, settings.signature_config(secret))
+    options = ReplayOptions(url=url, resign=args.resign, timeout=args.timeout, tls=tls)
+    result = await engine.replay(detail, options, settings.signature_config(secret), settings.tls)
     if url != settings.replay_to and name not in remembered:
         remembered.add(name)
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -104,7 +116,12 @@ async def _replay_one(
         echo(f"{shown}  ->  {result['error']}", flush=True)
         return False
     status = result["status"]
-    echo(f"{shown}  ->  {status}  ({result['elapsed_ms']:.1f} ms)", flush=True)
+    how = [f"{result['elapsed_ms']:.1f} ms"]
+    if result["tls"]:
+        how.append(result["tls"])
+    if result["insecure"]:
+        how.append("certificate NOT verified (--insecure)")
+    echo(f"{shown}  ->  {status}  ({', '.join(how)})", flush=True)
     return bool(status is not None and status < 400)
 
 
@@ -149,5 +166,6 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="Seconds to wait for each answer (default: %(default)s).",
     )
+    add_tls_options(rep, "target")
     add_data_dir(rep)
     rep.set_defaults(func=cmd_replay)

@@ -18,14 +18,22 @@ import httpx
 
 from inspector import catalog, sender, timeline
 from inspector.cli.options import (
+    INSECURE_WARNING,
     CliError,
     add_command,
     add_data_dir,
     add_signing,
+    add_tls_options,
+    add_token,
     open_store,
     signing_secret,
+    tls_options,
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
+from inspector.client import Client
+from inspector.errors import InspectorError
+from inspector.settings import local_ca_file
+from inspector.shapes import CreatedDelivery
 from inspector.store import Store, deliveries, is_database_url
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
@@ -55,6 +63,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     if body is not None and args.set:
         raise CliError("--set edits generated bodies; a --body is sent byte-exact as it is.")
     overrides = [catalog.parse_set(text) for text in args.set or []]
+    tls = tls_options(args)
+    if tls.insecure:
+        echo(INSECURE_WARNING, file=sys.stderr, flush=True)
     wanted = sender.prepare(
         args.event,
         args.to,
@@ -66,9 +77,14 @@ def cmd_send(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         time_scale=args.time_scale,
         headers=_header_pairs(args.header),
+        ca_file=tls.ca_file,
+        insecure=tls.insecure,
+        wait_from=args.wait_from,
     )
     if not args.wait:
-        handed = hand_over(args.server, wanted, args.database or args.data_dir / "inspector.db")
+        handed = hand_over(
+            args.server, wanted, args.database or args.data_dir / "inspector.db", args.token
+        )
         if handed is not None:
             echo(
                 f"delivery #{handed['id']} ({wanted.event} -> {wanted.url}) handed to the "
@@ -82,8 +98,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def hand_over(
-    server: str, wanted: sender.DeliveryRequest, location: Path | str
-) -> dict[str, Any] | None:
+    server: str, wanted: sender.DeliveryRequest, location: Path | str, token: str | None = None
+) -> CreatedDelivery | None:
     """POST the delivery to a server using the store at ``location``; None (and why, on
     stderr) if none."""
     base = server.rstrip("/")
@@ -93,10 +109,10 @@ def hand_over(
         _note("the body is not UTF-8, which the API cannot carry: sending from this process.")
         return None
     try:
-        with httpx.Client(base_url=base, timeout=5, trust_env=False) as client:
-            probe = client.get("/api/deliveries", params={"limit": 1})
-            store = probe.json().get("store") if probe.status_code == 200 else None
-            if store is None:
+        with Client(base, token=token, timeout=5) as client:
+            try:
+                store = client.deliveries(limit=1)["store"]
+            except (InspectorError, KeyError, TypeError, ValueError):
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
                 return None
             if not same_store(store, location):
@@ -106,31 +122,28 @@ def hand_over(
                     " over)."
                 )
                 return None
-            response = client.post(
-                "/api/deliveries",
-                json={
-                    "event": wanted.event,
-                    "url": wanted.url,
-                    "secret": wanted.secret,
-                    "body": text,
-                    "scheme": wanted.scheme,
-                    "schedule": list(wanted.schedule),
-                    "timeout": wanted.timeout,
-                    "time_scale": wanted.time_scale,
-                    "headers": [list(h) for h in wanted.headers],
-                },
-            )
-    except (httpx.HTTPError, ValueError):
+            try:
+                return client.deliver(
+                    event=wanted.event,
+                    url=wanted.url,
+                    secret=wanted.secret,
+                    body=text,
+                    scheme=wanted.scheme,
+                    schedule=list(wanted.schedule),
+                    timeout=wanted.timeout,
+                    time_scale=wanted.time_scale,
+                    wait_from=wanted.wait_from,
+                    headers=list(wanted.headers),
+                    ca_file=wanted.ca_file,
+                    insecure=wanted.insecure,
+                )
+            except InspectorError as exc:
+                raise CliError(
+                    f"The server refused the delivery ({exc.status}): {exc.detail}"
+                ) from None
+    except httpx.HTTPError:
         _note(f"no inspector is answering at {base}: sending from this process instead.")
         return None
-    if response.status_code != 201:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise CliError(f"The server refused the delivery ({response.status_code}): {detail}")
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def _note(text: str) -> None:
@@ -149,7 +162,7 @@ async def send_and_wait(
 ) -> int:
     """Run the engine here until the delivery succeeds (0) or fails (1), printing attempts."""
     store = open_store(data_dir, must_exist=False, database=database)
-    engine = sender.Dispatcher(store, carrier=sender.cli_carrier())
+    engine = sender.Dispatcher(store, carrier=sender.cli_carrier(), own_ca=local_ca_file(data_dir))
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()
 
@@ -169,9 +182,13 @@ async def send_and_wait(
         echo(f"delivery #{created['id']}: {wanted.event} -> {wanted.url}")
         echo(
             f"  {wanted.scheme} signature, timeout {wanted.timeout:g} s, "
-            f"{sender.describe_schedule(wanted.schedule, wanted.time_scale)}",
+            f"{sender.describe_schedule(wanted.schedule, wanted.time_scale, wanted.wait_from)}",
             flush=True,
         )
+        if wanted.insecure:
+            echo("  certificate NOT verified (--insecure)", flush=True)
+        elif wanted.ca_file:
+            echo(f"  trusting the CA in {wanted.ca_file} as well", flush=True)
         outcome = await finished
     except asyncio.CancelledError:
         await engine.stop()
@@ -193,14 +210,19 @@ async def send_and_wait(
 def _attempt_line(item: deliveries.DeliveryItem, attempt: deliveries.AttemptItem) -> str:
     number, total = attempt["attempt"], item["max_attempts"]
     if attempt["status"] is None:
-        answer = attempt["error"]
+        answer = attempt["error"] or "no answer"
     else:
         answer = f"{attempt['status']} in {attempt['elapsed_ms']:.0f} ms"
         if attempt["error"]:
             answer += f" ({attempt['error']})"
+    if item["insecure"] and item["url"].startswith("https://"):
+        answer += "  (certificate NOT verified)"
     line = f"  attempt {number}/{total}  {attempt['sent_at'][11:23]}  {answer}"
     if item["state"] == "pending" and item["next_attempt_ts"] is not None:
-        wait = item["next_attempt_ts"] - attempt["sent_ts"]
+        since = attempt["sent_ts"]  # the wait counts from the attempt's start, or its end
+        if item["wait_from"] == "end":
+            since += (attempt["elapsed_ms"] or 0.0) / 1000
+        wait = item["next_attempt_ts"] - since
         line += f"  -> retry {number} in {wait:.3g} s"
     return line
 
@@ -254,6 +276,13 @@ def register(sub: Any) -> None:
         help="Multiply every retry wait by F (0.01 turns 1/5/30 min into 0.6/3/18 s).",
     )
     send.add_argument(
+        "--wait-from",
+        choices=timeline.WAIT_FROM,
+        default=timeline.DEFAULT_WAIT_FROM,
+        help="Count each retry wait from the failed attempt's start or its end (its answer or "
+        "timeout), as the platform's document reads (default: %(default)s).",
+    )
+    send.add_argument(
         "--wait",
         action="store_true",
         help="Send from this process and wait for success or failure (exit 0 or 1).",
@@ -264,5 +293,7 @@ def register(sub: Any) -> None:
         metavar="URL",
         help="Inspector to hand the delivery to without --wait (default: %(default)s).",
     )
+    add_tls_options(send, "receiver")
+    add_token(send)
     add_data_dir(send)
     send.set_defaults(func=cmd_send)

@@ -101,7 +101,9 @@ def signature_lines(sig: Mapping[str, Any]) -> list[str]:
     if sig.get("reason"):
         line += f": {sig['reason']}"
     lines = [line]
-    if sig.get("diagnosis"):
+    if sig.get("doctor") == "pending":
+        lines.append("          doctor: not run yet (a running server runs it after answering)")
+    elif sig.get("diagnosis"):
         lines.append(f"          doctor: {sig['diagnosis']}")
     return lines
 

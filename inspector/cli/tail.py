@@ -10,51 +10,24 @@ header cannot move the cursor or recolour the screen.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import httpx
 
-from inspector.cli.options import CliError, add_command, int_in
+from inspector.cli.options import CliError, add_command, add_token, int_in
 from inspector.cli.terminal import BLANK, answer, safe, stop_on_ctrl_c
+from inspector.client import Client, ServerEvent, parse_sse
 from inspector.display import human_size
+from inspector.errors import InspectorError
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_BACKOFF = 5.0
-# Pings come every 15 s; a silent stream for this long is a dead connection.
-READ_TIMEOUT = 45.0
-
-
-@dataclass
-class Event:
-    event: str
-    id: str | None
-    data: str
-
-
-def parse_sse(lines: Iterable[str]) -> Iterator[Event]:
-    """Server-sent events from a stream's lines (comments and unknown fields skipped)."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield Event(fields.get("event", "message"), fields.get("id"), "\n".join(data))
-            fields, data = {}, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name in ("event", "id"):
-            fields[name] = value
+__all__ = ["describe", "follow", "parse_sse", "register", "request_line"]
 
 
 def clock(received_at: str) -> str:
@@ -94,7 +67,7 @@ def request_line(item: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def describe(event: Event) -> str | None:
+def describe(event: ServerEvent) -> str | None:
     """The line to print for an event, or None (ready, unknown kinds)."""
     try:
         data = json.loads(event.data)
@@ -119,6 +92,7 @@ def follow(
     out: TextIO,
     err: TextIO,
     *,
+    token: str | None = None,
     max_backoff: float = MAX_BACKOFF,
 ) -> None:
     """Print the stream for ever, reconnecting from the last request id seen."""
@@ -127,38 +101,36 @@ def follow(
     connected_once = False
     down_since: float | None = None
     params = {"endpoint": endpoint} if endpoint else {}
-    timeout = httpx.Timeout(10, read=READ_TIMEOUT)
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+    with Client(url, token=token) as client:
         while True:
-            headers = {"accept": "text/event-stream"}
-            if cursor is not None:
-                headers["last-event-id"] = str(cursor)
             try:
-                with client.stream("GET", "/api/stream", params=params, headers=headers) as resp:
-                    if resp.status_code != 200:
-                        resp.read()
-                        raise CliError(f"{url} answered {resp.status_code}: {_detail(resp)}")
-                    if down_since is not None:
-                        print(f"tail: reconnected to {url}", file=err, flush=True)
-                    elif not connected_once:
-                        what = f"endpoint {endpoint}" if endpoint else "every endpoint"
-                        print(f"tail: following {what} at {url} (Ctrl-C to stop)", file=err)
-                        err.flush()
-                    connected_once, down_since, backoff = True, None, 0.25
-                    for event in parse_sse(resp.iter_lines()):
-                        if event.id is not None and event.id.isdigit():
-                            cursor = int(event.id)
-                        if event.event == "resync":
-                            cursor = _resync(event, err)
-                            backoff = 0.0
-                            break
-                        line = describe(event)
-                        if line is not None:
-                            print(line, file=out, flush=True)
-                    else:  # a clean end: the server is shutting down
-                        down_since = time.monotonic()
-                        print(f"tail: {url} closed the stream; reconnecting…", file=err)
-                        err.flush()
+                events = client.stream("/api/stream", last_event_id=cursor, **params)
+                try:
+                    first = next(events, None)
+                except InspectorError as exc:
+                    raise CliError(f"{url} answered {exc.status}: {exc.detail}") from None
+                if down_since is not None:
+                    print(f"tail: reconnected to {url}", file=err, flush=True)
+                elif not connected_once:
+                    what = f"endpoint {endpoint}" if endpoint else "every endpoint"
+                    print(f"tail: following {what} at {url} (Ctrl-C to stop)", file=err)
+                    err.flush()
+                connected_once, down_since, backoff = True, None, 0.25
+                for event in itertools.chain([first] if first else [], events):
+                    if event.id is not None and event.id.isdigit():
+                        cursor = int(event.id)
+                    if event.event == "resync":
+                        cursor = _resync(event, err)
+                        backoff = 0.0
+                        break
+                    line = describe(event)
+                    if line is not None:
+                        print(line, file=out, flush=True)
+                else:  # a clean end: the server is shutting down
+                    down_since = time.monotonic()
+                    print(f"tail: {url} closed the stream; reconnecting…", file=err)
+                    err.flush()
+                events.close()
             except httpx.TransportError as exc:
                 if down_since is None:
                     down_since = time.monotonic()
@@ -168,7 +140,7 @@ def follow(
             backoff = min(max(backoff * 2, 0.25), max_backoff)
 
 
-def _resync(event: Event, err: TextIO) -> int | None:
+def _resync(event: ServerEvent, err: TextIO) -> int | None:
     data = json.loads(event.data)
     if data.get("reason") == "behind":
         print("tail: fell behind; catching up from the store", file=err, flush=True)
@@ -178,17 +150,10 @@ def _resync(event: Event, err: TextIO) -> int | None:
     return None
 
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["detail"])
-    except (ValueError, KeyError, TypeError):
-        return response.text[:200]
-
-
 def cmd_tail(args: argparse.Namespace) -> int:
     stop_on_ctrl_c()
     try:
-        follow(args.url, args.endpoint, args.after, sys.stdout, sys.stderr)
+        follow(args.url, args.endpoint, args.after, sys.stdout, sys.stderr, token=args.token)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -216,4 +181,5 @@ def register(sub: Any) -> None:
         metavar="ID",
         help="First print every stored request after this id, then follow.",
     )
+    add_token(tail)
     tail.set_defaults(func=cmd_tail)

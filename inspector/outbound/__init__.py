@@ -11,18 +11,30 @@ and the receiver check (``inspector.check``) all send with it:
 * ``guard`` — where a request may go: ``parse_target`` refuses link-local and cloud-metadata
   hosts in every spelling; ``GuardedBackend`` resolves, checks and pins the address it
   connects to.
-* ``transport`` — ``open_client``, the one place outbound clients (and, later, their TLS
-  settings) are made; ``GuardedTransport`` sends the raw request-target; ``exact_request``
-  builds a request that goes on the wire exactly as given.
+* ``transport`` — ``open_client``, the one place outbound clients are made (with their TLS
+  settings: a pool and an SSL context per ``TlsOptions``); ``GuardedTransport`` sends the raw
+  request-target; ``exact_request`` builds a request that goes on the wire exactly as given.
+* ``trust`` — which certificates are trusted: ``TlsOptions`` (``ca_file``, ``insecure``),
+  the SSL contexts made from them, the local CA trusted for targets on this machine.
 * ``exchange`` — ``send``: one exchange within a timeout, the answer read up to a cap, the
   result an ``Exchange``.
-* ``failure`` — ``describe``: one sentence per kind of failure, the same for every caller.
+* ``failure`` — ``describe``: one sentence per kind of failure, the same for every caller;
+  a TLS failure names its cause and what to do (``tls_failure``).
 """
 
 from __future__ import annotations
 
 from inspector.outbound.exchange import Exchange, read_capped, send
-from inspector.outbound.failure import BROKEN, Failure, Kind, describe, redirect, too_large, where
+from inspector.outbound.failure import (
+    BROKEN,
+    Failure,
+    Kind,
+    describe,
+    redirect,
+    tls_failure,
+    too_large,
+    where,
+)
 from inspector.outbound.guard import (
     MAX_URL,
     GuardedBackend,
@@ -37,12 +49,24 @@ from inspector.outbound.guard import (
     refusal,
     resolve_host,
 )
-from inspector.outbound.transport import TARGET, GuardedTransport, exact_request, open_client
+from inspector.outbound.transport import TARGET, TLS, GuardedTransport, exact_request, open_client
+from inspector.outbound.trust import (
+    VERIFY,
+    CaFileError,
+    TlsOptions,
+    check_ca_file,
+    check_insecure,
+    client_context,
+    self_target,
+)
 
 __all__ = [
     "BROKEN",
     "MAX_URL",
     "TARGET",
+    "TLS",
+    "VERIFY",
+    "CaFileError",
     "Exchange",
     "Failure",
     "GuardedBackend",
@@ -51,7 +75,11 @@ __all__ = [
     "NameNotResolved",
     "Resolver",
     "TargetRefused",
+    "TlsOptions",
     "address_refusal",
+    "check_ca_file",
+    "check_insecure",
+    "client_context",
     "describe",
     "embedded_ipv4",
     "exact_request",
@@ -63,7 +91,9 @@ __all__ = [
     "redirect",
     "refusal",
     "resolve_host",
+    "self_target",
     "send",
+    "tls_failure",
     "too_large",
     "where",
 ]

@@ -12,6 +12,8 @@ import httpx
 
 from inspector.capture import text_pairs, utc_timestamp
 from inspector.outbound.failure import Failure, describe, redirect, too_large, where
+from inspector.outbound.transport import TLS
+from inspector.outbound.trust import TlsOptions
 
 log = logging.getLogger("inspector.outbound")
 
@@ -28,6 +30,7 @@ class Exchange:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     truncated: bool = False  # the answer had more than the ``cap`` bytes read
+    tls: str | None = None  # the TLS version of an https:// exchange ("TLSv1.3")
 
     @property
     def error(self) -> str | None:
@@ -57,6 +60,7 @@ async def send(
     decoded: bool = False,
     whole: bool = False,
     redirects_fail: bool = False,
+    tls: TlsOptions | None = None,
 ) -> Exchange:
     """Send ``request`` through ``client`` (from ``open_client``) and read at most ``cap``
     bytes of the answer. Never raises for network trouble: that is the exchange's failure.
@@ -65,11 +69,15 @@ async def send(
     ``timeout``; the rest of a larger body is not read. ``decoded`` undoes Content-Encoding
     (for a log a person reads); otherwise the body is the bytes on the wire (for relaying and
     replay records). ``whole``: an answer over ``cap`` is a failure (a proxy cannot relay
-    part of one). ``redirects_fail``: a 3xx is a failure (the platform's rule).
+    part of one). ``redirects_fail``: a 3xx is a failure (the platform's rule). ``tls``: how
+    an https:// target's certificate is checked, when not the client's default.
     """
     exchange = Exchange(sent_ts=time.time())
     target = where(request.url)
-    request.extensions = {**request.extensions, "timeout": httpx.Timeout(timeout).as_dict()}
+    extensions = {**request.extensions, "timeout": httpx.Timeout(timeout).as_dict()}
+    if tls is not None:
+        extensions[TLS] = tls
+    request.extensions = extensions
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
@@ -77,6 +85,8 @@ async def send(
             try:
                 exchange.status = response.status_code
                 exchange.headers = text_pairs(response.headers.raw)
+                if request.url.scheme == "https":
+                    exchange.tls = _tls_version(response)
                 exchange.body, exchange.truncated = await read_capped(
                     response, cap, decoded=decoded
                 )
@@ -93,6 +103,13 @@ async def send(
         elif redirects_fail and 300 <= exchange.status < 400:
             exchange.failure = redirect(exchange.headers)
     return exchange
+
+
+def _tls_version(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    version = ssl_object.version() if ssl_object is not None else None
+    return str(version) if version else None
 
 
 async def read_capped(response: httpx.Response, cap: int, *, decoded: bool) -> tuple[bytes, bool]:

@@ -21,6 +21,7 @@ import httpx
 
 from inspector.capture import CapturedRequest
 from inspector.errors import BadRequest
+from inspector.outbound.trust import TlsOptions, check_ca_file, check_insecure
 from inspector.signatures import SignatureConfig, detect_scheme, sign
 from inspector.signatures.registry import get as get_scheme
 
@@ -228,6 +229,7 @@ class ReplayOptions:
     body: bytes | None = None
     method: str | None = None
     timeout: float | None = None
+    tls: TlsOptions | None = None  # None: the endpoint's, else the server's
 
     @classmethod
     def from_json(cls, data: Any) -> ReplayOptions:
@@ -236,6 +238,7 @@ class ReplayOptions:
         if not isinstance(data, Mapping):
             raise BadRequest("The replay body must be a JSON object.")
         known = {"url", "resign", "headers", "body_base64", "body_text", "method", "timeout"}
+        known |= {"ca_file", "insecure"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise BadRequest(f"Unknown replay field(s): {', '.join(unknown)}.")
@@ -264,7 +267,15 @@ class ReplayOptions:
             body=body,
             method=parse_method(data.get("method")),
             timeout=parse_timeout(data.get("timeout")),
+            tls=parse_tls(data),
         )
+
+
+def parse_tls(data: Mapping[str, Any]) -> TlsOptions | None:
+    """``ca_file`` and ``insecure`` of a replay, if it names either."""
+    if data.get("ca_file") is None and data.get("insecure") is None:
+        return None
+    return TlsOptions(check_ca_file(data.get("ca_file")), check_insecure(data.get("insecure")))
 
 
 def parse_method(value: Any) -> str | None:

@@ -10,6 +10,11 @@ up to ``max_relay``). Network trouble never raises: it is the exchange's ``error
 
 Mirror and proxy add ``Via: 1.1 webhook-inspector-<id>``; a capture that carries this
 engine's own token came back from one of its forwards and is not forwarded again.
+
+Certificates of https:// targets are verified. What to trust comes from, first to last: the
+replay's own options (``ca_file``, ``insecure``), the endpoint's settings, the engine's
+``trust`` (``serve --ca-file``/``--insecure``); the local CA is trusted for this machine. An
+exchange sent without verification is recorded as ``insecure``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import secrets as _random
 import time
 from collections.abc import Awaitable, Mapping
+from pathlib import Path
 from typing import Any
 
 from inspector.broadcast import Broadcaster
@@ -27,9 +33,11 @@ from inspector.capture import CapturedRequest, ResponseRecord, utc_timestamp
 from inspector.endpoints import Endpoint
 from inspector.errors import BadRequest, InspectorError
 from inspector.outbound import (
+    VERIFY,
     Exchange,
     GuardedBackend,
     Resolver,
+    TlsOptions,
     exact_request,
     open_client,
     parse_target,
@@ -43,6 +51,7 @@ from inspector.replay.rebuild import (
     build_request,
     relay_headers,
 )
+from inspector.shapes import ReplayResult
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
 
@@ -73,14 +82,17 @@ class Replayer:
         concurrency: int = 8,
         max_pending: int = 256,
         resolve: Resolver | None = None,
+        trust: TlsOptions = VERIFY,
+        own_ca: Path | None = None,
     ) -> None:
         self.store = store
         self.timeout = timeout
         self.hub = hub
         self.max_relay = max_relay
         self.max_pending = max_pending
+        self.trust = trust
         self.backend = GuardedBackend(resolve)
-        self.client = open_client(keepalive=8, backend=self.backend)
+        self.client = open_client(keepalive=8, backend=self.backend, trust=trust, own_ca=own_ca)
         # Added to mirrored and proxied requests; seeing our own marks a forwarding loop.
         self.via = f"1.1 webhook-inspector-{_random.token_hex(4)}"
         self._slots = asyncio.Semaphore(concurrency)
@@ -104,12 +116,23 @@ class Replayer:
         timeout: float | None = None,
         cap: int = RESPONSE_CAP,
         whole: bool = False,
+        tls: TlsOptions | None = None,
     ) -> Exchange:
         """Send ``out`` exactly; read at most ``cap`` body bytes (``whole``: an answer over
-        ``cap`` is a failure). Never raises for network trouble."""
+        ``cap`` is a failure). ``tls``: how the target's certificate is checked (default: the
+        engine's ``trust``). Never raises for network trouble."""
         request = exact_request(out.method, out.base, out.target, out.headers, out.body)
         limit = self.timeout if timeout is None else timeout
-        return await send(self.client, request, timeout=limit, cap=cap, whole=whole)
+        return await send(self.client, request, timeout=limit, cap=cap, whole=whole, tls=tls)
+
+    def tls_for(self, *choices: TlsOptions | None) -> TlsOptions:
+        """The TLS options that apply: each of ``choices`` (the most specific first) falls
+        back on the next, and the last on the engine's ``trust``."""
+        options = self.trust
+        for choice in reversed(choices):
+            if choice is not None:
+                options = choice.merged(options)
+        return options
 
     async def record(
         self,
@@ -119,8 +142,10 @@ class Replayer:
         exchange: Exchange,
         *,
         publish: bool = True,
-    ) -> dict[str, Any]:
+        tls: TlsOptions = VERIFY,
+    ) -> ReplayResult:
         """Store the exchange, tell the page, and return it as the API shows it."""
+        insecure = tls.insecure and out.base.scheme == "https"
         rec = replays.ReplayRecord(
             request_id=request_id,
             kind=kind,
@@ -135,6 +160,7 @@ class Replayer:
             response_headers=exchange.headers,
             response_body=exchange.body,
             response_truncated=exchange.truncated,
+            insecure=insecure,
         )
         replay_id = await self.store.write(replays.insert_replay, rec)
         if publish and self.hub is not None and self.hub.has_subscribers:
@@ -158,6 +184,8 @@ class Replayer:
             "request_headers": out.headers,
             "headers": exchange.headers,
             "body_base64": base64.b64encode(body).decode("ascii"),
+            "tls": exchange.tls,
+            "insecure": insecure,
         }
 
     # -- replay ----------------------------------------------------------------------------
@@ -167,11 +195,13 @@ class Replayer:
         detail: Mapping[str, Any],
         options: ReplayOptions,
         signature: SignatureConfig | None,
-    ) -> dict[str, Any]:
+        endpoint_tls: TlsOptions | None = None,
+    ) -> ReplayResult:
         """Replay a stored request (``captures.get_request``'s shape) to ``options.url``.
 
-        ``signature`` is the endpoint's config, needed for ``resign``. Raises ``BadRequest``
-        / ``TargetRefused`` before sending; network trouble is reported in the result.
+        ``signature`` is the endpoint's config, needed for ``resign``; ``endpoint_tls`` its
+        TLS options (``options.tls`` wins over them). Raises ``BadRequest`` /
+        ``TargetRefused`` before sending; network trouble is reported in the result.
         """
         base = parse_target(options.url)
         source = Source.from_detail(detail)
@@ -191,8 +221,9 @@ class Replayer:
             body=options.body,
             signature=signature if options.resign else None,
         )
-        exchange = await self.send(out, timeout=options.timeout)
-        return await self.record(detail["id"], "replay", out, exchange)
+        tls = self.tls_for(options.tls, endpoint_tls)
+        exchange = await self.send(out, timeout=options.timeout, tls=tls)
+        return await self.record(detail["id"], "replay", out, exchange, tls=tls)
 
     # -- mirror and proxy ------------------------------------------------------------------
 
@@ -226,7 +257,7 @@ class Replayer:
             error = f"not forwarded: {len(self._tasks)} forwards already pending"
             self._spawn(self._record_unsent(request_id, "mirror", settings.forward_to, rec, error))
             return
-        self._spawn(self._mirror(settings.forward_to, rec, request_id))
+        self._spawn(self._mirror(settings.forward_to, rec, request_id, self.tls_for(settings.tls)))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def guarded() -> None:
@@ -239,15 +270,17 @@ class Replayer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _mirror(self, url: str, rec: CapturedRequest, request_id: int) -> None:
+    async def _mirror(
+        self, url: str, rec: CapturedRequest, request_id: int, tls: TlsOptions
+    ) -> None:
         try:
             out = self._forward_request(url, rec)
         except InspectorError as exc:
             await self._record_unsent(request_id, "mirror", url, rec, str(exc.detail))
             return
         async with self._slots:
-            exchange = await self.send(out)
-        await self.record(request_id, "mirror", out, exchange)
+            exchange = await self.send(out, tls=tls)
+        await self.record(request_id, "mirror", out, exchange, tls=tls)
 
     async def proxy(
         self, endpoint: Endpoint, rec: CapturedRequest, request_id: int
@@ -262,8 +295,9 @@ class Replayer:
             await self._record_unsent(request_id, "proxy", url, rec, str(exc.detail))
             status = 508 if exc.error == "loop" else 502
             return plain(status, f"Bad gateway: {exc.detail}\n")
-        exchange = await self.send(out, cap=self.max_relay, whole=True)
-        await self.record(request_id, "proxy", out, exchange, publish=False)
+        tls = self.tls_for(endpoint.settings.tls)
+        exchange = await self.send(out, cap=self.max_relay, whole=True, tls=tls)
+        await self.record(request_id, "proxy", out, exchange, publish=False, tls=tls)
         if exchange.error is not None or exchange.status is None:
             status = 504 if exchange.timed_out else 502
             return plain(status, f"Bad gateway: forwarding to {url} failed: {exchange.error}\n")

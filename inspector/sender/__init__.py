@@ -20,10 +20,12 @@ A delivery, as the platform makes it:
   the whole exchange must finish within ``timeout`` (30 s). Redirects are not followed.
 * 2xx is success. Any other status, a timeout, a connection error or a redirect is a
   failure, retried after each wait of ``schedule`` (60, 300, 1800 s), each multiplied by
-  ``time_scale``; after the last retry fails the delivery is ``failed``. Waits are measured
-  between attempt *starts* — the spacing a receiver sees and ``events.build_timeline``
-  judges — so a retry whose wait has already passed (a slow failure under a small time
-  scale) goes at once.
+  ``time_scale``; after the last retry fails the delivery is ``failed``. Each wait counts
+  from the failed attempt's *end* (its answer, or its timeout) by default — the platform's
+  document retries "N minutes after" the receiver answered non-2xx — or from its *start*
+  (``wait_from="start"``), when a slow failure shortens the wait (and one whose wait has
+  already passed under a small time scale goes at once). ``timeline.build_timeline``
+  judges a capture's retries the same way.
 * Every attempt sends the same bytes; only timestamped schemes (Stripe, Slack, Standard
   Webhooks) sign again, and Standard Webhooks keeps one ``webhook-id`` for all attempts.
 

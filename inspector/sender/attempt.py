@@ -4,11 +4,12 @@ platform would, and log it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 
 from inspector import __version__
-from inspector.outbound import Exchange, Resolver, open_client, send
+from inspector.outbound import Exchange, Resolver, TlsOptions, open_client, send
 from inspector.sender.delivery import DEFAULT_TIMEOUT
 from inspector.signatures import sign
 from inspector.store import deliveries
@@ -17,10 +18,15 @@ RESPONSE_CAP = 64 * 1024  # response bytes kept per attempt
 USER_AGENT = f"webhook-inspector/{__version__} (platform sender)"
 
 
-def make_client(resolve: Resolver | None = None) -> httpx.AsyncClient:
+def make_client(
+    resolve: Resolver | None = None, *, own_ca: Path | None = None
+) -> httpx.AsyncClient:
     """The platform's HTTP client: ``outbound.open_client`` with a fresh connection per
-    attempt (as separate deliveries would be) and the sender's User-Agent."""
-    return open_client(keepalive=0, headers={"user-agent": USER_AGENT}, resolve=resolve)
+    attempt (as separate deliveries would be) and the sender's User-Agent. ``own_ca``: the
+    inspector's local CA, trusted for receivers on this machine."""
+    return open_client(
+        keepalive=0, headers={"user-agent": USER_AGENT}, resolve=resolve, own_ca=own_ca
+    )
 
 
 def signed_headers(
@@ -44,16 +50,25 @@ async def send_once(
     body: bytes,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    tls: TlsOptions | None = None,
 ) -> Exchange:
     """POST ``body`` once and judge the answer; never raises for network trouble.
 
     The whole exchange (connect, send, response, up to ``RESPONSE_CAP`` bytes of the decoded
     body) must finish within ``timeout``; the rest of a large response is not read. A 3xx
     is a failure (redirects are not followed); ``Exchange.ok`` is the platform's success.
+    ``tls`` says how an https:// receiver's certificate is checked (default: verified
+    against the public CAs; see ``outbound.TlsOptions``).
     """
     request = client.build_request("POST", url, content=body, headers=list(headers))
     return await send(
-        client, request, timeout=timeout, cap=RESPONSE_CAP, decoded=True, redirects_fail=True
+        client,
+        request,
+        timeout=timeout,
+        cap=RESPONSE_CAP,
+        decoded=True,
+        redirects_fail=True,
+        tls=tls,
     )
 
 

@@ -13,7 +13,7 @@ import httpx
 
 from inspector import catalog, timeline
 from inspector.errors import BadRequest
-from inspector.outbound import parse_target
+from inspector.outbound import TlsOptions, check_ca_file, check_insecure, parse_target
 from inspector.signatures import SCHEMES
 
 DEFAULT_TIMEOUT = 30.0
@@ -39,6 +39,13 @@ class DeliveryRequest:
     timeout: float = DEFAULT_TIMEOUT
     time_scale: float = 1.0
     headers: tuple[tuple[str, str], ...] = ()
+    ca_file: str | None = None  # also trust this CA (PEM) for an https:// receiver
+    insecure: bool = False  # do not verify the receiver's certificate (marked in the log)
+    wait_from: str = timeline.DEFAULT_WAIT_FROM  # each wait counts from the attempt's start/end
+
+    @property
+    def tls(self) -> TlsOptions:
+        return TlsOptions(self.ca_file, self.insecure)
 
 
 def prepare(
@@ -53,13 +60,18 @@ def prepare(
     timeout: Any = DEFAULT_TIMEOUT,
     time_scale: Any = 1.0,
     headers: Any = (),
+    ca_file: Any = None,
+    insecure: Any = False,
+    wait_from: Any = timeline.DEFAULT_WAIT_FROM,
 ) -> DeliveryRequest:
     """Validate what the CLI or the API asked for; ``BadRequest`` says what is wrong.
 
     Without ``body`` the event's catalog sample is generated (``overrides`` applied) and
     ``event`` must be one of the four types. With ``body`` (bytes, or text sent as UTF-8)
     the bytes are sent as they are; ``event`` then only labels the log and defaults to the
-    body's own ``"event"`` field.
+    body's own ``"event"`` field. ``ca_file`` (a PEM file of CA certificates, trusted as
+    well) and ``insecure`` (verify nothing) say how an https:// receiver's certificate is
+    checked; by default it must chain to a public CA.
     """
     if body is not None:
         if overrides:
@@ -86,6 +98,9 @@ def prepare(
         timeout=_number("timeout", timeout, 0.0, MAX_TIMEOUT),
         time_scale=_number("time_scale", time_scale, 0.0, MAX_TIME_SCALE),
         headers=check_headers(headers),
+        ca_file=check_ca_file(ca_file),
+        insecure=check_insecure(insecure),
+        wait_from=check_wait_from(wait_from),
     )
 
 
@@ -131,6 +146,15 @@ def check_schedule(schedule: Any) -> tuple[float, ...]:
             f"schedule: a list of 0 to {MAX_RETRIES} waits in seconds (60,300,1800), one per retry."
         )
     return tuple(_number("schedule", s, 0.0, MAX_WAIT, allow_zero=True) for s in schedule)
+
+
+def check_wait_from(value: Any) -> str:
+    if value not in timeline.WAIT_FROM:
+        raise BadRequest(
+            "wait_from: start (each wait counts from the failed attempt's start) or end (from "
+            "its answer or timeout, as the platform's document reads)."
+        )
+    return str(value)
 
 
 def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:

@@ -11,12 +11,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypedDict
 
 import httpx
 
 from inspector import timeline
 from inspector.broadcast import Broadcaster
+from inspector.outbound import TlsOptions
 from inspector.sender.attempt import attempt_record, make_client, send_once, signed_headers
 from inspector.sender.delivery import DeliveryRequest
 from inspector.store import Store, deliveries
@@ -84,6 +86,9 @@ class Dispatcher:
     Every change is reported as ``{"change", "delivery", "attempt"}`` — ``change`` one of
     ``created``, ``sending``, ``attempt``, ``succeeded``, ``failed``, ``cancelled`` — to the
     broadcaster (kind ``"delivery"``) and to ``listeners``.
+
+    Each delivery carries its own TLS options (``ca_file``, ``insecure``); ``own_ca``, the
+    inspector's local CA, is trusted for receivers on this machine.
     """
 
     def __init__(
@@ -95,8 +100,10 @@ class Dispatcher:
         client: httpx.AsyncClient | None = None,
         max_in_flight: int = 32,
         rescan: float = 10.0,
+        own_ca: Path | None = None,
     ) -> None:
         self.store = store
+        self.own_ca = own_ca
         self.hub = hub
         self.carrier = carrier
         self.listeners: list[Listener] = []
@@ -117,7 +124,7 @@ class Dispatcher:
     def start(self) -> None:
         """Start sending: pending deliveries that are due go at once (resume)."""
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(own_ca=self.own_ca)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-engine")
 
     async def stop(self) -> None:
@@ -162,6 +169,9 @@ class Dispatcher:
             msg_id=msg_id,
             carrier=self.carrier,
             created_ts=time.time(),
+            ca_file=request.ca_file,
+            insecure=request.insecure,
+            wait_from=request.wait_from,
         )
         created = await self.store.write(deliveries.insert_delivery, new)
         self._emit("created", created, None)
@@ -270,7 +280,12 @@ class Dispatcher:
         )
         self._emit("sending", item, {"attempt": number, "url": pending.url})
         result = await send_once(
-            self._client, pending.url, headers, pending.body, timeout=pending.timeout
+            self._client,
+            pending.url,
+            headers,
+            pending.body,
+            timeout=pending.timeout,
+            tls=TlsOptions(pending.ca_file, pending.insecure),
         )
         if result.ok:
             state, next_ts = "succeeded", None
@@ -278,7 +293,11 @@ class Dispatcher:
             state, next_ts = "failed", None
         else:
             state = "pending"
-            next_ts = result.sent_ts + pending.schedule[number - 1] * pending.time_scale
+            # From the attempt's start, or from its end (its answer, or its timeout).
+            since = result.sent_ts
+            if pending.wait_from == "end":
+                since += result.elapsed_ms / 1000
+            next_ts = since + pending.schedule[number - 1] * pending.time_scale
         recorded = await self.store.write(
             deliveries.record_attempt,
             pending.id,
@@ -309,9 +328,12 @@ class Dispatcher:
                 log.exception("a delivery listener failed")
 
 
-def describe_schedule(schedule: Sequence[float], time_scale: float) -> str:
-    """``"retries after 60 s, 300 s, 1800 s"`` (scaled), or ``"no retries"``."""
+def describe_schedule(
+    schedule: Sequence[float], time_scale: float, wait_from: str = timeline.DEFAULT_WAIT_FROM
+) -> str:
+    """``"retries 60 s, 300 s, 1800 s after each failed attempt ends"`` (scaled), or
+    ``"no retries"``."""
     if not schedule:
         return "no retries"
     waits = ", ".join(f"{s * time_scale:g} s" for s in schedule)
-    return f"retries after {waits}"
+    return f"retries {waits} after each failed attempt {'ends' if wait_from == 'end' else 'starts'}"

@@ -7,10 +7,11 @@
 
 One module per scheme (``platform``, ``github``, ``stripe``, ``slack``, ``shopify``,
 ``standard``, ``generic`` for "hmac"), ``registry`` (names, detection, signing),
-``verifier`` (the hot path) and ``doctor`` (names the mistake behind a failure, helped by
-``observations`` and ``reserialize``). ``config`` holds SignatureConfig and Verdict, ``base``
-what schemes share. Everything runs over the raw body bytes and compares digests as bytes
-in constant time; nothing here does I/O.
+``verifier`` (the hot path) and ``doctor`` (names the mistake behind a failure: a bounded
+``search`` over ``bodies``/``reserialize``, ``keys`` and ``signing`` variants, matched against
+``observations`` of the sent digest; ``mistake`` is their shared vocabulary). ``config`` holds
+SignatureConfig and Verdict, ``base`` what schemes share. Everything runs over the raw body
+bytes and compares digests as bytes in constant time; nothing here does I/O.
 
 Decisions on the ambiguous cases:
 
@@ -22,6 +23,8 @@ Decisions on the ambiguous cases:
 - Any signature, id or timestamp header that appears more than once is malformed ("repeated"),
   even with equal values: real receivers join repeats with ", " and would fail too.
 - A header with more than ``MAX_SIGNATURES`` (32) entries is malformed without decoding any.
+- Several ``v1`` signatures (Stripe, Standard Webhooks): any may match, so one that does not
+  decode is skipped while another does; malformed only when none decodes.
 - Timestamps are 1-12 ASCII digits (13 is reported as "milliseconds?"); no sign, fraction
   or spaces. Stripe fails only too-old timestamps; Slack and Standard Webhooks both ways.
 - The age check runs after the signature matched: ``expired`` means "authentic but stale".

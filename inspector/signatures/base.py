@@ -70,6 +70,9 @@ class Parsed:
     signatures: list[bytes] = field(default_factory=list)  # decoded, at most MAX_SIGNATURES
     raw: list[str] = field(default_factory=list)  # signature pieces as sent, for the doctor
     timestamp: int | None = None
+    stamp: str | None = None  # the timestamp as sent, kept even when malformed (for the doctor)
+    msg_id: str | None = None  # Standard Webhooks' id as sent
+    skipped: list[str] = field(default_factory=list)  # why unreadable entries were passed over
     error: str | None = None  # set when malformed
 
 
@@ -167,6 +170,18 @@ def decode_digest(text: str, parsed: Parsed) -> bytes:
             f"{where} decodes to {len(digest)} bytes, but {label(parsed.algorithm)} gives {size}."
         )
     return digest
+
+
+def decode_entries(texts: Sequence[str], parsed: Parsed) -> None:
+    """Decode each of several signatures into ``parsed.signatures``. Any entry may match, so
+    an unreadable one is skipped (and noted) as long as another decodes; Malformed if none."""
+    for text in texts:
+        try:
+            parsed.signatures.append(decode_digest(text, parsed))
+        except Malformed as exc:
+            parsed.skipped.append(str(exc))
+    if not parsed.signatures and parsed.skipped:
+        raise Malformed(parsed.skipped[0])
 
 
 def decode_prefixed(value: str, parsed: Parsed) -> bytes:

@@ -13,6 +13,10 @@ SCHEMES: tuple[str, ...] = ("platform", "github", "stripe", "slack", "shopify", 
 ALGORITHMS: tuple[str, ...] = ("sha1", "sha256", "sha512")
 ENCODINGS: tuple[str, ...] = ("hex", "base64")
 STATUSES: tuple[str, ...] = ("valid", "invalid", "malformed", "missing", "expired", "no_secret")
+# Where a failing verdict's diagnosis stands when ``verify`` ran without the doctor (the
+# capture path): the doctor runs after the answer, and "skipped" says it was too busy.
+PENDING = "pending"
+SKIPPED = "skipped"
 
 # Every secret costs one HMAC over the body on the capture path; rotation needs two or three.
 MAX_SECRETS = 16
@@ -130,6 +134,7 @@ class Verdict:
     scheme: str | None
     reason: str  # one sentence
     diagnosis: str | None = None  # the doctor's finding, one sentence
+    doctor: str | None = None  # PENDING or SKIPPED while there is no diagnosis yet, else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,4 +142,5 @@ class Verdict:
             "scheme": self.scheme,
             "reason": self.reason,
             "diagnosis": self.diagnosis,
+            "doctor": self.doctor,
         }

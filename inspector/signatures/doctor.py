@@ -1,39 +1,61 @@
-"""The doctor: when a signature fails, try the classic mistakes and name the first that fits.
+"""The doctor: when a signature fails, search the likely mistakes and name the one that fits.
 
-It runs only on failures, but on attacker-controlled input on the capture path, so its work
-is bounded: at most ``MAX_HMAC_BYTES`` hashed in all (a few tries for a 10 MiB body, every
-try for a normal one), JSON re-serialization only up to ``MAX_JSON_BODY``, at most
-``MAX_SECRETS`` own and ``MAX_OTHER_SECRETS`` other endpoints' secrets, at most
-``MAX_OBSERVATIONS`` decoded signatures, and an algorithm is only tried when some signature
-has its digest length. Every check is an HMAC compared against what the sender sent.
+A systematic search (``search.py``) over what a sender can get wrong, each a named,
+composable step:
+
+- the **body** it signed (``bodies.py``, ``reserialize.py``): re-serialized by the usual JSON
+  libraries or form encoders, bytes changed after signing (newline, CRLF/LF, BOM, NFC/NFD),
+  signed before gzip;
+- the **key** (``keys.py``): whitespace, ``whsec_`` handling, hex/base64-decoded, another
+  endpoint's or a rotated-out secret;
+- the **signed string** (``signing.py``): parts left out, milliseconds, the URL or method;
+- the **algorithm**, and how the digest is **written** (``observations.py``: hex case,
+  base64/base64url/unpadded, missing or extra prefix) — the latter costs nothing to search.
+
+Single mistakes first, then pairs (sorted keys *and* a trailing newline). Only when nothing
+matches does it say the secret probably differs, and then what it tried.
+
+It runs only on failures, but on attacker-controlled input, so its work is bounded: at most
+``MAX_HMAC_BYTES`` hashed and ``MAX_SECONDS`` of wall time per request, JSON and forms only up
+to ``MAX_JSON_BODY``, at most ``keys.MAX_SECRETS`` own and ``keys.MAX_OTHER_SECRETS`` other
+secrets, ``MAX_OBSERVATIONS`` readings of the signature, and an algorithm only when some
+signature has its digest length. Every check is an HMAC compared against what was sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from inspector.signatures.base import (
-    DIGEST_SIZES,
-    Parsed,
-    Scheme,
-    label,
-    mac,
-    matches,
-    whsec_bytes,
-)
+from inspector.signatures import mistake
+from inspector.signatures.base import DIGEST_SIZES, Parsed, Scheme, label, whsec_bytes
+from inspector.signatures.bodies import change_tiers, gunzipped, rewritten
 from inspector.signatures.config import SignatureConfig
-from inspector.signatures.observations import Observation, observe
-from inspector.signatures.reserialize import MAX_JSON_BODY, reserialized
+from inspector.signatures.keys import Keys
+from inspector.signatures.mistake import ALGORITHM, Mistake, Variant
+from inspector.signatures.observations import BASE64, HEX, UPPER_HEX, Observation, observe
+from inspector.signatures.reserialize import MAX_JSON_BODY
+from inspector.signatures.search import Budget, Hit, Search, Space
+from inspector.signatures.signing import Signing, Target
 
-MAX_HMAC_BYTES = 64 * 1024 * 1024
-MAX_SECRETS = 4
-MAX_OTHER_SECRETS = 32
+MAX_HMAC_BYTES = 64 * 1024 * 1024  # ~50 ms of HMAC-SHA256 here; a 1 KiB body's search is ~2 MB
+MAX_SECONDS = 0.25  # also bounds preparing re-serializations, which are not HMAC bytes
 
-NOTHING_FOUND = (
-    "None of the common mistakes (re-serialized JSON, trailing newline, whitespace in the "
-    "secret, whsec_ decoding, wrong algorithm, hex/base64, prefix) explain it: check that the "
-    "sender uses the same secret."
-)
+NOTHING_FOUND = "None of the common mistakes explain it"
+WRITTEN = "how the digest is written"
+SAME_SECRET = "the secret probably differs; check that the sender uses the same secret."
+_CHANGES = change_tiers()
+_FAMILY = {
+    ("rewrite", 1): mistake.REWRITE,
+    ("change", 1): mistake.BYTES,
+    ("change", 2): mistake.BYTES,
+    ("base", 1): mistake.BYTES,
+    ("key", 1): mistake.SECRET,
+    ("key", 2): mistake.OTHER_SECRET,
+    ("signing", 1): mistake.SIGNING,
+    ("signing", 2): mistake.SIGNING,
+    ("signing", 3): mistake.SWEEP,
+    ("algorithm", 1): mistake.ALGORITHM,
+}
 
 
 def diagnose(
@@ -42,20 +64,30 @@ def diagnose(
     body: bytes,
     config: SignatureConfig,
     other_secrets: Mapping[str, Sequence[str]] | None = None,
+    *,
+    retired_secrets: Sequence[str] = (),
+    target: Target | None = None,
 ) -> str | None:
-    """One sentence naming the mistake behind a failed signature, for ``invalid`` and
+    """One sentence naming the mistake(s) behind a failed signature, for ``invalid`` and
     ``malformed`` verdicts. For a malformed header, None when nothing is recognised (the
-    reason already says what is wrong); for an invalid one, a "nothing found" sentence."""
+    reason already says what is wrong); for an invalid one, a "nothing found" sentence that
+    says what was tried. ``retired_secrets`` are secrets this endpoint used before;
+    ``target`` the request's method and URL spellings (``signing.target_of``)."""
     seen = observe(parsed)
-    if parsed.signed_prefix is None or not seen:
-        return None if parsed.error is not None else _nothing_found(scheme, body, config)
-    exam = _Exam(scheme, parsed, parsed.signed_prefix, body, config, seen)
-    finding = exam.run(other_secrets or {})
-    if finding or parsed.error is not None:
-        return finding
-    if exam.budget < 0:
-        return NOTHING_FOUND[:-1] + " (the doctor stopped early on this large body)."
-    return _nothing_found(scheme, body, config)
+    if not seen:
+        return None if parsed.error is not None else _nothing_found(scheme, body, config, None)
+    search = Search(
+        _space(scheme, parsed, body, config, seen, other_secrets or {}, retired_secrets, target),
+        seen,
+        Budget(MAX_HMAC_BYTES, MAX_SECONDS),
+        want=lambda o: o.accepted(parsed.encoding) and o.prefix == parsed.prefix,
+    )
+    hit = search.run()
+    if hit is not None:
+        return _phrase(hit, scheme, parsed)
+    if parsed.error is not None:
+        return None
+    return _nothing_found(scheme, body, config, search)
 
 
 def explain_skew(skew: float, tolerance: int) -> str:
@@ -74,219 +106,152 @@ def explain_skew(skew: float, tolerance: int) -> str:
     )
 
 
-class _Exam:
-    """One failed request under examination; each ``_check`` returns a finding or None."""
+def _space(
+    scheme: Scheme,
+    parsed: Parsed,
+    body: bytes,
+    config: SignatureConfig,
+    seen: Sequence[Observation],
+    other_secrets: Mapping[str, Sequence[str]],
+    retired_secrets: Sequence[str],
+    target: Target | None,
+) -> Space:
+    keys = Keys(scheme, config.secrets, other_secrets, retired_secrets)
+    signing = Signing(scheme, parsed, target)
+    sizes = {len(o.digest) for o in seen}
+    want = parsed.algorithm
+    expected = [Variant(want)] if DIGEST_SIZES[want] in sizes else []
+    others = [
+        Variant(algorithm, _algorithm_mistake(scheme, parsed, algorithm))
+        for algorithm, size in DIGEST_SIZES.items()
+        if algorithm != want and size in sizes
+    ]
+    unzipped = gunzipped(body)
+    return Space(
+        base=([Variant(body)], [unzipped] if unzipped is not None else []),
+        rewrites=rewritten,
+        change=_CHANGES,
+        algorithm=(expected, others),
+        key=(keys.own, keys.mistaken, keys.foreign),
+        signing=(signing.expected, signing.mistaken, signing.requested, signing.sweep),
+    )
 
-    def __init__(
-        self,
-        scheme: Scheme,
-        parsed: Parsed,
-        signed_prefix: bytes,
-        body: bytes,
-        config: SignatureConfig,
-        seen: list[Observation],
-    ) -> None:
-        self.scheme, self.parsed, self.signed_prefix = scheme, parsed, signed_prefix
-        self.body, self.config, self.seen = body, config, seen
-        self.secrets = config.secrets[:MAX_SECRETS]
-        self.keys = [scheme.key(secret) for secret in self.secrets]
-        self.sizes = {len(o.digest) for o in seen}
-        self.expected = DIGEST_SIZES[parsed.algorithm] in self.sizes
-        self.budget = MAX_HMAC_BYTES  # negative once a try was skipped for lack of it
 
-    def run(self, other_secrets: Mapping[str, Sequence[str]]) -> str | None:
-        checks: list[Callable[[], str | None]] = [
-            self._json,
-            self._newline,
-            self._secret_whitespace,
-            self._whsec,
-            self._algorithm,
-            self._encoding_and_prefix,
-            lambda: self._other_endpoint(other_secrets),
-        ]
-        for check in checks:
-            finding = check()
-            if finding:
-                return finding
-        return None
+def _algorithm_mistake(scheme: Scheme, parsed: Parsed, algorithm: str) -> Mistake:
+    fix = (
+        f"set hmac_algorithm to {algorithm!r} or switch the sender"
+        if scheme.name == "hmac"
+        else f"switch the sender to {parsed.algorithm.upper()}"
+    )
+    return Mistake(
+        ALGORITHM,
+        f"the signature is {label(algorithm)}, but {parsed.header} expects "
+        f"{label(parsed.algorithm)}",
+        fix,
+    )
 
-    def digest(self, key: bytes, body: bytes, algorithm: str | None = None) -> bytes | None:
-        """The HMAC a sender making this mistake would send; None when over budget."""
-        cost = len(self.signed_prefix) + len(body)
-        if cost > self.budget:
-            self.budget = -1
-            return None
-        self.budget -= cost
-        return mac(key, algorithm or self.parsed.algorithm, self.signed_prefix, body)
 
-    def hit(self, key: bytes, body: bytes, algorithm: str | None = None) -> bool:
-        digest = self.digest(key, body, algorithm)
-        return digest is not None and matches(digest, [o.digest for o in self.seen])
+# -- phrasing --------------------------------------------------------------------------------
 
-    def canonical(self) -> list[Observation]:
-        """Observations equal to the right digest (right body, key and algorithm)."""
-        out = []
-        for key in self.keys:
-            digest = self.digest(key, self.body)
-            out += [o for o in self.seen if digest is not None and matches(digest, [o.digest])]
-        return out
 
-    def _json(self) -> str | None:
-        if not self.expected:
-            return None
-        # A variant that only drops the final newline is the newline mistake, named next.
-        same = (self.body, self.body.rstrip(b"\r\n"))
-        for kind, variant in reserialized(self.body):
-            if variant not in same and any(self.hit(key, variant) for key in self.keys):
-                if kind == "compact":
-                    return (
-                        "The sender signed the body re-serialized as compact JSON, like "
-                        "JSON.stringify(req.body) in the platform's sample code, instead of "
-                        "the bytes it sent: sign and verify the raw body."
-                    )
-                return (
-                    "The sender signed the body re-serialized by Python's json.dumps() "
-                    "(default separators, ASCII escapes) instead of the bytes it sent: sign "
-                    "and verify the raw body."
-                )
-        return None
-
-    def _newline(self) -> str | None:
-        if not self.expected:
-            return None
-        if any(self.hit(key, self.body + b"\n") for key in self.keys):
+def _phrase(hit: Hit, scheme: Scheme, parsed: Parsed) -> str | None:
+    found = [m for choice in hit.choices for m in choice.mistakes()]
+    o = hit.observation
+    if not found:
+        written = _written(o, scheme, parsed, alone=True)
+        if not written:
+            if parsed.error is None:
+                return None
             return (
-                "The sender signed the body with a trailing newline it did not send: sign "
-                "exactly the bytes sent."
+                "The signature itself is correct; only the header's format is wrong (see the "
+                "reason)."
             )
-        stripped = self.body.rstrip(b"\r\n")
-        if stripped != self.body and any(self.hit(key, stripped) for key in self.keys):
-            return (
-                "The sender signed the body without its trailing newline: sign exactly the "
-                "bytes sent, final newline included."
-            )
-        return None
-
-    def _secret_whitespace(self) -> str | None:
-        if not self.expected:
-            return None
-        for index, secret in enumerate(self.secrets):
-            if self.hit(self.scheme.key(secret + "\n"), self.body):
-                return (
-                    f"The sender's copy of {self._nth(index)} ends with a newline (read from a "
-                    f"file or environment without stripping): strip it on the sending side."
-                )
-            stripped = secret.strip()
-            if stripped and stripped != secret and self.hit(self.scheme.key(stripped), self.body):
-                nth = self._nth(index)
-                return (
-                    f"{nth[0].upper()}{nth[1:]} has surrounding whitespace that the sender "
-                    f"does not use: remove it from this endpoint's settings."
-                )
-        return None
-
-    def _whsec(self) -> str | None:
-        if not self.expected:
-            return None
-        for key, secret in zip(self.keys, self.secrets, strict=True):
-            if self.scheme.decodes_whsec:
-                raw = secret.encode("utf-8", "surrogatepass")
-                if raw != key and self.hit(raw, self.body):
-                    return (
-                        "The sender used the whsec_ secret string itself as the HMAC key; "
-                        "Standard Webhooks keys are the base64-decoded part after 'whsec_'."
-                    )
-            elif secret.startswith("whsec_"):
-                decoded = whsec_bytes(secret)
-                if decoded is not None and decoded != key and self.hit(decoded, self.body):
-                    return (
-                        f"The sender base64-decoded the whsec_ secret (the Standard Webhooks "
-                        f"convention), but {self.scheme.name} signatures use the secret "
-                        f"string as-is as the key."
-                    )
-        return None
-
-    def _algorithm(self) -> str | None:
-        for algorithm, size in DIGEST_SIZES.items():
-            if algorithm == self.parsed.algorithm or size not in self.sizes:
-                continue
-            if any(self.hit(key, self.body, algorithm) for key in self.keys):
-                fix = (
-                    f"set hmac_algorithm to {algorithm!r} or switch the sender"
-                    if self.scheme.name == "hmac"
-                    else f"switch the sender to {self.parsed.algorithm.upper()}"
-                )
-                return (
-                    f"The signature is {label(algorithm)}, but {self.parsed.header} expects "
-                    f"{label(self.parsed.algorithm)}: {fix}."
-                )
-        return None
-
-    def _encoding_and_prefix(self) -> str | None:
-        if not self.expected:
-            return None
-        right = self.canonical()
-        want, prefix, header = self.parsed.encoding, self.parsed.prefix, self.parsed.header
-        generic = self.scheme.name == "hmac"
-        for o in right:
-            if o.encoding != want:
-                fix = f"set hmac_encoding to {o.encoding!r}" if generic else f"send {want}"
-                return (
-                    f"The signature is the correct {label(self.parsed.algorithm)} but "
-                    f"{o.encoding}-encoded, while {header} expects {want}: {fix}."
-                )
-        for o in right:
-            if o.prefix == prefix:
-                continue
-            fix = f" (or set hmac_prefix to {o.prefix!r})" if generic else ""
-            if not o.prefix:
-                return (
-                    f"The signature is right but the {prefix!r} prefix is missing: send "
-                    f"'{prefix}<{want} digest>'{fix}."
-                )
-            if not prefix:
-                return (
-                    f"The signature is right but has an unexpected {o.prefix!r} prefix: send "
-                    f"the bare {want} digest{fix}."
-                )
-            return (
-                f"The signature is right but prefixed {o.prefix!r} instead of {prefix!r}: "
-                f"send '{prefix}<{want} digest>'{fix}."
-            )
-        return None
-
-    def _other_endpoint(self, other_secrets: Mapping[str, Sequence[str]]) -> str | None:
-        if not self.expected:
-            return None
-        budget = MAX_OTHER_SECRETS
-        for name, secrets in other_secrets.items():
-            candidates = [secrets] if isinstance(secrets, str) else list(secrets)[:budget]
-            for secret in candidates:
-                budget -= 1
-                if not isinstance(secret, str) or not secret or secret in self.secrets:
-                    continue
-                if self.hit(self.scheme.key(secret), self.body):
-                    return (
-                        f"The signature is valid under the secret of endpoint {name!r}: the "
-                        f"sender is configured with the wrong endpoint's secret or posts to the "
-                        f"wrong endpoint."
-                    )
-            if budget <= 0:
-                break
-        return None
-
-    def _nth(self, index: int) -> str:
-        count = len(self.config.secrets)
-        return "the configured secret" if count == 1 else f"configured secret #{index + 1}"
+        says = " and ".join(m.says for m in written)
+        if o.accepted(parsed.encoding):
+            opening = f"The signature is right but {says}"
+        else:
+            opening = f"The signature is the correct {label(parsed.algorithm)} but {says}"
+        return f"{opening}: {_fixes(written)}."
+    found += _written(o, scheme, parsed, alone=False)
+    if len(found) == 1:
+        only = found[0]
+        return f"{only.says[0].upper()}{only.says[1:]}: {only.fix}."
+    count = {2: "Two", 3: "Three"}.get(len(found), str(len(found)))
+    clauses = "; and ".join(m.says for m in found)
+    return f"{count} mistakes together: {clauses}. Fix: {_fixes(found)}."
 
 
-def _nothing_found(scheme: Scheme, body: bytes, config: SignatureConfig) -> str:
+def _fixes(found: Sequence[Mistake]) -> str:
+    return "; ".join(dict.fromkeys(m.fix for m in found))
+
+
+def _written(o: Observation, scheme: Scheme, parsed: Parsed, *, alone: bool) -> list[Mistake]:
+    """How the matched digest is written differently from what the scheme expects; phrased
+    to follow "The signature is right but" when ``alone``, as full clauses otherwise."""
+    out: list[Mistake] = []
+    want, prefix, header = parsed.encoding, parsed.prefix, parsed.header
+    generic = scheme.name == "hmac"
+    subject = "" if alone else "the signature "
+    if not o.accepted(want):
+        if generic and o.encoding in (HEX, UPPER_HEX, BASE64):
+            fix = f"set hmac_encoding to {'base64' if o.encoding == BASE64 else 'hex'!r}"
+        elif want == BASE64:
+            fix = "send standard, padded base64 (+ and /)"
+        else:
+            fix = f"send {want}"
+        verb = "is " if subject else ""
+        says = f"{subject}{verb}{o.encoding}-encoded, while {header} expects {want}"
+        out.append(Mistake(WRITTEN, says, fix))
+    if o.prefix != prefix:
+        digest = f"<{want} digest>"
+        hint = f" (or set hmac_prefix to {o.prefix!r})" if generic else ""
+        if not o.prefix:
+            says, fix = f"the {prefix!r} prefix is missing", f"send '{prefix}{digest}'{hint}"
+        elif not prefix:
+            says = f"{subject}has an unexpected {o.prefix!r} prefix"
+            fix = f"send the bare {digest}{hint}"
+        else:
+            says = f"{subject}{'is ' if subject else ''}prefixed {o.prefix!r} instead of {prefix!r}"
+            fix = f"send '{prefix}{digest}'{hint}"
+        out.append(Mistake(WRITTEN, says, fix))
+    return out
+
+
+def _nothing_found(
+    scheme: Scheme, body: bytes, config: SignatureConfig, search: Search | None
+) -> str:
     if scheme.decodes_whsec and any(whsec_bytes(s) is None for s in config.secrets):
         return (
-            "None of the common mistakes explain it, but the configured secret is not valid "
-            "base64 after 'whsec_', so its UTF-8 bytes were used as the key: copy the secret "
-            "exactly as the sender shows it."
+            f"{NOTHING_FOUND}, but the configured secret is not valid base64 after 'whsec_', "
+            "so its UTF-8 bytes were used as the key: copy the secret exactly as the sender "
+            "shows it."
+        )
+    notes = [_tried(search)] if search is not None else []
+    if search is not None and search.budget.stopped:
+        budget = search.budget
+        size = (
+            f"{budget.max_bytes // (1024 * 1024)} MiB"
+            if budget.max_bytes >= 1024 * 1024
+            else f"{budget.max_bytes} bytes"
+        )
+        notes.append(
+            f"the doctor stopped early, at its limit of {size} hashed or {budget.seconds:g} s"
         )
     if len(body) > MAX_JSON_BODY:
-        return NOTHING_FOUND[:-1] + " (re-serialized JSON is not tried over 1 MiB)."
-    return NOTHING_FOUND
+        notes.append("re-serialized JSON is not tried over 1 MiB")
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return f"{NOTHING_FOUND}{note}: {SAME_SECRET}"
+
+
+def _tried(search: Search) -> str:
+    """What the search tried, for the "nothing found" sentence."""
+    counts: dict[str, int] = {}
+    for where, ids in search.tried.items():
+        family = _FAMILY.get(where)
+        if family is not None:
+            counts[family] = counts.get(family, 0) + len(ids)
+    parts = [f"{counts[f]} {f}" for f in mistake.FAMILIES if counts.get(f)]
+    parts.append("every hex/base64 reading and prefix of the signature")
+    if search.paired:
+        parts.append(f"{search.paired} pairs of these")
+    return f"tried {search.budget.tries} candidates: {', '.join(parts)}"

@@ -1,8 +1,9 @@
 """Observations: a failed signature read every plausible way, for the doctor.
 
 A sender's mistake may also change how the digest is written (no prefix, the wrong one,
-base64 instead of hex), so the doctor compares its candidate digests against every reading
-of every signature piece, not only the strict one the scheme expects.
+base64 instead of hex, base64url, no padding), so the doctor compares its candidate digests
+against every reading of every signature piece, not only the strict one the scheme expects.
+That makes encoding mistakes free to find: they cost no HMAC, and combine with any other.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ _SIZES = frozenset(DIGEST_SIZES.values())
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,16}[=,:]")
 
+HEX, UPPER_HEX = "hex", "upper-case hex"
+BASE64, BASE64URL, UNPADDED = "base64", "base64url", "unpadded base64"
+
 
 @dataclass(frozen=True)
 class Observation:
     """One way of reading a signature the sender sent."""
 
     digest: bytes
-    encoding: str  # "hex" | "base64"
+    encoding: str  # HEX | UPPER_HEX | BASE64 | BASE64URL | UNPADDED
     prefix: str  # the label found before it, "" if none
+
+    def accepted(self, encoding: str) -> bool:
+        """Whether the scheme's strict decoder accepts this spelling (hex in either case)."""
+        return self.encoding == encoding or (encoding == HEX and self.encoding == UPPER_HEX)
 
 
 def observe(parsed: Parsed) -> list[Observation]:
@@ -51,10 +59,13 @@ def observe(parsed: Parsed) -> list[Observation]:
 
 def _decodings(text: str) -> Iterator[tuple[str, bytes]]:
     if _HEX.fullmatch(text) and len(text) % 2 == 0 and len(text) // 2 in _SIZES:
-        yield "hex", bytes.fromhex(text)
+        upper = text.isupper() and not text.isdigit()
+        yield UPPER_HEX if upper else HEX, bytes.fromhex(text)
     padded = text + "=" * (-len(text) % 4)
-    for alphabet in (padded, padded.replace("-", "+").replace("_", "/")):
-        digest = b64decode(alphabet)
-        if digest is not None and len(digest) in _SIZES:
-            yield "base64", digest
-            return
+    urlsafe = "-" in text or "_" in text
+    standard = padded.replace("-", "+").replace("_", "/") if urlsafe else padded
+    digest = b64decode(standard)
+    if digest is not None and len(digest) in _SIZES:
+        if urlsafe and ("+" in text or "/" in text):
+            return  # both alphabets at once: no encoder writes that
+        yield BASE64URL if urlsafe else (UNPADDED if padded != text else BASE64), digest

@@ -31,6 +31,7 @@ class SlackScheme(Scheme):
         value = headers.one("x-slack-signature", parsed.header)
         parsed.raw.append(value)
         stamp = headers.one(TIMESTAMP.lower(), TIMESTAMP)
+        parsed.stamp = stamp
         parsed.timestamp = parse_timestamp(stamp, TIMESTAMP)
         parsed.signed_prefix = b"v0:" + stamp.encode("ascii") + b":"
         parsed.signatures.append(decode_prefixed(value, parsed))

@@ -3,7 +3,8 @@
 
 The key is the base64-decoded secret after an optional ``whsec_``. A secret that is not
 valid base64 is used as UTF-8 bytes instead (the doctor points this out on failure).
-Versions other than ``v1`` (``v1a`` is asymmetric, ``v2`` future) are skipped. The
+Versions other than ``v1`` (``v1a`` is asymmetric, ``v2`` future) are skipped, and so is a
+``v1`` entry that does not decode while another does (any entry may match). The
 ``svix-*`` header names are accepted the same way.
 """
 
@@ -15,7 +16,7 @@ from inspector.signatures.base import (
     Malformed,
     Parsed,
     Scheme,
-    decode_digest,
+    decode_entries,
     encode,
     latin1,
     mac,
@@ -56,18 +57,22 @@ class StandardScheme(Scheme):
         msg_id = headers.one(f"{family}-id", f"{family}-id")
         if not msg_id:
             raise Malformed(f"{family}-id is empty.")
+        parsed.msg_id = msg_id
         stamp = headers.one(f"{family}-timestamp", f"{family}-timestamp")
+        parsed.stamp = stamp
         parsed.timestamp = parse_timestamp(stamp, f"{family}-timestamp")
         parsed.signed_prefix = latin1(msg_id, f"{family}-id") + f".{stamp}.".encode("ascii")
         versions: list[str] = []
+        v1: list[str] = []
         for entry in entries:
             version, sep, text = entry.partition(",")
             if not sep or not version:
                 raise Malformed(f"{parsed.header} entry {preview(entry)} is not version,signature.")
             if version == "v1":
-                parsed.signatures.append(decode_digest(text, parsed))
+                v1.append(text)
             else:
                 versions.append(version)
+        decode_entries(v1, parsed)
         if not parsed.signatures:
             others = ", ".join(sorted(set(versions)))
             raise Malformed(f"{parsed.header} has no v1 signature (only {preview(others)}).")

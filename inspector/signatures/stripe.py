@@ -1,8 +1,9 @@
 """Stripe: ``Stripe-Signature: t=<ts>,v1=<hex>[,v1=<hex>...]`` over ``{t}.{body}``.
 
 The key is the secret string as-is, ``whsec_`` included. Keys other than ``t`` and ``v1``
-(``v0``: test-mode signatures) are ignored. Like Stripe's libraries, only a timestamp that
-is too old fails; one from the future does not.
+(``v0``: test-mode signatures) are ignored. Any ``v1`` may match: one that does not decode is
+skipped while another does (Stripe's libraries compare each as a string). Like Stripe's
+libraries, only a timestamp that is too old fails; one from the future does not.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from inspector.signatures.base import (
     Malformed,
     Parsed,
     Scheme,
-    decode_digest,
+    decode_entries,
     encode,
     mac,
     parse_timestamp,
@@ -47,6 +48,7 @@ class StripeScheme(Scheme):
                 raise Malformed(f"{parsed.header} entry {preview(item)} is not key=value.")
             if key == "t":
                 stamps.append(val)
+                parsed.stamp = parsed.stamp or val  # for the doctor, even if a later item is bad
                 continue
             parsed.raw.append(item)  # v0=, or a mislabelled signature the doctor may recognise
             if key == "v1":
@@ -59,8 +61,7 @@ class StripeScheme(Scheme):
         parsed.signed_prefix = stamps[0].encode("ascii") + b"."
         if not v1:
             raise Malformed(f"{parsed.header} has no v1= signature.")
-        for text in v1:
-            parsed.signatures.append(decode_digest(text, parsed))
+        decode_entries(v1, parsed)
 
     def sign(
         self, secret: str, body: bytes, *, timestamp: int, msg_id: str, config: SignatureConfig

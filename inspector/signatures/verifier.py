@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from inspector.signatures import doctor
 from inspector.signatures.base import HeaderView, Parsed, Scheme, mac, matches
-from inspector.signatures.config import SignatureConfig, Verdict
+from inspector.signatures.config import PENDING, SignatureConfig, Verdict
 from inspector.signatures.registry import SIGNATURE_HEADERS, detect, get
+from inspector.signatures.signing import target_of
 
 
 def verify(
@@ -23,15 +25,24 @@ def verify(
     *,
     now: float | None = None,
     other_secrets: Mapping[str, Sequence[str]] | None = None,
+    retired_secrets: Sequence[str] = (),
+    target: tuple[str, str] | None = None,
+    diagnose: bool = True,
 ) -> Verdict | None:
     """Check the request's signature against ``config``; never raises.
 
     None when there is nothing to say (scheme "auto", no secret, no signature header).
-    ``now`` (default: the clock) is what timestamps are compared with; ``other_secrets``
-    maps other endpoints' names to their secrets so the doctor can spot a mix-up.
+    ``now`` (default: the clock) is what timestamps are compared with. For the doctor:
+    ``other_secrets`` maps other endpoints' names to their secrets (a mix-up),
+    ``retired_secrets`` lists secrets this endpoint used before (a sender not yet rotated),
+    ``target`` is the request's ``(method, raw path with query)`` (a URL signed too).
+    ``diagnose=False`` skips the doctor: an ``invalid`` or ``malformed`` verdict then has no
+    ``diagnosis`` and ``doctor="pending"``, and a caller that must answer fast runs ``verify``
+    again later, off its hot path (``inspector.diagnosis``).
     """
+    context = _Context(other_secrets, retired_secrets, target, diagnose)
     try:
-        return _verify(headers, body, config, now, other_secrets)
+        return _verify(headers, body, config, now, context)
     except Exception as exc:  # a bug here must never cost a capture
         return Verdict(
             "malformed",
@@ -46,7 +57,7 @@ def _verify(
     body: bytes,
     config: SignatureConfig,
     now: float | None,
-    other_secrets: Mapping[str, Sequence[str]] | None,
+    context: _Context,
 ) -> Verdict | None:
     names = {name.lower() for name, _ in headers}
     secrets = config.secrets
@@ -80,20 +91,62 @@ def _verify(
 
     parsed = scheme.parse(HeaderView(headers), config)
     if parsed.error is not None:
-        diagnosis = doctor.diagnose(scheme, parsed, body, config, other_secrets)
-        return Verdict("malformed", scheme.name, parsed.error, diagnosis)
+        diagnosis = context.diagnose(scheme, parsed, headers, body, config)
+        return Verdict("malformed", scheme.name, parsed.error, diagnosis, context.pending)
     index = _match(scheme, parsed, body, secrets)
     count = len(secrets)
     if index is None:
         whom = "the configured secret" if count == 1 else f"any of the {count} configured secrets"
-        diagnosis = doctor.diagnose(scheme, parsed, body, config, other_secrets)
-        return Verdict("invalid", scheme.name, f"{parsed.header} does not match {whom}.", diagnosis)
+        reason = f"{parsed.header} does not match {whom}"
+        if parsed.skipped:
+            entries = "entry" if len(parsed.skipped) == 1 else "entries"
+            first = parsed.skipped[0].removesuffix(".")
+            reason += f"; {len(parsed.skipped)} unreadable {entries} skipped ({first})"
+        diagnosis = context.diagnose(scheme, parsed, headers, body, config)
+        reason = reason.removesuffix(".") + "."
+        return Verdict("invalid", scheme.name, reason, diagnosis, context.pending)
 
     expired = _check_age(scheme, parsed, config.tolerance, time.time() if now is None else now)
     if expired is not None:
         return expired
     which = "the configured secret" if count == 1 else f"secret #{index + 1} of {count}"
     return Verdict("valid", scheme.name, f"Signature matches {which}.")
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What only the doctor needs, passed through from ``verify``."""
+
+    other_secrets: Mapping[str, Sequence[str]] | None
+    retired_secrets: Sequence[str]
+    target: tuple[str, str] | None
+    enabled: bool
+
+    @property
+    def pending(self) -> str | None:
+        """The verdict's ``doctor`` state: pending when the doctor was left for later."""
+        return None if self.enabled else PENDING
+
+    def diagnose(
+        self,
+        scheme: Scheme,
+        parsed: Parsed,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        config: SignatureConfig,
+    ) -> str | None:
+        if not self.enabled:
+            return None
+        target = target_of(headers, *self.target) if self.target is not None else None
+        return doctor.diagnose(
+            scheme,
+            parsed,
+            body,
+            config,
+            self.other_secrets,
+            retired_secrets=self.retired_secrets,
+            target=target,
+        )
 
 
 def _match(scheme: Scheme, parsed: Parsed, body: bytes, secrets: Sequence[str]) -> int | None:

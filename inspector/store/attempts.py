@@ -32,11 +32,11 @@ def list_events(
 
 def event_attempts(conn: Connection, endpoint: str, event_key: str) -> list[Attempt]:
     rows = conn.execute(
-        "SELECT id, received_ts, response_status, dropped, client_gave_up_after_ms"
+        "SELECT id, received_ts, response_status, dropped, client_gave_up_after_ms, response_ms"
         " FROM requests WHERE endpoint = ? AND event_key = ? ORDER BY id",
         (endpoint, event_key),
     ).fetchall()
-    return [Attempt(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+    return [Attempt(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
 
 def event_summary(conn: Connection, endpoint: str, event_key: str) -> EventRow | None:

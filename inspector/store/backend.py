@@ -83,6 +83,15 @@ class Dialect:
         return needle.encode("utf-8").decode("latin-1")
 
 
+@dataclass(frozen=True)
+class Began:
+    """What a shared store tells a write batch as it begins (None on SQLite: this process
+    knows it already)."""
+
+    rows: int | None = None  # requests stored, for retention across replicas
+    settings_version: int | None = None  # the endpoint settings' version (``write_as_of``)
+
+
 class Connection(Protocol):
     """A connection as the jobs use it (``sqlite3.Connection`` subclass, or the PostgreSQL
     wrapper)."""

@@ -20,6 +20,7 @@ import anyio.to_thread
 from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests
 from inspector.store.backend import Connection, Notice
+from inspector.store.endpoints import settings_version
 from inspector.store.postgres import PostgresBackend
 from inspector.store.sqlite import SqliteBackend
 
@@ -42,9 +43,26 @@ class _Job(Generic[T]):
     run: Callable[[Connection], T]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
+    # The endpoint-settings version the job was prepared with (captures); None: any.
+    as_of: int | None = None
+
+
+class StaleSettings(Exception):
+    """A job prepared with endpoint settings older than the store's was not run: prepare it
+    again with fresh settings (``Store.write_as_of``)."""
 
 
 _Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
+
+
+# The result of a job that was not run: its settings were stale.
+STALE = object()
+
+
+def _outcome(job: _Job[Any], result: object) -> _Outcome:
+    if result is STALE:
+        return (job.future, None, StaleSettings())
+    return (job.future, result, None)
 
 
 class _CommitFailed(Exception):
@@ -113,6 +131,10 @@ class Store:
         self._closed = False
         self._retry_at = 0.0
         self._backoff = 0.0
+        # The writer's view of the endpoint-settings version, re-read only when another
+        # connection (a CLI process) has committed since: see ``_settings_version``.
+        self._settings_version = 0
+        self._data_version: int | None = None
 
     @property
     def shared(self) -> bool:
@@ -206,6 +228,31 @@ class Store:
         self._queue.put(_Job(run, loop, future))
         return await future
 
+    async def write_as_of(
+        self, settings_version: int, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like ``write``, for a job prepared with the endpoint settings of ``settings_version``
+        (a capture: its verdict and answer depend on them).
+
+        Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
+        holds newer settings — written by another process (the CLI) since the caller last read
+        them, or by another replica. The check runs inside the batch's write transaction (on
+        PostgreSQL, after the write lock every replica's batches take), so a change committed
+        before a capture's batch is always seen: once a settings change has returned, the next
+        capture obeys it. It costs one ``PRAGMA data_version`` per batch on SQLite, and a
+        subquery in the statement that begins the batch on PostgreSQL.
+        """
+        if self._writer is None:
+            return await self.write(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def run(conn: Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        self._queue.put(_Job(run, loop, future, as_of=settings_version))
+        return await future
+
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""
         with self._sync_lock:
@@ -239,12 +286,11 @@ class Store:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
-        runs = [job.run for job in batch]
         try:
-            results = self._commit_together(self._connection(), runs)
-            outcomes: list[_Outcome] = [
-                (job.future, result, None) for job, result in zip(batch, results, strict=True)
-            ]
+            results = self._commit_together(
+                self._connection(), [job.run for job in batch], [job.as_of for job in batch]
+            )
+            outcomes = [_outcome(job, result) for job, result in zip(batch, results, strict=True)]
         except _CommitFailed as exc:
             # BEGIN or COMMIT failed (locked, disk full, I/O, connection lost): nothing of the
             # batch is saved.
@@ -263,19 +309,25 @@ class Store:
                 loop.call_soon_threadsafe(_settle, items)
 
     def _commit_together(
-        self, conn: Connection, runs: Sequence[Callable[[Connection], Any]]
+        self,
+        conn: Connection,
+        runs: Sequence[Callable[[Connection], Any]],
+        as_of: Sequence[int | None] = (),
     ) -> list[Any]:
+        """Run ``runs`` in one transaction; a job prepared with settings older than the
+        store's (``as_of``) is not run, and its result is ``STALE``."""
         backend = self.backend
         conn.notices.clear()
         try:
-            shared_rows = backend.begin(conn)
+            began = backend.begin(conn)
         except backend.errors as exc:
             self._lose(conn, exc)
             backend.rollback(conn)
             raise _CommitFailed from exc
         try:
-            results = [run(conn) for run in runs]
-            delta = self._after_jobs(conn, sum(self._rows_added(r) for r in results), shared_rows)
+            stale = self._stale_jobs(conn, as_of, began.settings_version)
+            results = [STALE if i in stale else run(conn) for i, run in enumerate(runs)]
+            delta = self._after_jobs(conn, sum(self._rows_added(r) for r in results), began.rows)
         except BaseException as exc:
             if self._lose(conn, exc):
                 raise _CommitFailed from exc
@@ -291,9 +343,32 @@ class Store:
             conn.notices.clear()
         return results
 
+    def _stale_jobs(
+        self, conn: Connection, as_of: Sequence[int | None], shared_version: int | None
+    ) -> set[int]:
+        """Indexes of the jobs prepared with settings older than the store's (in the batch's
+        transaction, so no other writer can change them until it commits)."""
+        if all(v is None for v in as_of):
+            return set()
+        current = shared_version
+        if current is None:
+            current = self._current_settings_version(conn)
+        return {i for i, v in enumerate(as_of) if v is not None and v < current}
+
+    def _current_settings_version(self, conn: Connection) -> int:
+        # SQLite. data_version changes only when *another* connection committed: our own
+        # settings writes are picked up by the server's cache before they return, so a capture
+        # prepared after them carries their version (never older than what we hold here).
+        changed: int = conn.execute("PRAGMA data_version").fetchone()[0]
+        if changed != self._data_version:
+            self._data_version = changed
+            self._settings_version = settings_version(conn)
+        return self._settings_version
+
     def _commit_alone(self, job: _Job[Any]) -> _Outcome:
         try:
-            return (job.future, self._commit_together(self._connection(), [job.run])[0], None)
+            results = self._commit_together(self._connection(), [job.run], [job.as_of])
+            return _outcome(job, results[0])
         except _CommitFailed as exc:
             return (
                 job.future,

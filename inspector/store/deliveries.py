@@ -26,15 +26,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
+from urllib.parse import urlsplit
 
 from inspector.capture import utc_timestamp
 from inspector.store.backend import Connection, RowLike, insert_id, notice
 from inspector.store.requests import HeaderPairs, Row, SqlValue
+from inspector.timeline import DEFAULT_WAIT_FROM, SenderSchedule
 
 STATES = ("pending", "succeeded", "failed", "cancelled")
 ITEM_COLUMNS = (
     "id, event, event_key, url, scheme, length(body) AS size, state, schedule, timeout,"
-    " time_scale, attempts, next_attempt_ts, created_at, updated_at, carrier"
+    " time_scale, wait_from, attempts, next_attempt_ts, created_at, updated_at, carrier,"
+    " ca_file, insecure"
 )
 
 
@@ -53,6 +56,9 @@ class NewDelivery:
     msg_id: str
     carrier: str | None
     created_ts: float
+    ca_file: str | None = None
+    insecure: bool = False
+    wait_from: str = DEFAULT_WAIT_FROM
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class Pending:
     msg_id: str
     state: str
     carrier: str | None
+    wait_from: str
+    ca_file: str | None = None
+    insecure: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ class DeliveryItem(TypedDict):
     max_attempts: int
     schedule: list[float]  # seconds between attempts
     time_scale: float
+    wait_from: str  # start | end: each wait counts from the failed attempt's start or end
     timeout: float
     next_attempt_ts: float | None  # None once it is final
     next_attempt_at: str | None
@@ -140,6 +150,11 @@ class DeliveryItem(TypedDict):
     carrier: str  # "server", or the ``send --wait`` process (``cli:<host>:<pid>``)
     statuses: list[int | None]  # of each attempt, in order
     last: AttemptItem | None  # the latest attempt
+    ca_file: str | None  # a CA trusted as well for an https:// receiver
+    insecure: bool  # the receiver's certificate is not verified: shown on every line
+    # Grows with every attempt and change of state (see ``version``): of two copies of a
+    # delivery (a stream event, a list read, the POST's answer), a client keeps the higher.
+    version: int
 
 
 class DeliveryDetail(DeliveryItem):
@@ -188,6 +203,16 @@ def _ok(status: int | None, error: str | None) -> bool:
     return status is not None and 200 <= status < 300 and error is None
 
 
+def version(attempts: int, state: str) -> int:
+    """A delivery's version: 2 per attempt logged, +1 once final.
+
+    A delivery only moves forward (an attempt is logged only while pending, one number at a
+    time; a final state is never left), so this grows with every attempt and change of state,
+    with no column to keep. A carrier hand-over leaves it as is: it changes neither.
+    """
+    return 2 * attempts + (state != "pending")
+
+
 def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
     """A delivery as the list API, the stream and the CLI table show it."""
     schedule = json.loads(r["schedule"])
@@ -204,6 +229,7 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "max_attempts": len(schedule) + 1,
         "schedule": schedule,
         "time_scale": r["time_scale"],
+        "wait_from": r["wait_from"],
         "timeout": r["timeout"],
         "next_attempt_ts": r["next_attempt_ts"],
         "next_attempt_at": _iso(r["next_attempt_ts"]),
@@ -212,6 +238,9 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
         "carrier": r["carrier"] or "server",
         "statuses": [a["status"] for a in log],
         "last": last,
+        "ca_file": r["ca_file"],
+        "insecure": bool(r["insecure"]),
+        "version": version(r["attempts"], r["state"]),
     }
 
 
@@ -225,7 +254,8 @@ def insert_delivery(conn: Connection, new: NewDelivery) -> DeliveryItem:
         conn,
         "INSERT INTO deliveries (event, event_key, url, scheme, secret, headers, body, state,"
         " schedule, timeout, time_scale, attempts, next_attempt_ts, created_at, updated_at,"
-        " msg_id, carrier) VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?)",
+        " msg_id, carrier, ca_file, insecure, wait_from)"
+        " VALUES (?,?,?,?,?,?,?,'pending',?,?,?,0,?,?,?,?,?,?,?,?)",
         (
             new.event,
             new.event_key,
@@ -242,6 +272,9 @@ def insert_delivery(conn: Connection, new: NewDelivery) -> DeliveryItem:
             created_at,
             new.msg_id,
             new.carrier,
+            new.ca_file,
+            int(new.insecure),
+            new.wait_from,
         ),
     )
     found = get_item(conn, delivery_id)
@@ -395,7 +428,8 @@ def load_pending(conn: Connection, delivery_id: int) -> tuple[Pending, DeliveryI
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
-        " attempts, msg_id, state, carrier FROM deliveries WHERE id=?",
+        " attempts, msg_id, state, carrier, ca_file, insecure, wait_from FROM deliveries"
+        " WHERE id=?",
         (delivery_id,),
     ).fetchone()
     if r is None:
@@ -415,6 +449,9 @@ def load_pending(conn: Connection, delivery_id: int) -> tuple[Pending, DeliveryI
         msg_id=r["msg_id"],
         state=r["state"],
         carrier=r["carrier"],
+        ca_file=r["ca_file"],
+        insecure=bool(r["insecure"]),
+        wait_from=r["wait_from"],
     )
     found = get_item(conn, delivery_id)
     assert found is not None
@@ -498,3 +535,31 @@ def attempt_items(conn: Connection, ids: Sequence[int]) -> dict[int, AttemptItem
         tuple(ids),
     )
     return {r["id"]: attempt_item(r) for r in rows}
+
+
+def sender_schedules(
+    conn: Connection, endpoint: str, event_keys: Sequence[str]
+) -> dict[str, SenderSchedule]:
+    """For events captured at ``endpoint``, the schedule our own delivery of each kept, when
+    one of this store's deliveries sent it there (its URL's path is ``/h/{endpoint}...``):
+    the newest such delivery per event key."""
+    found: dict[str, SenderSchedule] = {}
+    keys = list(dict.fromkeys(event_keys))
+    for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit is 999 or more
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT id, event_key, url, schedule, time_scale, wait_from FROM deliveries"
+            f" WHERE event_key IN ({marks}) ORDER BY id",
+            chunk,
+        ).fetchall()
+        for r in rows:
+            path = urlsplit(r["url"]).path
+            if path == f"/h/{endpoint}" or path.startswith(f"/h/{endpoint}/"):
+                found[r["event_key"]] = SenderSchedule(
+                    r["id"],
+                    tuple(float(s) for s in json.loads(r["schedule"])),
+                    r["time_scale"],
+                    r["wait_from"],
+                )
+    return found

@@ -36,7 +36,7 @@ from psycopg import sql
 from psycopg.rows import RowMaker
 
 from inspector.errors import SchemaTooNew
-from inspector.store.backend import Connection, Cursor, Dialect, Notice
+from inspector.store.backend import Began, Connection, Cursor, Dialect, Notice
 from inspector.store.schema import POSTGRESQL
 
 log = logging.getLogger("inspector.store")
@@ -202,21 +202,23 @@ class PostgresBackend:
                 version = number
         return version
 
-    def begin(self, conn: Connection) -> int | None:
+    def begin(self, conn: Connection) -> Began:
         """Start a write transaction, after every other replica's; returns the number of
-        stored requests (kept in ``counters`` for retention across replicas)."""
+        stored requests (kept in ``counters`` for retention across replicas) and the endpoint
+        settings' version (read after the lock: no settings change commits until we do)."""
         # The lock before any id is drawn: batches of every replica commit one after the other.
-        # One round trip: BEGIN, the lock and the count.
+        # One round trip: BEGIN, the lock, the count and the settings version.
         assert isinstance(conn, PgConnection)
         cursor = conn.raw.execute(
             f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
-            " SELECT value FROM counters WHERE name = 'requests'".encode()
+            " SELECT value, (SELECT coalesce(max(version), 0) FROM endpoints)"
+            " FROM counters WHERE name = 'requests'".encode()
         )
-        while cursor.nextset():  # the last statement's result: the count
+        while cursor.nextset():  # the last statement's result
             pass
         row = cursor.fetchone()
         assert row is not None
-        return int(row[0])
+        return Began(rows=int(row[0]), settings_version=int(row[1]))
 
     def commit(self, conn: Connection, notices: Sequence[Notice], rows_delta: int) -> None:
         """Count the rows, send the notices (delivered at commit, in commit order) and commit,

@@ -24,7 +24,7 @@ RESPONSE_CAP = 1024 * 1024  # response bytes stored per replay
 _SUMMARY = (
     "id, request_id, kind, url, method, sent_at, status, elapsed_ms, error,"
     " request_body IS NOT NULL AS edited, length(response_body) AS response_size,"
-    " response_truncated"
+    " response_truncated, insecure"
 )
 
 
@@ -45,6 +45,7 @@ class ReplayRecord:
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_body: bytes = b""
     response_truncated: bool = False
+    insecure: bool = False  # the target's certificate was not verified
 
 
 class ReplaySummary(TypedDict):
@@ -62,6 +63,7 @@ class ReplaySummary(TypedDict):
     edited: bool  # the body sent differs from the captured one
     response_size: int  # bytes of the answer's body stored (at most RESPONSE_CAP)
     response_truncated: bool
+    insecure: bool  # sent without verifying the target's certificate
 
 
 class ReplayDetail(ReplaySummary):
@@ -87,6 +89,7 @@ def summary(r: Row) -> ReplaySummary:
         "edited": bool(r["edited"]),
         "response_size": r["response_size"] or 0,
         "response_truncated": bool(r["response_truncated"]),
+        "insecure": bool(r["insecure"]),
     }
 
 
@@ -96,7 +99,7 @@ def insert_replay(conn: Connection, rec: ReplayRecord) -> int:
         conn,
         "INSERT INTO replays (request_id, kind, url, method, request_headers, request_body,"
         " sent_at, status, elapsed_ms, error, response_headers, response_body,"
-        " response_truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " response_truncated, insecure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             rec.request_id,
             rec.kind,
@@ -111,6 +114,7 @@ def insert_replay(conn: Connection, rec: ReplayRecord) -> int:
             json.dumps(rec.response_headers),
             rec.response_body[:RESPONSE_CAP],
             int(rec.response_truncated or len(rec.response_body) > RESPONSE_CAP),
+            int(rec.insecure),
         ),
     )
     notice(conn, "update", rec.request_id)
@@ -204,6 +208,8 @@ class StoredRequest(TypedDict):
     client_gave_up_after_ms: float | None
     in_progress: int
     original_id: int | None
+    tls_version: str | None  # None: it came over plain HTTP
+    tls_server_name: str | None
 
 
 def export_page(
@@ -259,6 +265,8 @@ IMPORT_COLUMNS = (
     "client_gave_up_after_ms",
     "in_progress",
     "original_id",
+    "tls_version",
+    "tls_server_name",
 )
 
 

@@ -23,15 +23,16 @@ from inspector.summary import MAX_BYTES, summarize
 ITEM_COLUMNS = (
     "id, endpoint, method, path, query, client, received_at, received_ts, size, content_type,"
     " truncated, note, event_key, event_type, attempt, first_attempt_id, signature,"
-    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress"
+    " response_status, response_ms, delay_ms, dropped, client_gave_up_after_ms, in_progress,"
+    " tls_version, tls_server_name"
 )
 
 _INSERT = (
     "INSERT INTO requests (endpoint, method, path, query, headers, client, received_at,"
     " received_ts, size, content_type, truncated, note, event_key, event_type, attempt,"
     " first_attempt_id, signature, sig_status, response_status, response_headers,"
-    " response_body, response_ms, delay_ms, dropped, in_progress)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " response_body, response_ms, delay_ms, dropped, in_progress, tls_version, tls_server_name)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 # Counts the attempt: a new event is attempt 1 (first_id 0 until the request has its id);
 # else one more than the last, on every replica alike (one atomic statement).
@@ -66,6 +67,7 @@ class SignatureVerdict(TypedDict):
     scheme: str | None
     reason: str
     diagnosis: str | None  # the doctor's finding, on failures
+    doctor: str | None  # "pending" until the doctor has run (after the answer), "skipped" if busy
 
 
 class ResponseSummary(TypedDict):
@@ -86,6 +88,13 @@ class ResponseDetail(ResponseSummary):
     body_base64: str
 
 
+class ConnectionTls(TypedDict):
+    """How a capture that came over TLS was carried."""
+
+    version: str  # "TLSv1.3"
+    server_name: str | None  # the SNI name the sender asked for (None: it sent none)
+
+
 class _RequestFields(TypedDict):
     id: int
     endpoint: str
@@ -103,6 +112,8 @@ class _RequestFields(TypedDict):
     attempt: int
     first_attempt_id: int  # its own id for a first attempt
     signature: SignatureVerdict | None  # None: the endpoint verifies nothing
+    scheme: str  # "https" when it came over TLS, else "http"
+    tls: ConnectionTls | None  # None: plain HTTP
 
 
 class RequestItem(_RequestFields):
@@ -154,6 +165,7 @@ class Changed:
 
 def _fields(r: Row) -> _RequestFields:
     signature = r["signature"]
+    version = r["tls_version"]
     return {
         "id": r["id"],
         "endpoint": r["endpoint"],
@@ -170,8 +182,18 @@ def _fields(r: Row) -> _RequestFields:
         "event_type": r["event_type"],
         "attempt": r["attempt"],
         "first_attempt_id": r["first_attempt_id"] or r["id"],
-        "signature": json.loads(signature) if signature else None,
+        "signature": _verdict(signature) if signature else None,
+        "scheme": "https" if version else "http",
+        "tls": {"version": version, "server_name": r["tls_server_name"]} if version else None,
     }
+
+
+def _verdict(text: str) -> SignatureVerdict:
+    stored = json.loads(text)
+    # Verdicts stored before the doctor ran after the answer have no "doctor".
+    stored.setdefault("doctor", None)
+    verdict: SignatureVerdict = stored
+    return verdict
 
 
 def _response(r: Row) -> ResponseSummary:
@@ -251,6 +273,8 @@ def insert_request(
         "delay_ms": response.delay_ms,
         "dropped": int(response.dropped),
         "in_progress": int(response.in_progress),
+        "tls_version": rec.tls_version,
+        "tls_server_name": rec.tls_server_name,
     }
     if conn.dialect.writable_ctes:
         new_id = _insert_together(conn, rec, tuple(columns.values()))
@@ -373,20 +397,20 @@ class RequestFilter:
     signature: str | None = None
     event_type: str | None = None
     q: str | None = None
+    # Every endpoint whose name starts with this (``?endpoint=ci-*``); with ``endpoint`` unset.
+    endpoint_prefix: str | None = None
 
 
-def list_requests(
-    conn: Connection, flt: RequestFilter, limit: int, before: int | None
-) -> tuple[list[ListedRequest], int | None]:
-    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+def _filter_clauses(conn: Connection, flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
+    """``flt`` (all but the search ``q``) as SQL conditions and their parameters."""
     where: list[str] = []
     params: list[SqlValue] = []
-    if before is not None:
-        where.append("id < ?")
-        params.append(before)
     if flt.endpoint is not None:
         where.append("endpoint = ?")
         params.append(flt.endpoint)
+    if flt.endpoint_prefix is not None:
+        where.append("substr(endpoint, 1, ?) = ?")
+        params += [len(flt.endpoint_prefix), flt.endpoint_prefix]
     if flt.method is not None:
         where.append("method = ?")
         params.append(flt.method.upper())
@@ -401,6 +425,17 @@ def list_requests(
     if flt.event_type is not None:
         where.append("event_type = ?")
         params.append(flt.event_type)
+    return where, params
+
+
+def list_requests(
+    conn: Connection, flt: RequestFilter, limit: int, before: int | None
+) -> tuple[list[ListedRequest], int | None]:
+    """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
+    where, params = _filter_clauses(conn, flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
 
     def page(clauses: list[str], args: list[SqlValue], count: int) -> list[RowLike]:
         sql = f"SELECT {ITEM_COLUMNS} FROM requests"
@@ -428,6 +463,25 @@ def list_requests(
 
 
 SEARCH_WINDOW = 2000
+
+
+def count_requests(conn: Connection, flt: RequestFilter, after: int, before: int | None) -> int:
+    """How many requests with ``after < id < before`` pass ``flt`` (search included): the
+    page's "new" count while it holds still. The range is recent, so the search's row-by-row
+    form is the fast one."""
+    where, params = _filter_clauses(conn, flt)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    if flt.q:
+        clause, args = _search(conn, flt.q, after, recent=True)
+        where.append(clause)
+        params.extend(args)
+    else:
+        where.append("id > ?")
+        params.append(after)
+    sql = "SELECT count(*) FROM requests WHERE " + " AND ".join(where)
+    return int(conn.execute(sql, params).fetchone()[0])
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -529,6 +583,46 @@ def items_after(
     return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
 
 
+def matching_after(
+    conn: Connection, flt: RequestFilter, after: int, limit: int
+) -> tuple[list[ListedRequest], int]:
+    """Up to ``limit`` requests matching ``flt`` with id > ``after``, oldest first, and the
+    newest id this read covers: every request up to it has been looked at.
+
+    The head is read first: commits happen in id order, so every id up to it is already
+    committed, and the bound ``id <= head`` keeps later commits for the next call.
+    """
+    head = head_id(conn)
+    where, params = _filter_clauses(conn, flt)
+    if flt.q:
+        clause, args = _search(conn, flt.q, after, recent=True)  # "id > after AND matches q"
+        where.append(clause)
+        params += args
+    else:
+        where.append("id > ?")
+        params.append(after)
+    where.append("id <= ?")
+    params.append(head)
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+    rows = conn.execute(sql, [*params, limit]).fetchall()
+    return with_summaries(conn, [item(r) for r in rows]), head
+
+
+def matching_ids(conn: Connection, flt: RequestFilter, ids: list[int]) -> list[ListedRequest]:
+    """Those of ``ids`` that match ``flt`` now (a stall ended, a verdict changed), by id."""
+    if not ids:
+        return []
+    where, params = _filter_clauses(conn, flt)
+    if flt.q:
+        clause, args = _search(conn, flt.q, 0, recent=True)
+        where.append(clause)
+        params += args
+    where.append(f"id IN ({','.join('?' * len(ids))})")
+    params += ids
+    sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE {' AND '.join(where)} ORDER BY id"
+    return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
+
+
 def head_id(conn: Connection) -> int:
     """The largest request id ever assigned by a committed write (0 if none): ids only grow,
     even over deletes; every id up to it is committed or will never be."""
@@ -597,3 +691,83 @@ def set_signatures(conn: Connection, verdicts: list[tuple[int, str | None]]) -> 
     marks = ",".join("?" * len(ids))
     rows = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})", ids)
     return [item(r) for r in rows]
+
+
+# -- diagnosis (after the answer) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnosisInput:
+    """What the doctor needs of a stored request: the request line, headers, body, when it
+    arrived, and its stored verdict (JSON) to diagnose."""
+
+    method: str
+    target: str  # the raw path with its query
+    headers: HeaderPairs
+    body: bytes
+    received_ts: float
+    signature: str
+
+
+def diagnosis_input(conn: Connection, request_id: int) -> DiagnosisInput | None:
+    """The stored request ``request_id`` as the doctor reads it; None if gone or unverified."""
+    row = conn.execute(
+        "SELECT r.method, r.path, r.query, r.headers, r.received_ts, r.signature, b.body"
+        " FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id WHERE r.id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is None or not row["signature"]:
+        return None
+    query = row["query"]
+    return DiagnosisInput(
+        method=row["method"],
+        target=row["path"] + (f"?{query}" if query else ""),
+        headers=[(h[0], h[1]) for h in json.loads(row["headers"])],
+        body=bytes(row["body"] or b""),
+        received_ts=row["received_ts"],
+        signature=row["signature"],
+    )
+
+
+def set_diagnosis(
+    conn: Connection, request_id: int, diagnosed: str, verdict: str
+) -> RequestItem | None:
+    """Replace the verdict ``diagnosed`` (JSON, as read) with ``verdict``, the same verdict with
+    the doctor's finding. Nothing changes if the stored verdict moved on meanwhile (the
+    endpoint's secret changed): returns the request's new item, or None."""
+    changed = conn.execute(
+        "UPDATE requests SET signature = ? WHERE id = ? AND signature = ?",
+        (verdict, request_id, diagnosed),
+    ).rowcount
+    if not changed:
+        return None
+    notice(conn, "update", request_id)
+    row = conn.execute(
+        f"SELECT {ITEM_COLUMNS} FROM requests WHERE id = ?", (request_id,)
+    ).fetchone()
+    return item(row) if row is not None else None
+
+
+# -- what a request is naturally compared with -----------------------------------------------
+
+
+class DiffPartners(TypedDict):
+    """``GET /api/requests/{id}/pairs``: the captures a request is naturally compared with."""
+
+    previous_attempt: int | None  # the attempt before it of the same event (endpoint, key)
+    previous: int | None  # the capture before it on the same endpoint
+
+
+def diff_partners(conn: Connection, request_id: int) -> DiffPartners | None:
+    """The previous attempt of the same event and the previous capture on the endpoint."""
+    row = conn.execute(
+        "SELECT"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint AND p.id < r.id),"
+        " (SELECT max(p.id) FROM requests AS p WHERE p.endpoint = r.endpoint"
+        "   AND p.event_key = r.event_key AND p.id < r.id)"
+        " FROM requests AS r WHERE r.id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {"previous_attempt": row[1], "previous": row[0]}

@@ -128,7 +128,22 @@ SQLITE: list[str] = [
     );
     CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id, attempt);
     """,
-    # 4: leases on deliveries, so that one replica sends each due attempt (a replica that
+    # 4: TLS. How a capture arrived (tls_version NULL: plain HTTP); how a delivery checks
+    # its receiver's certificate; which replays did not verify theirs.
+    """
+    ALTER TABLE requests ADD COLUMN tls_version TEXT;
+    ALTER TABLE requests ADD COLUMN tls_server_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN ca_file TEXT;
+    ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 5: where a delivery's retry waits count from (start | end of the failed attempt);
+    # deliveries stored before counted from the start.
+    """
+    ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
+    CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
+    """,
+    # 6: leases on deliveries, so that one replica sends each due attempt (a replica that
     # dies mid-attempt loses its lease when it expires).
     """
     ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
@@ -258,6 +273,17 @@ POSTGRESQL: list[str] = [
         response_truncated INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id, attempt);
+    """,
+    """
+    ALTER TABLE requests ADD COLUMN tls_version TEXT;
+    ALTER TABLE requests ADD COLUMN tls_server_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN ca_file TEXT;
+    ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    """,
+    """
+    ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
+    CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
     """,
     """
     ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from inspector.errors import SchemaTooNew
-from inspector.store.backend import Connection, Dialect, Notice
+from inspector.store.backend import Began, Connection, Dialect, Notice
 from inspector.store.schema import SQLITE
 
 DIALECT = Dialect(
@@ -89,10 +89,10 @@ class SqliteBackend:
             version = number
         return version
 
-    def begin(self, conn: Connection) -> int | None:
+    def begin(self, conn: Connection) -> Began:
         """Start a write transaction. (A shared store returns its row count here.)"""
         conn.execute("BEGIN IMMEDIATE")
-        return None
+        return Began()
 
     def commit(self, conn: Connection, notices: Sequence[Notice], rows_delta: int) -> None:
         # Nobody else writes this file while we serve it: live events are published by this
