@@ -258,3 +258,80 @@ def test_killing_one_replica_loses_no_acknowledged_capture(tmp_path: Path) -> No
                         proc.wait(timeout=15)
                     except subprocess.TimeoutExpired:
                         proc.kill()
+
+
+class HangingFirst:
+    """A webhook receiver that never answers the first request it gets (it waits for its
+    sender to go away), and answers 200 to every later one."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        with self.lock:
+            self.arrived += 1
+            first = self.arrived == 1
+        if first:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_an_attempt_in_flight_on_a_killed_replica_is_sent_by_the_other(
+    tmp_path: Path, make_server: Any
+) -> None:
+    receiver = HangingFirst()
+    target = make_server(receiver)
+    with fresh_schema() as url:
+        (a, a_url), (b, b_url) = spawn(url, tmp_path / "a"), spawn(url, tmp_path / "b")
+        try:
+            created = httpx.post(
+                a_url + "/api/deliveries",
+                json={
+                    "event": "message.received",
+                    "url": target.url + "/hook",
+                    "secret": "s",
+                    "schedule": [],  # one attempt only: a second one is the same attempt
+                    "timeout": 2,
+                },
+            )
+            assert created.status_code == 201, created.text
+            delivery_id = created.json()["id"]
+            wait_for(lambda: receiver.arrived == 1)
+            # The lease names its holder (host:pid:nonce): kill -9 that replica, mid-attempt.
+            with psycopg.connect(url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT lease_owner FROM deliveries WHERE id = %s", (delivery_id,)
+                ).fetchone()
+            assert row is not None and row[0] is not None
+            holder = int(row[0].rsplit(":", 2)[1])
+            victim, survivor = (a, b_url) if holder == a.pid else (b, a_url)
+            assert holder == victim.pid
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+
+            def delivered() -> bool:
+                found = httpx.get(f"{survivor}/api/deliveries/{delivery_id}").json()
+                return bool(found["state"] == "succeeded")
+
+            # Once the lease has run out (timeout + 10 s), the survivor sends attempt 1.
+            wait_for(delivered, timeout=60)
+            found = httpx.get(f"{survivor}/api/deliveries/{delivery_id}").json()
+            assert found["attempts"] == 1
+            assert [entry["status"] for entry in found["log"]] == [200], "logged once"
+            assert receiver.arrived == 2  # sent twice: the killed replica's never answered
+        finally:
+            for proc in (a, b):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()

@@ -193,3 +193,37 @@ def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> 
     assert cancelled is not None and cancelled["version"] > second["version"]
     listed, _ = store.read_sync(deliveries.list_deliveries, 10, None)
     assert [d["version"] for d in listed] == [cancelled["version"], seen[-1]]
+
+
+def test_a_due_delivery_is_sent_by_one_engine_until_its_lease_ends(
+    store_location: Path | str,
+) -> None:
+    # Two stores on one location: two replicas on PostgreSQL, a server and a CLI on SQLite.
+    a, b = Store(store_location).open(), Store(store_location).open()
+    try:
+        made = a.write_sync(deliveries.insert_delivery, new_delivery(1, timeout=5.0))
+        due = made["next_attempt_ts"]
+        assert due is not None
+        assert a.write_sync(deliveries.claim, [made["id"]], "a", due) == [made["id"]]
+        # Held: nobody else may send it, however long its lease runs...
+        lease_end = due + 5.0 + deliveries.LEASE_MARGIN
+        assert b.write_sync(deliveries.claim, [made["id"]], "b", lease_end - 0.5) == []
+        # ...and once it has ended (its holder died mid-attempt), the next claimant sends it.
+        assert b.write_sync(deliveries.claim, [made["id"]], "b", lease_end + 0.5) == [made["id"]]
+
+        # Both sent attempt 1: the first to finish logs it, the other's record is refused.
+        def attempt(status: int) -> deliveries.AttemptRecord:
+            return deliveries.AttemptRecord(1, due, status, 1.0, None, [], [], b"", False)
+
+        logged = b.write_sync(
+            deliveries.record_attempt, made["id"], attempt(200), "succeeded", None
+        )
+        assert logged is not None
+        late = a.write_sync(deliveries.record_attempt, made["id"], attempt(500), "pending", due)
+        assert late is None
+        detail = a.read_sync(deliveries.get_delivery, made["id"])
+        assert detail is not None
+        assert detail["state"] == "succeeded" and [e["status"] for e in detail["log"]] == [200]
+    finally:
+        a.close()
+        b.close()
