@@ -269,6 +269,9 @@ function applyBatch(batch, { quiet, busy }) {
       addFresh();
       event.apply();
     } else if (event.kind === "update") {
+      // An update of a capture in this same batch (the doctor's finding can follow within
+      // milliseconds) is newer than the capture: the capture goes in first.
+      if (fresh.some((it) => it.id === event.item.id)) addFresh();
       applyUpdate(event.item, holding);
     } else if (event.kind === "deleted") {
       rows.remove(event.data.id);
