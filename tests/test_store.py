@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import SchemaTooNew, StoreUnavailable
-from inspector.store import Connection, Store, deliveries, requests
+from inspector.store import Connection, Store, deliveries, leases, requests
 from inspector.store.schema import POSTGRESQL, SQLITE
 from tests.conftest import captured_request, new_delivery, ok
 
@@ -204,12 +204,12 @@ def test_a_due_delivery_is_sent_by_one_engine_until_its_lease_ends(
         made = a.write_sync(deliveries.insert_delivery, new_delivery(1, timeout=5.0))
         due = made["next_attempt_ts"]
         assert due is not None
-        assert a.write_sync(deliveries.claim, [made["id"]], "a", due) == [made["id"]]
+        assert a.write_sync(leases.claim, [made["id"]], "a", due) == [made["id"]]
         # Held: nobody else may send it, however long its lease runs...
-        lease_end = due + 5.0 + deliveries.LEASE_MARGIN
-        assert b.write_sync(deliveries.claim, [made["id"]], "b", lease_end - 0.5) == []
+        lease_end = due + 5.0 + leases.LEASE_MARGIN
+        assert b.write_sync(leases.claim, [made["id"]], "b", lease_end - 0.5) == []
         # ...and once it has ended (its holder died mid-attempt), the next claimant sends it.
-        assert b.write_sync(deliveries.claim, [made["id"]], "b", lease_end + 0.5) == [made["id"]]
+        assert b.write_sync(leases.claim, [made["id"]], "b", lease_end + 0.5) == [made["id"]]
 
         # Both sent attempt 1: the first to finish logs it, the other's record is refused.
         def attempt(status: int) -> deliveries.AttemptRecord:

@@ -21,7 +21,7 @@ from inspector.broadcast import Broadcaster
 from inspector.outbound import TlsOptions
 from inspector.sender.attempt import attempt_record, make_client, send_once, signed_headers
 from inspector.sender.delivery import DeliveryRequest
-from inspector.store import Store, deliveries
+from inspector.store import Store, deliveries, leases
 
 log = logging.getLogger("inspector.sender")
 
@@ -79,7 +79,7 @@ class Dispatcher:
     ``carrier`` None is the server's engine: it sends deliveries nobody else carries and
     adopts those of ``send --wait`` processes that have exited. A CLI engine passes its own
     ``cli_carrier()`` and sends only the deliveries it created. Before each attempt the engine
-    takes the delivery's lease (``deliveries.claim``), so that of several replicas on one
+    takes the delivery's lease (``leases.claim``), so that of several replicas on one
     store exactly one sends it; a lone server on SQLite frees its predecessor's leases at
     start, replicas let them expire.
 
@@ -136,7 +136,7 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._task is not None:
             with contextlib.suppress(Exception):
-                await self.store.write(deliveries.release, self.owner)
+                await self.store.write(leases.release, self.owner)
         self._task = None
         self._in_flight.clear()
         if self._own_client and self._client is not None:
@@ -194,7 +194,7 @@ class Dispatcher:
         if self.carrier is None and not self.store.shared:
             # The only server on this store: leases left are a stopped predecessor's.
             with contextlib.suppress(Exception):
-                await self.store.write(deliveries.release, None, None)
+                await self.store.write(leases.release, None, None)
         while True:
             self._wake.clear()
             try:
@@ -234,7 +234,7 @@ class Dispatcher:
             wanted.append(delivery_id)
         if wanted:
             # Another replica may have claimed some meanwhile: we send only what we hold.
-            claimed = await self.store.write(deliveries.claim, wanted, self.owner, now)
+            claimed = await self.store.write(leases.claim, wanted, self.owner, now)
             for delivery_id in claimed:
                 self._in_flight[delivery_id] = asyncio.get_running_loop().create_task(
                     self._attempt(delivery_id), name=f"delivery-{delivery_id}"
