@@ -20,9 +20,9 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from inspector.errors import BadRequest
+from inspector.jsontypes import JSONObject, JSONValue
 
 EVENT_TYPES: tuple[str, ...] = (
     "message.received",
@@ -43,6 +43,10 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# ``--set PATH=VALUE`` pairs, or the API's ``{"data.content": "hello"}``.
+Overrides = Iterable[tuple[str, JSONValue]] | Mapping[str, JSONValue]
+
+
 def timestamp(now: datetime | None = None) -> str:
     """The platform's timestamp format: UTC, whole seconds, ``Z`` (``2025-01-15T08:30:00Z``)."""
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -52,7 +56,7 @@ def message_id() -> str:
     return "msg_" + secrets.token_hex(6)
 
 
-def check_event(event: Any) -> str:
+def check_event(event: object) -> str:
     """``event`` if it is one of the four event types; ``BadRequest`` listing them otherwise."""
     if event is None or event == "":
         raise BadRequest(
@@ -67,10 +71,10 @@ def check_event(event: Any) -> str:
     return str(event)
 
 
-def sample(event: str, *, now: datetime | None = None) -> dict[str, Any]:
+def sample(event: str, *, now: datetime | None = None) -> JSONObject:
     """A fresh sample body for ``event`` (a dict in the platform's key order)."""
     event = check_event(event)
-    data: dict[str, Any]
+    data: JSONObject
     if event == "message.received":
         data = {
             "channelId": CHANNEL_ID,
@@ -92,7 +96,7 @@ def sample(event: str, *, now: datetime | None = None) -> dict[str, Any]:
     return {"event": event, "timestamp": timestamp(now), "data": data}
 
 
-def render(body: Any) -> bytes:
+def render(body: JSONValue) -> bytes:
     """Serialize like ``JSON.stringify``: compact, non-ASCII kept, UTF-8."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -100,15 +104,16 @@ def render(body: Any) -> bytes:
 # -- overrides -------------------------------------------------------------------------------
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str) -> JSONValue:
     """A ``--set`` value: JSON if it parses (``42``, ``true``, ``{"a": 1}``), else the text."""
     try:
-        return json.loads(text)
+        value: JSONValue = json.loads(text)
     except ValueError:
         return text
+    return value
 
 
-def parse_set(text: str) -> tuple[str, Any]:
+def parse_set(text: str) -> tuple[str, JSONValue]:
     """``"data.content=hello"`` -> ``("data.content", "hello")``."""
     path, sep, value = text.partition("=")
     if not sep or not path.strip():
@@ -117,8 +122,8 @@ def parse_set(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(
-    body: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]
-) -> dict[str, Any]:
+    body: Mapping[str, JSONValue], overrides: Iterable[tuple[str, JSONValue]]
+) -> JSONObject:
     """A copy of ``body`` with each dotted ``path`` set to its value.
 
     Missing objects along a path are created; walking into something that is not an object
@@ -131,7 +136,7 @@ def apply_overrides(
         keys = path.split(".")
         if any(not key for key in keys):
             raise BadRequest(f"Override path {path!r} has an empty part.")
-        node: dict[str, Any] = result
+        node: JSONObject = result
         for depth, key in enumerate(keys[:-1]):
             child = node.get(key)
             if child is None:
@@ -148,7 +153,7 @@ def apply_overrides(
 
 def build(
     event: str,
-    overrides: Iterable[tuple[str, Any]] | Mapping[str, Any] = (),
+    overrides: Overrides = (),
     *,
     now: datetime | None = None,
 ) -> bytes:

@@ -35,11 +35,11 @@ import secrets as _random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from inspector import catalog, sender, timeline
+from inspector.display import human_size
 from inspector.outbound import BROKEN, VERIFY, Exchange, TlsOptions, self_target
 
 MiB = 1024 * 1024
@@ -86,7 +86,7 @@ class CheckReport:
             out[row.verdict] += 1
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "url": self.url,
             "scheme": self.scheme,
@@ -294,7 +294,7 @@ class _Checker:
         self.judge_robust("non-JSON body", await self.post(body, self.headers(body)))
         body = oversized_body(oversize)
         self.judge_robust(
-            f"oversized body ({_size(len(body))})",
+            f"oversized body ({human_size(len(body))})",
             await self.post(body, self.headers(body)),
             may_close=True,
         )
@@ -380,10 +380,6 @@ class _Checker:
 
 def _secs(ms: float) -> str:
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-
-
-def _size(n: int) -> str:
-    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.0f} KiB"
 
 
 async def check_receiver(

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypedDict, TypeVar, Unpack, cast
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import httpx
 
 from inspector import errors
+from inspector.jsontypes import JSONObject, JSONValue
 from inspector.shapes import (
     Catalog,
     CreatedDelivery,
@@ -94,17 +95,22 @@ def error_from(response: httpx.Response) -> errors.InspectorError:
     return other
 
 
+# A query parameter's value (None: left out).
+QueryValue = str | int | float | bool | None
+
+
 @dataclass(frozen=True)
 class _Call(Generic[T]):
     method: str
     path: str
     read: Callable[[httpx.Response], T]
-    params: Mapping[str, Any] = field(default_factory=dict)
-    body: Any = None
+    params: Mapping[str, QueryValue] = field(default_factory=dict)
+    body: Mapping[str, object] | None = None  # sent as JSON
     timeout: float | None = None  # None: the client's
 
 
 def _json(response: httpx.Response) -> Any:
+    # The trust boundary: each call declares the type its route documents (``_Call[T]``).
     return response.json()
 
 
@@ -116,11 +122,11 @@ def _text(response: httpx.Response) -> str:
     return response.text
 
 
-def _query(**params: Any) -> dict[str, Any]:
+def _query(**params: QueryValue) -> dict[str, QueryValue]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _filters(endpoint: str | None, filters: Filters) -> dict[str, Any]:
+def _filters(endpoint: str | None, filters: Filters) -> dict[str, QueryValue]:
     return _query(endpoint=endpoint, **filters)
 
 
@@ -132,8 +138,9 @@ class ServerEvent:
     id: str | None
     data: str
 
-    def json(self) -> Any:
-        return json.loads(self.data)
+    def json(self) -> JSONValue:
+        value: JSONValue = json.loads(self.data)
+        return value
 
 
 class EventReader:
@@ -334,8 +341,8 @@ class Client:
     def catalog(self) -> Catalog:
         return self._run(_Call[Catalog]("GET", "/api/catalog", _json))
 
-    def openapi(self) -> dict[str, Any]:
-        return cast(dict[str, Any], self._run(_Call("GET", "/api/openapi.json", _json)))
+    def openapi(self) -> JSONObject:
+        return self._run(_Call[JSONObject]("GET", "/api/openapi.json", _json))
 
     # -- streams -------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -108,7 +107,7 @@ class Diagnoser:
         self.submit(request_id, endpoint)
         return True
 
-    def skipped(self, verdict: dict[str, Any]) -> dict[str, Any]:
+    def skipped(self, verdict: Mapping[str, str | None]) -> dict[str, str | None]:
         """``verdict`` (a pending one) as stored when the queue is full."""
         return {**verdict, "doctor": SKIPPED, "diagnosis": BUSY.format(queued=self.queued)}
 

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import NoReturn, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from inspector.store.replays import ReplayDetail
@@ -308,11 +308,11 @@ _NOT_JSON = object()
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytes) -> object:
     """The body's JSON value, or ``_NOT_JSON`` (not UTF-8 JSON, NaN/Infinity, too deep)."""
     if not body.strip():
         return _NOT_JSON
@@ -322,7 +322,7 @@ def _json(body: bytes) -> Any:
         return _NOT_JSON
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -330,7 +330,7 @@ def _key_path(path: str, key: str) -> str:
     return f"{path}.{key}" if _IDENTIFIER.fullmatch(key) else f"{path}[{_show(key)}]"
 
 
-def _same_scalar(a: Any, b: Any) -> bool:
+def _same_scalar(a: object, b: object) -> bool:
     # JSON true is not 1 (Python says it is); 1 and 1.0 are the same number.
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
@@ -340,7 +340,9 @@ def _same_scalar(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _json_changes(a: Any, b: Any, path: str, ignore_order: bool, depth: int) -> Iterator[Change]:
+def _json_changes(
+    a: object, b: object, path: str, ignore_order: bool, depth: int
+) -> Iterator[Change]:
     if isinstance(a, dict) and isinstance(b, dict) and depth < MAX_DEPTH:
         if not ignore_order:
             shared_a = [k for k in a if k in b]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 NO_ANSWER = "—"
 
@@ -52,23 +52,27 @@ class Answer(NamedTuple):
 _TONES = {2: "ok", 3: "info", 4: "warn"}
 
 
-def describe_answer(response: Mapping[str, Any], blank: str = NO_ANSWER) -> Answer:
+def _number(value: object) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def describe_answer(response: Mapping[str, object], blank: str = NO_ANSWER) -> Answer:
     """The answer a request got, from its ``response`` record (``answerOf`` in util.js).
 
     ``blank`` stands for "no answer recorded": the page's dash, or a terminal table's ``-``.
     """
-    delay_ms = response.get("delay_ms")
+    delay_ms = _number(response.get("delay_ms"))
     if response.get("in_progress"):
         stall = f" for {seconds(delay_ms)}" if delay_ms else ""
         return Answer("stalling…", "pending", f"Stalling{stall} before answering")
     if response.get("dropped"):
         return Answer("dropped", "bad", "Closed the connection without an answer")
-    gave_up = response.get("client_gave_up_after_ms")
+    gave_up = _number(response.get("client_gave_up_after_ms"))
     if gave_up is not None:
         text = f"sender gave up after {seconds(gave_up)}"
         return Answer(text, "bad", "The sender hung up before the stall ended")
     status = response.get("status")
-    if status is None:
+    if not isinstance(status, int):
         return Answer(blank, "muted", "No answer recorded")
     stall = f" after a {seconds(delay_ms)} stall" if delay_ms else ""
     return Answer(str(status), _TONES.get(status // 100, "bad"), f"Answered {status}{stall}")

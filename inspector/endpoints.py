@@ -19,10 +19,11 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from inspector import faults
 from inspector.errors import BadRequest
+from inspector.faults import FaultRules
 from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
@@ -63,7 +64,7 @@ class SettingsDict(TypedDict):
     tolerance: int  # seconds a signed timestamp may be off
     enforce: bool  # answer 401 to a bad signature
     hmac: dict[str, str]  # header, algorithm, encoding, prefix (the generic HMAC scheme)
-    response: dict[str, Any]  # failure-mode rules, as ``faults.parse_rules`` validated them
+    response: FaultRules  # failure-mode rules, as ``faults.parse_rules`` validated them
     schedule: list[float]  # the retry schedule the sender promises (seconds)
     schedule_tolerance: float
     wait_from: str  # start | end: where the sender counts each wait from
@@ -75,6 +76,26 @@ class SettingsDict(TypedDict):
     retired_secrets: list[str]  # removed from ``secret``, newest first (for the doctor)
 
 
+class _Changes(TypedDict, total=False):
+    """The fields of ``EndpointSettings`` a merge replaces, validated."""
+
+    secrets: tuple[str, ...]
+    scheme: str
+    tolerance: int
+    enforce: bool
+    hmac: Mapping[str, str]
+    response: FaultRules
+    schedule: tuple[float, ...]
+    schedule_tolerance: float
+    wait_from: str
+    forward_to: str | None
+    forward_mode: str
+    replay_to: str | None
+    ca_file: str | None
+    insecure: bool
+    retired_secrets: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class EndpointSettings:
     secrets: tuple[str, ...] = ()
@@ -82,7 +103,7 @@ class EndpointSettings:
     tolerance: int = 300
     enforce: bool = False
     hmac: Mapping[str, str] = field(default_factory=dict)
-    response: Mapping[str, Any] = field(default_factory=dict)
+    response: FaultRules = field(default_factory=FaultRules)
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     schedule_tolerance: float = 0.1
     wait_from: str = DEFAULT_WAIT_FROM
@@ -99,11 +120,11 @@ class EndpointSettings:
         return TlsOptions(self.ca_file, self.insecure)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
+    def from_dict(cls, data: object, *, max_delay: float = 600.0) -> EndpointSettings:
         """Validate stored or submitted settings; ``BadRequest`` names the bad key."""
         return cls().merged(data, max_delay=max_delay)
 
-    def merged(self, data: Mapping[str, Any], *, max_delay: float = 600.0) -> EndpointSettings:
+    def merged(self, data: object, *, max_delay: float = 600.0) -> EndpointSettings:
         """These settings with ``data``'s keys replaced (``None`` resets a key to default)."""
         if not isinstance(data, Mapping):
             raise BadRequest("Endpoint settings must be a JSON object.")
@@ -113,14 +134,12 @@ class EndpointSettings:
                 f"Unknown endpoint setting(s): {', '.join(unknown)}. Known: {', '.join(_KEYS)}.",
                 error="unknown_setting",
             )
-        defaults = EndpointSettings()
-        changes: dict[str, Any] = {}
+        changes = _Changes()
+        resets: list[str] = []  # None resets a key to its default
         for key, value in data.items():
             if value is None:
-                name = "secrets" if key == "secret" else key
-                changes[name] = getattr(defaults, name)
-                continue
-            if key == "secret":
+                resets.append("secrets" if key == "secret" else key)
+            elif key == "secret":
                 changes["secrets"] = _secrets(value)
             elif key in ("scheme", "tolerance", "hmac"):
                 changes.update(_signature_fields(key, value))
@@ -137,24 +156,28 @@ class EndpointSettings:
             elif key == "schedule_tolerance":
                 changes["schedule_tolerance"] = _fraction("schedule_tolerance", value)
             elif key == "wait_from":
-                if value not in WAIT_FROM:
+                if not isinstance(value, str) or value not in WAIT_FROM:
                     raise BadRequest("wait_from: must be start or end.")
                 changes["wait_from"] = value
-            elif key in ("forward_to", "replay_to"):
-                changes[key] = _url(key, value)
+            elif key == "forward_to":
+                changes["forward_to"] = _url(key, value)
+            elif key == "replay_to":
+                changes["replay_to"] = _url(key, value)
             elif key == "ca_file":
                 changes["ca_file"] = _path("ca_file", value)
             elif key == "insecure":
                 changes["insecure"] = check_insecure(value)
             elif key == "forward_mode":
-                if value not in FORWARD_MODES:
+                if not isinstance(value, str) or value not in FORWARD_MODES:
                     raise BadRequest(f"forward_mode: must be one of {', '.join(FORWARD_MODES)}.")
                 changes["forward_mode"] = value
             elif key == "retired_secrets":
                 changes["retired_secrets"] = _secrets(value)[:MAX_RETIRED]
-        if "secrets" in changes and "retired_secrets" not in data:
-            changes["retired_secrets"] = self._retire(changes["secrets"])
-        return replace(self, **changes)
+        if ("secrets" in changes or "secrets" in resets) and "retired_secrets" not in data:
+            changes["retired_secrets"] = self._retire(changes.get("secrets", ()))
+        defaults = EndpointSettings()
+        reset = replace(self, **{name: getattr(defaults, name) for name in resets})
+        return replace(reset, **changes)
 
     def reset(self) -> EndpointSettings:
         """Default settings that still remember this endpoint's secrets as retired."""
@@ -173,7 +196,7 @@ class EndpointSettings:
             "tolerance": self.tolerance,
             "enforce": self.enforce,
             "hmac": dict(self.hmac),
-            "response": dict(self.response),
+            "response": FaultRules(**self.response),
             "schedule": list(self.schedule),
             "schedule_tolerance": self.schedule_tolerance,
             "wait_from": self.wait_from,
@@ -193,7 +216,7 @@ class EndpointSettings:
         )
 
 
-def _secrets(value: Any) -> tuple[str, ...]:
+def _secrets(value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
         raise BadRequest("secret: must be a non-empty string or a list of them (for rotation).")
@@ -203,7 +226,7 @@ def _secrets(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _signature_fields(key: str, value: Any) -> dict[str, Any]:
+def _signature_fields(key: str, value: object) -> _Changes:
     # SignatureConfig owns the rules for these; validate through it and keep what it accepted.
     if key == "hmac":
         if not isinstance(value, Mapping):
@@ -214,10 +237,12 @@ def _signature_fields(key: str, value: Any) -> dict[str, Any]:
         config = SignatureConfig.from_dict({f"hmac_{k}": v for k, v in value.items()})
         return {"hmac": {k: getattr(config, f"hmac_{k}") for k in value}}
     config = SignatureConfig.from_dict({key: value})
-    return {key: getattr(config, key)}
+    if key == "scheme":
+        return {"scheme": config.scheme}
+    return {"tolerance": config.tolerance}
 
 
-def _schedule(value: Any) -> tuple[float, ...]:
+def _schedule(value: object) -> tuple[float, ...]:
     if not isinstance(value, list) or not value or len(value) > 20:
         raise BadRequest("schedule: must be a list of 1 to 20 retry intervals in seconds.")
     out = []
@@ -228,19 +253,19 @@ def _schedule(value: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _fraction(name: str, value: Any) -> float:
+def _fraction(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise BadRequest(f"{name}: must be a number between 0 and 1.")
     return float(value)
 
 
-def _url(name: str, value: Any) -> str:
+def _url(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise BadRequest(f"{name}: must be an http:// or https:// URL.")
     return value
 
 
-def _path(name: str, value: Any) -> str:
+def _path(name: str, value: object) -> str:
     # Only the shape here: stored settings are loaded with this too, and a file that has
     # gone since must not cost the endpoint its settings (using it says what is wrong).
     if not isinstance(value, str) or "\0" in value or not Path(value).is_absolute():
@@ -248,7 +273,7 @@ def _path(name: str, value: Any) -> str:
     return value
 
 
-def _signing(settings: EndpointSettings | None) -> tuple[Any, ...]:
+def _signing(settings: EndpointSettings | None) -> tuple[object, ...]:
     """The settings a verdict depends on."""
     s = settings or EndpointSettings()
     return (s.secrets, s.scheme, s.tolerance, tuple(sorted(s.hmac.items())))
@@ -261,7 +286,7 @@ class Endpoint:
     name: str
     settings: EndpointSettings
     signature: SignatureConfig
-    rules: Mapping[str, Any]
+    rules: FaultRules
     has_rules: bool
     # Other endpoints' secrets: the doctor checks whether a failing signature was made with one.
     other_secrets: Mapping[str, tuple[str, ...]]

@@ -21,7 +21,7 @@ into an exit code.
 
 from __future__ import annotations
 
-from typing import Any
+from inspector.jsontypes import JSONValue
 
 
 class InspectorError(Exception):
@@ -29,13 +29,13 @@ class InspectorError(Exception):
     error: str = "internal_error"
     headers: dict[str, str] | None = None  # extra response headers (Retry-After)
 
-    def __init__(self, detail: Any = None, *, error: str | None = None) -> None:
+    def __init__(self, detail: JSONValue = None, *, error: str | None = None) -> None:
         super().__init__(detail if isinstance(detail, str) else (error or self.error))
         self.detail = detail
         if error is not None:
             self.error = error
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         return {"error": self.error, "detail": self.detail}
 
 

@@ -30,7 +30,7 @@ import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TypedDict, TypeGuard, cast
 from urllib.parse import unquote_to_bytes
 
 from inspector.errors import BadRequest, FaultParamError
@@ -65,6 +65,25 @@ _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 
 
+# What one validated fault parameter or rule can be.
+FaultValue = int | float | str | bool
+
+
+class FaultRules(TypedDict, total=False):
+    """Validated fault parameters or endpoint rules: only the keys that were given."""
+
+    status: int
+    body: str
+    content_type: str
+    delay: float
+    fail: int
+    fail_status: int
+    rate: float
+    seed: str
+    retry_after: int
+    drop: bool
+
+
 @dataclass(frozen=True)
 class ResponsePlan:
     """How the capture endpoint should answer; the defaults answer ``200 OK`` at once."""
@@ -84,13 +103,14 @@ class ResponsePlan:
         """True when nothing is set, so the capture route can take its fast path."""
         return self == _DEFAULT_PLAN
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> FaultRules:
         """The fields that differ from the defaults, as stored in rules and shown by the API."""
-        return {
+        changed = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != f.default
         }
+        return cast(FaultRules, changed)  # the fields are FaultRules' keys, same types
 
 
 _DEFAULT_PLAN = ResponsePlan()
@@ -116,7 +136,7 @@ class Outcome:
 # -- validation ----------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     text = repr(value)
     if len(text) <= 40:
         return text
@@ -125,11 +145,11 @@ def _shown(value: Any) -> str:
     return text[:37] + "..."
 
 
-def _bad(param: str, rule: str, value: Any) -> FaultParamError:
+def _bad(param: str, rule: str, value: object) -> FaultParamError:
     return FaultParamError(param, f"must be {rule}, got {_shown(value)}")
 
 
-def _to_int(param: str, value: Any, lo: int, hi: int, rule: str) -> int:
+def _to_int(param: str, value: object, lo: int, hi: int, rule: str) -> int:
     number: int | None = None
     if isinstance(value, bool):  # bool is an int subclass; true is not a status code
         number = None
@@ -144,7 +164,7 @@ def _to_int(param: str, value: Any, lo: int, hi: int, rule: str) -> int:
     return number
 
 
-def _to_float(param: str, value: Any, lo: float, hi: float, rule: str) -> float:
+def _to_float(param: str, value: object, lo: float, hi: float, rule: str) -> float:
     number: float | None = None
     if isinstance(value, bool):
         number = None
@@ -157,25 +177,25 @@ def _to_float(param: str, value: Any, lo: float, hi: float, rule: str) -> float:
     return number
 
 
-def _status(param: str, value: Any) -> int:
+def _status(param: str, value: object) -> int:
     return _to_int(param, value, 100, 599, "an HTTP status code between 100 and 599")
 
 
-def _fail(value: Any) -> int:
+def _fail(value: object) -> int:
     rule = f"a whole number of attempts between 0 and {MAX_FAIL}"
     return _to_int("fail", value, 0, MAX_FAIL, rule)
 
 
-def _rate(value: Any) -> float:
+def _rate(value: object) -> float:
     return _to_float("rate", value, 0.0, 1.0, "a probability between 0 and 1")
 
 
-def _retry_after(value: Any) -> int:
+def _retry_after(value: object) -> int:
     rule = f"a whole number of seconds between 0 and {MAX_RETRY_AFTER}"
     return _to_int("retry_after", value, 0, MAX_RETRY_AFTER, rule)
 
 
-def _drop(value: Any) -> bool:
+def _drop(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -189,7 +209,7 @@ def _drop(value: Any) -> bool:
     raise _bad("drop", "one of 1, 0, true, false, yes, no", value)
 
 
-def _is_text(value: Any, limit: int) -> TypeGuard[str]:
+def _is_text(value: object, limit: int) -> TypeGuard[str]:
     """A str short enough that encodes to UTF-8: JSON's "\\ud800" yields a lone surrogate
     that would break encoding the answer and storing the rule."""
     if not isinstance(value, str) or len(value) > limit:
@@ -201,13 +221,13 @@ def _is_text(value: Any, limit: int) -> TypeGuard[str]:
     return True
 
 
-def _body(value: Any) -> str:
+def _body(value: object) -> str:
     if not _is_text(value, MAX_BODY):
         raise _bad("body", f"text of at most {MAX_BODY} characters", value)
     return value
 
 
-def _content_type(value: Any) -> str:
+def _content_type(value: object) -> str:
     if isinstance(value, str):
         text: str = value.strip()
         if len(text) <= MAX_CONTENT_TYPE and _CONTENT_TYPE.fullmatch(text):
@@ -216,7 +236,7 @@ def _content_type(value: Any) -> str:
     raise _bad("content_type", rule, value)
 
 
-def _seed(value: Any) -> str:
+def _seed(value: object) -> str:
     # JSON rules may naturally say {"seed": 42}; the seed is hashed as text either way.
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -225,7 +245,7 @@ def _seed(value: Any) -> str:
     return value
 
 
-def _validators(max_delay: float) -> dict[str, Callable[[Any], Any]]:
+def _validators(max_delay: float) -> dict[str, Callable[[object], FaultValue]]:
     delay_rule = f"a number of seconds between 0 and {max_delay:g}"
     return {
         "status": lambda v: _status("status", v),
@@ -252,7 +272,7 @@ def _unquote(text: str) -> str:
     return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
 
 
-def parse_query(query_string: str, *, max_delay: float = 600.0) -> dict[str, Any]:
+def parse_query(query_string: str, *, max_delay: float = 600.0) -> FaultRules:
     """Return the recognised fault parameters of a raw query string, validated and converted.
 
     Unknown parameters are ignored: they belong to the sender. Names are case-sensitive.
@@ -271,10 +291,11 @@ def parse_query(query_string: str, *, max_delay: float = 600.0) -> dict[str, Any
     if not found:
         return {}
     validators = _validators(max_delay)
-    return {name: validators[name](value) for name, value in found.items()}
+    # Each key's validator returns that key's type.
+    return cast(FaultRules, {name: validators[name](value) for name, value in found.items()})
 
 
-def parse_rules(rules: Mapping[str, Any], *, max_delay: float = 600.0) -> dict[str, Any]:
+def parse_rules(rules: Mapping[str, object], *, max_delay: float = 600.0) -> FaultRules:
     """Validate endpoint rules (the ``"response"`` object) like query parameters.
 
     Numbers may come as int, float or numeric strings. A ``null`` value means "not set".
@@ -287,17 +308,20 @@ def parse_rules(rules: Mapping[str, Any], *, max_delay: float = 600.0) -> dict[s
         names = ", ".join(repr(name) for name in unknown)
         raise BadRequest(f"unknown response rule(s) {names}; allowed: {', '.join(PARAMS)}")
     validators = _validators(max_delay)
-    return {key: validators[key](value) for key, value in rules.items() if value is not None}
+    checked = {key: validators[key](value) for key, value in rules.items() if value is not None}
+    return cast(FaultRules, checked)  # each key's validator returns that key's type
 
 
-def build_plan(rules: Mapping[str, Any] | None, query: Mapping[str, Any] | None) -> ResponsePlan:
+def build_plan(rules: FaultRules | None, query: FaultRules | None) -> ResponsePlan:
     """Merge validated rules and query parameters; the query wins field by field.
 
     ``?fail=0`` therefore switches off a stored ``fail`` rule for one request.
     """
     if not rules and not query:
         return _DEFAULT_PLAN
-    merged = {**(rules or {}), **(query or {})}
+    merged = FaultRules()
+    merged.update(rules or {})
+    merged.update(query or {})
     return ResponsePlan(**merged)
 
 

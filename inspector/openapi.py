@@ -12,19 +12,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from inspector import __version__
 from inspector.shapes import ErrorBody
 
 REF = "#/components/schemas/{name}"
+# JSON Schema and OpenAPI objects as msgspec makes them and this module reads them: open-ended
+# JSON objects, indexed by the keys the specifications define.
 Schema = dict[str, Any]
+# A JSON route: what ``api_route`` describes.
+Endpoint = Callable[[Request], Awaitable[Response]]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERRORS = {
     400: "The request is not acceptable: `detail` names the parameter or field.",
@@ -33,6 +39,72 @@ ERRORS = {
     421: "The Host header is not one this inspector answers to (DNS-rebinding defence).",
     503: "The store could not answer, or too many clients wait (see Retry-After).",
 }
+
+
+# -- the document's own objects (OpenAPI 3.1), as this module writes and reads them ----------
+
+
+class Media(TypedDict):
+    schema: Schema
+
+
+class Header(TypedDict):
+    description: str
+    schema: Schema
+
+
+class Answer(TypedDict):
+    """A response object: what one status carries."""
+
+    description: str
+    content: dict[str, Media]
+    headers: NotRequired[dict[str, Header]]
+
+
+class Body(TypedDict):
+    required: bool
+    content: dict[str, Media]
+
+
+# ``in`` is a keyword: the functional form names it.
+Parameter = TypedDict(
+    "Parameter",
+    {"name": str, "in": str, "required": bool, "description": str, "schema": Schema},
+)
+
+
+class _Described(TypedDict, total=False):
+    """What an operation says of itself when it has it."""
+
+    description: str
+    tags: list[str]
+    parameters: list[Parameter]
+    requestBody: Body
+
+
+class OperationObject(_Described):
+    operationId: str
+    summary: str
+    responses: dict[str, Answer]
+
+
+class Info(TypedDict):
+    title: str
+    version: str
+    description: str
+
+
+class Components(TypedDict):
+    schemas: dict[str, Schema]
+
+
+class Document(TypedDict):
+    """The OpenAPI document ``/api/openapi.json`` serves."""
+
+    openapi: str
+    info: Info
+    paths: dict[str, dict[str, OperationObject]]  # url -> method -> operation
+    components: Components
 
 
 @dataclass(frozen=True)
@@ -59,7 +131,7 @@ def number(name: str, description: str, lo: float, hi: float, default: float) ->
     )
 
 
-def text(name: str, description: str, **schema: Any) -> Param:
+def text(name: str, description: str, **schema: str | int | list[str]) -> Param:
     return Param(name, description, {"type": "string", **schema})
 
 
@@ -74,8 +146,8 @@ class Operation:
 
     summary: str
     params: Sequence[Param] = ()
-    body: Any = None  # the JSON body's type
-    answer: Any = None
+    body: type | None = None  # the JSON body's type (a TypedDict)
+    answer: type | None = None
     status: int = 200
     media: str | tuple[str, ...] = "application/json"  # several: one per format
     answer_text: str = ""
@@ -90,7 +162,7 @@ class ApiRoute(Route):
     def __init__(
         self,
         path: str,
-        endpoint: Callable[..., Any],
+        endpoint: Endpoint,
         *,
         methods: list[str],
         operation: Operation,
@@ -99,32 +171,30 @@ class ApiRoute(Route):
         self.operation = operation
 
 
-def api_route(
-    path: str, endpoint: Callable[..., Any], method: str, operation: Operation
-) -> ApiRoute:
+def api_route(path: str, endpoint: Endpoint, method: str, operation: Operation) -> ApiRoute:
     return ApiRoute(path, endpoint, methods=[method], operation=operation)
 
 
-def served(app: Starlette) -> dict[str, Any]:
+def served(app: Starlette) -> Document:
     """The document of ``app``'s routes, made on first use and kept on ``app.state``."""
-    found: dict[str, Any] | None = getattr(app.state, "openapi", None)
+    found: Document | None = getattr(app.state, "openapi", None)
     if found is None:
         found = document(app.routes)
         app.state.openapi = found
     return found
 
 
-def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+def document(routes: Iterable[BaseRoute]) -> Document:
     """The OpenAPI 3.1 document for the described routes among ``routes``."""
     described = [r for r in routes if isinstance(r, ApiRoute)]
-    types: list[Any] = [ErrorBody]
+    types: list[type] = [ErrorBody]
     for route in described:
         op = route.operation
         types += [t for t in (op.body, op.answer) if t is not None]
     unique = list(dict.fromkeys(types))
     refs, components = msgspec.json.schema_components(unique, ref_template=REF)
     ref_of = dict(zip(unique, refs, strict=True))
-    paths: dict[str, dict[str, Any]] = {}
+    paths: dict[str, dict[str, OperationObject]] = {}
     for route in described:
         url = re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
         for method in sorted((route.methods or set()) - {"HEAD"}):
@@ -145,16 +215,16 @@ def document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     }
 
 
-def _operation(route: ApiRoute, method: str, ref_of: dict[Any, Schema]) -> dict[str, Any]:
+def _operation(route: ApiRoute, method: str, ref_of: dict[type, Schema]) -> OperationObject:
     op = route.operation
     name = getattr(route.endpoint, "__name__", "operation")
-    out: dict[str, Any] = {"operationId": f"{name}_{method.lower()}", "summary": op.summary}
+    parts = _Described()
     if op.description:
-        out["description"] = op.description
+        parts["description"] = op.description
     if op.tags:
-        out["tags"] = list(op.tags)
+        parts["tags"] = list(op.tags)
     if op.params:
-        out["parameters"] = [
+        parts["parameters"] = [
             {
                 "name": p.name,
                 "in": p.where,
@@ -165,12 +235,12 @@ def _operation(route: ApiRoute, method: str, ref_of: dict[Any, Schema]) -> dict[
             for p in op.params
         ]
     if op.body is not None:
-        out["requestBody"] = {
+        parts["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": ref_of[op.body]}},
         }
     media = (op.media,) if isinstance(op.media, str) else op.media
-    content: dict[str, Schema] = {}
+    content: dict[str, Media] = {}
     for kind in media:
         if op.answer is not None:
             content[kind] = {"schema": ref_of[op.answer]}
@@ -178,17 +248,21 @@ def _operation(route: ApiRoute, method: str, ref_of: dict[Any, Schema]) -> dict[
             content[kind] = {"schema": {"type": "object", "description": op.answer_text}}
         else:
             content[kind] = {"schema": {"type": "string", "description": op.answer_text}}
-    responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
-    error = {"application/json": {"schema": ref_of[ErrorBody]}}
+    responses: dict[str, Answer] = {str(op.status): {"description": op.summary, "content": content}}
+    error: dict[str, Media] = {"application/json": {"schema": ref_of[ErrorBody]}}
     for status in _errors(op, method):
-        entry: dict[str, Any] = {"description": ERRORS[status], "content": error}
+        entry: Answer = {"description": ERRORS[status], "content": error}
         if status == 503:
             entry["headers"] = {
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}
             }
         responses[str(status)] = entry
-    out["responses"] = responses
-    return out
+    return {
+        "operationId": f"{name}_{method.lower()}",
+        "summary": op.summary,
+        **parts,
+        "responses": responses,
+    }
 
 
 def _errors(op: Operation, method: str) -> list[int]:
@@ -230,12 +304,53 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
-def reference(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+class ParamRow(TypedDict):
+    name: str
+    where: str
+    type: str
+    description: str
+
+
+class AnswerRow(TypedDict):
+    status: str
+    media: str
+    schema: str | None  # the named schema, if the answer has one
+    description: str
+
+
+class OperationRow(TypedDict):
+    """One operation as the reference page lists it."""
+
+    id: str
+    method: str
+    path: str
+    summary: str
+    description: str
+    params: list[ParamRow]
+    body: str | None
+    responses: list[AnswerRow]
+
+
+class FieldRow(TypedDict):
+    name: str
+    type: str
+    required: bool
+
+
+class SchemaRow(TypedDict):
+    """One named schema as the reference page lists it."""
+
+    name: str
+    description: str
+    fields: list[FieldRow]
+
+
+def reference(doc: Document) -> tuple[list[OperationRow], list[SchemaRow]]:
     """The document as the reference page shows it: its operations, then its schemas."""
-    operations = []
+    operations: list[OperationRow] = []
     for url, methods in doc["paths"].items():
         for method, op in methods.items():
-            responses = []
+            responses: list[AnswerRow] = []
             for status, answer in op["responses"].items():
                 for media, content in answer.get("content", {}).items():
                     schema = content.get("schema", {})
@@ -269,7 +384,7 @@ def reference(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                     "responses": responses,
                 }
             )
-    schemas = []
+    schemas: list[SchemaRow] = []
     for name, schema in sorted(doc["components"]["schemas"].items()):
         required = set(schema.get("required", []))
         schemas.append(

@@ -8,13 +8,13 @@ from the same query parameters; ``BadRequest``/``NotFound`` name what is wrong.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.requests import Request
 
 from inspector import openapi
 from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound
+from inspector.jsontypes import JSONValue
 from inspector.runtime import Runtime
 from inspector.store.requests import RequestFilter
 
@@ -98,16 +98,18 @@ def endpoint_name(raw: str) -> str:
     return raw
 
 
-async def json_body(request: Request) -> Any:
+async def json_body(request: Request) -> JSONValue:
+    """A control request's JSON body, unchecked (``{}`` when empty): callers narrow it."""
     raw = await request.body()
     if len(raw) > 1024 * 1024:
         raise BadRequest("Request body too large for a control request (1 MiB).")
     try:
-        return json.loads(raw) if raw else {}
+        value: JSONValue = json.loads(raw) if raw else {}
     except ValueError as exc:
         raise BadRequest(f"Body must be JSON: {exc}.", error="invalid_json") from None
     except RecursionError:
         raise BadRequest("Body must be JSON: nested too deeply.", error="invalid_json") from None
+    return value
 
 
 def request_filter(request: Request, *, prefixes: bool = False) -> RequestFilter:

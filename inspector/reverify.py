@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import anyio.to_thread
 
@@ -33,7 +32,7 @@ log = logging.getLogger("inspector.reverify")
 BATCH = 200
 
 # A verdict as stored (``Verdict.to_dict``), or None when the endpoint verifies nothing.
-StoredVerdict = dict[str, Any] | None
+StoredVerdict = dict[str, str | None] | None
 
 
 def changed_verdicts(

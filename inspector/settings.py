@@ -103,7 +103,7 @@ class Option:
     """How ``serve`` takes a setting: its flag, how the value is read and how it is shown."""
 
     flag: str
-    parse: Callable[[str], Any] = str
+    parse: Callable[[str], object] = str
     metavar: str | None = None
     choices: tuple[str, ...] = ()
     env: str | None = None  # read when the flag is not given
@@ -112,7 +112,7 @@ class Option:
     computed: str | None = None  # the README's words for a default computed at start-up
 
 
-def _setting(text: str, option: Option | None = None) -> dict[str, Any]:
+def _setting(text: str, option: Option | None = None) -> dict[str, object]:
     return {"help": text, "option": option}
 
 
@@ -294,7 +294,7 @@ class Settings:
         return local_ca_file(self.data_dir) if self.https and self.cert is None else None
 
 
-def options() -> Iterator[tuple[Field[Any], Option]]:
+def options() -> Iterator[tuple[Field[object], Option]]:
     """The settings ``serve`` takes, in the table's order, each with its ``Option``."""
     for f in fields(Settings):
         option = f.metadata["option"]
@@ -302,14 +302,14 @@ def options() -> Iterator[tuple[Field[Any], Option]]:
             yield f, option
 
 
-def default_of(f: Field[Any]) -> Any:
+def default_of(f: Field[object]) -> object:
     """A setting's default (computed now, for a ``default_factory``)."""
     if f.default_factory is not MISSING:
         return f.default_factory()
     return f.default
 
 
-def shown_default(f: Field[Any], value: Any) -> str | None:
+def shown_default(f: Field[object], value: object) -> str | None:
     """How a default reads in help and docs; None when there is none (no value, empty)."""
     if isinstance(value, bool):
         return "on" if value else "off"

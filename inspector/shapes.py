@@ -9,9 +9,10 @@ what the typed client (``client.py``) hands back.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 from inspector.endpoints import SettingsDict
+from inspector.jsontypes import JSONObject, JSONValue
 from inspector.store.deliveries import DeliveryItem
 from inspector.store.endpoints import EndpointItem
 from inspector.store.replays import ReplaySummary
@@ -23,7 +24,7 @@ class ErrorBody(TypedDict):
     """Every error: a short machine-readable code and what is wrong, for a person."""
 
     error: str  # bad_request, not_found, invalid_endpoint, busy, ...
-    detail: Any  # usually a sentence
+    detail: JSONValue  # usually a sentence
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class SettingsChange(TypedDict, total=False):
     tolerance: int | None
     enforce: bool | None
     hmac: HmacSettings | None
-    response: dict[str, Any] | None  # failure-mode rules: {"status": 503, "fail": 2, ...}
+    response: dict[str, JSONValue] | None  # failure-mode rules: {"status": 503, "fail": 2, ...}
     schedule: list[float] | None
     schedule_tolerance: float | None
     forward_to: str | None
@@ -150,7 +151,7 @@ class DeliveryOrder(TypedDict, total=False):
     url: str
     secret: str | None  # default: the server's --secret
     body: str | None  # sent byte-exact as UTF-8 (default: the event's sample)
-    set: dict[str, Any] | None  # {"data.content": "hello"}: overrides in the sample
+    set: dict[str, JSONValue] | None  # {"data.content": "hello"}: overrides in the sample
     scheme: str
     schedule: list[float]  # seconds before each retry
     time_scale: float
@@ -178,7 +179,7 @@ class DeliveryPage(TypedDict):
 class CatalogEvent(TypedDict):
     event: str
     description: str
-    sample: dict[str, Any]  # a fresh sample body
+    sample: JSONObject  # a fresh sample body
 
 
 class Catalog(TypedDict):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
 
 from inspector.display import human_size
 
@@ -33,7 +33,7 @@ def clean(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, bool) or value is None:
@@ -43,13 +43,13 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _who(obj: Any) -> str | None:
+def _who(obj: object) -> str | None:
     if not isinstance(obj, dict):
         return None
     return _text(obj.get("displayName")) or _text(obj.get("userId"))
 
 
-def _platform(event: str, data: dict[str, Any]) -> str | None:
+def _platform(event: str, data: Mapping[str, object]) -> str | None:
     """The platform's four events (see the seed README)."""
     channel = _text(data.get("channelId"))
     where = f" in {channel}" if channel else ""
@@ -75,7 +75,7 @@ def _platform(event: str, data: dict[str, Any]) -> str | None:
     return None
 
 
-def _scalars(obj: dict[str, Any], limit: int = 3) -> str | None:
+def _scalars(obj: Mapping[str, object], limit: int = 3) -> str | None:
     parts = []
     for key, value in obj.items():
         text = _text(value)

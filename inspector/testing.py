@@ -19,15 +19,17 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Unpack
+from typing import Unpack
 from urllib.parse import urlencode
 
 import httpx
 
 from inspector import faults
 from inspector.capture import ENDPOINT_RE
-from inspector.client import AsyncClient, Client, Filters
+from inspector.client import AsyncClient, Client, Filters, ServerEvent
+from inspector.endpoints import SettingsDict
 from inspector.evidence import Answer, Attempt, Capture, Delivery, Signature
+from inspector.jsontypes import JSONValue
 from inspector.shapes import DeliveryOrder, SettingsChange
 from inspector.store.requests import ListedRequest
 
@@ -79,7 +81,9 @@ class _Namespace:
             )
         return name
 
-    def url(self, endpoint: str = "default", path: str = "", **failure_modes: Any) -> str:
+    def url(
+        self, endpoint: str = "default", path: str = "", **failure_modes: faults.FaultValue
+    ) -> str:
         """The capture URL of ``endpoint``, with failure modes (``fail=2``, ``status=503``,
         ``delay=1.5``, ``drop=True``...) as query parameters."""
         unknown = sorted(set(failure_modes) - set(faults.PARAMS))
@@ -140,7 +144,7 @@ class _Namespace:
         return "  ".join(parts)
 
 
-def _param(value: Any) -> str:
+def _param(value: object) -> str:
     if value is True:
         return "1"
     if value is False:
@@ -153,7 +157,7 @@ def _order(
     to: str,
     secret: str,
     body: str | bytes | None,
-    overrides: dict[str, Any] | None,
+    overrides: dict[str, JSONValue] | None,
     scheme: str,
     schedule: Sequence[float] | None,
     time_scale: float,
@@ -202,11 +206,11 @@ class WebhookInspector(_Namespace):
     def close(self) -> None:
         self.client.close()
 
-    def configure(self, endpoint: str, **settings: Unpack[SettingsChange]) -> dict[str, Any]:
+    def configure(self, endpoint: str, **settings: Unpack[SettingsChange]) -> SettingsDict:
         """Change ``endpoint``'s settings (``secret``, ``scheme``, ``enforce``, ``response``
         rules...); in effect for every request sent after this returns."""
         changed = self.client.configure(self.endpoint_name(endpoint), **settings)
-        return dict(changed["settings"])
+        return changed["settings"]
 
     def wait_for(
         self,
@@ -243,7 +247,7 @@ class WebhookInspector(_Namespace):
         to: str,
         secret: str,
         body: str | bytes | None = None,
-        overrides: dict[str, Any] | None = None,
+        overrides: dict[str, JSONValue] | None = None,
         scheme: str = "platform",
         schedule: Sequence[float] | None = None,
         time_scale: float = TIME_SCALE,
@@ -273,19 +277,30 @@ class WebhookInspector(_Namespace):
         return Delivery.from_detail(self.client.delivery(created["id"]))
 
 
-def _until_final(events: Iterator[Any], delivery_id: int, deadline: float) -> None:
+def _is_final(change: JSONValue, delivery_id: int) -> bool:
+    """Whether a delivery stream event (``{"delivery": {...}, "change": ...}``) says that
+    delivery ``delivery_id`` is over."""
+    if not isinstance(change, dict):
+        return False
+    delivery = change.get("delivery")
+    return (
+        isinstance(delivery, dict)
+        and delivery.get("id") == delivery_id
+        and change.get("change") in FINAL
+    )
+
+
+def _until_final(events: Iterator[ServerEvent], delivery_id: int, deadline: float) -> None:
     try:
         _follow(events, delivery_id, deadline)
     except httpx.ReadTimeout:  # no event at all for a while (pings are not events)
         raise DeliveryTimeout(f"Delivery #{delivery_id} did not finish in time.") from None
 
 
-def _follow(events: Iterator[Any], delivery_id: int, deadline: float) -> None:
+def _follow(events: Iterator[ServerEvent], delivery_id: int, deadline: float) -> None:
     for event in events:
-        if event.event == "delivery":
-            change = event.json()
-            if change["delivery"]["id"] == delivery_id and change["change"] in FINAL:
-                return
+        if event.event == "delivery" and _is_final(event.json(), delivery_id):
+            return
         if event.event == "resync":
             raise DeliveryTimeout("The delivery stream fell behind; the state is unknown.")
         if time.monotonic() > deadline:
@@ -305,10 +320,10 @@ class AsyncWebhookInspector(_Namespace):
     def _client(self) -> AsyncClient:
         return AsyncClient(self.base_url, token=self.token)
 
-    async def configure(self, endpoint: str, **settings: Unpack[SettingsChange]) -> dict[str, Any]:
+    async def configure(self, endpoint: str, **settings: Unpack[SettingsChange]) -> SettingsDict:
         async with self._client() as client:
             changed = await client.configure(self.endpoint_name(endpoint), **settings)
-        return dict(changed["settings"])
+        return changed["settings"]
 
     async def wait_for(
         self,
@@ -344,7 +359,7 @@ class AsyncWebhookInspector(_Namespace):
         to: str,
         secret: str,
         body: str | bytes | None = None,
-        overrides: dict[str, Any] | None = None,
+        overrides: dict[str, JSONValue] | None = None,
         scheme: str = "platform",
         schedule: Sequence[float] | None = None,
         time_scale: float = TIME_SCALE,
@@ -371,10 +386,7 @@ class AsyncWebhookInspector(_Namespace):
                     if item.event == "resync":
                         raise DeliveryTimeout("The delivery stream fell behind.")
                     if item.event == "delivery":
-                        change = item.json()
-                        finished = (
-                            change["delivery"]["id"] == created["id"] and change["change"] in FINAL
-                        )
+                        finished = _is_final(item.json(), created["id"])
             except (StopAsyncIteration, httpx.ReadTimeout):
                 finished = False
             finally:

@@ -16,9 +16,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from inspector.capture import utc_timestamp
+from inspector.jsontypes import JSONObject, JSONValue
 
 # Highest priority first; all compared lower-cased.
 ID_HEADERS: tuple[str, ...] = (
@@ -45,7 +46,7 @@ DEFAULT_WAIT_FROM = "end"
 # -- event identity ------------------------------------------------------------------------
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+def _json_object(body: bytes) -> JSONObject | None:
     """The body as a JSON object, or None; bounded and never raising."""
     if not body or len(body) > MAX_JSON:
         return None
@@ -54,7 +55,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     if end is None or body[end.end() : end.end() + 1] != b"{":
         return None
     try:
-        value = json.loads(body[start:].decode("utf-8"))
+        value: JSONValue = json.loads(body[start:].decode("utf-8"))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
         return None
     return value if isinstance(value, dict) else None
@@ -79,11 +80,11 @@ def _cap(key: str) -> str:
     return f"{key[: MAX_KEY - 17]}~{digest}"
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _body_key(obj: dict[str, Any], stripe_signed: bool) -> str | None:
+def _body_key(obj: JSONObject, stripe_signed: bool) -> str | None:
     event_id = _text(obj.get("id"))
     if event_id is not None and (
         stripe_signed or (event_id.startswith("evt_") and obj.get("object") == "event")
@@ -105,7 +106,7 @@ def _body_key(obj: dict[str, Any], stripe_signed: bool) -> str | None:
     return None  # "message.received-undefined" would merge unrelated events
 
 
-def _type_of(obj: dict[str, Any] | None) -> str | None:
+def _type_of(obj: JSONObject | None) -> str | None:
     if obj is None:
         return None
     found = _text(obj.get("event")) or _text(obj.get("type"))
@@ -212,8 +213,8 @@ class Timeline:
     )
     summary: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the API."""
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (``dataclasses.asdict``)."""
         return asdict(self)
 
 

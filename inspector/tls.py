@@ -15,7 +15,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from starlette.types import Send
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to finish the TLS handshake
 # Seconds a closing connection waits for the client's close_notify. asyncio's default, 30 s,
@@ -30,7 +31,9 @@ class NamedSSLObject(ssl.SSLObject):
     requested_name: str | None = None
 
 
-def _remember_name(ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+def _remember_name(
+    ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext
+) -> None:
     if isinstance(ssl_object, NamedSSLObject):
         ssl_object.requested_name = server_name
     return None  # go on with the handshake, same certificate
@@ -59,7 +62,7 @@ class ConnectionTls:
     server_name: str | None  # the SNI name the client sent (None: it sent none, e.g. an IP)
 
 
-def connection_tls(send: Any) -> ConnectionTls:
+def connection_tls(send: Send) -> ConnectionTls:
     """The TLS of the connection a request came on, read through the server's ``send``
     (uvicorn's is a bound method of the request cycle, which holds the transport).
 

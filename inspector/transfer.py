@@ -15,12 +15,13 @@ the inspector answered. Inspector fields ride along as ``_id``, ``_endpoint``, `
 from __future__ import annotations
 
 import base64
+import contextlib
 import http
 import json
 import re
 import shlex
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TypedDict, TypeVar
 from urllib.parse import parse_qsl
 
 from inspector import __version__
@@ -28,6 +29,14 @@ from inspector.capture import ENDPOINT_RE, header_value
 from inspector.errors import BadRequest
 from inspector.replay import strip_hop_by_hop
 from inspector.store import Store, replays
+from inspector.store.replays import StoredRequest
+from inspector.store.requests import (
+    ConnectionTls,
+    HeaderPairs,
+    RequestDetail,
+    SignatureVerdict,
+    SqlValue,
+)
 
 FORMAT = "webhook-inspector/1"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
@@ -35,19 +44,73 @@ FORMATS = ("jsonl", "har")
 PAGE = 200
 IMPORT_BATCH = 500
 
+T = TypeVar("T")
+# An imported line as ``replays.import_rows`` writes it: its columns, and its body.
+ImportRow = tuple[dict[str, SqlValue], bytes]
+# HAR is written, never read back: its objects are only ever handed to ``json.dumps``.
+HarObject = dict[str, object]
+
+
+class ExportedAnswer(TypedDict):
+    """What the inspector answered, in a JSON Lines record."""
+
+    status: int | None
+    headers: HeaderPairs
+    body_base64: str
+    ms: float | None
+    delay_ms: float | None
+    dropped: bool
+    client_gave_up_after_ms: float | None
+
+
+class ExportRecord(TypedDict):
+    """One request as a line of the JSON Lines export (``FORMAT``)."""
+
+    format: str
+    id: int
+    endpoint: str
+    method: str
+    path: str
+    query: str
+    headers: HeaderPairs
+    body_base64: str
+    client: str | None
+    received_at: str
+    received_ts: float
+    size: int
+    content_type: str | None
+    truncated: bool
+    note: str | None
+    event_key: str | None
+    event_type: str | None
+    attempt: int
+    first_attempt_id: int | None
+    original_id: int | None
+    signature: SignatureVerdict | None
+    tls: ConnectionTls | None
+    response: ExportedAnswer
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _json(text: str | None, default: Any) -> Any:
-    return json.loads(text) if text else default
+def _pairs_of(text: str | None) -> HeaderPairs:
+    """A JSON headers column (``[[name, value], ...]``; the store wrote it)."""
+    pairs: HeaderPairs = json.loads(text) if text else []
+    return pairs
+
+
+def _verdict_of(text: str | None) -> SignatureVerdict | None:
+    """The JSON signature column (``signatures.Verdict.to_dict``; the store wrote it)."""
+    verdict: SignatureVerdict | None = json.loads(text) if text else None
+    return verdict
 
 
 # -- export ----------------------------------------------------------------------------------
 
 
-def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
+def record(row: StoredRequest, body: bytes) -> ExportRecord:
     """One request as a JSON Lines record (from ``replays.export_page``'s row)."""
     return {
         "format": FORMAT,
@@ -56,7 +119,7 @@ def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         "method": row["method"],
         "path": row["path"],
         "query": row["query"],
-        "headers": _json(row["headers"], []),
+        "headers": _pairs_of(row["headers"]),
         "body_base64": _b64(body),
         "client": row["client"],
         "received_at": row["received_at"],
@@ -70,11 +133,11 @@ def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
         "attempt": row["attempt"],
         "first_attempt_id": row["first_attempt_id"],
         "original_id": row["original_id"],
-        "signature": _json(row["signature"], None),
+        "signature": _verdict_of(row["signature"]),
         "tls": _tls(row["tls_version"], row["tls_server_name"]),
         "response": {
             "status": row["response_status"],
-            "headers": _json(row["response_headers"], []),
+            "headers": _pairs_of(row["response_headers"]),
             "body_base64": _b64(row["response_body"] or b""),
             "ms": row["response_ms"],
             "delay_ms": row["delay_ms"],
@@ -84,11 +147,11 @@ def record(row: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     }
 
 
-def _tls(version: str | None, server_name: str | None) -> dict[str, Any] | None:
+def _tls(version: str | None, server_name: str | None) -> ConnectionTls | None:
     return {"version": version, "server_name": server_name} if version else None
 
 
-def records_sync(store: Store, endpoint: str | None) -> Iterator[dict[str, Any]]:
+def records_sync(store: Store, endpoint: str | None) -> Iterator[ExportRecord]:
     """Every request (of ``endpoint``), oldest first, a page at a time (CLI)."""
     after = 0
     while True:
@@ -100,7 +163,7 @@ def records_sync(store: Store, endpoint: str | None) -> Iterator[dict[str, Any]]
         after = page[-1][0]["id"]
 
 
-async def records(store: Store, endpoint: str | None) -> AsyncIterator[dict[str, Any]]:
+async def records(store: Store, endpoint: str | None) -> AsyncIterator[ExportRecord]:
     """``records_sync`` for the server: each page is read in a worker thread."""
     after = 0
     while True:
@@ -112,7 +175,7 @@ async def records(store: Store, endpoint: str | None) -> AsyncIterator[dict[str,
         after = page[-1][0]["id"]
 
 
-def jsonl_line(rec: Mapping[str, Any]) -> bytes:
+def jsonl_line(rec: ExportRecord) -> bytes:
     return json.dumps(rec).encode("ascii") + b"\n"
 
 
@@ -136,14 +199,14 @@ def _pairs(headers: Iterable[list[str] | tuple[str, str]]) -> list[dict[str, str
     return [{"name": name, "value": value} for name, value in headers]
 
 
-def har_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
+def har_entry(rec: ExportRecord) -> HarObject:
     """A JSON Lines record as a HAR 1.2 entry."""
     headers = [(n, v) for n, v in rec["headers"]]
     host = header_value(headers, "host") or "localhost"
     scheme = "https" if rec.get("tls") else "http"
     url = f"{scheme}://{host}{rec['path']}" + (f"?{rec['query']}" if rec["query"] else "")
     body = base64.b64decode(rec["body_base64"])
-    request: dict[str, Any] = {
+    request: HarObject = {
         "method": rec["method"],
         "url": url,
         "httpVersion": "HTTP/1.1",
@@ -163,7 +226,7 @@ def har_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
         phrase = http.HTTPStatus(status).phrase
     except ValueError:
         phrase = ""
-    response: dict[str, Any] = {
+    response: HarObject = {
         "status": status,
         "statusText": phrase,
         "httpVersion": "HTTP/1.1",
@@ -202,7 +265,7 @@ def har_entry(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_chunks(items: Iterable[Mapping[str, Any]], fmt: str) -> Iterator[bytes]:
+def export_chunks(items: Iterable[ExportRecord], fmt: str) -> Iterator[bytes]:
     """The export file, a piece at a time."""
     if fmt == "jsonl":
         for rec in items:
@@ -238,18 +301,28 @@ def check_format(fmt: str) -> str:
 # -- import ----------------------------------------------------------------------------------
 
 
-def _field(obj: Mapping[str, Any], name: str, kind: Any, line: int, *, required: bool) -> Any:
+def _optional(
+    obj: Mapping[str, object], name: str, kind: type[T] | tuple[type[T], ...], line: int
+) -> T | None:
+    """``obj[name]`` if it is a ``kind`` (never a bool for a number), None if absent."""
     value = obj.get(name)
     if value is None:
-        if required:
-            raise BadRequest(f"line {line}: {name} is missing.", error="invalid_import")
         return None
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise BadRequest(f"line {line}: {name} has the wrong type.", error="invalid_import")
     return value
 
 
-def _header_pairs(value: Any, name: str, line: int) -> list[list[str]]:
+def _required(
+    obj: Mapping[str, object], name: str, kind: type[T] | tuple[type[T], ...], line: int
+) -> T:
+    value = _optional(obj, name, kind, line)
+    if value is None:
+        raise BadRequest(f"line {line}: {name} is missing.", error="invalid_import")
+    return value
+
+
+def _header_pairs(value: object, name: str, line: int) -> list[list[str]]:
     """Ordered ``[name, value]`` pairs of latin-1 text (what a capture holds)."""
     if not isinstance(value, list) or not all(
         isinstance(p, list) and len(p) == 2 and all(_latin1(s) for s in p) for p in value
@@ -261,15 +334,16 @@ def _header_pairs(value: Any, name: str, line: int) -> list[list[str]]:
     return value
 
 
-def _latin1(value: Any) -> bool:
+def _latin1(value: object) -> bool:
     return isinstance(value, str) and all(ord(ch) <= 0xFF for ch in value)
 
 
-def _bytes(value: Any, name: str, line: int) -> bytes:
-    try:
-        return base64.b64decode(value or "", validate=True)
-    except (TypeError, ValueError):
-        raise BadRequest(f"line {line}: {name} is not base64.", error="invalid_import") from None
+def _bytes(value: object, name: str, line: int) -> bytes:
+    text = value or ""
+    if isinstance(text, str):
+        with contextlib.suppress(ValueError):
+            return base64.b64decode(text, validate=True)
+    raise BadRequest(f"line {line}: {name} is not base64.", error="invalid_import")
 
 
 def _method(value: str, line: int) -> str:
@@ -278,11 +352,11 @@ def _method(value: str, line: int) -> str:
     return value
 
 
-def columns(obj: Any, line: int, endpoint: str | None = None) -> tuple[dict[str, Any], bytes]:
+def columns(obj: object, line: int, endpoint: str | None = None) -> ImportRow:
     """A JSON Lines record as the columns ``replays.import_rows`` writes, and its body."""
     if not isinstance(obj, Mapping):
         raise BadRequest(f"line {line}: not a JSON object.", error="invalid_import")
-    name = endpoint or _field(obj, "endpoint", str, line, required=True)
+    name = endpoint or _required(obj, "endpoint", str, line)
     if not ENDPOINT_RE.fullmatch(name):
         raise BadRequest(f"line {line}: invalid endpoint name {name[:80]!r}.")
     headers = _header_pairs(obj.get("headers"), "headers", line)
@@ -297,47 +371,43 @@ def columns(obj: Any, line: int, endpoint: str | None = None) -> tuple[dict[str,
     if not isinstance(tls, Mapping):
         raise BadRequest(f"line {line}: tls must be an object or null.", error="invalid_import")
     number = (int, float)
-    cols: dict[str, Any] = {
+    cols: dict[str, SqlValue] = {
         "endpoint": name,
-        "method": _method(_field(obj, "method", str, line, required=True), line),
-        "path": _field(obj, "path", str, line, required=True),
-        "query": _field(obj, "query", str, line, required=False) or "",
+        "method": _method(_required(obj, "method", str, line), line),
+        "path": _required(obj, "path", str, line),
+        "query": _optional(obj, "query", str, line) or "",
         "headers": json.dumps(headers),
-        "client": _field(obj, "client", str, line, required=False),
-        "received_at": _field(obj, "received_at", str, line, required=True),
-        "received_ts": _field(obj, "received_ts", number, line, required=False) or 0.0,
-        "size": _field(obj, "size", int, line, required=False) or len(body),
-        "content_type": _field(obj, "content_type", str, line, required=False),
+        "client": _optional(obj, "client", str, line),
+        "received_at": _required(obj, "received_at", str, line),
+        "received_ts": _optional(obj, "received_ts", number, line) or 0.0,
+        "size": _optional(obj, "size", int, line) or len(body),
+        "content_type": _optional(obj, "content_type", str, line),
         "truncated": int(bool(obj.get("truncated"))),
-        "note": _field(obj, "note", str, line, required=False),
-        "event_key": _field(obj, "event_key", str, line, required=False),
-        "event_type": _field(obj, "event_type", str, line, required=False),
-        "attempt": _field(obj, "attempt", int, line, required=False) or 1,
-        "first_attempt_id": _field(obj, "first_attempt_id", int, line, required=False),
+        "note": _optional(obj, "note", str, line),
+        "event_key": _optional(obj, "event_key", str, line),
+        "event_type": _optional(obj, "event_type", str, line),
+        "attempt": _optional(obj, "attempt", int, line) or 1,
+        "first_attempt_id": _optional(obj, "first_attempt_id", int, line),
         "signature": json.dumps(signature) if signature is not None else None,
         "sig_status": signature.get("status") if signature is not None else None,
-        "response_status": _field(answer, "status", int, line, required=False),
+        "response_status": _optional(answer, "status", int, line),
         "response_headers": json.dumps(
             _header_pairs(answer.get("headers") or [], "response.headers", line)
         ),
         "response_body": _bytes(answer.get("body_base64"), "response.body_base64", line),
-        "response_ms": _field(answer, "ms", number, line, required=False),
-        "delay_ms": _field(answer, "delay_ms", number, line, required=False),
+        "response_ms": _optional(answer, "ms", number, line),
+        "delay_ms": _optional(answer, "delay_ms", number, line),
         "dropped": int(bool(answer.get("dropped"))),
-        "client_gave_up_after_ms": _field(
-            answer, "client_gave_up_after_ms", number, line, required=False
-        ),
+        "client_gave_up_after_ms": _optional(answer, "client_gave_up_after_ms", number, line),
         "in_progress": 0,  # an export taken during a stall: it will not finish here
-        "original_id": _field(obj, "id", int, line, required=False),
-        "tls_version": _field(tls, "version", str, line, required=False),
-        "tls_server_name": _field(tls, "server_name", str, line, required=False),
+        "original_id": _optional(obj, "id", int, line),
+        "tls_version": _optional(tls, "version", str, line),
+        "tls_server_name": _optional(tls, "server_name", str, line),
     }
     return cols, body
 
 
-def parse_lines(
-    lines: Iterable[bytes], endpoint: str | None = None
-) -> Iterator[tuple[dict[str, Any], bytes]]:
+def parse_lines(lines: Iterable[bytes], endpoint: str | None = None) -> Iterator[ImportRow]:
     """Parse a JSON Lines export; ``BadRequest`` names the first bad line."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -363,7 +433,7 @@ def import_sync(store: Store, lines: Iterable[bytes], endpoint: str | None = Non
     """
     ids: list[int] = []
     id_map: dict[int, int] = {}
-    batch: list[tuple[dict[str, Any], bytes]] = []
+    batch: list[ImportRow] = []
     for row in parse_lines(lines, endpoint):
         batch.append(row)
         if len(batch) >= IMPORT_BATCH:
@@ -420,7 +490,7 @@ def is_text(body: bytes) -> bool:
     return True
 
 
-def curl_command(detail: Mapping[str, Any], url: str, *, body_url: str) -> str:
+def curl_command(detail: RequestDetail, url: str, *, body_url: str) -> str:
     """A curl command that sends the captured request to ``url``.
 
     Headers in order, minus hop-by-hop, ``Host`` and ``Content-Length`` (curl sets them);

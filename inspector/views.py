@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -85,7 +84,7 @@ async def index(request: Request) -> Response:
         "suggestion": suggest_endpoint(),
         "page_size": PAGE_SIZE,
     }
-    context: dict[str, Any] = {
+    context: dict[str, object] = {
         "shown": len(items),
         "endpoints": listed,
         "total": sum(e["count"] for e in listed),

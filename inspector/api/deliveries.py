@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,7 +51,7 @@ def delivery_id(request: Request) -> int:
     return int(raw)
 
 
-def parse_delivery(data: Any, default_secret: str | None) -> sender.DeliveryRequest:
+def parse_delivery(data: object, default_secret: str | None) -> sender.DeliveryRequest:
     """The POST body as a validated ``DeliveryRequest``; ``BadRequest`` names the problem."""
     if not isinstance(data, Mapping):
         raise BadRequest("The body must be a JSON object: {event, url, secret, ...}.")

@@ -7,11 +7,11 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
 
 from inspector import check, sender
 from inspector.cli.options import (
     INSECURE_WARNING,
+    Commands,
     add_command,
     add_data_dir,
     add_signing,
@@ -73,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     chk = add_command(
         sub,
         "check",

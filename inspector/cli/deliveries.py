@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-from typing import Any
 
 from inspector import sender
-from inspector.cli.options import CliError, add_command, add_data_dir, int_in, open_store
+from inspector.cli.options import CliError, Commands, add_command, add_data_dir, int_in, open_store
 from inspector.cli.terminal import BLANK, cut, echo, print_table
 from inspector.display import human_size
 from inspector.store import Store, deliveries
@@ -96,7 +95,7 @@ def _answer(attempt: deliveries.AttemptItem) -> str:
     return str(attempt["status"]) + (" (redirect)" if attempt["error"] else "")
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     dels = add_command(
         sub,
         "deliveries",

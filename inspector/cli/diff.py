@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from inspector import diff
-from inspector.cli.options import CliError, add_command, add_data_dir, int_in, open_store
+from inspector.cli.options import CliError, Commands, add_command, add_data_dir, int_in, open_store
 from inspector.cli.terminal import echo
 from inspector.display import human_size
 from inspector.store import Store, requests
@@ -113,7 +112,7 @@ def _body_lines(body: diff.BodyDiff, ignoring: bool) -> list[str]:
     return lines
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     cmd = add_command(
         sub,
         "diff",

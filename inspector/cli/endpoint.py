@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from inspector import faults
 from inspector.cli.options import (
     CliError,
+    Commands,
     add_command,
     add_data_dir,
     add_hmac_options,
@@ -41,7 +41,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     try:
         stored = store.read_sync(endpoints.get_endpoint_settings, args.name) or {}
         current = EndpointSettings.from_dict(stored)
-        changes: dict[str, Any] = {}
+        changes: dict[str, object] = {}
         if args.reset:
             current = current.reset()  # the secrets it removes stay known to the doctor
         if args.secret:
@@ -87,7 +87,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     ep = add_command(
         sub,
         "endpoint",

@@ -5,11 +5,11 @@ of our own deliveries sent here, the (scaled) schedule that delivery kept."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from inspector import timeline
 from inspector.cli.options import (
     CliError,
+    Commands,
     add_command,
     add_data_dir,
     int_in,
@@ -101,7 +101,7 @@ def print_timeline(report: timeline.TimelineReport) -> None:
     echo(report["summary"])
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     ev = add_command(
         sub,
         "events",

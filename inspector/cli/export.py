@@ -10,17 +10,16 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from inspector import transfer
-from inspector.cli.options import CliError, add_command, add_data_dir, open_store
+from inspector.cli.options import CliError, Commands, add_command, add_data_dir, open_store
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args.data_dir, database=args.database)
     count = 0
 
-    def counted() -> Iterator[dict[str, Any]]:
+    def counted() -> Iterator[transfer.ExportRecord]:
         nonlocal count
         for rec in transfer.records_sync(store, args.endpoint):
             count += 1
@@ -64,7 +63,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     exp = add_command(
         sub,
         "export",

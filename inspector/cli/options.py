@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import Field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from inspector import settings
 from inspector.outbound import TlsOptions, check_ca_file
@@ -21,6 +21,8 @@ from inspector.signatures import SCHEMES
 from inspector.store import Store
 
 T = TypeVar("T")
+# What ``add_subparsers`` hands each command module's ``register``.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 SECRET_ENV = "WEBHOOK_SECRET"
 HMAC_ALGORITHMS = ("sha1", "sha256", "sha512")
@@ -32,14 +34,11 @@ class CliError(Exception):
 
 
 def add_command(
-    sub: Any, name: str, summary: str, description: str | None = None
+    sub: Commands, name: str, summary: str, description: str | None = None
 ) -> argparse.ArgumentParser:
     """A sub-command: ``summary`` is its line in ``webhook-inspector --help``; ``description``
     (default: the summary) heads its own ``--help``."""
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=description or summary
-    )
-    return parser
+    return sub.add_parser(name, help=summary, description=description or summary)
 
 
 def add_token(p: argparse.ArgumentParser) -> None:
@@ -92,19 +91,19 @@ def parse_schedule(text: str) -> tuple[float, ...]:
 # -- flags from the Settings table -------------------------------------------------------------
 
 
-def _field(name: str) -> tuple[Field[Any], Option]:
+def _field(name: str) -> tuple[Field[object], Option]:
     for f, option in settings.options():
         if f.name == name:
             return f, option
     raise KeyError(name)  # a programming mistake: every caller names a known setting
 
 
-def _env_value(option: Option) -> Any:
+def _env_value(option: Option) -> object:
     text = os.environ.get(option.env) if option.env else None
     return option.parse(text) if text else None
 
 
-def setting_help(f: Field[Any], option: Option, default: Any) -> str:
+def setting_help(f: Field[object], option: Option, default: object) -> str:
     """The help text of a setting's flag: what it does, its default, its variable."""
     notes = []
     shown = settings.shown_default(f, default)
@@ -127,19 +126,28 @@ def add_setting(parser: argparse.ArgumentParser, name: str) -> None:
     if isinstance(f.default, bool):
         parser.add_argument(option.flag, dest=f.name, action="store_true", help=help_text)
         return
-    kwargs: dict[str, Any] = {
-        "dest": f.name,
-        "help": help_text,
-        "metavar": option.metavar,
-        "type": argument_type(option.parse, option.metavar or "value"),
-    }
-    if option.choices:
-        kwargs["choices"] = option.choices
+    value_type = argument_type(option.parse, option.metavar or "value")
+    choices = option.choices or None
     if option.repeat:
-        parser.add_argument(option.flag, action="append", **kwargs)
+        parser.add_argument(
+            option.flag,
+            action="append",
+            dest=f.name,
+            help=help_text,
+            metavar=option.metavar,
+            type=value_type,
+            choices=choices,
+        )
     else:
-        default = env_value if env_value is not None else default
-        parser.add_argument(option.flag, default=default, **kwargs)
+        parser.add_argument(
+            option.flag,
+            default=env_value if env_value is not None else default,
+            dest=f.name,
+            help=help_text,
+            metavar=option.metavar,
+            type=value_type,
+            choices=choices,
+        )
 
 
 def add_settings(parser: argparse.ArgumentParser) -> None:

@@ -12,12 +12,12 @@ import asyncio
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
 
 from inspector.cli.options import (
     INSECURE_WARNING,
     SECRET_ENV,
     CliError,
+    Commands,
     add_command,
     add_data_dir,
     add_tls_options,
@@ -125,7 +125,7 @@ async def _replay_one(
     return bool(status is not None and status < 400)
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     rep = add_command(
         sub,
         "replay",

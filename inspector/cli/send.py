@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import httpx
 
@@ -20,6 +20,7 @@ from inspector import catalog, sender, timeline
 from inspector.cli.options import (
     INSECURE_WARNING,
     CliError,
+    Commands,
     add_command,
     add_data_dir,
     add_signing,
@@ -233,7 +234,7 @@ def _final_line(outcome: str, delivery_id: int) -> str:
     return f"delivery #{delivery_id} {outcome}: no attempt was accepted."
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     send = add_command(
         sub,
         "send",

@@ -10,10 +10,9 @@ import ssl
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from inspector import __version__
-from inspector.cli.options import CliError, add_command, add_settings, settings_from
+from inspector.cli.options import CliError, Commands, add_command, add_settings, settings_from
 from inspector.errors import InspectorError
 from inspector.outbound.trust import check_ca_file
 from inspector.settings import Settings
@@ -161,7 +160,7 @@ def _tls_problem(settings: Settings, exc: Exception) -> str:
     return f"Cannot set up HTTPS in {settings.tls_dir}: {reason}."
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     serve = add_command(
         sub,
         "serve",

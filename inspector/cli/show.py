@@ -8,9 +8,8 @@ import base64
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
 
-from inspector.cli.options import CliError, add_command, add_data_dir, int_in, open_store
+from inspector.cli.options import CliError, Commands, add_command, add_data_dir, int_in, open_store
 from inspector.cli.terminal import BLANK, answer, echo, print_table, safe
 from inspector.display import describe_answer, human_size
 from inspector.store import requests
@@ -82,7 +81,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def answer_line(response: Mapping[str, Any]) -> str:
+def answer_line(response: Mapping[str, object]) -> str:
     """``200  in 3.2 ms``, or the page's words and why: ``dropped  (Closed the connection...)``."""
     found = describe_answer(response, blank=BLANK)
     status = response.get("status")
@@ -93,7 +92,7 @@ def answer_line(response: Mapping[str, Any]) -> str:
     return timed + (f"  ({found.title})" if response.get("delay_ms") else "")
 
 
-def signature_lines(sig: Mapping[str, Any]) -> list[str]:
+def signature_lines(sig: Mapping[str, object]) -> list[str]:
     """``signature valid (github): ...``; parts the verdict lacks are left out, never "None"."""
     line = f"signature {sig.get('status') or BLANK}"
     if sig.get("scheme"):
@@ -133,7 +132,7 @@ def hexdump(data: bytes) -> str:
     return "\n".join(lines)
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     lst = add_command(
         sub,
         "list",

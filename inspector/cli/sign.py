@@ -6,9 +6,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
-from inspector.cli.options import CliError, add_command, add_hmac_options
+from inspector.cli.options import CliError, Commands, add_command, add_hmac_options
 from inspector.signatures import SCHEMES, SignatureConfig, sign
 
 
@@ -43,7 +42,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     sg = add_command(
         sub,
         "sign",

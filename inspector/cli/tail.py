@@ -15,15 +15,16 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 import httpx
 
-from inspector.cli.options import CliError, add_command, add_token, int_in
+from inspector.cli.options import CliError, Commands, add_command, add_token, int_in
 from inspector.cli.terminal import BLANK, answer, safe, stop_on_ctrl_c
 from inspector.client import Client, ServerEvent, parse_sse
 from inspector.display import human_size
 from inspector.errors import InspectorError
+from inspector.store.requests import RequestItem
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_BACKOFF = 5.0
@@ -39,12 +40,12 @@ def clock(received_at: str) -> str:
     return when.astimezone().strftime("%H:%M:%S.%f")[:12]
 
 
-def signature(item: dict[str, Any]) -> str:
+def signature(item: RequestItem) -> str:
     sig = item.get("signature")
     return safe(str(sig.get("status"))) if isinstance(sig, dict) else BLANK
 
 
-def request_line(item: dict[str, Any]) -> str:
+def request_line(item: RequestItem) -> str:
     path = item["path"] + (f"?{item['query']}" if item.get("query") else "")
     path = safe(path)
     if len(path) > 60:
@@ -62,8 +63,9 @@ def request_line(item: dict[str, Any]) -> str:
     ]
     if item.get("attempt", 1) > 1:
         parts.append(f"attempt {item['attempt']}")
-    if item.get("event_type"):
-        parts.append(safe(item["event_type"]))
+    event_type = item.get("event_type")
+    if event_type:
+        parts.append(safe(event_type))
     return "  ".join(parts)
 
 
@@ -159,7 +161,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     tail = add_command(
         sub,
         "tail",

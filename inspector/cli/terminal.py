@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
 from inspector.display import describe_answer
 
@@ -54,7 +54,7 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def answer(response: Mapping[str, Any]) -> str:
+def answer(response: Mapping[str, object]) -> str:
     """What the inspector answered, in the page's words (``-`` when nothing was)."""
     return describe_answer(response, blank=BLANK).text
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 import httpx
 
 from inspector import waiters
-from inspector.cli.options import CliError, add_command, add_token, int_in
+from inspector.cli.options import CliError, Commands, add_command, add_token, int_in
 from inspector.cli.tail import DEFAULT_URL, request_line
 from inspector.client import Client, Filters
 
@@ -38,7 +37,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
         print(json.dumps(got, indent=2))
     else:
         for item in got["requests"]:
-            print(request_line(dict(item)))  # made inert by request_line
+            print(request_line(item))  # made inert by request_line
     if got["timed_out"]:
         found = len(got["requests"])
         print(
@@ -59,7 +58,7 @@ def timeout_seconds(text: str) -> float:
     return value
 
 
-def register(sub: Any) -> None:
+def register(sub: Commands) -> None:
     wait = add_command(
         sub,
         "wait",

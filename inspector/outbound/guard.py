@@ -22,8 +22,7 @@ import ipaddress
 import re
 import socket
 import unicodedata
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -149,6 +148,12 @@ async def resolve_host(host: str, port: int) -> list[str]:
     return found
 
 
+# A socket option as httpcore's backends take them (``httpcore._backends.base.SOCKET_OPTION``).
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolve, refuse link-local/metadata addresses, then connect to the checked address.
 
@@ -168,7 +173,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Any = None,
+        socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         resolve = self.resolve or resolve_host
         try:
@@ -200,7 +205,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise error
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise TargetRefused("refused: unix sockets are never outbound targets")
 
@@ -208,7 +216,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def parse_target(url: Any, name: str = "url") -> httpx.URL:
+def parse_target(url: object, name: str = "url") -> httpx.URL:
     """An outbound target (replay, forward, delivery): an http(s) URL whose host is not a
     refused address. ``name`` is the field named in errors."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):

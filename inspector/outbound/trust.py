@@ -20,7 +20,6 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import certifi
 
@@ -68,7 +67,7 @@ def load_ca_file(context: ssl.SSLContext, path: str) -> None:
         raise CaFileError(path, exc.strerror or str(exc)) from None
 
 
-def check_ca_file(value: Any, name: str = "ca_file") -> str | None:
+def check_ca_file(value: object, name: str = "ca_file") -> str | None:
     """A CA file a request may name: None, or the absolute path of a readable PEM file of
     CA certificates. ``BadRequest`` says what is wrong, before anything is sent."""
     if value is None or value == "":
@@ -83,7 +82,7 @@ def check_ca_file(value: Any, name: str = "ca_file") -> str | None:
     return path
 
 
-def check_insecure(value: Any, name: str = "insecure") -> bool:
+def check_insecure(value: object, name: str = "insecure") -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):

@@ -15,7 +15,6 @@ import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -24,6 +23,7 @@ from inspector.errors import BadRequest
 from inspector.outbound.trust import TlsOptions, check_ca_file, check_insecure
 from inspector.signatures import SignatureConfig, detect_scheme, sign
 from inspector.signatures.registry import get as get_scheme
+from inspector.store.requests import RequestDetail
 
 MAX_TIMEOUT = 600.0
 HOP_BY_HOP = frozenset(
@@ -47,7 +47,7 @@ class Source:
     truncated: bool = False
 
     @classmethod
-    def from_detail(cls, d: Mapping[str, Any]) -> Source:
+    def from_detail(cls, d: RequestDetail) -> Source:
         return cls(
             d["method"],
             d["path"],
@@ -232,7 +232,7 @@ class ReplayOptions:
     tls: TlsOptions | None = None  # None: the endpoint's, else the server's
 
     @classmethod
-    def from_json(cls, data: Any) -> ReplayOptions:
+    def from_json(cls, data: object) -> ReplayOptions:
         """Validate ``POST /api/requests/{id}/replay``'s JSON body (``BadRequest`` names the
         field)."""
         if not isinstance(data, Mapping):
@@ -271,14 +271,14 @@ class ReplayOptions:
         )
 
 
-def parse_tls(data: Mapping[str, Any]) -> TlsOptions | None:
+def parse_tls(data: Mapping[str, object]) -> TlsOptions | None:
     """``ca_file`` and ``insecure`` of a replay, if it names either."""
     if data.get("ca_file") is None and data.get("insecure") is None:
         return None
     return TlsOptions(check_ca_file(data.get("ca_file")), check_insecure(data.get("insecure")))
 
 
-def parse_method(value: Any) -> str | None:
+def parse_method(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _TOKEN.fullmatch(value):
@@ -286,7 +286,7 @@ def parse_method(value: Any) -> str | None:
     return value.upper()
 
 
-def parse_timeout(value: Any) -> float | None:
+def parse_timeout(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -296,7 +296,7 @@ def parse_timeout(value: Any) -> float | None:
     return float(value)
 
 
-def parse_header_overrides(value: Any) -> dict[str, list[str] | None]:
+def parse_header_overrides(value: object) -> dict[str, list[str] | None]:
     """``{"Name": "value" | ["v1", "v2"] | null}``: replace a header's values, or drop it."""
     if value is None:
         return {}

@@ -24,9 +24,8 @@ import base64
 import logging
 import secrets as _random
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 from inspector.broadcast import Broadcaster
 from inspector.capture import CapturedRequest, ResponseRecord, utc_timestamp
@@ -54,6 +53,7 @@ from inspector.replay.rebuild import (
 from inspector.shapes import ReplayResult
 from inspector.signatures import SignatureConfig
 from inspector.store import Store, replays
+from inspector.store.requests import RequestDetail
 
 log = logging.getLogger("inspector.replay")
 
@@ -192,7 +192,7 @@ class Replayer:
 
     async def replay(
         self,
-        detail: Mapping[str, Any],
+        detail: RequestDetail,
         options: ReplayOptions,
         signature: SignatureConfig | None,
         endpoint_tls: TlsOptions | None = None,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,20 +48,20 @@ class DeliveryRequest:
 
 
 def prepare(
-    event: Any,
-    url: Any,
-    secret: Any,
+    event: object,
+    url: object,
+    secret: object,
     *,
     body: bytes | str | None = None,
-    overrides: Iterable[tuple[str, Any]] | Mapping[str, Any] | None = None,
-    scheme: Any = "platform",
-    schedule: Any = timeline.DEFAULT_SCHEDULE,
-    timeout: Any = DEFAULT_TIMEOUT,
-    time_scale: Any = 1.0,
-    headers: Any = (),
-    ca_file: Any = None,
-    insecure: Any = False,
-    wait_from: Any = timeline.DEFAULT_WAIT_FROM,
+    overrides: catalog.Overrides | None = None,
+    scheme: object = "platform",
+    schedule: object = timeline.DEFAULT_SCHEDULE,
+    timeout: object = DEFAULT_TIMEOUT,
+    time_scale: object = 1.0,
+    headers: object = (),
+    ca_file: object = None,
+    insecure: object = False,
+    wait_from: object = timeline.DEFAULT_WAIT_FROM,
 ) -> DeliveryRequest:
     """Validate what the CLI or the API asked for; ``BadRequest`` says what is wrong.
 
@@ -104,7 +103,7 @@ def prepare(
     )
 
 
-def check_url(value: Any) -> str:
+def check_url(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("url: the receiver's URL is required (http:// or https://).")
     url: str = value.strip()
@@ -124,7 +123,7 @@ def check_url(value: Any) -> str:
     return url
 
 
-def check_secret(secret: Any) -> str:
+def check_secret(secret: object) -> str:
     if not isinstance(secret, str) or not secret:
         raise BadRequest(
             "secret: the webhook secret to sign with is required (--secret or WEBHOOK_SECRET)."
@@ -132,13 +131,13 @@ def check_secret(secret: Any) -> str:
     return secret
 
 
-def check_scheme(scheme: Any) -> str:
+def check_scheme(scheme: object) -> str:
     if scheme not in SCHEMES:
         raise BadRequest(f"scheme: unknown {scheme!r}; use one of: {', '.join(SCHEMES)}.")
     return str(scheme)
 
 
-def check_schedule(schedule: Any) -> tuple[float, ...]:
+def check_schedule(schedule: object) -> tuple[float, ...]:
     if isinstance(schedule, str):
         schedule = [s for s in schedule.replace(" ", "").split(",") if s]
     if not isinstance(schedule, list | tuple) or len(schedule) > MAX_RETRIES:
@@ -148,7 +147,7 @@ def check_schedule(schedule: Any) -> tuple[float, ...]:
     return tuple(_number("schedule", s, 0.0, MAX_WAIT, allow_zero=True) for s in schedule)
 
 
-def check_wait_from(value: Any) -> str:
+def check_wait_from(value: object) -> str:
     if value not in timeline.WAIT_FROM:
         raise BadRequest(
             "wait_from: start (each wait counts from the failed attempt's start) or end (from "
@@ -157,7 +156,7 @@ def check_wait_from(value: Any) -> str:
     return str(value)
 
 
-def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:
+def check_headers(headers: object) -> tuple[tuple[str, str], ...]:
     if headers is not None and not isinstance(headers, Mapping | list | tuple):
         raise BadRequest('headers: an object {"Name": "value"} or a list of [name, value] pairs.')
     pairs = headers.items() if isinstance(headers, Mapping) else headers
@@ -180,7 +179,7 @@ def check_headers(headers: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _number(name: str, value: Any, lo: float, hi: float, *, allow_zero: bool = False) -> float:
+def _number(name: str, value: object, lo: float, hi: float, *, allow_zero: bool = False) -> float:
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)

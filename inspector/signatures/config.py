@@ -40,7 +40,7 @@ class SignatureConfig:
 
     def __post_init__(self) -> None:
         # A bare string would otherwise iterate as one secret per character.
-        secrets: Any = self.secrets
+        secrets: object = self.secrets
         if isinstance(secrets, str):
             secrets = (secrets,)
         if not isinstance(secrets, list | tuple):
@@ -73,7 +73,7 @@ class SignatureConfig:
             raise BadRequest("hmac_prefix must be printable ASCII.")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SignatureConfig:
+    def from_dict(cls, d: Mapping[str, object]) -> SignatureConfig:
         """Build from JSON-shaped settings; ``secret`` or ``secrets`` (a string or a list).
 
         Raises ``BadRequest`` naming the offending setting. ``None`` means "the default".
@@ -103,7 +103,7 @@ class SignatureConfig:
             raise BadRequest("secret must be a string or a list of strings.")
         return cls(secrets=secrets, **kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-shaped settings that ``from_dict`` reads back (secrets included)."""
         d = asdict(self)
         d["secrets"] = list(self.secrets)
@@ -136,7 +136,8 @@ class Verdict:
     diagnosis: str | None = None  # the doctor's finding, one sentence
     doctor: str | None = None  # PENDING or SKIPPED while there is no diagnosis yet, else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | None]:
+        """The verdict as stored and served (``store.requests.SignatureVerdict``)."""
         return {
             "status": self.status,
             "scheme": self.scheme,

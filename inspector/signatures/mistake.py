@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+# Covariant: a Variant[str] is a Variant[object], so a candidate lists its mixed choices.
+T = TypeVar("T", covariant=True)
 
 # Families, in the order the "nothing found" sentence lists what was tried.
 REWRITE = "re-serializations"

@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import NoReturn
 
+from inspector.jsontypes import JSONValue
 from inspector.signatures.mistake import REWRITE, Mistake, Variant
 
 MAX_JSON_BODY = 1024 * 1024  # parsing and re-encoding cost several times the body size
@@ -163,16 +164,16 @@ def _language(name: str) -> str:
 class _Document:
     """A parsed JSON body and what its styles share (orderings computed once)."""
 
-    def __init__(self, body: bytes, value: Any, numbers: set[int | float]) -> None:
+    def __init__(self, body: bytes, value: JSONValue, numbers: set[int | float]) -> None:
         self.body = body
         self.value = value
         self.numbers = numbers  # floats and long integers: those a library may print otherwise
-        self._shaped: dict[tuple[str, bool], Any] = {}
+        self._shaped: dict[tuple[str, bool], JSONValue] = {}
         self._layouts: dict[tuple[str, bool, int | None, bool, bool], str] = {}
         self._texts: dict[tuple[tuple[str, bool, int | None, bool, bool], str], str] = {}
         self._tables: dict[str, dict[str, str]] = {}
 
-    def shaped(self, style: Style) -> Any:
+    def shaped(self, style: Style) -> JSONValue:
         key = (style.keys, style.php_arrays)
         if key not in self._shaped:
             value = _js_order(self.value) if style.keys == "javascript" else self.value
@@ -381,7 +382,7 @@ def _python_number(text: str) -> int | float:
     return int(text)
 
 
-def _refuse(name: str) -> Any:
+def _refuse(name: str) -> NoReturn:
     raise ValueError(name)
 
 
@@ -396,7 +397,7 @@ def _js_keys(keys: list[str]) -> list[str]:
     return indexes + [k for k in keys if not _is_index(k)]
 
 
-def _js_order(value: Any) -> Any:
+def _js_order(value: JSONValue) -> JSONValue:
     """JavaScript property order: integer-like keys first, ascending, then insertion order."""
     if isinstance(value, list):
         return [_js_order(v) for v in value]
@@ -405,7 +406,7 @@ def _js_order(value: Any) -> Any:
     return value
 
 
-def _php_arrays(value: Any) -> Any:
+def _php_arrays(value: JSONValue) -> JSONValue:
     """What json_decode($body, true) turns objects into: an empty object and one keyed
     "0".."n-1" are PHP lists, so json_encode prints them as arrays."""
     if isinstance(value, list):
@@ -417,7 +418,7 @@ def _php_arrays(value: Any) -> Any:
     return value
 
 
-def _reordered(value: Any, order: Callable[[list[str]], list[str]]) -> bool:
+def _reordered(value: JSONValue, order: Callable[[list[str]], list[str]]) -> bool:
     """Whether any object's keys are not already in ``order``."""
     stack = [value]
     while stack:

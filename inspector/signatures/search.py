@@ -23,7 +23,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from inspector.signatures.base import DIGEST_SIZES, mac
 from inspector.signatures.bodies import Signed
@@ -66,6 +66,7 @@ PASSES: tuple[Pass, ...] = (  # the expected candidate first: encoding mistakes 
 )
 # Passes tried only when they fit the remaining budget whole (1,000 candidates each).
 ALL_OR_NOTHING = frozenset({(("signing", 3),)})
+T = TypeVar("T")
 
 
 class Budget:
@@ -113,7 +114,7 @@ class Hit:
     """The candidate that reproduced a sent digest: its non-expected choices, in dimension
     order, and the reading of the signature it matched."""
 
-    choices: list[Variant[Any]]
+    choices: list[Variant[object]]
     observation: Observation
 
 
@@ -165,7 +166,14 @@ class Search:
                             for prefix in self._pick(space.signing, "signing", chosen):
                                 if not self.budget.spend(len(prefix.value) + len(body)):
                                     return None
-                                choices = [base, rewrite, change, algorithm, key, prefix]
+                                choices: list[Variant[object] | None] = [
+                                    base,
+                                    rewrite,
+                                    change,
+                                    algorithm,
+                                    key,
+                                    prefix,
+                                ]
                                 self._note(chosen, choices)
                                 if sum(c.count for c in choices if c is not None) > 1:
                                     self.paired += 1
@@ -182,8 +190,8 @@ class Search:
         return None
 
     def _pick(
-        self, tiers: tuple[Sequence[Variant[Any]], ...], name: str, chosen: dict[str, int]
-    ) -> Sequence[Variant[Any]]:
+        self, tiers: tuple[Sequence[Variant[T]], ...], name: str, chosen: dict[str, int]
+    ) -> Sequence[Variant[T]]:
         tier = chosen.get(name, 0)
         return tiers[tier] if tier < len(tiers) else ()
 
@@ -195,7 +203,7 @@ class Search:
             return None
         return next((o for o in found if self.want(o)), found[0])
 
-    def _note(self, chosen: dict[str, int], choices: list[Variant[Any] | None]) -> None:
+    def _note(self, chosen: dict[str, int], choices: list[Variant[object] | None]) -> None:
         names = ("base", "rewrite", "change", "algorithm", "key", "signing")
         for name, choice in zip(names, choices, strict=True):
             if choice is not None and choice.count:
