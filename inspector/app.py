@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -55,8 +55,19 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
             *api.routes,
             Mount("/static", app=StaticFiles(directory=resource_dir("static")), name="static"),
         ],
-        middleware=[Middleware(ControlGuard, allow_hosts=settings.allow_hosts)],
-        exception_handlers={InspectorError: _inspector_error, HTTPException: _http_error},
+        middleware=[
+            Middleware(
+                ControlGuard,
+                allow_hosts=settings.allow_hosts,
+                token=settings.token,
+                bound=settings.host,
+            )
+        ],
+        exception_handlers={
+            InspectorError: _inspector_error,
+            HTTPException: _http_error,
+            ClientDisconnect: _client_gone,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -72,6 +83,12 @@ async def _inspector_error(request: Request, exc: Exception) -> Response:
     if _wants_json(request):
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
     return views.error_page(request, exc.status, str(exc.detail))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client left mid-request — or the server cut a body it could not parse (a malformed
+    chunk), after answering 400 itself. Nobody is listening: end quietly, not as a crash."""
+    return Response(status_code=400)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -21,6 +21,13 @@ from inspector.errors import BadRequest
 ENDPOINT_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 CAPTURE_PREFIX = "/h/"
 
+# What the connection layer (``connections.py``) tells the request it serves, through the ASGI
+# scope, when it happens (never on the fast path): the body made no progress for this many
+# seconds, so it answered 408 and closed the connection; the client went away (closed or
+# half-closed) before the answer was complete.
+BODY_STALLED = "inspector.body_stalled_after"
+PEER_GONE = "inspector.peer_gone"
+
 
 @dataclass(slots=True)
 class CapturedRequest:
@@ -37,6 +44,9 @@ class CapturedRequest:
     content_type: str | None
     truncated: bool = False
     oversize: bool = False  # over --max-body: answered 413, body not kept
+    busy: bool = False  # over the memory budget for bodies: answered 503, body not read
+    held: int = 0  # bytes of the budget this body holds until it is stored
+    stalled_after: float | None = None  # the body made no progress this long: answered 408
     note: str | None = None
     event_key: str | None = None
     event_type: str | None = None
@@ -73,6 +83,33 @@ def utc_timestamp(ts: float) -> str:
     return f"{_second[1]}.{micros:06d}Z"
 
 
+# Bodies up to this size are read without the budget: uvicorn buffers as much per connection
+# anyway, so the fast path (most webhooks are a few KiB) does no accounting.
+SMALL_BODY = 64 * 1024
+
+
+class BodyBudget:
+    """Bytes of request bodies being received and stored, all requests together.
+
+    A body over ``SMALL_BODY`` takes its share before it is read (its ``Content-Length``; a
+    chunked body as it arrives) and gives it back once stored; one that finds the budget
+    spent is not read and gets 503 with ``Retry-After``, which senders retry.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, n: int) -> bool:
+        if self.used + n > self.limit:
+            return False
+        self.used += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.used -= n
+
+
 def endpoint_from_path(path: str) -> str:
     """The endpoint name of a capture path ``/h/{endpoint}[/...]``; ``BadRequest`` if invalid."""
     name = path[len(CAPTURE_PREFIX) :].split("/", 1)[0]
@@ -100,10 +137,12 @@ def header_value(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 
 async def read_request(
-    scope: Scope, receive: Receive, endpoint: str, max_body: int
+    scope: Scope, receive: Receive, endpoint: str, max_body: int, budget: BodyBudget | None = None
 ) -> CapturedRequest:
     """Read the whole request. Bodies over ``max_body`` are not kept: the record says
-    ``truncated`` and why, and holds no body (memory stays bounded by ``max_body``)."""
+    ``truncated`` and why, and holds no body (memory stays bounded by ``max_body``). A large
+    body that does not fit the ``budget`` is not read (``busy``); one that does holds its
+    share (``held``) until the caller gives it back."""
     received_ts = time.time()
     headers = text_pairs(scope["headers"])
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -123,21 +162,36 @@ async def read_request(
         size=0,
         content_type=content_type,
     )
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
-        rec.size = int(declared)
-        rec.truncated = rec.oversize = True
-        rec.note = (
-            f"Body of {rec.size} bytes (Content-Length) exceeds the limit of {max_body} "
-            "bytes; not read."
-        )
-        return rec
+    if declared is not None and declared.isdigit():
+        length = int(declared)
+        if length > max_body:
+            rec.size = length
+            rec.truncated = rec.oversize = True
+            rec.note = (
+                f"Body of {rec.size} bytes (Content-Length) exceeds the limit of {max_body} "
+                "bytes; not read."
+            )
+            return rec
+        if budget is not None and length > SMALL_BODY:
+            if not budget.take(length):
+                rec.size = length
+                _busy(rec, budget, "not read")
+                return rec
+            rec.held = length
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             rec.truncated = True
-            rec.note = f"The client disconnected after sending {size} bytes of the body."
+            stalled = rec.stalled_after = scope.get(BODY_STALLED)
+            if stalled is not None:
+                rec.note = (
+                    f"Body incomplete: the client sent nothing for {stalled:g} s after {size} "
+                    "bytes; answered 408 and closed the connection."
+                )
+            else:
+                rec.note = f"The client disconnected after sending {size} bytes of the body."
             break
         chunk = message.get("body", b"")
         if chunk:
@@ -149,10 +203,24 @@ async def read_request(
                     f"stopped reading after {size} bytes."
                 )
                 break
+            if budget is not None and size > rec.held and size > SMALL_BODY:
+                # A chunked body (no Content-Length) takes its share as it grows.
+                if not budget.take(size - rec.held):
+                    _busy(rec, budget, f"stopped reading after {size} bytes")
+                    break
+                rec.held = size
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
     rec.size = size
-    if not rec.oversize:  # a disconnect keeps what arrived; an oversize body keeps nothing
+    if not (rec.oversize or rec.busy):  # a disconnect keeps what arrived; a refusal nothing
         rec.body = b"".join(chunks)
     return rec
+
+
+def _busy(rec: CapturedRequest, budget: BodyBudget, what: str) -> None:
+    rec.truncated = rec.busy = True
+    rec.note = (
+        f"Bodies being received already hold the memory budget ({budget.limit} bytes): "
+        f"{what}, answered 503 with Retry-After."
+    )

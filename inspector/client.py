@@ -57,6 +57,7 @@ WAIT_SLACK = 15.0
 
 _ERRORS: dict[int, type[errors.InspectorError]] = {
     400: errors.BadRequest,
+    401: errors.Unauthorized,
     403: errors.Forbidden,
     404: errors.NotFound,
     413: errors.PayloadTooLarge,

@@ -70,7 +70,8 @@ def describe_answer(response: Mapping[str, object], blank: str = NO_ANSWER) -> A
     gave_up = _number(response.get("client_gave_up_after_ms"))
     if gave_up is not None:
         text = f"sender gave up after {seconds(gave_up)}"
-        return Answer(text, "bad", "The sender hung up before the stall ended")
+        title = "The sender hung up before the answer was sent: it was not delivered"
+        return Answer(text, "bad", title)
     status = response.get("status")
     if not isinstance(status, int):
         return Answer(blank, "muted", "No answer recorded")

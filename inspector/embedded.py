@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 
-import uvicorn
-
+from inspector import listeners
 from inspector.app import create_app
 from inspector.runtime import Runtime
 from inspector.settings import Settings
@@ -25,17 +23,15 @@ class EmbeddedServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        # IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
-        self.sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((settings.host.strip("[]"), settings.port))
+        self.sock = listeners.bind(settings.host, settings.port)
         self.port: int = self.sock.getsockname()[1]
         self.app = create_app(settings)
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        # Under the connection layer as ``serve`` is (a sender under test that stalls mid-body
+        # is recorded as truncated, not waited for), but on the process's own open-file
+        # limit: a test suite's limits are not ours to raise.
+        self.server = listeners.build_server(
+            self.app, settings, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
         )
-        self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="webhook-inspector", daemon=True)
 

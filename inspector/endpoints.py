@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TypedDict
 
 from inspector import faults
-from inspector.errors import BadRequest
+from inspector.errors import BadRequest, InspectorError
 from inspector.faults import FaultRules
+from inspector.outbound.guard import parse_target
 from inspector.outbound.trust import TlsOptions, check_insecure
 from inspector.signatures import SignatureConfig
 from inspector.store import Store
@@ -260,8 +261,11 @@ def _fraction(name: str, value: object) -> float:
 
 
 def _url(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+    """A target URL, checked when it is configured — not only when something is sent: a
+    link-local or cloud-metadata literal is refused here (403) as every send refuses it."""
+    if not isinstance(value, str):
         raise BadRequest(f"{name}: must be an http:// or https:// URL.")
+    parse_target(value, name)
     return value
 
 
@@ -372,7 +376,7 @@ class EndpointCache:
         for name, data in rows.items():
             try:
                 settings[name] = EndpointSettings.from_dict(data, max_delay=math.inf)
-            except BadRequest:
+            except InspectorError:
                 settings[name] = EndpointSettings()  # never let a bad row stop capture
         changed = {
             name

@@ -8,10 +8,12 @@ into an exit code.
     InspectorError
     ├── BadRequest          400: a parameter, body or name the user sent is not acceptable
     │   └── FaultParamError 400: a failure-mode parameter (``?delay=-1``) is out of range
+    ├── Unauthorized        401: the server requires its token (``serve --token``)
     ├── NotFound            404
     ├── Forbidden           403: cross-origin write (CSRF defence), refused target address
     ├── MisdirectedHost     421: Host header not in the allow-list (DNS-rebinding defence)
     ├── PayloadTooLarge     413
+    ├── RangeNotSatisfiable 416: a body's byte range starts beyond its end
     ├── StoreUnavailable    503: the store could not commit; the sender should retry
     │   └── SchemaTooNew    503: the store was migrated by a newer version (refuse to start)
     ├── CertificateError    500: the local CA or a certificate cannot be made or read
@@ -54,6 +56,11 @@ class FaultParamError(BadRequest):
         self.param = param
 
 
+class Unauthorized(InspectorError):
+    status = 401
+    error = "unauthorized"
+
+
 class NotFound(InspectorError):
     status = 404
     error = "not_found"
@@ -72,6 +79,17 @@ class MisdirectedHost(InspectorError):
 class PayloadTooLarge(InspectorError):
     status = 413
     error = "payload_too_large"
+
+
+class RangeNotSatisfiable(InspectorError):
+    """A ``Range`` that no byte of the body falls in (``size``: how many there are)."""
+
+    status = 416
+    error = "range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"The body has {size} bytes: no byte of the range asked for is there.")
+        self.headers = {"content-range": f"bytes */{size}"}
 
 
 class StoreUnavailable(InspectorError):

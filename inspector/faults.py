@@ -227,10 +227,25 @@ def _body(value: object) -> str:
     return value
 
 
+# Capture answers share the page's origin: a type a browser would run as a script or apply as
+# a style is never one of them, so no answer can ever be loaded by the page as code, even if an
+# injection were found one day (the page's CSP also allows scripts from /static/ only).
+_CODE_TYPES = frozenset({"text/css", "text/jscript", "text/livescript", "application/wasm"})
+
+
+def is_code_type(content_type: str) -> bool:
+    """Whether a browser runs (or applies) content of this media type as code or style."""
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return essence in _CODE_TYPES or essence.endswith(("javascript", "ecmascript"))
+
+
 def _content_type(value: object) -> str:
     if isinstance(value, str):
         text: str = value.strip()
         if len(text) <= MAX_CONTENT_TYPE and _CONTENT_TYPE.fullmatch(text):
+            if is_code_type(text):
+                rule = "a media type that is not script or style (not JavaScript or CSS)"
+                raise _bad("content_type", rule, value)
             return text
     rule = f"a media type of 1 to {MAX_CONTENT_TYPE} visible ASCII characters"
     raise _bad("content_type", rule, value)

@@ -4,6 +4,10 @@ and, with ``--https``, a TLS listener beside it — one process, one app, one li
 uvicorn gives every socket of a server the same SSL setting, so ``Server`` starts the HTTP
 listener as uvicorn does and adds each TLS listener itself, with the same protocol factory
 (and so the same app, server state and shutdown). A TLS connection's scope says ``https``.
+
+``build_server`` puts both under the connection layer (``connections.py``): the protocol
+class is uvicorn's under the watchdog's limits, the one connection bound counts the
+connections of every listener, and ``Server`` runs the watchdog on uvicorn's tick.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from inspector import certificates
-from inspector.certificates import ServerCertificate
+from inspector.connections import SWEEP_EVERY, Watchdog, guarded, protocol_class
 from inspector.settings import Settings
 from inspector.tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, server_context
+
+if TYPE_CHECKING:
+    from inspector.certificates import ServerCertificate
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -63,6 +70,10 @@ def tls_context(settings: Settings) -> tuple[ssl.SSLContext, ServerCertificate |
 
     Raises ``certificates.CertificateError``, ``OSError`` or ``ssl.SSLError``.
     """
+    # Here, not at the top: only --https pays for importing cryptography (~60 ms), not the
+    # embedded server of every test suite that loads the pytest plugin.
+    from inspector import certificates
+
     if settings.cert is not None and settings.key is not None:
         return server_context(settings.cert, settings.key), None
     made = certificates.ensure_server_certificate(
@@ -72,11 +83,23 @@ def tls_context(settings: Settings) -> tuple[ssl.SSLContext, ServerCertificate |
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, plus TLS listeners on the same app (``tls``)."""
+    """uvicorn's server, plus TLS listeners on the same app (``tls``), with the connection
+    layer's ``watchdog`` (if any) looking at every connection once a second."""
 
-    def __init__(self, config: uvicorn.Config, tls: Sequence[TlsListener] = ()) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tls: Sequence[TlsListener] = (),
+        watchdog: Watchdog | None = None,
+    ) -> None:
         super().__init__(config)
         self.tls = tuple(tls)
+        self.watchdog = watchdog
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.watchdog is not None and counter % SWEEP_EVERY == 0:
+            self.watchdog.sweep(self.server_state.connections)
+        return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -101,3 +124,21 @@ class Server(uvicorn.Server):
             config=self.config, server_state=self.server_state, app_state=self.lifespan.state
         )
         return protocol
+
+
+def build_server(
+    app: Any,
+    settings: Settings,
+    *,
+    tls: Sequence[TlsListener] = (),
+    http: str = "auto",
+    descriptors: int | None = None,
+    **config: Any,
+) -> Server:
+    """A server for ``app`` (its HTTP socket is given to ``serve``/``run``; ``tls``: its TLS
+    listeners) under the connection layer's limits from ``settings``. ``config`` goes to
+    ``uvicorn.Config``; ``http`` picks uvicorn's parser; ``descriptors`` is the open-file limit
+    the default connection bound is computed from (default: the current one)."""
+    watchdog = Watchdog.from_settings(settings, descriptors)
+    protocol = guarded(protocol_class(http), watchdog)
+    return Server(uvicorn.Config(app, http=protocol, **config), tls=tls, watchdog=watchdog)

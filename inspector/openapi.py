@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from inspector import __version__
+from inspector.access import OPEN_PATHS
 from inspector.shapes import ErrorBody
 
 REF = "#/components/schemas/{name}"
@@ -34,8 +35,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERRORS = {
     400: "The request is not acceptable: `detail` names the parameter or field.",
+    401: "The server requires its token (`serve --token`): send `Authorization: Bearer TOKEN`.",
     403: "A cross-origin write, or a refused target address.",
-    404: "No such request, delivery or replay.",
+    404: "No such request, delivery or replay (or, for the CA certificate, no local CA).",
+    416: "The byte range asked for starts beyond the body (`Content-Range: bytes */SIZE`).",
     421: "The Host header is not one this inspector answers to (DNS-rebinding defence).",
     503: "The store could not answer, or too many clients wait (see Retry-After).",
 }
@@ -94,8 +97,15 @@ class Info(TypedDict):
     description: str
 
 
+class SecurityScheme(TypedDict):
+    type: str
+    scheme: str
+    description: str
+
+
 class Components(TypedDict):
     schemas: dict[str, Schema]
+    securitySchemes: dict[str, SecurityScheme]
 
 
 class Document(TypedDict):
@@ -105,6 +115,19 @@ class Document(TypedDict):
     info: Info
     paths: dict[str, dict[str, OperationObject]]  # url -> method -> operation
     components: Components
+    security: list[dict[str, list[str]]]  # none, or the bearer token: either will do
+
+
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "The token of `serve --token` (generated when it binds a network address); "
+            "without one, no route needs it."
+        ),
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -211,7 +234,9 @@ def document(routes: Iterable[BaseRoute]) -> Document:
             ),
         },
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
+        # No token unless the server was started with one (or bound to a network address).
+        "security": [{}, {"bearer": []}],
     }
 
 
@@ -250,7 +275,7 @@ def _operation(route: ApiRoute, method: str, ref_of: dict[type, Schema]) -> Oper
             content[kind] = {"schema": {"type": "string", "description": op.answer_text}}
     responses: dict[str, Answer] = {str(op.status): {"description": op.summary, "content": content}}
     error: dict[str, Media] = {"application/json": {"schema": ref_of[ErrorBody]}}
-    for status in _errors(op, method):
+    for status in _errors(op, method, route.path):
         entry: Answer = {"description": ERRORS[status], "content": error}
         if status == 503:
             entry["headers"] = {
@@ -265,8 +290,10 @@ def _operation(route: ApiRoute, method: str, ref_of: dict[type, Schema]) -> Oper
     }
 
 
-def _errors(op: Operation, method: str) -> list[int]:
+def _errors(op: Operation, method: str, path: str) -> list[int]:
     statuses = {421, 503, *op.errors}
+    if path not in OPEN_PATHS:
+        statuses.add(401)
     if op.params or op.body is not None:
         statuses.add(400)
     if any(p.where == "path" for p in op.params):

@@ -8,12 +8,13 @@ from the same query parameters; ``BadRequest``/``NotFound`` name what is wrong.
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.requests import Request
 
 from inspector import openapi
 from inspector.capture import ENDPOINT_RE
-from inspector.errors import BadRequest, NotFound
+from inspector.errors import BadRequest, NotFound, RangeNotSatisfiable
 from inspector.jsontypes import JSONValue
 from inspector.runtime import Runtime
 from inspector.store.requests import RequestFilter
@@ -27,6 +28,9 @@ BEFORE = openapi.integer(
     "before", "Only ids below this one (the previous page's next_before).", 1, 2**62
 )
 ID = openapi.path("id", "The id.", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+BODY_LIMIT = openapi.integer(
+    "body_limit", "Only the body's first N bytes in body_base64 (0: none).", 0, 2**62
+)
 NAME_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
 ENDPOINT = openapi.path("name", "An endpoint name.", {"type": "string", "pattern": NAME_PATTERN})
 FILTERS = (
@@ -98,11 +102,19 @@ def endpoint_name(raw: str) -> str:
     return raw
 
 
+MAX_JSON = 1024 * 1024
+
+
 async def json_body(request: Request) -> JSONValue:
     """A control request's JSON body, unchecked (``{}`` when empty): callers narrow it."""
-    raw = await request.body()
-    if len(raw) > 1024 * 1024:
-        raise BadRequest("Request body too large for a control request (1 MiB).")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # stop at the limit: never hold more than it
+        size += len(chunk)
+        if size > MAX_JSON:
+            raise BadRequest("Request body too large for a control request (1 MiB).")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         value: JSONValue = json.loads(raw) if raw else {}
     except ValueError as exc:
@@ -137,3 +149,32 @@ def request_filter(request: Request, *, prefixes: bool = False) -> RequestFilter
         event_type=params.get("event_type") or None,
         q=params.get("q") or None,
     )
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The first and last byte (inclusive) a ``Range`` header asks for of ``size`` bytes.
+
+    One range of bytes: ``bytes=A-B``, ``bytes=A-`` (to the end), ``bytes=-N`` (the last N).
+    Anything else — several ranges, another unit, a malformed value — is None: the whole body
+    is sent, as HTTP allows. A range no byte falls in raises ``RangeNotSatisfiable`` (416).
+    """
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        count = int(last)
+        if count == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - count), size - 1
+    start = int(first)
+    if last and int(last) < start:
+        return None  # not a valid range: ignored
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, min(int(last), size - 1) if last else size - 1

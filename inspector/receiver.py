@@ -32,6 +32,8 @@ from starlette.types import Receive, Scope, Send
 from inspector import faults, timeline
 from inspector.broadcast import Broadcaster
 from inspector.capture import (
+    PEER_GONE,
+    BodyBudget,
     CapturedRequest,
     ResponseRecord,
     endpoint_from_path,
@@ -64,6 +66,23 @@ def plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) ->
     return ResponseRecord(status, headers, body)
 
 
+RETRY_AFTER = "5"
+
+
+def stalled_answer(seconds: float) -> ResponseRecord:
+    """The 408 the connection layer writes when a body stalls (and the record of it)."""
+    text = f"Request timeout: the body made no progress for {seconds:g} s.\n"
+    return plain(408, text, [("connection", "close")])
+
+
+def busy_answer() -> ResponseRecord:
+    return plain(
+        503,
+        "Busy: too many large bodies are being received. Retry later.\n",
+        [("retry-after", RETRY_AFTER)],
+    )
+
+
 class Receiver:
     """The capture route, an ASGI app. ``after_capture`` hooks (mirror) and ``proxy`` come
     from the replay engine, built before it (``runtime.py``)."""
@@ -76,6 +95,7 @@ class Receiver:
         *,
         max_body: int,
         max_delay: float,
+        budget: BodyBudget | None = None,
         after_capture: Sequence[AfterCapture] = (),
         proxy: ProxyHook | None = None,
         diagnoser: Diagnoser | None = None,
@@ -85,6 +105,7 @@ class Receiver:
         self.hub = hub
         self.max_body = max_body
         self.max_delay = max_delay
+        self.budget = budget or BodyBudget(max(64 * 1024 * 1024, max_body))
         self.after_capture = tuple(after_capture)
         self.proxy = proxy
         self.diagnoser = diagnoser
@@ -96,20 +117,27 @@ class Receiver:
         except BadRequest as exc:
             await respond(send, plain(400, str(exc.detail) + "\n"), head=False)
             return
-        rec = await read_request(scope, receive, name, self.max_body)
-        if scope.get("scheme") == "https":  # plain HTTP pays this one lookup, nothing more
-            tls = connection_tls(send)
+        # Before the body: a client that leaves mid-body takes its connection's TLS state along.
+        tls = connection_tls(send) if scope.get("scheme") == "https" else None
+        rec = await read_request(scope, receive, name, self.max_body, self.budget)
+        if tls is not None:  # plain HTTP pays one lookup, nothing more
             rec.tls_version, rec.tls_server_name = tls.version, tls.server_name
         try:
             endpoint, inserted, diagnosing = await self._capture(rec, name, started)
         except StoreUnavailable as exc:
             log.error("capture not stored, answering 503: %s", exc.detail)
-            await respond(
-                send,
-                plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
-                head=False,
-            )
+            if rec.stalled_after is None:  # else the connection layer answered and closed
+                await respond(
+                    send,
+                    plain(503, "Not stored: the inspector's store is unavailable. Retry later.\n"),
+                    head=False,
+                )
             return
+        finally:
+            # A large body holds its share of the memory budget until it is stored.
+            if rec.held:
+                self.budget.give(rec.held)
+                rec.held = 0
         if self.hub.has_subscribers:
             self.hub.publish("request", inserted.item(), id=inserted.id)
         for hook in self.after_capture:
@@ -118,14 +146,30 @@ class Receiver:
             self._diagnose_later(rec, inserted.id, endpoint)
 
         response = inserted.response
+        if rec.stalled_after is not None:
+            return  # the connection layer has answered 408 and closed: nothing to send
         if response.in_progress and response.status is None and not response.dropped:
-            await self._finish_proxy(endpoint, rec, inserted.id, response, started, receive, send)
+            await self._finish_proxy(
+                endpoint, rec, inserted.id, response, started, scope, receive, send
+            )
         elif response.in_progress:
-            await self._finish_stall(inserted.id, response, started, receive, send, rec.method)
+            await self._finish_stall(inserted.id, response, started, scope, receive, send)
         elif response.dropped:
             await drop(send, receive, informational=response.status)
         elif response.status is not None:
             await respond(send, response, head=rec.method == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(inserted.id, response, started)
+
+    async def _not_delivered(
+        self, request_id: int, response: ResponseRecord, started: float
+    ) -> None:
+        """The client went away (closed, or half-closed) before its answer was written:
+        record that it was not delivered, the way a sender that gave up during a stall is."""
+        gone_ms = (time.perf_counter() - started) * 1000
+        response.status = None
+        response.in_progress = False
+        await self._record_end(request_id, response, gone_ms)
 
     async def _capture(
         self, rec: CapturedRequest, name: str, started: float
@@ -177,8 +221,8 @@ class Receiver:
         self, rec: CapturedRequest, endpoint: Endpoint, started: float
     ) -> Callable[[int], ResponseRecord]:
         """The verdict and event identity (on ``rec``) and the answer's decision function."""
-        if rec.size > OFF_LOOP_BYTES:
-            # Hashing megabytes would stall the event loop.
+        if rec.size > OFF_LOOP_BYTES and not rec.truncated:
+            # Hashing megabytes would stall the event loop (a truncated body is not hashed).
             fixed = await anyio.to_thread.run_sync(self._inspect, rec, endpoint)
         else:
             fixed = self._inspect(rec, endpoint)
@@ -250,9 +294,15 @@ class Receiver:
                 raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
-        """Signature verdict and event identity; returns a fixed answer (413/401) if any."""
+        """Signature verdict and event identity; returns a fixed answer (408/413/503/401) if
+        any."""
+        if rec.stalled_after is not None:
+            # The connection layer has answered 408 and closed: record that answer.
+            return stalled_answer(rec.stalled_after)
         if rec.oversize:
             return plain(413, f"Payload too large: {rec.note}\n")
+        if rec.busy:
+            return busy_answer()
         if rec.truncated:
             # The sender left mid-body: no answer will reach it, and a partial body has no
             # event key or verdict worth recording.
@@ -275,9 +325,9 @@ class Receiver:
         request_id: int,
         response: ResponseRecord,
         started: float,
+        scope: Scope,
         receive: Receive,
         send: Send,
-        method: str,
     ) -> None:
         """Wait out a delay (the record is already visible as in progress); stop at once if
         the client gives up, and record when it did."""
@@ -302,7 +352,9 @@ class Receiver:
         if response.dropped:
             await drop(send, receive, informational=response.status)
         else:
-            await respond(send, response, head=method == "HEAD")
+            await respond(send, response, head=scope["method"] == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(request_id, response, started)
 
     async def _record_end(
         self, request_id: int, response: ResponseRecord, gave_up_ms: float | None
@@ -323,6 +375,7 @@ class Receiver:
         request_id: int,
         response: ResponseRecord,
         started: float,
+        scope: Scope,
         receive: Receive,
         send: Send,
     ) -> None:
@@ -358,6 +411,8 @@ class Receiver:
         await self._record_end(request_id, answer, gave_up_ms)
         if gave_up_ms is None:
             await respond(send, answer, head=rec.method == "HEAD")
+            if PEER_GONE in scope:
+                await self._not_delivered(request_id, answer, started)
 
 
 def _app_answers(plan: faults.ResponsePlan | None, outcome: faults.Outcome | None) -> bool:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from inspector.broadcast import Broadcaster
+from inspector.capture import BodyBudget
 from inspector.diagnosis import Diagnoser
 from inspector.endpoints import EndpointCache
 from inspector.errors import StoreUnavailable
@@ -137,6 +138,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             hub,
             max_body=settings.max_body,
             max_delay=settings.max_delay,
+            budget=BodyBudget(max(settings.max_body_memory, settings.max_body)),
             after_capture=[replay.after_capture],
             proxy=replay.proxy,
             diagnoser=diagnoser,

@@ -6,29 +6,50 @@
 * **CSRF:** a page the user visits can still *send* requests to localhost. Writes (POST, PUT,
   PATCH, DELETE) must be same-origin by ``Origin`` and ``Sec-Fetch-Site``, and must not use a
   content type an HTML form can send without a preflight. Otherwise 403.
-* **Inert content:** every control response carries a strict CSP (no inline script), nosniff,
-  no framing, no referrer.
+* **Inert content:** every control response carries a strict CSP (no inline script; scripts
+  and styles only from ``/static/``, so a capture answer under ``/h/`` — same origin, any body
+  — can never be loaded as one), nosniff, no framing, no referrer.
+* **A token** (``access.py``), when in effect: checked after the Host and before the CSRF
+  checks. It also widens the Host allow-list to the address the server is bound to (any IP
+  literal when bound to all addresses) and the machine's name: a rebinding page's own name
+  still gets 421, and it could not have the token's cookie anyway.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
+import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inspector.access import Access, refuse
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    "default-src 'none'; script-src {static}; style-src {static}; img-src 'self' data:;"
     " connect-src 'self'; font-src 'self'; frame-src 'self'; form-action 'self';"
     " base-uri 'none'; frame-ancestors 'none'"
 )
+WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+
+@functools.lru_cache(maxsize=64)
+def csp_header(scheme: str, host: str) -> tuple[bytes, bytes]:
+    """The page's policy for the origin it was reached at: scripts and styles from that
+    origin's ``/static/`` only ('self' would allow every path, ``/h/...`` included)."""
+    policy = CSP.format(static=f"{scheme}://{host}/static/")
+    return (b"content-security-policy", policy.encode("latin-1"))
+
+
 SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
+    (b"content-security-policy", CSP.format(static="'self'").encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
@@ -45,10 +66,43 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def bound_names(bound: str) -> frozenset[str]:
+    """Host names that reach a server bound to ``bound``: the address itself, or, for all
+    addresses, the machine's name (IP literals are judged by ``ControlGuard``)."""
+    if bound in WILDCARDS:
+        machine = socket.gethostname().lower()
+        return frozenset({machine, machine.split(".", 1)[0]} - {""})
+    name = bound.lower()
+    return frozenset({f"[{name.strip('[]')}]" if ":" in name else name})
+
+
 class ControlGuard:
-    def __init__(self, app: ASGIApp, allow_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        allow_hosts: Iterable[str] = (),
+        token: str | None = None,
+        bound: str | None = None,
+    ) -> None:
         self.app = app
         self.allowed = LOOPBACK_NAMES | {host_name(h) for h in allow_hosts}
+        self.access = Access(token) if token else None
+        self.any_address = False
+        if self.access is not None and bound is not None:
+            self.allowed |= bound_names(bound)
+            # No rebinding attack comes by an IP literal: its page could only be our origin.
+            self.any_address = bound in WILDCARDS
+
+    def host_allowed(self, name: str) -> bool:
+        return name in self.allowed or (self.any_address and is_ip_literal(name))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -56,14 +110,21 @@ class ControlGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        if host_name(host) not in self.allowed:
+        if not self.host_allowed(host_name(host)):
+            names = "loopback names" if self.access is None else "its own names"
             await _refuse(
                 send,
                 421,
                 "misdirected_request",
-                f"Host {host!r} is not allowed: this inspector answers to loopback names only. "
+                f"Host {host!r} is not allowed: this inspector answers to {names} only. "
                 "Start it with --allow-host NAME to serve another name.",
             )
+            return
+        secure = [
+            csp_header(scope.get("scheme", "http"), host.strip().lower()),
+            *SECURITY_HEADERS[1:],
+        ]
+        if self.access is not None and not await self._admitted(scope, headers, send, secure):
             return
         if scope["method"] in WRITE_METHODS:
             problem = cross_origin_problem(headers, host)
@@ -76,11 +137,31 @@ class ControlGuard:
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = [
                     *message.get("headers", []),
-                    *(h for h in SECURITY_HEADERS if h[0] not in present),
+                    *(h for h in secure if h[0] not in present),
                 ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _admitted(
+        self, scope: Scope, headers: dict[str, str], send: Send, secure: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """Whether the request carries the token; if not, answer it (login or 401)."""
+        access = self.access
+        assert access is not None
+        api = scope["path"].startswith("/api")
+        login = None if api else access.login_attempt(scope)
+        if login is not None:
+            matched, target = login
+            if matched:
+                await access.log_in(scope, send, target, secure)
+            else:
+                await refuse(send, scope, api=False, wrong=True, extra=secure)
+            return False
+        if access.allows(scope, headers):
+            return True
+        await refuse(send, scope, api=api, wrong=False, extra=secure)
+        return False
 
 
 def cross_origin_problem(headers: dict[str, str], host: str) -> str | None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from inspector.display import human_size
+from inspector.errors import InspectorError
+from inspector.outbound.guard import parse_target
 
 MiB = 1024 * 1024
 
@@ -68,6 +70,16 @@ def positive_number(text: str) -> float:
     if not 0 < value < float("inf"):
         raise ValueError(f"must be a number above 0, got {text!r}")
     return value
+
+
+def target_url(text: str) -> str:
+    """An outbound target (``--forward-to``): http(s), and never a link-local or cloud-metadata
+    address — refused at start, as every send would refuse it."""
+    try:
+        parse_target(text, "URL")
+    except InspectorError as exc:
+        raise ValueError(str(exc.detail).removeprefix("URL: ")) from None
+    return text
 
 
 def directory(text: str) -> Path:
@@ -202,6 +214,23 @@ class Settings:
             Option("--allow-host", metavar="NAME", repeat=True),
         ),
     )
+    token: str | None = field(
+        default=None,
+        metadata=_setting(
+            "Token the page, /api and the live streams require (Bearer header, or a cookie "
+            "set by opening the page with ?token=); capture routes stay open. Generated when "
+            "binding a non-loopback address without one.",
+            Option("--token", metavar="TOKEN", env="WEBHOOK_INSPECTOR_TOKEN"),
+        ),
+    )
+    no_token: bool = field(
+        default=False,
+        metadata=_setting(
+            "Serve the page and /api on a non-loopback address without a token (only behind "
+            "your own authentication).",
+            Option("--no-token"),
+        ),
+    )
     secret: str | None = field(
         default=None,
         metadata=_setting(
@@ -216,6 +245,49 @@ class Settings:
             Option("--max-delay", positive_number, metavar="SECONDS"),
         ),
     )
+    header_timeout: float = field(
+        default=10.0,
+        metadata=_setting(
+            "Seconds a connection has to send its request headers; then it is closed.",
+            Option("--header-timeout", positive_number, metavar="SECONDS"),
+        ),
+    )
+    body_timeout: float = field(
+        default=10.0,
+        metadata=_setting(
+            "Seconds a request body may make no progress; then it is recorded as truncated "
+            "and answered 408.",
+            Option("--body-timeout", positive_number, metavar="SECONDS"),
+        ),
+    )
+    send_timeout: float = field(
+        default=30.0,
+        metadata=_setting(
+            "Seconds a client may accept none of the data waiting for it (a stuck live "
+            "stream); then its connection is closed.",
+            Option("--send-timeout", positive_number, metavar="SECONDS"),
+        ),
+    )
+    max_connections: int | None = field(
+        default=None,
+        metadata=_setting(
+            "Open connections served at once; beyond, new ones get 503 with Retry-After.",
+            Option(
+                "--max-connections",
+                whole_number(1),
+                metavar="N",
+                computed="the descriptor limit less a reserve",
+            ),
+        ),
+    )
+    max_body_memory: int = field(
+        default=64 * MiB,
+        metadata=_setting(
+            "Bytes all request bodies being received may hold together (at least --max-body); "
+            "a large body beyond it gets 503 with Retry-After.",
+            Option("--max-body-memory", whole_number(0), metavar="BYTES", shown=_bytes),
+        ),
+    )
     busy_timeout: float = field(
         default=5.0,
         metadata=_setting("Seconds the store waits on a locked database before answering 503."),
@@ -228,7 +300,7 @@ class Settings:
         default=None,
         metadata=_setting(
             "Forward every capture to this URL (endpoints without their own forward_to).",
-            Option("--forward-to", metavar="URL"),
+            Option("--forward-to", target_url, metavar="URL"),
         ),
     )
     forward_mode: str = field(

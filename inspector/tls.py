@@ -67,10 +67,13 @@ def connection_tls(send: Send) -> ConnectionTls:
     (uvicorn's is a bound method of the request cycle, which holds the transport).
 
     Only for requests the scope says are ``https``; a server that does not expose its
-    transport gives ``unknown``.
+    transport, or a connection already closed (asyncio's TLS transport forgets its state
+    then), gives ``unknown``.
     """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if transport is None or transport.is_closing():
+        return ConnectionTls("unknown", None)
+    ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return ConnectionTls("unknown", None)
     return ConnectionTls(

@@ -449,6 +449,9 @@ def import_sync(store: Store, lines: Iterable[bytes], endpoint: str | None = Non
 _PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
+_ESCAPED = re.compile(r"[\\'!]")
+
+
 def ansi_c(data: bytes, *, utf8: bool) -> str:
     """Bash/zsh ``$'...'`` quoting of exact bytes.
 
@@ -456,8 +459,10 @@ def ansi_c(data: bytes, *, utf8: bool) -> str:
     ``\\xHH``. ``'`` and ``!`` are escaped too, so no history expansion or quote confusion.
     """
     named = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    out = ["$'"]
     text = data.decode("utf-8") if utf8 else data.decode("latin-1")
+    if text.isprintable() and (utf8 or text.isascii()) and not _ESCAPED.search(text):
+        return f"$'{text}'"  # nothing to escape: no loop over (megabytes of) characters
+    out = ["$'"]
     for ch in text:
         if ch in named:
             out.append(named[ch])
@@ -490,13 +495,19 @@ def is_text(body: bytes) -> bool:
     return True
 
 
+# Longest body that goes inline in a curl command: Linux refuses a single argument over
+# 128 KiB (MAX_ARG_STRLEN), and quoting can double a body's length.
+INLINE_LIMIT = 64 * 1024
+
+
 def curl_command(detail: RequestDetail, url: str, *, body_url: str) -> str:
     """A curl command that sends the captured request to ``url``.
 
     Headers in order, minus hop-by-hop, ``Host`` and ``Content-Length`` (curl sets them);
     curl's own ``User-Agent``, ``Accept`` and form ``Content-Type`` are suppressed when the
-    capture had none. A text body goes inline, byte for byte; a binary one is read from
-    ``request-ID.bin``, which ``body_url`` downloads.
+    capture had none. A text body up to ``INLINE_LIMIT`` goes inline, byte for byte; a
+    binary or longer one is read from ``request-ID.bin``, which ``body_url`` downloads (so
+    ``detail`` need only carry the body's first ``INLINE_LIMIT + 1`` bytes).
     """
     method = detail["method"]
     headers = [(n, v) for n, v in strip_hop_by_hop([(n, v) for n, v in detail["headers"]])]
@@ -521,12 +532,14 @@ def curl_command(detail: RequestDetail, url: str, *, body_url: str) -> str:
     if send_body:
         if "content-type" not in names:
             parts.append(f"-H {shell_quote('Content-Type:')}")
-        if is_text(body):
+        if len(body) <= INLINE_LIMIT and is_text(body):
             parts.append(f"--data-binary {ansi_c(body, utf8=True)}")
         else:
             filename = f"request-{detail['id']}.bin"
+            what = "binary" if len(body) <= INLINE_LIMIT else "too long for a command line"
             lines += [
-                f"# The body is binary ({len(body)} bytes): save it next to this command first:",
+                f"# The body is {what} ({detail['size']} bytes): save it next to this command "
+                "first:",
                 f"#   curl -o {filename} {shell_quote(body_url)}",
             ]
             parts.append(f"--data-binary @{filename}")

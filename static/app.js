@@ -5,7 +5,7 @@
 // ever reaches the DOM through textContent. order.js applies stream events and store reads
 // in order, so what the page shows only moves forward.
 
-import { renderDetail, sameRequest } from "./detail.js";
+import { loadRequest, renderDetail, sameRequest } from "./detail.js";
 import { Hold, NewCount } from "./hold.js";
 import { EventQueue } from "./order.js";
 import { refreshReplays } from "./replay.js";
@@ -433,7 +433,7 @@ async function showDetail(id) {
   const token = ++detailToken;
   let item;
   try {
-    item = await api(`/api/requests/${id}`);
+    item = await loadRequest(id); // its fields, and a screenful's worth of body bytes
   } catch (error) {
     if (token !== detailToken) return;
     if (error instanceof ApiError && error.status === 404) showGone(id);

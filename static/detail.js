@@ -2,10 +2,10 @@
 // (diff.js), headers, query, body views, the answer it got, its replays (replay.js) — and its
 // actions (copy as curl, replay, download, delete).
 
-import { HEX_LIMIT, JSON_LIMIT, TEXT_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
+import { HEX_LIMIT, VIEW_LIMIT, bodyViews, hexView, textView, viewSwitcher } from "./body.js";
 import { compareSection } from "./diff.js";
 import { openReplayForm, replaySection } from "./replay.js";
-import { answerOf, api, append, asText, clear, clock, copyText, decodeBase64, doctorSays, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
+import { answerOf, api, apiBytes, append, asText, clear, clock, copyText, decodeBase64, doctorSays, el, flash, humanSize, kvTable, pairsTable, parseTime, seconds, signatureOf } from "./util.js";
 
 function badge([text, cls, title]) {
   return el("span", { class: `badge ${cls}`, title }, text);
@@ -15,33 +15,42 @@ function section(title, ...content) {
   return el("section", { class: "d-section" }, el("h3", {}, title), ...content);
 }
 
-function bodyLimit(size, contentType) {
-  const type = (contentType || "").toLowerCase();
-  return type.includes("json") && size <= JSON_LIMIT ? JSON_LIMIT : TEXT_LIMIT;
-}
-
 function preferredView(contentType, views) {
   const keys = views.map((v) => v.key);
   for (const key of ["json", "form", "multipart", "text"]) if (keys.includes(key)) return key;
   return "hex";
 }
 
+/**
+ * Request `id` as the detail pane shows it: its fields without the body (`?body_limit=0`) and,
+ * side by side, the first VIEW_LIMIT bytes of the body as raw bytes (`item.body`). Neither
+ * side base64-encodes or parses megabytes of JSON, whatever the body's size.
+ */
+export async function loadRequest(id) {
+  const [item, body] = await Promise.all([api(`/api/requests/${id}?body_limit=0`), apiBytes(`/api/requests/${id}/body`, VIEW_LIMIT)]);
+  item.body = body;
+  return item;
+}
+
 function bodySection(item) {
   const size = item.size;
-  const b64 = item.body_base64;
-  const stored = (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
+  // A body is kept whole as received, or not at all: when kept, it is `size` bytes, of which
+  // the page fetched the first VIEW_LIMIT (`loadRequest`).
+  const stored = size;
   const heading = [`Body · ${humanSize(size)}`, item.content_type ? ` · ${item.content_type}` : ""];
   const download = el("a", { class: "button small", href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download");
   const head = el("h3", {}, ...heading, " ", download);
   const out = el("section", { class: "d-section body-section" }, head);
   if (item.truncated) out.append(el("p", { class: "note warn" }, `Not the whole body: ${item.note || "it was cut short"}`));
-  if (!item.body_base64) {
+  const bytes = item.body;
+  if (!bytes.length) {
     out.append(el("p", { class: "muted", text: size ? "No body bytes were kept." : "No body." }));
     return out;
   }
-  const limit = bodyLimit(stored, item.content_type);
-  const bytes = decodeBase64(item.body_base64, limit);
-  const views = bodyViews(bytes, stored, item.content_type);
+  // Every view renders a screenful at first, so the whole body (up to VIEW_LIMIT) can be used.
+  let whole = null; // the whole body, read once if a view needs it (the tree of a big JSON)
+  const readWhole = () => (whole = whole || apiBytes(`/api/requests/${item.id}/body`, stored));
+  const views = bodyViews(bytes, stored, item.content_type, item.truncated ? null : readWhole);
   if (bytes.length < stored) {
     out.append(
       el("p", { class: "note" }, `Showing the first ${humanSize(bytes.length)} of ${humanSize(stored)}. `, el("a", { href: `/api/requests/${item.id}/body`, download: `request-${item.id}.bin` }, "Download the exact bytes"), "."),

@@ -30,18 +30,15 @@ let formOpen = false; // kept from request to request in this tab
 
 // -- the captured body ---------------------------------------------------------------------
 
-function storedSize(b64) {
-  return (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
-}
-
-/** What the form can do with the captured body: {editable, text, crlf, note}. */
+/** What the form can do with the captured body: {editable, text, crlf, note}. `item.body`
+ * holds its first bytes (detail.js `loadRequest`); a body kept whole is `item.size` bytes. */
 function originalBody(item) {
-  const size = storedSize(item.body_base64 || "");
+  const size = item.size;
   if (item.truncated) {
     return { editable: true, text: "", crlf: false, note: `The body was not captured in full (${item.note || "cut short"}): type the body to send.` };
   }
   if (size >= EDIT_LIMIT) return { editable: false, text: null, note: `The body (${humanSize(size)}) is sent unchanged: only text bodies under ${humanSize(EDIT_LIMIT)} can be edited here.` };
-  const text = size ? asText(decodeBase64(item.body_base64)) : "";
+  const text = size ? asText(item.body) : "";
   if (text === null) return { editable: false, text: null, note: `The binary body is sent unchanged (${humanSize(size)}).` };
   // A textarea keeps line ends as LF: a CRLF body gets its CRLFs back when edited.
   const crlf = text.includes("\r\n") && !/(^|[^\r])\n/.test(text) && !/\r(?!\n)/.test(text);

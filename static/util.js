@@ -38,14 +38,50 @@ export function kvTable(rows, head) {
   );
 }
 
-/** Name/value pairs (headers, query) in order, duplicates kept; `empty` when there are none. */
+/** Name/value pairs (headers, query) in order, duplicates kept; `empty` when there are none.
+ * A page of rows at first, more on demand: a capture may carry any number of them. */
 export function pairsTable(pairs, empty) {
   if (!pairs.length) return el("p", { class: "muted", text: empty });
-  return el(
-    "table",
-    { class: "kv pairs" },
-    el("tbody", {}, pairs.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, el("code", { text: k })), el("td", {}, el("code", { class: "wrap", text: v }))))),
-  );
+  const body = el("tbody");
+  const row = ([k, v]) => el("tr", {}, el("th", { scope: "row" }, el("code", { text: k })), el("td", {}, el("code", { class: "wrap", text: v })));
+  showMore(body, pairs.values(), row, { total: pairs.length, wrap: moreRow(2) });
+  return el("table", { class: "kv pairs" }, body);
+}
+
+// -- big things, a screenful at a time ---------------------------------------------------------
+
+export const PAGE = 200; // rows, keys, items or parts rendered at a time
+
+/** A table row holding a "show more" button (for `showMore`'s `wrap`). */
+export function moreRow(columns) {
+  return (button) => el("tr", { class: "more-row" }, el("td", { colspan: columns }, button));
+}
+
+/**
+ * Render what `items` (an iterator) yields into `container`, `page` at a time: the first page
+ * now, the next when "Show more" is pressed, so the DOM only ever holds what was asked for.
+ * `render(item, index)` makes one node; `total`, when known, words the button; `wrap` puts
+ * the button in what the container may hold (a table row for a tbody).
+ */
+export function showMore(container, items, render, { page = PAGE, total = null, wrap = (b) => b, noun = "more" } = {}) {
+  let pending = items.next();
+  let shown = 0;
+  const button = el("button", { type: "button", class: "small show-more" });
+  const holder = wrap(button);
+  const step = () => {
+    holder.remove();
+    for (let n = 0; n < page && !pending.done; n++) {
+      container.append(render(pending.value, shown++));
+      pending = items.next();
+    }
+    if (pending.done) return;
+    const left = total === null ? null : total - shown;
+    button.textContent = left === null ? `Show ${noun}` : `Show ${Math.min(page, left)} ${noun} (${left.toLocaleString("en-US")} not shown)`;
+    container.append(holder);
+  };
+  button.addEventListener("click", step);
+  step();
+  return container;
 }
 
 // -- formatting ----------------------------------------------------------------------------
@@ -101,7 +137,7 @@ export function answerOf(response) {
   if (response.dropped) return ["dropped", "bad", "Closed the connection without an answer"];
   if (response.client_gave_up_after_ms !== null && response.client_gave_up_after_ms !== undefined) {
     const text = `sender gave up after ${seconds(response.client_gave_up_after_ms)}`;
-    return [text, "bad", "The sender hung up before the stall ended"];
+    return [text, "bad", "The sender hung up before the answer was sent: it was not delivered"];
   }
   const status = response.status;
   if (status === null || status === undefined) return ["—", "muted", "No answer recorded"];
@@ -167,6 +203,27 @@ export class ApiError extends Error {
     this.status = status;
     this.detail = detail;
   }
+}
+
+/**
+ * The first `limit` bytes of a download route (`/api/requests/{id}/body`), as a Uint8Array:
+ * one Range request, so the server reads and sends only those bytes — no base64, no JSON.
+ * An empty body (nothing to send from byte 0: 416) is an empty array.
+ */
+export async function apiBytes(path, limit) {
+  const response = await fetch(path, { headers: { range: `bytes=0-${limit - 1}` } });
+  if (response.status === 416) return new Uint8Array(0);
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      detail = (await response.json()).detail || detail;
+    } catch {
+      /* not JSON: the status says it */
+    }
+    throw new ApiError(response.status, detail);
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return bytes.length > limit ? bytes.subarray(0, limit) : bytes; // a server that sent it all
 }
 
 /** fetch() a JSON API route. Writes send JSON (the CSRF guard refuses form content types). */

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
@@ -51,6 +51,7 @@ from starlette.types import ASGIApp
 
 from inspector.app import InspectorApp, create_app
 from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.listeners import TlsListener, build_server
 from inspector.runtime import Runtime
 from inspector.settings import Settings
 from inspector.store import Store, deliveries, endpoints, requests
@@ -207,9 +208,12 @@ class ServerThread:
         self.port: int = self.sock.getsockname()[1]
         options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
         options.update(config)
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.server = self.make_server(app, options)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return uvicorn.Server(uvicorn.Config(app, **options))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -267,8 +271,21 @@ def make_server() -> Iterator[Callable[..., ServerThread]]:
 
 
 class LiveInspector(ServerThread):
-    def __init__(self, settings: Settings, port: int = 0) -> None:
+    """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
+    (``http``: uvicorn's ``h11`` parser, as plain ``uvicorn`` installs; ``httptools`` too)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        port: int = 0,
+        http: str = "h11",
+        descriptors: int = 4096,
+        tls: Sequence[TlsListener] = (),
+    ) -> None:
         self.settings = settings
+        self.http = http
+        self.descriptors = descriptors
+        self.tls = tuple(tls)
         self.app: InspectorApp = create_app(settings)
         super().__init__(self.app, port, lifespan="on", timeout_graceful_shutdown=2)
 
@@ -276,6 +293,16 @@ class LiveInspector(ServerThread):
     def runtime(self) -> Runtime:
         runtime: Runtime = self.app.state.runtime
         return runtime
+
+    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
+        return build_server(
+            app,
+            self.settings,
+            tls=self.tls,
+            http=self.http,
+            descriptors=self.descriptors,
+            **options,
+        )
 
     def before_stop(self) -> None:
         runtime = getattr(self.app.state, "runtime", None)
@@ -289,7 +316,7 @@ class LiveInspector(ServerThread):
     def restart(self) -> LiveInspector:
         """Stop, then start a new server on the same port and store."""
         self.stop()
-        self.__init__(self.settings, self.port)  # type: ignore[misc]
+        self.__init__(self.settings, self.port, self.http, self.descriptors)  # type: ignore[misc]
         self.start()
         return self
 

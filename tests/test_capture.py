@@ -72,6 +72,46 @@ def test_five_mib_body_round_trips(client: httpx.Client) -> None:
     assert client.get(f"/api/requests/{item['id']}/body").content == body
 
 
+def test_a_part_of_a_body_by_range_and_a_detail_without_the_body(app_client: httpx.Client) -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    assert app_client.post("/h/ranged", content=body).status_code == 200
+    request_id = stored(app_client)["id"]
+    url = f"/api/requests/{request_id}/body"
+    whole = app_client.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    for asked, first, last in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-", 1000, len(body) - 1),
+        ("bytes=-10", len(body) - 10, len(body) - 1),
+        ("bytes=5-99999999", 5, len(body) - 1),  # cut at the end
+    ]:
+        part = app_client.get(url, headers={"range": asked})
+        assert part.status_code == 206, asked
+        assert part.content == body[first : last + 1], asked
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{len(body)}"
+        assert part.headers["content-disposition"].startswith("attachment")
+        assert part.headers["x-content-type-options"] == "nosniff"
+    beyond = app_client.get(url, headers={"range": f"bytes={len(body)}-"})
+    assert beyond.status_code == 416 and beyond.json()["error"] == "range_not_satisfiable"
+    assert beyond.headers["content-range"] == f"bytes */{len(body)}"
+    for ignored in ("bytes=0-1,5-6", "lines=1-2", "bytes=9-3", "nonsense"):
+        answer = app_client.get(url, headers={"range": ignored})
+        assert answer.status_code == 200 and answer.content == body, ignored
+    # An empty body has no byte to send; the page reads that as an empty body.
+    app_client.post("/h/ranged-empty")
+    empty = stored(app_client)["id"]
+    answer = app_client.get(f"/api/requests/{empty}/body", headers={"range": "bytes=0-99"})
+    assert answer.status_code == 416 and answer.headers["content-range"] == "bytes */0"
+    # The detail with a body limit: the fields, and only that many bytes of the body.
+    for limit in (0, 1, 1000):
+        item = app_client.get(f"/api/requests/{request_id}", params={"body_limit": limit}).json()
+        assert body_of(item) == body[:limit] and item["size"] == len(body)
+    assert (
+        app_client.get("/api/requests/999999/body", headers={"range": "bytes=0-1"}).status_code
+        == 404
+    )
+
+
 @pytest.mark.live
 def test_headers_keep_order_and_duplicates_and_query_is_raw(client: httpx.Client) -> None:
     headers = [

@@ -564,7 +564,7 @@ def test_settings_delete_and_clear_from_the_page(ui: Page, client: httpx.Client)
 @pytest.mark.browser
 @pytest.mark.live
 def test_body_views_for_every_kind_of_payload(ui: Page, client: httpx.Client) -> None:
-    big = ("0123456789abcdef" * 64 + "\n") * 400  # 400 KiB of text
+    big = ("0123456789abcdef" * 64 + "\n") * 2200  # 2.2 MiB of text: over the 2 MiB fetched
     bodies = [
         ("application/x-www-form-urlencoded", b"name=%E7%8E%8B&name=two&empty="),
         (
@@ -593,7 +593,8 @@ def test_body_views_for_every_kind_of_payload(ui: Page, client: httpx.Client) ->
     assert (binary.locator("pre.hex").text_content() or "").startswith("00000000  00 01 02 03")
     large = ui.select(4)
     note = large.locator(".body-section .note").text_content() or ""
-    assert "Showing the first 256 KiB of 400.4 KiB" in note
+    assert "Showing the first 2 MiB of 2.2 MiB" in note
+    assert large.locator(".body-section .show-more").first.is_visible()  # a screenful of text
     assert (
         large.locator(".body-section a", has_text="Download the exact bytes").get_attribute("href")
         == "/api/requests/4/body"

@@ -103,7 +103,12 @@ def test_control_responses_carry_security_headers(app_client: httpx.Client) -> N
     for path in ("/", "/api/requests", "/static/app.css", "/api/nope"):
         response = app_client.get(path)
         csp = response.headers["content-security-policy"]
-        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        # Scripts and styles from /static/ only: never from a capture URL of the same origin.
+        assert (
+            f"script-src {str(app_client.base_url).rstrip('/')}/static/;" in csp
+            and "unsafe-inline" not in csp
+        )
+        assert "'self'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
 

@@ -806,6 +806,24 @@ async def _resolve_to_metadata(host: str, port: int) -> list[str]:
     return ["169.254.169.254"]
 
 
+def test_send_hands_over_to_a_server_that_requires_a_token_only_with_it(
+    make_live: Any, serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver, url = serve(statuses(200))
+    live = make_live(token="hand-over-token")
+    args = [
+        "send", "member.joined", "--to", url, "--secret", SECRET, "--server", live.url,
+        "--data-dir", str(live.settings.data_dir),
+    ]  # fmt: skip
+    code, _, err = cli(capsys, *args)
+    assert code == 2 and "requires its token" in err  # not silently sent from here instead
+    assert receiver.posts() == []
+    code, out, err = cli(capsys, *args, "--token", "hand-over-token")
+    assert code == 0 and "handed to the server" in out, err
+    with live.client(headers={"authorization": "Bearer hand-over-token"}) as client:
+        assert wait_for_state(client, 1)["state"] == "succeeded"
+
+
 @pytest.mark.parametrize("wait_from", ["start", "end"])
 def test_a_retry_wait_counts_from_the_failed_attempts_start_or_end(
     serve: Serve, store: Store, wait_from: str

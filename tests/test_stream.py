@@ -418,13 +418,12 @@ def test_head_answers_at_once_without_subscribing(live: LiveInspector) -> None:
 
 @live_tests
 def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
-    make_live: Any, sse: Any, monkeypatch: pytest.MonkeyPatch
+    make_live: Any, sse: Any
 ) -> None:
-    # A client that takes nothing for SEND_TIMEOUT (30 s) is dropped. On a loaded machine the
-    # 2000 captures below can outlast that, and the stuck client would be dropped before it
-    # reads its resync: not what this test is about, so it gets longer.
-    monkeypatch.setattr("inspector.api.stream.SEND_TIMEOUT", 300.0)
-    live = make_live(synchronous="NORMAL")
+    # A client that takes nothing for --send-timeout (30 s) is dropped by the connection layer.
+    # On a loaded machine the 2000 captures below can outlast that, and the stuck client would
+    # be dropped before it reads its resync: not what this test is about, so it gets longer.
+    live = make_live(synchronous="NORMAL", send_timeout=300.0)
     hub = live.runtime.hub
     # Connections accepted from now on get a small send buffer (inherited from the listener).
     live.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)

@@ -128,14 +128,13 @@ class TlsInspector(LiveInspector):
     """``LiveInspector`` plus the TLS listener ``serve --https`` adds (``listeners.Server``),
     with a certificate from the local CA in its data dir."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **options: Any) -> None:
         tls_sock = listeners.bind("127.0.0.1", 0)
         settings = replace(settings, https=True, https_port=tls_sock.getsockname()[1])
-        super().__init__(settings)
         context, made = listeners.tls_context(settings)
         self.made = made
         listener = listeners.TlsListener(tls_sock, context, made)
-        self.server = listeners.Server(self.server.config, tls=[listener])
+        super().__init__(settings, tls=[listener], **options)
 
     @property
     def https_url(self) -> str:

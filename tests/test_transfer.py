@@ -260,6 +260,24 @@ def test_curl_command_for_a_binary_body_reads_a_file(live: LiveInspector, app, t
     assert seen.method == "PATCH" and seen.body == body
 
 
+@needs_curl
+def test_curl_command_for_a_long_text_body_reads_a_file(live: LiveInspector, app, tmp_path) -> None:
+    """Linux refuses an argument over 128 KiB: a long body goes by file, text or not."""
+    recorder, server = app
+    body = b'{"pad": "' + b"x" * 200_000 + b'"}'
+    with live.client() as client:
+        client.put("/api/endpoints/long", json={"replay_to": server.url})
+        client.post("/h/long", content=body, headers={"content-type": "application/json"})
+        captured = latest(client, "long")
+        command = client.get(f"/api/requests/{captured['id']}/curl").text
+    assert len(command) < 2000
+    assert command.startswith(f"# The body is too long for a command line ({len(body)} bytes)")
+    download = command.splitlines()[1].removeprefix("#").strip()
+    subprocess.run(["bash", "-c", download], cwd=tmp_path, capture_output=True, check=True)
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, check=True)
+    assert recorder.wait_for(1)[0].body == body
+
+
 def test_curl_defaults_to_this_inspector(app_client: httpx.Client) -> None:
     app_client.get("/h/self?a=1")
     captured = latest(app_client, "self")

@@ -7,9 +7,11 @@ Hosts and cross-origin POSTs before it gets here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
@@ -35,8 +37,10 @@ from inspector.store import endpoints, replays, requests
 from inspector.store.replays import ReplayDetail
 
 
-async def _detail(request: Request, request_id: int) -> requests.RequestDetail:
-    found = await runtime(request).store.read(requests.get_request, request_id)
+async def _detail(
+    request: Request, request_id: int, body_limit: int | None = None
+) -> requests.RequestDetail:
+    found = await runtime(request).store.read(requests.get_request, request_id, body_limit)
     if found is None:
         raise NotFound(f"No request {request_id}.")
     return found
@@ -90,7 +94,8 @@ async def get_replay(request: Request) -> Response:
 async def curl(request: Request) -> Response:
     """``?url=`` (default: the endpoint's remembered ``replay_to``, else this inspector)."""
     request_id = path_id(request)
-    detail = await _detail(request, request_id)
+    # One byte more than goes inline tells a long body from one that fits: no more is read.
+    detail = await _detail(request, request_id, transfer.INLINE_LIMIT + 1)
     origin = f"{request.url.scheme}://{request.url.netloc}"
     url = (
         request.query_params.get("url")
@@ -103,7 +108,10 @@ async def curl(request: Request) -> Response:
     else:
         full = origin + detail["path"] + (f"?{detail['query']}" if detail["query"] else "")
     body_url = f"{origin}/api/requests/{request_id}/body"
-    text = transfer.curl_command(detail, full, body_url=body_url)
+    # Off the event loop: quoting 64 KiB of escapes one character at a time takes a while.
+    text = await anyio.to_thread.run_sync(
+        functools.partial(transfer.curl_command, detail, full, body_url=body_url)
+    )
     return PlainTextResponse(text)
 
 

@@ -14,11 +14,13 @@ from inspector.errors import BadRequest, NotFound
 from inspector.openapi import Operation, api_route
 from inspector.params import (
     BEFORE,
+    BODY_LIMIT,
     FILTERS,
     ID,
     LIMIT,
     MAX_LIMIT,
     NAME_PATTERN,
+    byte_range,
     endpoint_name,
     float_param,
     int_param,
@@ -84,9 +86,12 @@ async def count_requests(request: Request) -> Response:
 
 
 async def get_request(request: Request) -> Response:
+    """One request in full; ``?body_limit=N``: only the body's first N bytes (the page asks
+    for none, and fetches the bytes it shows from ``/body`` with a Range)."""
     request_id = path_id(request)
     rt = runtime(request)
-    found = await rt.store.read(requests.get_request, request_id)
+    limit = int_param(request, "body_limit", default=None, lo=0, hi=2**62)
+    found = await rt.store.read(requests.get_request, request_id, limit)
     if found is None:
         raise NotFound(f"No request {request_id}.")
     if waiting(found["signature"]):
@@ -96,21 +101,32 @@ async def get_request(request: Request) -> Response:
 
 
 async def get_body(request: Request) -> Response:
+    """The exact body bytes, as a download; a ``Range: bytes=...`` asks for a part (206): the
+    page fetches a screenful's worth of a 10 MiB body this way, and only that is read."""
     request_id = path_id(request)
     store = runtime(request).store
     exists, _content_type = await store.read(requests.request_exists, request_id)
     if not exists:
         raise NotFound(f"No request {request_id}.")
-    body = await store.read(requests.get_body, request_id)
     # Always a download of opaque bytes: never let a browser render captured content.
-    return Response(
-        body,
-        media_type="application/octet-stream",
-        headers={
-            "content-disposition": f'attachment; filename="request-{request_id}.bin"',
-            "x-content-type-options": "nosniff",
-        },
-    )
+    headers = {
+        "content-disposition": f'attachment; filename="request-{request_id}.bin"',
+        "x-content-type-options": "nosniff",
+        "accept-ranges": "bytes",
+    }
+    wanted = request.headers.get("range")
+    if wanted is None:
+        body = await store.read(requests.get_body, request_id)
+        return Response(body, media_type="application/octet-stream", headers=headers)
+    size = await store.read(requests.body_size, request_id)
+    found = byte_range(wanted, size)
+    if found is None:  # not a single byte range: the whole body, as without one
+        body = await store.read(requests.get_body, request_id)
+        return Response(body, media_type="application/octet-stream", headers=headers)
+    start, end = found
+    part, size = await store.read(requests.body_slice, request_id, start, end - start + 1)
+    headers["content-range"] = f"bytes {start}-{start + len(part) - 1}/{size}"
+    return Response(part, 206, media_type="application/octet-stream", headers=headers)
 
 
 async def delete_request(request: Request) -> Response:
@@ -207,7 +223,11 @@ routes: list[BaseRoute] = [
         "/api/requests/{id}",
         get_request,
         "GET",
-        Operation("One request: headers in order and the exact body", (ID,), answer=RequestDetail),
+        Operation(
+            "One request: headers in order and the exact body",
+            (ID, BODY_LIMIT),
+            answer=RequestDetail,
+        ),
     ),
     api_route(
         "/api/requests/{id}",
@@ -224,6 +244,12 @@ routes: list[BaseRoute] = [
             (ID,),
             media="application/octet-stream",
             answer_text="The body, byte for byte.",
+            description=(
+                "`Range: bytes=A-B` (or `A-`, or `-N`) asks for a part of it: 206 with "
+                "`Content-Range`, and only those bytes are read; 416 if the range starts "
+                "beyond the body. Any other Range is ignored (the whole body, 200)."
+            ),
+            errors=(416,),
         ),
     ),
 ]

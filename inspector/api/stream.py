@@ -17,7 +17,11 @@ one line of JSON):
   this store never issued (a different store): ``{"reason", "after"}``. The stream ends; the
   client reloads what it shows from the store and reconnects from ``after``.
 
-Keep-alive comments every 15 s. The resume protocol: subscribe to the broadcaster *first*,
+Keep-alive comments every 15 s. A client that accepts none of what is queued for it for
+``--send-timeout`` (30 s) is cut by the connection layer (``connections.py``), which drops
+the kernel's buffers with it; sse-starlette's own ``send_timeout`` only ended the generator
+and left uvicorn closing the connection "after the buffers drain" — never, for such a
+client. The resume protocol: subscribe to the broadcaster *first*,
 then read the store; live requests the backlog already covered are skipped by id.
 
 ``GET /api/deliveries/stream``: ``ready`` once subscribed, then a ``delivery`` event per
@@ -52,8 +56,6 @@ KINDS = frozenset({"request", "update", "deleted", "cleared"})
 BACKFILL_BATCH = 500
 RETRY_MS = 1000
 PING_SECONDS = 15
-# A client that has not taken a single chunk for this long is gone: free its connection.
-SEND_TIMEOUT = 30.0
 # How long a stream may take to end by itself at shutdown before sse-starlette cancels it
 # (uvicorn's own graceful timeout, ``serve``'s 3 s, must be longer).
 SHUTDOWN_GRACE = 1.0
@@ -79,7 +81,6 @@ async def stream(request: Request) -> Response:
     return EventSourceResponse(
         events(rt.hub, rt.store, endpoint, after, shutdown),
         ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT,
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE,
     )
@@ -178,7 +179,6 @@ async def delivery_stream(request: Request) -> Response:
     return EventSourceResponse(
         messages(),
         ping=PING_SECONDS,
-        send_timeout=SEND_TIMEOUT,
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE,
     )

@@ -56,14 +56,14 @@ routes: list[BaseRoute] = [
         "/api/tls",
         tls_info,
         "GET",
-        Operation("The HTTPS listener: on or off, its port, the local CA's URL", answer=TlsView),
+        Operation("The HTTPS listener: on or off, its port, the local CA", answer=TlsView),
     ),
     api_route(
         CA_URL,
         ca_certificate,
         "GET",
         Operation(
-            "The local CA's certificate (PEM), to trust once",
+            "The local CA's certificate (PEM), to trust once (no token needed: it is public)",
             media="application/x-x509-ca-cert",
             answer_text="The certificate of the CA that issued the HTTPS listener's certificate.",
             description="404 when this inspector has no local CA (no --https, or --cert given).",

@@ -41,14 +41,17 @@ def add_command(
     return sub.add_parser(name, help=summary, description=description or summary)
 
 
+TOKEN_ENV = "WEBHOOK_INSPECTOR_TOKEN"
+
+
 def add_token(p: argparse.ArgumentParser) -> None:
-    """``--token``: sent as ``Authorization: Bearer`` to a server whose control routes ask
-    for one."""
+    """``--token`` for a command that talks to a running server: the token ``serve`` was
+    given (or generated), sent as ``Authorization: Bearer`` by the client."""
     p.add_argument(
         "--token",
-        default=os.environ.get("WEBHOOK_INSPECTOR_TOKEN"),
-        metavar="T",
-        help="Bearer token for the server's API (default: $WEBHOOK_INSPECTOR_TOKEN).",
+        default=os.environ.get(TOKEN_ENV),
+        metavar="TOKEN",
+        help=f"The server's token, if it requires one (default: ${TOKEN_ENV}).",
     )
 
 

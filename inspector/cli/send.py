@@ -19,6 +19,7 @@ import httpx
 from inspector import catalog, sender, timeline
 from inspector.cli.options import (
     INSECURE_WARNING,
+    TOKEN_ENV,
     CliError,
     Commands,
     add_command,
@@ -32,7 +33,7 @@ from inspector.cli.options import (
 )
 from inspector.cli.terminal import echo, stop_on_ctrl_c
 from inspector.client import Client
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, Unauthorized
 from inspector.settings import local_ca_file
 from inspector.shapes import CreatedDelivery
 from inspector.store import Store, deliveries, is_database_url
@@ -113,6 +114,10 @@ def hand_over(
         with Client(base, token=token, timeout=5) as client:
             try:
                 store = client.deliveries(limit=1)["store"]
+            except Unauthorized:
+                raise CliError(
+                    f"the inspector at {base} requires its token: --token TOKEN or {TOKEN_ENV}."
+                ) from None
             except (InspectorError, KeyError, TypeError, ValueError):
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
                 return None

@@ -6,17 +6,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import secrets
+import socket
 import ssl
 import sys
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 from inspector import __version__
 from inspector.cli.options import CliError, Commands, add_command, add_settings, settings_from
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, StoreUnavailable
 from inspector.outbound.trust import check_ca_file
 from inspector.settings import Settings
 from inspector.store import Store
+from inspector.store.disk import check_disk
 
 
 def is_loopback(host: str) -> bool:
@@ -32,6 +36,50 @@ def url_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         return "localhost"
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def token_in_effect(settings: Settings) -> Settings:
+    """The settings with the token ``serve`` will use: the one given; a fresh one when bound
+    to a non-loopback address without ``--no-token`` (never an open control API on a network);
+    else none."""
+    if settings.token is not None and settings.no_token:
+        raise CliError("--token and --no-token contradict each other: give one of them.")
+    if settings.token is None and not settings.no_token and not is_loopback(settings.host):
+        return replace(settings, token=secrets.token_urlsafe(24))
+    return settings
+
+
+def page_url(base: str, settings: Settings, given: str | None) -> str:
+    """The page's URL to print: with a generated token in it (like Jupyter), since nobody
+    else knows it; a token the user chose stays off the terminal and out of logs."""
+    if settings.token is None or given:
+        return f"{base}/"
+    return f"{base}/?token={quote(settings.token)}"
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    if is_loopback(settings.host):
+        return
+    if settings.token is not None:
+        print(
+            f"Listening on {settings.host}, reachable from other machines: captures are open "
+            "to any sender; the page, /api and the streams require the token.",
+            file=sys.stderr,
+        )
+        return
+    print(
+        "\n".join(
+            [
+                "WARNING " + "!" * 70,
+                f"WARNING: --no-token: listening on {settings.host} with NO token. Anyone who",
+                "WARNING: can reach this port can read every capture, change endpoints, replay",
+                "WARNING: requests to any address and send deliveries. Use this only behind",
+                "WARNING: your own authentication.",
+                "WARNING " + "!" * 70,
+            ]
+        ),
+        file=sys.stderr,
+    )
 
 
 def check_tls_flags(settings: Settings) -> None:
@@ -59,18 +107,24 @@ def trust_lines(ca_file: Path, base: str) -> list[str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     # Here, not at the top: the server stack (and the cryptography behind --https) costs
     # ~0.6 s to import, which `list` and `show` need not pay.
-    import uvicorn
-
     from inspector import listeners
     from inspector.app import create_app
     from inspector.certificates import CertificateError
+    from inspector.connections import descriptor_limit
 
-    settings = settings_from(args)
+    settings = token_in_effect(settings_from(args))
     check_tls_flags(settings)
-    # Open (create, migrate) the store first: a store this version cannot use is refused
-    # here with a clear message, not by a traceback from the server's start-up.
+    # Open (create, migrate) the store first: a store this version cannot use, a full disk or
+    # a database out of reach is refused here with one sentence, not by a traceback from the
+    # server's start-up.
     store = Store(settings.store_location)
-    store.open().close()
+    try:
+        if settings.database is None:
+            # Room for one capture of the largest size, and a little for SQLite's own pages.
+            check_disk(settings.db_path, settings.max_body + (1 << 20))
+        store.open().close()
+    except StoreUnavailable as exc:
+        raise CliError(str(exc.detail)) from None
     try:
         sock = listeners.bind(settings.host, settings.port)
     except OSError as exc:
@@ -98,25 +152,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     settings = replace(settings, port=port, https_port=tls[0].port if tls else settings.https_port)
     base = f"http://{url_host(settings.host)}:{port}"
-    if not is_loopback(settings.host):
-        print(
-            f"WARNING: listening on {settings.host}, reachable from other machines. Captured "
-            "requests and the control API are exposed; the page answers only to loopback names "
-            "and --allow-host.",
-            file=sys.stderr,
-        )
+    warn_if_exposed(settings)
     if settings.insecure:
         print(
             "WARNING: --insecure: forwards and replays do not verify certificates.",
             file=sys.stderr,
         )
     print(f"webhook-inspector {__version__}")
-    print(f"  page:     {base}/")
+    chosen = "   (token required: the one given)" if settings.token and args.token else ""
+    print(f"  page:     {page_url(base, settings, args.token)}{chosen}")
+    if settings.token and settings.host in ("0.0.0.0", "::", ""):
+        network = f"http://{socket.gethostname()}:{port}"
+        print(f"  network:  {page_url(network, settings, args.token)}")
     print(f"  capture:  {base}/h/<endpoint>   (any method, any sub-path)")
     for listener in tls:
         secure = f"https://{url_host(settings.host)}:{listener.port}"
         made = listener.certificate
-        print(f"  https:    {secure}/h/<endpoint>   (and the page, {secure}/)")
+        print(f"  https:    {secure}/h/<endpoint>")
+        print(f"            and the page, {page_url(secure, settings, args.token)}")
         if made is None:
             print(f"  cert:     {settings.cert} (yours)")
         else:
@@ -133,14 +186,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         '-d \'{"hello": "world"}\''
     )
     print("  Ctrl-C to stop.", flush=True)
-    config = uvicorn.Config(
+    server = listeners.build_server(
         create_app(settings),
+        settings,
+        tls=tls,
+        descriptors=descriptor_limit(raise_to_hard=True),
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=3,
         lifespan="on",
     )
-    server = listeners.Server(config, tls=tls)
     # uvicorn re-raises Ctrl-C after its graceful shutdown has finished.
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])

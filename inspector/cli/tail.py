@@ -97,7 +97,8 @@ def follow(
     token: str | None = None,
     max_backoff: float = MAX_BACKOFF,
 ) -> None:
-    """Print the stream for ever, reconnecting from the last request id seen."""
+    """Print the stream for ever, reconnecting from the last request id seen (``token``: the
+    server's, if it requires one)."""
     cursor = after
     backoff = 0.25
     connected_once = False

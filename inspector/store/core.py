@@ -149,10 +149,18 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> Store:
-        conn = self.backend.connect()
+        """Connect and migrate. Raises ``StoreUnavailable`` (``SchemaTooNew`` for a newer
+        schema) when the store cannot be used, in one sentence."""
+        try:
+            conn = self.backend.connect()
+        except self.backend.unavailable as exc:
+            raise StoreUnavailable(f"Cannot open the store {self.description}: {exc}") from exc
         try:
             self.backend.migrate(conn)
             self._counter.rows = requests.count_rows(conn)
+        except self.backend.unavailable as exc:
+            self._close_connection(conn)
+            raise StoreUnavailable(f"Cannot open the store {self.description}: {exc}") from exc
         except BaseException:
             self._close_connection(conn)
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -552,16 +553,57 @@ def with_summaries(conn: Connection, items: list[RequestItem]) -> list[ListedReq
     return out
 
 
-def get_request(conn: Connection, request_id: int) -> RequestDetail | None:
+def get_request(
+    conn: Connection, request_id: int, body_limit: int | None = None
+) -> RequestDetail | None:
+    """One request in full; with ``body_limit``, only the body's first ``body_limit`` bytes
+    are read (and sent): the page asks for none, and fetches the body's bytes itself."""
     row = conn.execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
     if row is None:
         return None
-    return detail(row, get_body(conn, request_id))
+    if body_limit is None:
+        return detail(row, get_body(conn, request_id))
+    return detail(row, body_slice(conn, request_id, 0, body_limit)[0])
 
 
 def get_body(conn: Connection, request_id: int) -> bytes:
     row = conn.execute("SELECT body FROM bodies WHERE request_id=?", (request_id,)).fetchone()
     return bytes(row[0]) if row is not None else b""
+
+
+def body_size(conn: Connection, request_id: int) -> int:
+    """How many bytes of the request's body are stored (0: none kept)."""
+    row = conn.execute(
+        "SELECT length(body) FROM bodies WHERE request_id=?", (request_id,)
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def body_slice(conn: Connection, request_id: int, start: int, length: int) -> tuple[bytes, int]:
+    """``length`` bytes of the stored body from ``start`` (fewer at its end), and its size.
+
+    Only the bytes asked for are read, so the first screenful of a 10 MiB body costs what a
+    small body does: on SQLite through its incremental blob I/O (only the pages holding those
+    bytes); on PostgreSQL with ``substring`` of the ``bytea``, which fetches only the TOAST
+    chunks that hold them (and decompresses a compressed body only up to the slice's end).
+    """
+    if not isinstance(conn, sqlite3.Connection):
+        row = conn.execute(
+            "SELECT substring(body FROM ?::integer FOR ?::integer), length(body) FROM bodies"
+            " WHERE request_id = ?",
+            (start + 1, max(length, 0), request_id),
+        ).fetchone()
+        return (bytes(row[0]), int(row[1])) if row is not None else (b"", 0)
+    try:
+        blob = conn.blobopen("bodies", "body", request_id, readonly=True)
+    except sqlite3.OperationalError:  # no row: no body kept
+        return b"", 0
+    with blob:
+        size = len(blob)
+        if start >= size or length <= 0:
+            return b"", size
+        blob.seek(start)
+        return blob.read(min(length, size - start)), size
 
 
 def request_exists(conn: Connection, request_id: int) -> tuple[bool, str | None]:
