@@ -93,6 +93,31 @@ def test_serve_prints_curl_example_and_warns_on_public_bind(spawn: Spawn, tmp_pa
     assert "0.0.0.0" in stderr and "require the token" in stderr
 
 
+def test_serve_refuses_a_store_it_cannot_use_in_one_sentence(tmp_path: Path) -> None:
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if k != "WEBHOOK_INSPECTOR_DATABASE"}
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "inspector", "serve", "--port", "0", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: the connection is refused
+        url = f"postgresql://nobody@127.0.0.1:{sock.getsockname()[1]}/inspector"
+        out = serve("--database", url, "--data-dir", str(tmp_path / "a"))
+    assert out.returncode == 2, out.stderr
+    assert f"Cannot open the store {url}" in out.stderr and "Traceback" not in out.stderr
+    newer = tmp_path / "b"
+    Store(newer / "inspector.db").open().close()
+    with sqlite3.connect(newer / "inspector.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    out = serve("--data-dir", str(newer))
+    assert out.returncode == 2, out.stderr
+    assert "newer than this webhook-inspector knows" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_serve_reports_a_busy_port(tmp_path: Path) -> None:
     import socket
 
