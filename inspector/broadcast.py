@@ -100,10 +100,17 @@ class Behind(Exception):
 
 
 class Broadcaster:
-    """Fan-out of small events to subscribers, on the event loop (not thread-safe)."""
+    """Fan-out of small events to subscribers, on the event loop (not thread-safe).
 
-    def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
+    ``from_store``: on a store shared by replicas (PostgreSQL) every event reaches the
+    subscribers through ``deliver``, fed by the store's notifications in commit order — the
+    events of this process's own writes included. Its parts' ``publish`` calls are then
+    ignored, so that each event arrives once, on one ordered path.
+    """
+
+    def __init__(self, queue_size: int = QUEUE_SIZE, *, from_store: bool = False) -> None:
         self.queue_size = queue_size
+        self.from_store = from_store
         self._subscribers: set[Subscriber] = set()
         self._closed = False
 
@@ -120,12 +127,27 @@ class Broadcaster:
         return self._closed
 
     def publish(self, event: str, data: Mapping[str, object], *, id: int | None = None) -> None:
-        """Offer an event to every subscriber; never blocks (capture calls this)."""
+        """Offer an event to every subscriber; never blocks (capture calls this). Ignored
+        when events come ``from_store``."""
+        if not self.from_store:
+            self.deliver(event, data, id=id)
+
+    def deliver(self, event: str, data: Mapping[str, object], *, id: int | None = None) -> None:
+        """Offer an event to every subscriber, whatever its source."""
         if not self._subscribers:
             return
         message = Message.make(event, data, id)
         for subscriber in self._subscribers:
             subscriber.offer(message)
+
+    def resync_all(self) -> None:
+        """Events may have been missed (the store's channel was lost): every subscriber
+        catches up from the store, as one that fell behind does."""
+        for subscriber in self._subscribers:
+            if not subscriber.closed:
+                subscriber.pending.clear()
+                subscriber.behind = True
+                subscriber.wake.set()
 
     def subscribe(
         self,

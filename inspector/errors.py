@@ -15,6 +15,7 @@ into an exit code.
     ├── PayloadTooLarge     413
     ├── RangeNotSatisfiable 416: a body's byte range starts beyond its end
     ├── StoreUnavailable    503: the store could not commit; the sender should retry
+    │   └── SchemaTooNew    503: the store was migrated by a newer version (refuse to start)
     ├── CertificateError    500: the local CA or a certificate cannot be made or read
                                  (``certificates.py``, which only ``serve --https`` imports)
     └── Busy                503: a bounded resource (long-poll waiters) is full; Retry-After
@@ -94,6 +95,19 @@ class RangeNotSatisfiable(InspectorError):
 class StoreUnavailable(InspectorError):
     status = 503
     error = "store_unavailable"
+
+
+class SchemaTooNew(StoreUnavailable):
+    error = "schema_too_new"
+
+    def __init__(self, found: int, known: int, where: str) -> None:
+        super().__init__(
+            f"The store at {where} has schema version {found}, newer than this "
+            f"webhook-inspector knows (version {known}). Upgrade webhook-inspector on this "
+            "machine (every replica must run the same or a newer version), or use another store."
+        )
+        self.found = found
+        self.known = known
 
 
 class Busy(InspectorError):

@@ -86,6 +86,13 @@ def directory(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def database_url(text: str) -> str:
+    """A PostgreSQL URL (``postgresql://user:password@host:port/db``)."""
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"expected a postgresql:// URL, got {text[:40]!r}")
+    return text
+
+
 def file_path(text: str) -> Path:
     """A file given on the command line, made absolute (the server may change directory)."""
     return Path(text).expanduser().resolve()
@@ -171,6 +178,18 @@ class Settings:
                 metavar="DIR",
                 env="WEBHOOK_INSPECTOR_DATA",
                 computed="per-user, see below",
+            ),
+        ),
+    )
+    database: str | None = field(
+        default=None,
+        metadata=_setting(
+            "PostgreSQL store shared by replicas, instead of SQLite in the data directory.",
+            Option(
+                "--database",
+                database_url,
+                metavar="URL",
+                env="WEBHOOK_INSPECTOR_DATABASE",
             ),
         ),
     )
@@ -338,6 +357,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "inspector.db"
+
+    @property
+    def store_location(self) -> Path | str:
+        """What ``Store`` opens: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.database or self.db_path
 
     @property
     def tls_dir(self) -> Path:

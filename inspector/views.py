@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import sqlite3
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,7 +23,7 @@ from inspector import __version__, catalog, openapi
 from inspector.params import request_filter, runtime
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
-from inspector.store import endpoints, requests
+from inspector.store import Connection, endpoints, requests
 from inspector.tls import CA_URL
 
 templates = Jinja2Templates(directory=str(resource_dir("templates")))
@@ -60,7 +59,7 @@ def suggest_endpoint() -> str:
 
 
 def first_page(
-    conn: sqlite3.Connection, flt: requests.RequestFilter
+    conn: Connection, flt: requests.RequestFilter
 ) -> tuple[int, list[requests.ListedRequest], int | None, list[endpoints.EndpointItem]]:
     """The page's reads in one trip to a reader thread. The head comes first: the stream
     resumes after it, so whatever commits while the page renders still reaches it."""

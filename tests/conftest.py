@@ -1,7 +1,7 @@
 """Shared fixtures and factories.
 
-Two ways to run the inspector, both built from ``make_settings`` (the one place a store
-backend would be chosen):
+Two ways to run the inspector, both built from ``make_settings`` (the one place the store's
+backend is chosen):
 
 * **in-process** (``in_process``, ``make_in_process``, ``app_client``): the app with its
   lifespan running on a private event loop, requests through httpx's ``ASGITransport``. No
@@ -14,6 +14,14 @@ backend would be chosen):
 Also: factories for the records tests build (a captured request, a stored request, endpoint
 settings, a delivery), ``make_store``/``store``, the Chromium ``browser`` and ``spawn`` for CLI
 processes.
+
+**Two backends.** Modules marked ``backends`` run each test that uses the ``database`` fixture
+(directly, or through ``make_settings``, ``settings``, ``live``, ``in_process``, ``make_store``,
+``store``, ``store_location``) twice: on SQLite and on PostgreSQL, in a schema of its own.
+PostgreSQL comes from ``WEBHOOK_INSPECTOR_TEST_DATABASE`` (``./scripts/test`` starts one when
+it is not set). Without it, the PostgreSQL runs skip — unless
+``WEBHOOK_INSPECTOR_REQUIRE_POSTGRES`` is set (as ``./scripts/test`` does), where they fail.
+On PostgreSQL every inspector and store of a test shares its schema: they are replicas.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -35,6 +44,7 @@ from typing import Any, Self
 
 import anyio.from_thread
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -46,6 +56,7 @@ from inspector.listeners import TlsListener, build_server
 from inspector.runtime import Runtime
 from inspector.settings import Settings
 from inspector.store import Store, deliveries, endpoints, requests
+from inspector.store.schema import POSTGRESQL
 
 # Building an SSL context costs ~50 ms of CPU, and httpx builds one for every Client even
 # for plain http://. Every test client shares this one.
@@ -58,21 +69,118 @@ def http_client(**kwargs: Any) -> httpx.Client:
     return httpx.Client(verify=TLS, **kwargs)
 
 
+# -- the store's backend: SQLite, or PostgreSQL in a schema of the test's own -----------------
+
+TEST_DATABASE = "WEBHOOK_INSPECTOR_TEST_DATABASE"
+REQUIRE_POSTGRES = "WEBHOOK_INSPECTOR_REQUIRE_POSTGRES"
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        # ``sqlite_only``: a test of SQLite itself (its locks, its file) in a module of both.
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("database", BACKENDS[:1] if only else BACKENDS, indirect=True)
+
+
+def postgres_url() -> str:
+    """The test server's URL, or skip (fail under ./scripts/test) when there is none."""
+    url = os.environ.get(TEST_DATABASE)
+    if not url:
+        reason = f"no PostgreSQL for the tests: set {TEST_DATABASE} (./scripts/test starts one)"
+        if os.environ.get(REQUIRE_POSTGRES):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with ``search_path`` set to ``schema`` (so the store lives in it)."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+# Schemas emptied after their test, for the next one: creating and migrating a schema per
+# test costs ~0.5 s; emptying one, a few ms. Dropped at the end of the session.
+_clean_schemas: list[str] = []
+_TABLES = "requests, bodies, endpoints, events, replays, deliveries, delivery_attempts"
+_SEQUENCES = ("requests", "replays", "deliveries", "delivery_attempts")
+
+
+@contextlib.contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose store is empty (a new schema, or one emptied after use)."""
+    base = postgres_url()
+    if _clean_schemas:
+        schema = _clean_schemas.pop()
+    else:
+        schema = f"t_{secrets.token_hex(6)}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        yield with_schema(base, schema)
+    finally:
+        with psycopg.connect(with_schema(base, schema), autocommit=True) as conn:
+            version = None
+            with contextlib.suppress(psycopg.Error):
+                version = conn.execute(b"SELECT max(version) FROM schema_version").fetchone()
+            if version is not None and version[0] == len(POSTGRESQL):
+                # DELETE and setval: cheaper than TRUNCATE on tables this small.
+                empty = [f"DELETE FROM {table}" for table in _TABLES.split(", ")]
+                restart = [f"SELECT setval('{seq}_id_seq', 1, false)" for seq in _SEQUENCES]
+                script = "; ".join([*empty, *restart, "UPDATE counters SET value = 0"])
+                conn.execute(f"BEGIN; {script}; COMMIT".encode())
+                _clean_schemas.append(schema)
+            else:  # never migrated, or changed by the test: not reusable
+                conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_clean_schemas() -> Iterator[None]:
+    yield
+    if _clean_schemas:
+        with psycopg.connect(postgres_url(), autocommit=True) as conn:
+            for schema in _clean_schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+        _clean_schemas.clear()
+
+
+@pytest.fixture
+def database(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str | None]:
+    """None (SQLite, in the data directory) or the URL of a fresh PostgreSQL store, which
+    the CLI's commands then use too (``WEBHOOK_INSPECTOR_DATABASE``)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield None
+        return
+    with fresh_schema() as url:
+        monkeypatch.setenv("WEBHOOK_INSPECTOR_DATABASE", url)
+        yield url
+
+
+@pytest.fixture
+def store_location(database: str | None, tmp_path: Path) -> Path | str:
+    """What ``Store`` opens in this test: the PostgreSQL URL or a SQLite file."""
+    return database or tmp_path / "data" / "inspector.db"
+
+
 # -- settings: the one place a test inspector's configuration is made --------------------------
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, database: str | None) -> Callable[..., Settings]:
     """``make_settings(**changes)``: Settings for a test inspector, each call with a data
-    directory of its own (``data``, ``data1``, ...). Every inspector fixture builds on this,
-    so a store backend (or any setting) can be chosen for all of them here."""
+    directory of its own (``data``, ``data1``, ...). Every inspector fixture builds on this:
+    on PostgreSQL they all share the test's store (replicas), unless given a ``database`` of
+    their own."""
     made = 0
 
     def make(**changes: Any) -> Settings:
         nonlocal made
         data_dir = tmp_path / (f"data{made}" if made else "data")
         made += 1
-        return replace(Settings(data_dir=data_dir, port=0), **changes)
+        return replace(Settings(data_dir=data_dir, port=0, database=database), **changes)
 
     return make
 
@@ -461,15 +569,16 @@ def latest(client: httpx.Client, endpoint: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_store(tmp_path: Path) -> Iterator[Callable[..., Store]]:
+def make_store(tmp_path: Path, database: str | None) -> Iterator[Callable[..., Store]]:
     """``make_store(data_dir=None, *, start=False, **options)``: an opened store in
-    ``data_dir/inspector.db`` (where the CLI looks; default ``tmp_path/store``), its writer
-    started if asked (as a server has it). All are closed at the end."""
+    ``data_dir/inspector.db`` (where the CLI looks; default ``tmp_path/store``) — or, on
+    PostgreSQL, the test's database (whatever ``data_dir``) — its writer started if asked (as
+    a server has it). All are closed at the end."""
     opened: list[Store] = []
 
     def make(data_dir: Path | None = None, *, start: bool = False, **options: Any) -> Store:
         path = (data_dir or tmp_path / "store") / "inspector.db"
-        store = Store(path, **options).open()
+        store = Store(database or path, **options).open()
         opened.append(store)
         if start:
             store.start()

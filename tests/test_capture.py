@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import LiveInspector
 
+pytestmark = pytest.mark.backends
+
 
 def stored(client: httpx.Client, request_id: int | None = None) -> dict:
     if request_id is None:
@@ -228,6 +230,7 @@ def test_retention_evicts_oldest(make_in_process) -> None:
         assert client.get("/api/requests/1").status_code == 404
 
 
+@pytest.mark.sqlite_only
 def test_store_that_cannot_write_answers_503_and_never_2xx(make_in_process) -> None:
     in_process = make_in_process(busy_timeout=0.2)
     blocker = sqlite3.connect(in_process.settings.db_path, isolation_level=None)
@@ -245,6 +248,7 @@ def test_store_that_cannot_write_answers_503_and_never_2xx(make_in_process) -> N
         blocker.close()
 
 
+@pytest.mark.sqlite_only
 def test_full_disk_answers_503(make_in_process) -> None:
     in_process = make_in_process()
     with in_process.client() as client:

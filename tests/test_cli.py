@@ -93,6 +93,31 @@ def test_serve_prints_curl_example_and_warns_on_public_bind(spawn: Spawn, tmp_pa
     assert "0.0.0.0" in stderr and "require the token" in stderr
 
 
+def test_serve_refuses_a_store_it_cannot_use_in_one_sentence(tmp_path: Path) -> None:
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if k != "WEBHOOK_INSPECTOR_DATABASE"}
+
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "inspector", "serve", "--port", "0", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: the connection is refused
+        url = f"postgresql://nobody@127.0.0.1:{sock.getsockname()[1]}/inspector"
+        out = serve("--database", url, "--data-dir", str(tmp_path / "a"))
+    assert out.returncode == 2, out.stderr
+    assert f"Cannot open the store {url}" in out.stderr and "Traceback" not in out.stderr
+    newer = tmp_path / "b"
+    Store(newer / "inspector.db").open().close()
+    with sqlite3.connect(newer / "inspector.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    out = serve("--data-dir", str(newer))
+    assert out.returncode == 2, out.stderr
+    assert "newer than this webhook-inspector knows" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_serve_reports_a_busy_port(tmp_path: Path) -> None:
     import socket
 
@@ -160,13 +185,13 @@ def test_cli_writes_never_evict_beyond_the_servers_retention(make_in_process) ->
     """A CLI command writing beside a server (here: endpoint settings) must not apply a
     retention of its own: only the server's --retention evicts."""
     in_process = make_in_process(retention=50)
-    store = Store(in_process.settings.db_path).open()
+    store = Store(in_process.settings.store_location).open()
     try:
         for _ in range(30):
             store_request(store)
     finally:
         store.close()
-    small = Store(in_process.settings.db_path).open()  # what every CLI command opens
+    small = Store(in_process.settings.store_location).open()  # what every CLI command opens
     try:
         store_endpoint(small, "e", {})
         count = small.read_sync(lambda c: c.execute("SELECT count(*) FROM requests").fetchone()[0])

@@ -11,7 +11,7 @@ import pytest
 
 from inspector.cli import main
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 
 def test_prints_what_arrived_and_exits_0(live, client, capsys) -> None:

@@ -25,6 +25,8 @@ from inspector.store import Store, requests
 from tests.conftest import LiveInspector
 from tests.test_stream import SSEClient
 
+pytestmark = pytest.mark.backends
+
 SECRET = "platform-secret"
 EVENT = {"event": "message.received", "data": {"messageId": "msg_001", "content": "大家早安!"}}
 PRETTY = json.dumps(EVENT, ensure_ascii=False, indent=2).encode()
@@ -39,8 +41,8 @@ def sig(signed: bytes, secret: str = SECRET) -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "inspector.db").open()
+def store(store_location: Path | str) -> Iterator[Store]:
+    store = Store(store_location).open()
     store.start()
     yield store
     store.close()

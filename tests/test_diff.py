@@ -193,6 +193,7 @@ def test_deep_json_is_compared_whole_past_the_depth_limit() -> None:
 
 
 @pytest.mark.live
+@pytest.mark.backends
 def test_the_api_diffs_captures_pairs_and_replays(live: LiveInspector) -> None:
     with live.client() as client:
         first = dumps(EVENT, indent=2)
@@ -248,6 +249,7 @@ def test_the_api_diffs_captures_pairs_and_replays(live: LiveInspector) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.backends
 def test_the_cli_diffs_two_captures_or_one_with_its_partner(
     live: LiveInspector, capsys: pytest.CaptureFixture[str]
 ) -> None:

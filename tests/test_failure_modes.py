@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import TLS, LiveInspector, http_client
 
+pytestmark = pytest.mark.backends
+
 
 def event(n: int | str) -> bytes:
     return json.dumps({"event": "member.joined", "timestamp": f"t{n}", "data": {}}).encode()

@@ -15,7 +15,7 @@ from inspector.signatures import sign
 from tests.conftest import LiveInspector, latest, put_endpoint
 from tests.test_replay import free_port, recorder_app
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 app = pytest.fixture(recorder_app)
 

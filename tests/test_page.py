@@ -445,7 +445,7 @@ def test_after_a_restart_the_page_shows_what_came_while_it_was_away(
     page.wait_for_selector("#conn:not([data-state=live])")
     live.stop()
     # While the server is down: a capture written straight to the store (never published).
-    store = Store(live.settings.db_path).open()
+    store = Store(live.settings.store_location).open()
     store_request(
         store,
         endpoint="restart",

@@ -17,6 +17,8 @@ import pytest
 from inspector.cli import main
 from tests.conftest import InProcessInspector
 
+pytestmark = pytest.mark.backends
+
 SECRET = "platform-secret"
 EVENT = {
     "event": "message.received",
@@ -298,7 +300,7 @@ def test_unusable_stored_settings_never_stop_capture(in_process: InProcessInspec
     its verification, never its captures."""
     from inspector.store import Store, endpoints
 
-    store = Store(in_process.settings.db_path).open()
+    store = Store(in_process.settings.store_location).open()
     try:
         bad = {"secret": [f"s{i}" for i in range(17)], "enforce": True}
         store.write_sync(endpoints.put_endpoint_settings, "broken", bad, "now")

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import socket
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,10 @@ from inspector.outbound import (
 )
 from inspector.replay import resign
 from inspector.signatures import SignatureConfig, sign, verify
+from inspector.store import Store
 from tests.conftest import InProcessInspector, LiveInspector, ServerThread, latest
+
+pytestmark = pytest.mark.backends
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -290,11 +292,13 @@ def test_replays_go_when_their_request_goes(live: LiveInspector) -> None:
         client.post(f"/api/requests/{captured['id']}/replay", json={"url": url})
         assert len(client.get(f"/api/requests/{captured['id']}/replays").json()["replays"]) == 1
         assert client.delete(f"/api/requests/{captured['id']}").status_code == 200
-    conn = sqlite3.connect(live.settings.db_path)
+    store = Store(live.settings.store_location).open()
     try:
-        assert conn.execute("SELECT count(*) FROM replays").fetchone()[0] == 0
+        assert (
+            store.read_sync(lambda c: c.execute("SELECT count(*) FROM replays").fetchone()[0]) == 0
+        )
     finally:
-        conn.close()
+        store.close()
 
 
 def test_timeout_is_reported(client: httpx.Client, app) -> None:

@@ -42,7 +42,7 @@ from tests.conftest import (
     post_delivery,
 )
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 SECRET = "s3cret"
 
@@ -663,6 +663,7 @@ def test_send_without_wait_hands_over_to_the_server_with_the_same_store(
     assert len(receiver.posts()) == 2
 
 
+@pytest.mark.sqlite_only  # two servers on two stores: PostgreSQL replicas share one
 def test_send_falls_back_to_waiting_when_no_server_uses_the_store(
     make_live: Any, serve: Serve, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,7 +14,7 @@ from inspector.cli import main
 from inspector.store import Store, endpoints
 from inspector.store.core import StaleSettings
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 
 def signed(secret: str, body: bytes) -> dict[str, str]:
@@ -60,11 +60,13 @@ def test_an_api_change_is_obeyed_by_the_next_capture(live) -> None:
             assert client.post("/h/y").status_code == status, f"change #{i}"
 
 
-def test_the_writer_refuses_a_capture_prepared_with_older_settings(tmp_path: Path) -> None:
-    path = tmp_path / "inspector.db"
-    server = Store(path).open()
+def test_the_writer_refuses_a_capture_prepared_with_older_settings(
+    store_location: Path | str,
+) -> None:
+    server = Store(store_location).open()
     server.start()
-    cli = Store(path).open()  # another connection, as the CLI process has
+    # Another connection, as the CLI process (or, on PostgreSQL, another replica) has.
+    cli = Store(store_location).open()
 
     def capture(conn) -> str:
         return "stored"

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from inspector.errors import StoreUnavailable
-from inspector.store import Store, deliveries, endpoints, requests, syncer
+from inspector.errors import SchemaTooNew, StoreUnavailable
+from inspector.store import Connection, Store, deliveries, endpoints, leases, requests, syncer
+from inspector.store.schema import POSTGRESQL, SQLITE
 from tests.conftest import captured_request, new_delivery, ok
 
+pytestmark = pytest.mark.backends
 
-def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None:
+
+def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | str) -> None:
     batches = []
-    store = Store(
-        tmp_path / "db.sqlite", after_batch=[lambda conn, added: batches.append(added)]
-    ).open()
+    store = Store(store_location, after_batch=[lambda conn, added: batches.append(added)]).open()
     store.start()
 
     async def main() -> list[int]:
@@ -35,15 +37,15 @@ def test_concurrent_writes_are_grouped_and_all_committed(tmp_path: Path) -> None
     assert sorted(ids) == list(range(1, 301))
     assert sum(batches) == 300
     assert len(batches) < 300, "writes were not grouped into shared commits"
-    reopened = Store(tmp_path / "db.sqlite").open()
+    reopened = Store(store_location).open()
     items, _ = reopened.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
     assert len(items) == 300
     assert reopened.read_sync(requests.get_body, 42) == b"41"
     reopened.close()
 
 
-def test_retention_keeps_newest(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite", retention=5).open()
+def test_retention_keeps_newest(store_location: Path | str) -> None:
+    store = Store(store_location, retention=5).open()
     for i in range(12):
         store.write_sync(requests.insert_request, captured_request(body=bytes([i])), ok)
     items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 100, None)
@@ -54,8 +56,8 @@ def test_retention_keeps_newest(tmp_path: Path) -> None:
     store.close()
 
 
-def test_attempts_count_per_endpoint_and_event_key(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite").open()
+def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -> None:
+    store = Store(store_location).open()
     seen = []
     for endpoint, key in [("a", "k1"), ("a", "k1"), ("a", "k2"), ("b", "k1"), ("a", "k1")]:
         ins = store.write_sync(
@@ -84,11 +86,11 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     store.close()
 
 
-def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite").open()
+def test_a_failing_job_does_not_sink_its_batch(store_location: Path | str) -> None:
+    store = Store(store_location).open()
     store.start()
 
-    def broken(conn: sqlite3.Connection) -> None:
+    def broken(conn: Connection) -> None:
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     async def main() -> list[object]:
@@ -100,19 +102,51 @@ def test_a_failing_job_does_not_sink_its_batch(tmp_path: Path) -> None:
         )
 
     results = asyncio.run(main())
-    assert isinstance(results[1], StoreUnavailable)
-    assert [r.id for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+    assert isinstance(results[1], Exception)
+    first, last = results[0].id, results[2].id  # type: ignore[union-attr]
+    # A rolled-back batch may have used ids on PostgreSQL (sequences do not roll back).
+    assert first < last
+    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 10, None)
+    assert [it["id"] for it in items] == [last, first]
     store.close()
 
 
-def test_migrations_are_idempotent(tmp_path: Path) -> None:
-    Store(tmp_path / "db.sqlite").open().close()
+def test_migrations_are_idempotent_and_a_newer_schema_is_refused(
+    store_location: Path | str,
+) -> None:
+    Store(store_location).open().close()
+    store = Store(store_location).open()
+    if store.shared:
+        get = "SELECT version FROM schema_version"
+        newer = f"UPDATE schema_version SET version = {len(POSTGRESQL) + 1}"
+    else:
+        get = "PRAGMA user_version"
+        newer = f"PRAGMA user_version = {len(SQLITE) + 1}"
+    version = store.read_sync(lambda c: c.execute(get).fetchone()[0])
+    assert version == len(SQLITE) == len(POSTGRESQL)
+    store.write_sync(lambda c: c.execute(newer) and None)
+    store.close()
+    with pytest.raises(SchemaTooNew) as caught:
+        Store(store_location).open()
+    assert "newer than this webhook-inspector knows" in str(caught.value)
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite").open()
-    version = store.read_sync(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
     journal = store.read_sync(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
-    assert version >= 1
     assert journal == "wal"
     store.close()
+
+
+def test_notices_travel_in_chunks_under_the_notify_limit() -> None:
+    from inspector.store.postgres import PAYLOAD_LIMIT, payloads
+
+    notices = [("request", n) for n in range(10**6, 10**6 + 3000)]
+    chunks = list(payloads(notices))
+    assert len(chunks) > 1
+    assert all(len(c.encode()) < PAYLOAD_LIMIT < 8000 for c in chunks)
+    decoded = [tuple(entry) for chunk in chunks for entry in json.loads(chunk)]
+    assert decoded == notices
 
 
 def test_count_requests_counts_exactly_what_the_list_would_show(store: Store) -> None:
@@ -234,12 +268,14 @@ def test_the_cli_store_commits_with_full_sync(tmp_path: Path) -> None:
     assert mode == 2  # FULL
 
 
-def test_endpoint_counts_stay_exact_through_every_kind_of_write(tmp_path: Path) -> None:
+def test_endpoint_counts_stay_exact_through_every_kind_of_write(
+    store_location: Path | str,
+) -> None:
     """The list of endpoints reads counts kept by triggers: they must equal a count of the
     rows after captures, retention, a delete (of the newest too), a clear and an upgrade."""
-    store = Store(tmp_path / "db.sqlite", retention=20).open()
+    store = Store(store_location, retention=20).open()
 
-    def truth(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+    def truth(conn: Connection) -> list[tuple[str, int, int]]:
         return conn.execute(
             "SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint ORDER BY 1"
         ).fetchall()
@@ -271,10 +307,44 @@ def test_a_store_from_before_the_counts_gets_them_on_upgrade(tmp_path: Path) -> 
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TRIGGER requests_counted; DROP TRIGGER requests_uncounted;"
-        " DROP TABLE endpoint_stats; PRAGMA user_version=6;"
+        " DROP TABLE endpoint_stats; PRAGMA user_version=7;"
     )
     conn.close()
     store = Store(path).open()
     items = store.read_sync(endpoints.list_endpoints)
     store.close()
     assert [(e["name"], e["count"], e["last_id"]) for e in items] == [("b", 1, 3), ("a", 2, 2)]
+
+
+def test_a_due_delivery_is_sent_by_one_engine_until_its_lease_ends(
+    store_location: Path | str,
+) -> None:
+    # Two stores on one location: two replicas on PostgreSQL, a server and a CLI on SQLite.
+    a, b = Store(store_location).open(), Store(store_location).open()
+    try:
+        made = a.write_sync(deliveries.insert_delivery, new_delivery(1, timeout=5.0))
+        due = made["next_attempt_ts"]
+        assert due is not None
+        assert a.write_sync(leases.claim, [made["id"]], "a", due) == [made["id"]]
+        # Held: nobody else may send it, however long its lease runs...
+        lease_end = due + 5.0 + leases.LEASE_MARGIN
+        assert b.write_sync(leases.claim, [made["id"]], "b", lease_end - 0.5) == []
+        # ...and once it has ended (its holder died mid-attempt), the next claimant sends it.
+        assert b.write_sync(leases.claim, [made["id"]], "b", lease_end + 0.5) == [made["id"]]
+
+        # Both sent attempt 1: the first to finish logs it, the other's record is refused.
+        def attempt(status: int) -> deliveries.AttemptRecord:
+            return deliveries.AttemptRecord(1, due, status, 1.0, None, [], [], b"", False)
+
+        logged = b.write_sync(
+            deliveries.record_attempt, made["id"], attempt(200), "succeeded", None
+        )
+        assert logged is not None
+        late = a.write_sync(deliveries.record_attempt, made["id"], attempt(500), "pending", due)
+        assert late is None
+        detail = a.read_sync(deliveries.get_delivery, made["id"])
+        assert detail is not None
+        assert detail["state"] == "succeeded" and [e["status"] for e in detail["log"]] == [200]
+    finally:
+        a.close()
+        b.close()

@@ -18,6 +18,8 @@ from tests.conftest import (
     store_request,
 )
 
+pytestmark = pytest.mark.backends
+
 SCALED = (0.3, 0.6, 1.2)  # the platform's 60/300/1800 s, scaled by 1/200
 
 
@@ -56,7 +58,7 @@ def inject(
     inspector: InProcessInspector, key: str, ages_and_statuses: list[tuple[float, int]]
 ) -> None:
     """Store attempts of one event as if they arrived ``age`` seconds ago (injected clock)."""
-    store = Store(inspector.settings.db_path).open()
+    store = Store(inspector.settings.store_location).open()
     now = time.time()
     try:
         for age, status in ages_and_statuses:

@@ -661,10 +661,11 @@ def test_check_passes_https_to_this_machine_through_the_local_ca(tls_live: TlsIn
 
 def test_a_store_from_before_tls_gains_its_columns(tmp_path: Path) -> None:
     from inspector.store import schema
+    from inspector.store.sqlite import SqliteBackend
 
     path = tmp_path / "old.db"
-    conn = schema.connect(path, busy_timeout=1)
-    for script in schema.MIGRATIONS[:3]:
+    conn = SqliteBackend(path, busy_timeout=1).connect()
+    for script in schema.SQLITE[:3]:
         for statement in script.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -680,7 +681,7 @@ def test_a_store_from_before_tls_gains_its_columns(tmp_path: Path) -> None:
         version = store.read_sync(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
     finally:
         store.close()
-    assert version == len(schema.MIGRATIONS) and listed[0]["insecure"] is False
+    assert version == len(schema.SQLITE) and listed[0]["insecure"] is False
 
 
 @pytest.mark.live

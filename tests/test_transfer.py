@@ -4,6 +4,7 @@ capture byte for byte."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
@@ -16,8 +17,10 @@ import pytest
 from inspector.cli import main
 from inspector.store import Store, requests
 from inspector.transfer import ansi_c, shell_quote
-from tests.conftest import LiveInspector, latest
+from tests.conftest import LiveInspector, fresh_schema, latest
 from tests.test_replay import expected_headers, raw_request, recorder_app
+
+pytestmark = pytest.mark.backends
 
 app = pytest.fixture(recorder_app)
 
@@ -43,8 +46,8 @@ def capture_variety(live: LiveInspector) -> None:
             client.post("/h/fx?drop=1", content=b"dropped")
 
 
-def details(data_dir: Path) -> list[dict[str, Any]]:
-    store = Store(data_dir / "inspector.db").open()
+def details(location: Path | str) -> list[dict[str, Any]]:
+    store = Store(location).open()
     try:
         items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
         return [store.read_sync(requests.get_request, it["id"]) for it in reversed(items)]
@@ -67,18 +70,25 @@ def test_export_then_import_reproduces_every_request(live: LiveInspector, tmp_pa
     assert main(["export", "-o", str(exported), "--data-dir", str(source)]) == 0
     with live.client() as client:  # the API streams the same bytes
         assert client.get("/api/export").content == exported.read_bytes()
-    target = tmp_path / "empty"
-    assert main(["import", str(exported), "--data-dir", str(target)]) == 0
-    before, after = details(source), details(target)
-    assert len(before) == len(after) == 7
-    ids = {old["id"]: new["id"] for old, new in zip(before, after, strict=True)}
-    for old, new in zip(before, after, strict=True):
-        assert new["original_id"] == old["id"]
-        assert comparable(new, {}) == comparable(old, ids)
-    assert after[2]["attempt"] == 2 and after[2]["first_attempt_id"] == after[1]["id"]
-    # received_ts and everything else survive a second round trip unchanged.
-    again = tmp_path / "again.jsonl"
-    assert main(["export", "-o", str(again), "--data-dir", str(target)]) == 0
+    with contextlib.ExitStack() as stack:
+        # Into an empty store of the same kind: another data dir, or another schema.
+        if live.settings.database:
+            target: Path | str = stack.enter_context(fresh_schema())
+            where = ["--database", str(target)]
+        else:
+            target = tmp_path / "empty" / "inspector.db"
+            where = ["--data-dir", str(target.parent)]
+        assert main(["import", str(exported), *where]) == 0
+        before, after = details(live.settings.store_location), details(target)
+        assert len(before) == len(after) == 7
+        ids = {old["id"]: new["id"] for old, new in zip(before, after, strict=True)}
+        for old, new in zip(before, after, strict=True):
+            assert new["original_id"] == old["id"]
+            assert comparable(new, {}) == comparable(old, ids)
+        assert after[2]["attempt"] == 2 and after[2]["first_attempt_id"] == after[1]["id"]
+        # received_ts and everything else survive a second round trip unchanged.
+        again = tmp_path / "again.jsonl"
+        assert main(["export", "-o", str(again), *where]) == 0
     first = [json.loads(line) for line in exported.read_bytes().splitlines()]
     second = [json.loads(line) for line in again.read_bytes().splitlines()]
     for a, b in zip(first, second, strict=True):

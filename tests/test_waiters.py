@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.backends]
 
 
 def runtime_of(live: Any) -> Any:

@@ -90,7 +90,7 @@ async def create_delivery(request: Request) -> Response:
     rt = runtime(request)
     wanted = parse_delivery(await json_body(request), rt.settings.secret)
     created = await rt.sender.submit(wanted)
-    answer: CreatedDelivery = {**created, "store": str(rt.settings.db_path)}
+    answer: CreatedDelivery = {**created, "store": rt.store.description}
     return JSONResponse(answer, status_code=201)
 
 
@@ -106,7 +106,7 @@ async def list_deliveries(request: Request) -> Response:
     page: DeliveryPage = {
         "deliveries": items,
         "next_before": next_before,
-        "store": str(rt.settings.db_path),
+        "store": rt.store.description,
     }
     return JSONResponse(page)
 

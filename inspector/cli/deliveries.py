@@ -14,7 +14,7 @@ from inspector.store import Store, deliveries
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir, must_exist=False)
+    store = open_store(args.data_dir, must_exist=False, database=args.database)
     try:
         if args.id is not None:
             return _show_delivery(store, args.id, args.json)

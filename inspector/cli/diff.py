@@ -16,7 +16,7 @@ MARKS = {diff.ADDED: "+", diff.REMOVED: "-", diff.CHANGED: "~", diff.MOVED: "ord
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     try:
         # Alone, A is the later of the two: its partner came before it.
         a_id, b_id = (args.a, args.b) if args.b is not None else (_partner(store, args.a), args.a)

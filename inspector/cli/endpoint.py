@@ -37,7 +37,7 @@ def parse_rule(text: str) -> tuple[str, str]:
 
 
 def cmd_endpoint(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir, must_exist=False)
+    store = open_store(args.data_dir, must_exist=False, database=args.database)
     try:
         stored = store.read_sync(endpoints.get_endpoint_settings, args.name) or {}
         current = EndpointSettings.from_dict(stored)

@@ -23,7 +23,7 @@ from inspector.store import Store, attempts, deliveries, endpoints
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     try:
         stored = store.read_sync(endpoints.get_endpoint_settings, args.endpoint) or {}
         settings = EndpointSettings.from_dict(stored)

@@ -16,7 +16,7 @@ from inspector.cli.options import CliError, Commands, add_command, add_data_dir,
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     count = 0
 
     def counted() -> Iterator[transfer.ExportRecord]:
@@ -46,7 +46,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir, must_exist=False)
+    store = open_store(args.data_dir, must_exist=False, database=args.database)
     try:
         if args.file == "-":
             ids = transfer.import_sync(store, sys.stdin.buffer, args.endpoint)

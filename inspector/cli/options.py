@@ -173,10 +173,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """Where the store is: ``--data-dir`` (SQLite) and ``--database`` (PostgreSQL)."""
     add_setting(parser, "data_dir")
+    add_setting(parser, "database")
 
 
-def open_store(data_dir: Path, *, must_exist: bool = True) -> Store:
+def open_store(data_dir: Path, *, must_exist: bool = True, database: str | None = None) -> Store:
+    """The store a command works on: the PostgreSQL one ``--database`` names, else the
+    SQLite file in ``data_dir``."""
+    if database:
+        return Store(database).open()
     path = data_dir / "inspector.db"
     if must_exist and not path.exists():
         raise CliError(

@@ -44,7 +44,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tls = tls_options(args)
     if tls.insecure:
         echo(INSECURE_WARNING, file=sys.stderr, flush=True)
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     store.start()  # the writer thread: replays are recorded from the event loop
     try:
         return asyncio.run(_replay_all(store, args, tls))

@@ -36,7 +36,7 @@ from inspector.client import Client
 from inspector.errors import InspectorError, Unauthorized
 from inspector.settings import local_ca_file
 from inspector.shapes import CreatedDelivery
-from inspector.store import deliveries
+from inspector.store import Store, deliveries, is_database_url
 
 DEFAULT_SERVER = "http://127.0.0.1:8765"
 
@@ -84,7 +84,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         wait_from=args.wait_from,
     )
     if not args.wait:
-        handed = hand_over(args.server, wanted, args.data_dir / "inspector.db", args.token)
+        handed = hand_over(
+            args.server, wanted, args.database or args.data_dir / "inspector.db", args.token
+        )
         if handed is not None:
             echo(
                 f"delivery #{handed['id']} ({wanted.event} -> {wanted.url}) handed to the "
@@ -94,13 +96,14 @@ def cmd_send(args: argparse.Namespace) -> int:
             echo(f"        or: webhook-inspector deliveries --id {handed['id']}")
             return 0
     stop_on_ctrl_c()
-    return asyncio.run(send_and_wait(wanted, args.data_dir))
+    return asyncio.run(send_and_wait(wanted, args.data_dir, args.database))
 
 
 def hand_over(
-    server: str, wanted: sender.DeliveryRequest, db_path: Path, token: str | None = None
+    server: str, wanted: sender.DeliveryRequest, location: Path | str, token: str | None = None
 ) -> CreatedDelivery | None:
-    """POST the delivery to a server using ``db_path``; None (and why, on stderr) if none."""
+    """POST the delivery to a server using the store at ``location``; None (and why, on
+    stderr) if none."""
     base = server.rstrip("/")
     try:
         text = wanted.body.decode("utf-8")
@@ -118,10 +121,11 @@ def hand_over(
             except (InspectorError, KeyError, TypeError, ValueError):
                 _note(f"{base} is not a webhook-inspector with deliveries: sending from here.")
                 return None
-            if Path(store).resolve() != db_path.resolve():
+            if not same_store(store, location):
                 _note(
-                    f"the server at {base} keeps its store in {store}, not {db_path}: sending "
-                    "from this process (pass that --data-dir to hand deliveries over)."
+                    f"the server at {base} keeps its store in {store}, not {location}: sending "
+                    "from this process (pass that --data-dir or --database to hand deliveries"
+                    " over)."
                 )
                 return None
             try:
@@ -152,9 +156,18 @@ def _note(text: str) -> None:
     echo(f"note: {text}", file=sys.stderr, flush=True)
 
 
-async def send_and_wait(wanted: sender.DeliveryRequest, data_dir: Path) -> int:
+def same_store(described: str, location: Path | str) -> bool:
+    """Is the store a server describes (``Store.description``) the one at ``location``?"""
+    if isinstance(location, str):
+        return is_database_url(described) and described == Store(location).description
+    return not is_database_url(described) and Path(described).resolve() == location.resolve()
+
+
+async def send_and_wait(
+    wanted: sender.DeliveryRequest, data_dir: Path, database: str | None = None
+) -> int:
     """Run the engine here until the delivery succeeds (0) or fails (1), printing attempts."""
-    store = open_store(data_dir, must_exist=False)
+    store = open_store(data_dir, must_exist=False, database=database)
     engine = sender.Dispatcher(store, carrier=sender.cli_carrier(), own_ca=local_ca_file(data_dir))
     loop = asyncio.get_running_loop()
     finished: asyncio.Future[str] = loop.create_future()

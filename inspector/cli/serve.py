@@ -19,6 +19,7 @@ from inspector.cli.options import CliError, Commands, add_command, add_settings,
 from inspector.errors import InspectorError, StoreUnavailable
 from inspector.outbound.trust import check_ca_file
 from inspector.settings import Settings
+from inspector.store import Store
 from inspector.store.disk import check_disk
 
 
@@ -114,9 +115,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = token_in_effect(settings_from(args))
     check_tls_flags(settings)
     running = stack.choose()
+    # Open (create, migrate) the store first: a store this version cannot use, a full disk or
+    # a database out of reach is refused here with one sentence, not by a traceback from the
+    # server's start-up.
+    store = Store(settings.store_location, search_index=not settings.no_search_index)
     try:
-        # Room for one capture of the largest size, and a little for SQLite's own pages.
-        check_disk(settings.db_path, settings.max_body + (1 << 20))
+        if settings.database is None:
+            # Room for one capture of the largest size, and a little for SQLite's own pages.
+            check_disk(settings.db_path, settings.max_body + (1 << 20))
+        store.open().close()
     except StoreUnavailable as exc:
         raise CliError(str(exc.detail)) from None
     try:
@@ -173,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print("  A new local CA was made: trust its ca.crt (below) once.")
             for line in trust_lines(made.ca_file, base):
                 print(line)
-    print(f"  store:    {settings.db_path}")
+    print(f"  store:    {store.description}")
     print(f"  server:   {running.describe()}")
     print("  try:")
     print(

@@ -16,7 +16,7 @@ from inspector.store import requests
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     try:
         flt = requests.RequestFilter(endpoint=args.endpoint)
         items, _ = store.read_sync(requests.list_requests, flt, args.limit, None)
@@ -49,7 +49,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = open_store(args.data_dir)
+    store = open_store(args.data_dir, database=args.database)
     try:
         found = store.read_sync(requests.get_request, args.id)
     finally:

@@ -21,7 +21,7 @@ from inspector.broadcast import Broadcaster
 from inspector.outbound import TlsOptions
 from inspector.sender.attempt import attempt_record, make_client, send_once, signed_headers
 from inspector.sender.delivery import DeliveryRequest
-from inspector.store import Store, deliveries
+from inspector.store import Store, deliveries, leases
 
 log = logging.getLogger("inspector.sender")
 
@@ -78,7 +78,10 @@ class Dispatcher:
 
     ``carrier`` None is the server's engine: it sends deliveries nobody else carries and
     adopts those of ``send --wait`` processes that have exited. A CLI engine passes its own
-    ``cli_carrier()`` and sends only the deliveries it created.
+    ``cli_carrier()`` and sends only the deliveries it created. Before each attempt the engine
+    takes the delivery's lease (``leases.claim``), so that of several replicas on one
+    store exactly one sends it; a lone server on SQLite frees its predecessor's leases at
+    start, replicas let them expire.
 
     Every change is reported as ``{"change", "delivery", "attempt"}`` — ``change`` one of
     ``created``, ``sending``, ``attempt``, ``succeeded``, ``failed``, ``cancelled`` — to the
@@ -113,6 +116,8 @@ class Dispatcher:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._backoff: dict[int, float] = {}
         self._next_adoption = 0.0
+        # Who holds a lease: this engine, in this process, this time.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{_random.token_hex(4)}"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,12 +128,15 @@ class Dispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="delivery-engine")
 
     async def stop(self) -> None:
-        """Stop at once. Attempts in flight are abandoned unlogged: they are sent again when
-        an engine next runs on this store."""
+        """Stop at once. Attempts in flight are abandoned unlogged, and their leases given
+        back: they are sent again by the next engine on this store."""
         tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self.store.write(leases.release, self.owner)
         self._task = None
         self._in_flight.clear()
         if self._own_client and self._client is not None:
@@ -183,6 +191,10 @@ class Dispatcher:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        if self.carrier is None and not self.store.shared:
+            # The only server on this store: leases left are a stopped predecessor's.
+            with contextlib.suppress(Exception):
+                await self.store.write(leases.release, None, None)
         while True:
             self._wake.clear()
             try:
@@ -207,6 +219,7 @@ class Dispatcher:
         now = time.time()
         monotonic = time.monotonic()
         wait = self.rescan
+        wanted: list[int] = []
         for delivery_id, due in rows:
             if delivery_id in self._in_flight:
                 continue
@@ -216,11 +229,16 @@ class Dispatcher:
             if due > now:
                 wait = min(wait, due - now)
                 break
-            if len(self._in_flight) >= self.max_in_flight:
+            if len(self._in_flight) + len(wanted) >= self.max_in_flight:
                 break  # a finishing attempt wakes us
-            self._in_flight[delivery_id] = asyncio.get_running_loop().create_task(
-                self._attempt(delivery_id), name=f"delivery-{delivery_id}"
-            )
+            wanted.append(delivery_id)
+        if wanted:
+            # Another replica may have claimed some meanwhile: we send only what we hold.
+            claimed = await self.store.write(leases.claim, wanted, self.owner, now)
+            for delivery_id in claimed:
+                self._in_flight[delivery_id] = asyncio.get_running_loop().create_task(
+                    self._attempt(delivery_id), name=f"delivery-{delivery_id}"
+                )
         return max(wait, 0.0)
 
     async def _adopt_orphans(self) -> None:

@@ -1,8 +1,11 @@
-"""The SQLite store: schema, migrations, the group-commit writer, retention, and every query.
+"""The store: schema, migrations, the group-commit writer, retention, and every query, on
+embedded SQLite (one process) or PostgreSQL (replicas sharing one store).
 
-All SQL lives in this package: ``schema`` (tables, migrations), ``core`` (the ``Store``: writer
-and readers) and one module of jobs per concept — ``requests``, ``endpoints``, ``attempts``,
-``replays``, ``deliveries`` — functions of ``(conn, ...)`` that the ``Store`` runs inside a
+All SQL lives in this package: ``schema`` (tables, migrations for both engines), ``core`` (the
+``Store``: writer and readers), ``backend`` (what a job may assume of a connection, and the
+``Dialect`` fragments that differ), ``sqlite`` and ``postgres`` (the two backends), and one
+module of jobs per concept — ``requests``, ``endpoints``, ``attempts``, ``replays``,
+``deliveries``, ``leases`` — functions of ``(conn, ...)`` that the ``Store`` runs inside a
 connection, typed end to end (``Store.write(fn, *args)`` checks ``args`` against ``fn``), which
 return the records the API serves (``TypedDict``s declared beside the SQL that shapes them).
 Two rules shape it:
@@ -20,7 +23,7 @@ The same ``Store`` serves the CLI (``list``, ``show``, ``export`` ...) without a
 
 from __future__ import annotations
 
-from inspector.store.core import Store
-from inspector.store.schema import connect, migrate
+from inspector.store.backend import Connection, Notice
+from inspector.store.core import Store, is_database_url
 
-__all__ = ["Store", "connect", "migrate"]
+__all__ = ["Connection", "Notice", "Store", "is_database_url"]

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from inspector.store.backend import Connection
 from inspector.store.requests import Row
 from inspector.timeline import Attempt, EventRow
 
 _EVENT_ROWS = (
-    "SELECT event_key, event_type, count(*) AS attempts, min(id) AS first_id,"
+    "SELECT event_key, min(event_type) AS event_type, count(*) AS attempts, min(id) AS first_id,"
     " max(id) AS last_id, min(received_at) AS first_at, max(received_at) AS last_at"
     " FROM requests WHERE endpoint = ? AND event_key IS NOT NULL"
 )
 
 
 def list_events(
-    conn: sqlite3.Connection, endpoint: str, limit: int, before: int | None
+    conn: Connection, endpoint: str, limit: int, before: int | None
 ) -> tuple[list[EventRow], dict[str, list[Attempt]], int | None]:
     """An endpoint's events, most recently attempted first, with every attempt of each.
 
@@ -44,7 +43,7 @@ def list_events(
     return page, attempts, (page[-1]["last_id"] if more else None)
 
 
-def event_attempts(conn: sqlite3.Connection, endpoint: str, event_key: str) -> list[Attempt]:
+def event_attempts(conn: Connection, endpoint: str, event_key: str) -> list[Attempt]:
     rows = conn.execute(
         "SELECT id, received_ts, response_status, dropped, client_gave_up_after_ms, response_ms"
         " FROM requests WHERE endpoint = ? AND event_key = ? ORDER BY id",
@@ -53,8 +52,10 @@ def event_attempts(conn: sqlite3.Connection, endpoint: str, event_key: str) -> l
     return [Attempt(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
 
-def event_summary(conn: sqlite3.Connection, endpoint: str, event_key: str) -> EventRow | None:
-    row = conn.execute(_EVENT_ROWS + " AND event_key = ?", (endpoint, event_key)).fetchone()
+def event_summary(conn: Connection, endpoint: str, event_key: str) -> EventRow | None:
+    row = conn.execute(
+        _EVENT_ROWS + " AND event_key = ? GROUP BY event_key", (endpoint, event_key)
+    ).fetchone()
     return _event(row) if row is not None and row["attempts"] else None
 
 

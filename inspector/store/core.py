@@ -1,9 +1,12 @@
-"""The store's engine: the group-commit writer thread, its syncer (``syncer.py``: durable,
-pipelined) and per-thread readers.
+"""The store's engine: the group-commit writer thread and the readers, over a backend
+(``sqlite.SqliteBackend`` or ``postgres.PostgresBackend``).
 
+On SQLite with ``synchronous=FULL`` the writer commits each batch without waiting for the
+disk and a syncer (``syncer.py``) fsyncs the WAL, then answers the batch: durable, pipelined.
 A committed batch is visible to readers before it is durable: the stream, which announces a
-capture once readers can fetch it, uses that (``Store.write_announced``); the
-sender's answer waits for the disk.
+capture once readers can fetch it, uses that (``Store.write_as_of``'s ``visible``); the
+sender's answer waits for the disk. SQLite also keeps the search index (``search.py``) in
+each batch's transaction; PostgreSQL's trigram indexes are its own (``schema.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import contextlib
 import functools
 import logging
 import queue
-import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
@@ -24,8 +27,10 @@ import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests, search
+from inspector.store.backend import Connection, Notice
 from inspector.store.endpoints import settings_version
-from inspector.store.schema import connect, migrate
+from inspector.store.postgres import PostgresBackend
+from inspector.store.sqlite import SqliteBackend
 from inspector.store.syncer import Committed, Outcome, Syncer, deliver
 
 log = logging.getLogger("inspector.store")
@@ -34,13 +39,14 @@ T = TypeVar("T")
 P = ParamSpec("P")
 # A job: ``fn(conn, *args)``. Typed with ``P`` at ``write``/``read`` so that mypy checks
 # every call's arguments against the job's own signature, and its result.
-Job = Callable[Concatenate[sqlite3.Connection, P], T]
+Job = Callable[Concatenate[Connection, P], T]
 # Runs after each batch's jobs, in its transaction: (connection, rows added; < 0 on deletes).
-AfterBatch = Callable[[sqlite3.Connection, int], None]
+AfterBatch = Callable[[Connection, int], None]
+Backend = SqliteBackend | PostgresBackend
 
 MAX_BATCH = 512
-# The search index (search.py): rows of a backlog indexed with each batch, and per idle
-# moment (every IDLE seconds without a job) while a backlog remains.
+# The search index (search.py, SQLite): rows of a backlog indexed with each batch, and per
+# idle moment (every IDLE seconds without a job) while a backlog remains.
 CATCH_UP = 64
 IDLE_CHUNK = 2000
 IDLE = 0.05
@@ -48,7 +54,7 @@ IDLE = 0.05
 
 @dataclass
 class _Job(Generic[T]):
-    run: Callable[[sqlite3.Connection], T]
+    run: Callable[[Connection], T]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[T]
     # The endpoint-settings version the job was prepared with (captures); None: any.
@@ -62,8 +68,32 @@ class StaleSettings(Exception):
     again with fresh settings (``Store.write_as_of``)."""
 
 
+# The result of a job that was not run: its settings were stale.
+STALE = object()
+
+
+def _outcome(job: _Job[Any], result: object) -> Outcome:
+    if result is STALE:
+        return (job.future, None, StaleSettings())
+    return (job.future, result, None)
+
+
 class _CommitFailed(Exception):
-    """BEGIN or COMMIT itself failed: the whole batch is lost, not one job."""
+    """BEGIN or COMMIT itself failed, or the connection was lost: the whole batch is lost,
+    not one job."""
+
+
+def is_database_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def backend_for(
+    location: Path | str, *, busy_timeout: float = 5.0, synchronous: str = "FULL"
+) -> Backend:
+    """A PostgreSQL URL, or the path of a SQLite file."""
+    if is_database_url(location):
+        return PostgresBackend(str(location), synchronous=synchronous)
+    return SqliteBackend(Path(location), busy_timeout=busy_timeout, synchronous=synchronous)
 
 
 def _announce(calls: list[tuple[Callable[[Any], None], object]]) -> None:
@@ -83,8 +113,8 @@ class _Counter:
 
 
 class Store:
-    """The embedded store. ``open()`` it (creates and migrates), ``start()`` the writer for a
-    server, ``close()`` at the end.
+    """The store. ``open()`` it (connects and migrates), ``start()`` the writer for a server,
+    ``close()`` at the end. ``location`` is a SQLite file's path or a PostgreSQL URL.
 
     ``after_batch`` hooks run in the writer inside each batch's transaction, after its jobs
     and the store's own upkeep (retention; the replays of requests that are gone).
@@ -92,7 +122,7 @@ class Store:
 
     def __init__(
         self,
-        path: Path,
+        location: Path | str,
         *,
         retention: int | None = None,
         busy_timeout: float = 5.0,
@@ -100,39 +130,61 @@ class Store:
         after_batch: Sequence[AfterBatch] = (),
         search_index: bool = True,
     ) -> None:
-        self.path = path
-        self.search_index = search_index
+        self.backend: Backend = backend_for(
+            location, busy_timeout=busy_timeout, synchronous=synchronous
+        )
         self.retention = retention
-        self.busy_timeout = busy_timeout
-        self.synchronous = synchronous
+        self.search_index = search_index
+        self._indexing = self._backlog = False
+        self._syncer: Syncer | None = None
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._syncer: Syncer | None = None
-        self._write_conn: sqlite3.Connection | None = None
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
+        self._write_conn: Connection | None = None
+        self._sync_lock = threading.Lock()
         self._counter = _Counter()
         self._closed = False
-        self._indexing = self._backlog = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
         # The writer's view of the endpoint-settings version, re-read only when another
         # connection (a CLI process) has committed since: see ``_settings_version``.
         self._settings_version = 0
         self._data_version: int | None = None
 
+    @property
+    def shared(self) -> bool:
+        """True when several processes write this store (PostgreSQL replicas)."""
+        return self.backend.dialect.shared
+
+    @property
+    def description(self) -> str:
+        """Where the store is, for people (a path, or a URL without its password)."""
+        return self.backend.description
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> Store:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
-        migrate(conn)
-        self._indexing = self._backlog = self._open_search(conn)
+        """Connect and migrate. Raises ``StoreUnavailable`` (``SchemaTooNew`` for a newer
+        schema) when the store cannot be used, in one sentence."""
+        try:
+            conn = self.backend.connect()
+        except self.backend.unavailable as exc:
+            raise StoreUnavailable(f"Cannot open the store {self.description}: {exc}") from exc
+        try:
+            self.backend.migrate(conn)
+            if isinstance(self.backend, SqliteBackend):
+                self._indexing = self._backlog = self._open_search(conn)
+            self._counter.rows = requests.count_rows(conn)
+        except self.backend.unavailable as exc:
+            self._close_connection(conn)
+            raise StoreUnavailable(f"Cannot open the store {self.description}: {exc}") from exc
+        except BaseException:
+            self._close_connection(conn)
+            raise
         self._write_conn = conn
-        self._counter.rows = requests.count_rows(conn)
         return self
 
-    def _open_search(self, conn: sqlite3.Connection) -> bool:
+    def _open_search(self, conn: Connection) -> bool:
         """Create the search index, or drop it when not wanted; True if it is kept."""
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -146,12 +198,14 @@ class Store:
         return kept
 
     def start(self) -> None:
-        """Start the writer thread (servers only; the CLI writes synchronously), and with
-        ``synchronous=FULL`` the syncer that makes each batch durable before it is answered."""
+        """Start the writer thread (servers only; the CLI writes synchronously), and on SQLite
+        with ``synchronous=FULL`` the syncer that makes each batch durable before it is
+        answered."""
         conn = self._write_conn
         assert conn is not None, "open() first"
-        if self.synchronous.upper() == "FULL":
-            self._syncer = Syncer(Path(f"{self.path}-wal"))
+        backend = self.backend
+        if isinstance(backend, SqliteBackend) and backend.synchronous.upper() == "FULL":
+            self._syncer = Syncer(Path(f"{backend.path}-wal"))
             conn.execute("PRAGMA synchronous=NORMAL")
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
@@ -167,19 +221,46 @@ class Store:
         if self._syncer is not None:
             self._syncer.close()
         if self._write_conn is not None:
-            self._write_conn.close()
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+            self._close_connection(self._write_conn)
+            self._write_conn = None
+        self.backend.close()
+
+    def _close_connection(self, conn: Connection) -> None:
+        self.backend.close_connection(conn)
+
+    def _connection(self) -> Connection:
+        """The writer's connection; a lost one is replaced, at most once per backoff step."""
+        if self._write_conn is not None:
+            return self._write_conn
+        if time.monotonic() < self._retry_at:
+            raise _CommitFailed from StoreUnavailable("reconnecting to the store")
+        try:
+            self._write_conn = self.backend.connect()
+        except self.backend.errors as exc:
+            self._backoff = min(max(self._backoff * 2, 0.1), 2.0)
+            self._retry_at = time.monotonic() + self._backoff
+            raise _CommitFailed from exc
+        self._backoff = 0.0
+        log.warning("store connection re-established")
+        return self._write_conn
+
+    def _lose(self, conn: Connection, exc: BaseException) -> bool:
+        """Drop the writer's connection if ``exc`` says it is gone; True if it was."""
+        if not self.backend.lost(conn, exc):
+            return False
+        log.error("lost the store connection: %s", exc)
+        self._close_connection(conn)
+        if self._write_conn is conn:
+            self._write_conn = None
+        return True
 
     # -- writes ----------------------------------------------------------------------------
 
     async def write(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed
-        (and, with ``synchronous=FULL``, on disk).
+        """Run ``fn(conn, *args)`` in the writer's next batch; return once it is committed.
 
-        Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked).
+        Raises ``StoreUnavailable`` if the batch could not be committed (disk full, locked,
+        the database unreachable).
         """
         if self._writer is None:
             return await anyio.to_thread.run_sync(
@@ -188,7 +269,7 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
-        def run(conn: sqlite3.Connection) -> T:
+        def run(conn: Connection) -> T:
             return fn(conn, *args, **kwargs)
 
         self._queue.put(_Job(run, loop, future))
@@ -202,11 +283,22 @@ class Store:
 
         Raises ``StaleSettings`` instead of running the job if, when its batch begins, the store
         holds newer settings — written by another process (the CLI) since the caller last read
-        them. The check runs inside the batch's write transaction, so a change committed before
-        a capture's batch is always seen: once a settings change has returned, the next capture
-        obeys it. It costs one ``PRAGMA data_version`` per batch.
+        them, or by another replica. The check runs inside the batch's write transaction (on
+        PostgreSQL, after the write lock every replica's batches take), so a change committed
+        before a capture's batch is always seen: once a settings change has returned, the next
+        capture obeys it. It costs one ``PRAGMA data_version`` per batch on SQLite, and a
+        subquery in the statement that begins the batch on PostgreSQL.
         """
-        return await self.write_announced(settings_version, None, fn, *args, **kwargs)
+        if self._writer is None:
+            return await self.write(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def run(conn: Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        self._queue.put(_Job(run, loop, future, as_of=settings_version))
+        return await future
 
     async def write_announced(
         self,
@@ -227,7 +319,7 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
-        def run(conn: sqlite3.Connection) -> T:
+        def run(conn: Connection) -> T:
             return fn(conn, *args, **kwargs)
 
         self._queue.put(_Job(run, loop, future, as_of=settings_version, visible=visible))
@@ -235,30 +327,25 @@ class Store:
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""
-        conn = self._write_conn
-        assert conn is not None, "open() first"
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._sync_lock:
             try:
-                result = fn(conn, *args, **kwargs)
-                self._after_jobs(conn, self._rows_added(result))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"the store could not write: {exc}") from exc
+                results = self._commit_together(
+                    self._connection(), [lambda c: fn(c, *args, **kwargs)]
+                )
+            except _CommitFailed as exc:
+                raise StoreUnavailable(f"the store could not write: {exc.__cause__}") from exc
+            except self.backend.unavailable as exc:
+                raise StoreUnavailable(f"the store could not write: {exc}") from exc
+        result: T = results[0]
         return result
 
     def _run_writer(self) -> None:
-        conn = self._write_conn
-        assert conn is not None
         stopping = False
         while not stopping:
             try:
                 job = self._queue.get(timeout=IDLE if self._backlog else None)
             except queue.Empty:
-                self._catch_up(conn)
+                self._catch_up()
                 continue
             if job is None:
                 break
@@ -272,19 +359,23 @@ class Store:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._run_batch(conn, batch)
+            self._run_batch(batch)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+    def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
-            outcomes = self._commit_together(conn, batch)
+            results = self._commit_together(
+                self._connection(), [job.run for job in batch], [job.as_of for job in batch]
+            )
+            outcomes = [_outcome(job, result) for job, result in zip(batch, results, strict=True)]
         except _CommitFailed as exc:
-            # BEGIN or COMMIT failed (locked, disk full, I/O): nothing of the batch is saved.
+            # BEGIN or COMMIT failed (locked, disk full, I/O, connection lost): nothing of the
+            # batch is saved.
             log.error("store commit failed: %s", exc.__cause__)
             error = StoreUnavailable(f"the store could not commit: {exc.__cause__}")
             outcomes = [(job.future, None, error) for job in batch]
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
-            outcomes = [self._commit_alone(conn, job) for job in batch]
+            outcomes = [self._commit_alone(job) for job in batch]
         by_loop: Committed = {}
         visible: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], object]]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
@@ -299,41 +390,56 @@ class Store:
         else:
             deliver(by_loop)
 
-    def _commit_together(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> list[Outcome]:
+    def _commit_together(
+        self,
+        conn: Connection,
+        runs: Sequence[Callable[[Connection], Any]],
+        as_of: Sequence[int | None] = (),
+    ) -> list[Any]:
+        """Run ``runs`` in one transaction; a job prepared with settings older than the
+        store's (``as_of``) is not run, and its result is ``STALE``."""
+        backend = self.backend
+        conn.notices.clear()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            began = backend.begin(conn)
+        except backend.errors as exc:
+            self._lose(conn, exc)
+            backend.rollback(conn)
             raise _CommitFailed from exc
         try:
-            stale = self._stale_jobs(conn, batch)
-            results = [None if i in stale else job.run(conn) for i, job in enumerate(batch)]
-            self._after_jobs(conn, sum(self._rows_added(r) for r in results))
-        except BaseException:
-            conn.execute("ROLLBACK")
+            stale = self._stale_jobs(conn, as_of, began.settings_version)
+            results = [STALE if i in stale else run(conn) for i, run in enumerate(runs)]
+            delta = self._after_jobs(conn, sum(self._rows_added(r) for r in results), began.rows)
+        except BaseException as exc:
+            if self._lose(conn, exc):
+                raise _CommitFailed from exc
+            backend.rollback(conn)
             raise
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            backend.commit(conn, conn.notices, delta)
+        except backend.errors as exc:
+            if not self._lose(conn, exc):
+                backend.rollback(conn)
             raise _CommitFailed from exc
-        return [
-            (job.future, None, StaleSettings()) if i in stale else (job.future, result, None)
-            for i, (job, result) in enumerate(zip(batch, results, strict=True))
-        ]
+        finally:
+            conn.notices.clear()
+        return results
 
-    def _stale_jobs(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> set[int]:
+    def _stale_jobs(
+        self, conn: Connection, as_of: Sequence[int | None], shared_version: int | None
+    ) -> set[int]:
         """Indexes of the jobs prepared with settings older than the store's (in the batch's
         transaction, so no other writer can change them until it commits)."""
-        versions = [job.as_of for job in batch]
-        if all(v is None for v in versions):
+        if all(v is None for v in as_of):
             return set()
-        current = self._current_settings_version(conn)
-        return {i for i, v in enumerate(versions) if v is not None and v < current}
+        current = shared_version
+        if current is None:
+            current = self._current_settings_version(conn)
+        return {i for i, v in enumerate(as_of) if v is not None and v < current}
 
-    def _current_settings_version(self, conn: sqlite3.Connection) -> int:
-        # data_version changes only when *another* connection committed: our own settings
-        # writes are picked up by the server's cache before they return, so a capture
+    def _current_settings_version(self, conn: Connection) -> int:
+        # SQLite. data_version changes only when *another* connection committed: our own
+        # settings writes are picked up by the server's cache before they return, so a capture
         # prepared after them carries their version (never older than what we hold here).
         changed: int = conn.execute("PRAGMA data_version").fetchone()[0]
         if changed != self._data_version:
@@ -341,16 +447,17 @@ class Store:
             self._settings_version = settings_version(conn)
         return self._settings_version
 
-    def _commit_alone(self, conn: sqlite3.Connection, job: _Job[Any]) -> Outcome:
+    def _commit_alone(self, job: _Job[Any]) -> Outcome:
         try:
-            return self._commit_together(conn, [job])[0]
+            results = self._commit_together(self._connection(), [job.run], [job.as_of])
+            return _outcome(job, results[0])
         except _CommitFailed as exc:
             return (
                 job.future,
                 None,
                 StoreUnavailable(f"the store could not commit: {exc.__cause__}"),
             )
-        except sqlite3.OperationalError as exc:  # e.g. disk full while inserting
+        except self.backend.unavailable as exc:  # e.g. disk full while inserting
             return (job.future, None, StoreUnavailable(f"the store could not write: {exc}"))
         except Exception as exc:
             return (job.future, None, exc)
@@ -359,50 +466,48 @@ class Store:
     def _rows_added(result: object) -> int:
         return int(getattr(result, "rows_added", 0))
 
-    def _after_jobs(self, conn: sqlite3.Connection, added: int) -> None:
+    def _after_jobs(self, conn: Connection, added: int, shared_rows: int | None) -> int:
+        """Retention and upkeep; returns the change in the number of stored requests."""
         counter = self._counter
         counter.batches += 1
-        if counter.batches % 256 == 0 or added < 0:
+        before = counter.rows
+        if shared_rows is not None and added >= 0:
+            # Other replicas add rows too: the count lives in the store (``counters``), read
+            # when the batch began (batches are serialized) and written at its commit.
+            counter.rows = shared_rows + added
+            before = shared_rows
+        elif counter.batches % 256 == 0 or added < 0:
             counter.rows = requests.count_rows(conn)
         else:
             counter.rows += added
         # Only a server enforces retention (its --retention); a CLI writing beside it must not
         # evict by some default of its own.
         excess = counter.rows - self.retention if self.retention is not None else 0
-        if excess > 0:
-            counter.rows -= requests.evict_oldest(conn, excess)
-        # Replays go with their requests, however those went (retention, delete, clear).
-        replays.prune(conn, added)
-        if self._indexing and added > 0:
-            self._index_batch(conn, added)
+        evicted = requests.evict_oldest(conn, excess) if excess > 0 else 0
+        counter.rows -= evicted
+        if added < 0 or evicted:
+            # Replays go with their requests, however those went (retention, delete, clear).
+            replays.prune(conn, added)
+        if self._indexing and added > 0 and not search.index_batch(conn, added + CATCH_UP):
+            self._backlog = True
         for hook in self.after_batch:
             hook(conn, added)
+        return counter.rows - before
 
-    def _catch_up(self, conn: sqlite3.Connection) -> None:
+    def _catch_up(self) -> None:
         """Idle: index a chunk of the rows not indexed yet (a store upgraded with many)."""
-        if search.catch_up(conn, IDLE_CHUNK) == 0:
+        conn = self._write_conn
+        if conn is None or search.catch_up(conn, IDLE_CHUNK) == 0:
             self._backlog = False
-
-    def _index_batch(self, conn: sqlite3.Connection, added: int) -> None:
-        if not search.index_batch(conn, added + CATCH_UP):
-            self._backlog = True
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
-
     def read_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(conn, *args)`` on this thread's read connection."""
+        """Run ``fn(conn, *args)`` on a read connection (this thread's, or the pool's)."""
         try:
-            return fn(self._reader(), *args, **kwargs)
-        except sqlite3.OperationalError as exc:
+            with self.backend.reader() as conn:
+                return fn(conn, *args, **kwargs)
+        except self.backend.unavailable as exc:
             raise StoreUnavailable(f"the store could not read: {exc}") from exc
 
     async def read(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -410,3 +515,16 @@ class Store:
         return await anyio.to_thread.run_sync(
             functools.partial(self.read_sync, fn, *args, **kwargs)
         )
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    async def listen(
+        self,
+        handle: Callable[[list[Notice]], Awaitable[None]],
+        *,
+        connected: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        """Shared stores only: hand every batch's notices, in commit order, to ``handle``
+        (forever; reconnects by itself). See ``PostgresBackend.listen``."""
+        assert isinstance(self.backend, PostgresBackend), "only a shared store notifies"
+        await self.backend.listen(handle, connected=connected)

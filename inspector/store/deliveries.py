@@ -10,19 +10,21 @@ Each attempt, once finished, becomes a ``delivery_attempts`` row (the delivery l
 same transaction that moves the delivery on, so the log and the schedule never disagree.
 An attempt that was in flight when the process died has no row; the delivery is still
 pending and due, so it is sent again (same attempt number) on resume.
+
+Which engine sends a due attempt, when several could (replicas), is ``leases``'s job.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 from urllib.parse import urlsplit
 
 from inspector.capture import utc_timestamp
+from inspector.store.backend import Connection, RowLike, insert_id, notice
 from inspector.store.requests import HeaderPairs, Row, SqlValue
 from inspector.timeline import DEFAULT_WAIT_FROM, SenderSchedule
 
@@ -240,10 +242,11 @@ def item(r: Row, log: Sequence[Row] = ()) -> DeliveryItem:
 # -- writes ----------------------------------------------------------------------------------
 
 
-def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
+def insert_delivery(conn: Connection, new: NewDelivery) -> DeliveryItem:
     """Store a new delivery, due at once; returns its item."""
     created_at = utc_timestamp(new.created_ts)
-    cur = conn.execute(
+    delivery_id = insert_id(
+        conn,
         "INSERT INTO deliveries (event, event_key, url, scheme, secret, headers, body, state,"
         " schedule, timeout, time_scale, attempts, next_attempt_ts, created_at, updated_at,"
         " msg_id, carrier, ca_file, insecure, wait_from)"
@@ -269,14 +272,14 @@ def insert_delivery(conn: sqlite3.Connection, new: NewDelivery) -> DeliveryItem:
             new.wait_from,
         ),
     )
-    assert cur.lastrowid is not None
-    found = get_item(conn, cur.lastrowid)
+    found = get_item(conn, delivery_id)
     assert found is not None
+    notice(conn, "delivery", delivery_id, "created", None)
     return found
 
 
 def record_attempt(
-    conn: sqlite3.Connection,
+    conn: Connection,
     delivery_id: int,
     record: AttemptRecord,
     state: str,
@@ -290,14 +293,15 @@ def record_attempt(
     assert state in STATES
     now = utc_timestamp(record.sent_ts + record.elapsed_ms / 1000)
     updated = conn.execute(
-        "UPDATE deliveries SET attempts=?, state=?, next_attempt_ts=?, updated_at=?"
-        " WHERE id=? AND state='pending' AND attempts=?",
+        "UPDATE deliveries SET attempts=?, state=?, next_attempt_ts=?, updated_at=?,"
+        " lease_owner=NULL, lease_until=NULL WHERE id=? AND state='pending' AND attempts=?",
         (record.attempt, state, next_attempt_ts, now, delivery_id, record.attempt - 1),
     ).rowcount
     if not updated:
         return None
     row = conn.execute("SELECT event, url FROM deliveries WHERE id=?", (delivery_id,)).fetchone()
-    conn.execute(
+    attempt_id = insert_id(
+        conn,
         "INSERT INTO delivery_attempts (delivery_id, attempt, event, url, sent_at, sent_ts,"
         " status, elapsed_ms, error, request_headers, response_headers, response_body,"
         " response_truncated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -319,27 +323,32 @@ def record_attempt(
     )
     found = get_item(conn, delivery_id)
     assert found is not None and found["last"] is not None
+    notice(conn, "delivery", delivery_id, "attempt", attempt_id)
+    if state != "pending":
+        notice(conn, "delivery", delivery_id, state, attempt_id)
     return found, found["last"]
 
 
-def cancel_delivery(conn: sqlite3.Connection, delivery_id: int, now: float) -> DeliveryItem | None:
+def cancel_delivery(conn: Connection, delivery_id: int, now: float) -> DeliveryItem | None:
     """Stop a pending delivery's retries; returns its item (None if there is no such id)."""
-    conn.execute(
-        "UPDATE deliveries SET state='cancelled', next_attempt_ts=NULL, updated_at=?"
-        " WHERE id=? AND state='pending'",
+    changed = conn.execute(
+        "UPDATE deliveries SET state='cancelled', next_attempt_ts=NULL, updated_at=?,"
+        " lease_owner=NULL, lease_until=NULL WHERE id=? AND state='pending'",
         (utc_timestamp(now), delivery_id),
-    )
+    ).rowcount
+    if changed:
+        notice(conn, "delivery", delivery_id, "cancelled", None)
     return get_item(conn, delivery_id)
 
 
-def set_carrier(conn: sqlite3.Connection, delivery_id: int, carrier: str | None) -> int:
+def set_carrier(conn: Connection, delivery_id: int, carrier: str | None) -> int:
     """Hand a pending delivery to another engine (None: the server's)."""
     return conn.execute(
         "UPDATE deliveries SET carrier=? WHERE id=? AND state='pending'", (carrier, delivery_id)
     ).rowcount
 
 
-def adopt(conn: sqlite3.Connection, carriers: Sequence[str]) -> int:
+def adopt(conn: Connection, carriers: Sequence[str]) -> int:
     """Give the server the pending deliveries of ``carriers`` (processes that are gone)."""
     count = 0
     for carrier in carriers:
@@ -352,19 +361,20 @@ def adopt(conn: sqlite3.Connection, carriers: Sequence[str]) -> int:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def due_schedule(
-    conn: sqlite3.Connection, carrier: str | None, limit: int
-) -> list[tuple[int, float]]:
-    """``(id, next_attempt_ts)`` of the pending deliveries ``carrier`` sends, soonest first."""
+def due_schedule(conn: Connection, carrier: str | None, limit: int) -> list[tuple[int, float]]:
+    """``(id, due)`` of the pending deliveries ``carrier`` sends, soonest first: due is the
+    next attempt's time, or the end of a lease someone holds on it, if later."""
     rows = conn.execute(
-        "SELECT id, next_attempt_ts FROM deliveries WHERE state='pending' AND carrier IS ?"
-        " ORDER BY next_attempt_ts, id LIMIT ?",
+        "SELECT id, CASE WHEN lease_until > next_attempt_ts THEN lease_until"
+        " ELSE next_attempt_ts END AS due FROM deliveries"
+        f" WHERE state='pending' AND carrier {conn.dialect.same} ?"
+        " ORDER BY due, id LIMIT ?",
         (carrier, limit),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 
 
-def foreign_carriers(conn: sqlite3.Connection) -> list[str]:
+def foreign_carriers(conn: Connection) -> list[str]:
     """Carriers other than the server that hold pending deliveries."""
     rows = conn.execute(
         "SELECT DISTINCT carrier FROM deliveries WHERE state='pending' AND carrier IS NOT NULL"
@@ -372,7 +382,7 @@ def foreign_carriers(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, DeliveryItem] | None:
+def load_pending(conn: Connection, delivery_id: int) -> tuple[Pending, DeliveryItem] | None:
     """The delivery as the engine sends it, and its item as the stream shows it."""
     r = conn.execute(
         "SELECT id, event, url, scheme, secret, headers, body, schedule, timeout, time_scale,"
@@ -406,8 +416,8 @@ def load_pending(conn: sqlite3.Connection, delivery_id: int) -> tuple[Pending, D
     return pending, found
 
 
-def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[sqlite3.Row]]:
-    logs: dict[int, list[sqlite3.Row]] = {i: [] for i in ids}
+def _logs(conn: Connection, ids: Sequence[int]) -> dict[int, list[RowLike]]:
+    logs: dict[int, list[RowLike]] = {i: [] for i in ids}
     if not ids:
         return logs
     marks = ",".join("?" * len(ids))
@@ -422,7 +432,7 @@ def _logs(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, list[sqlite
     return logs
 
 
-def get_item(conn: sqlite3.Connection, delivery_id: int) -> DeliveryItem | None:
+def get_item(conn: Connection, delivery_id: int) -> DeliveryItem | None:
     row = conn.execute(
         f"SELECT {ITEM_COLUMNS} FROM deliveries WHERE id=?", (delivery_id,)
     ).fetchone()
@@ -432,7 +442,7 @@ def get_item(conn: sqlite3.Connection, delivery_id: int) -> DeliveryItem | None:
 
 
 def list_deliveries(
-    conn: sqlite3.Connection, limit: int, before: int | None, state: str | None = None
+    conn: Connection, limit: int, before: int | None, state: str | None = None
 ) -> tuple[list[DeliveryItem], int | None]:
     """Newest first, each with its attempts summary; returns the page and the next cursor."""
     where: list[str] = []
@@ -455,7 +465,7 @@ def list_deliveries(
     return items, (items[-1]["id"] if len(rows) > limit else None)
 
 
-def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail | None:
+def get_delivery(conn: Connection, delivery_id: int) -> DeliveryDetail | None:
     """A delivery with its body, extra headers and every attempt in full."""
     found = get_item(conn, delivery_id)
     if found is None:
@@ -472,8 +482,21 @@ def get_delivery(conn: sqlite3.Connection, delivery_id: int) -> DeliveryDetail |
     }
 
 
+def attempt_items(conn: Connection, ids: Sequence[int]) -> dict[int, AttemptItem]:
+    """Log lines by their ids."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "SELECT id, delivery_id, attempt, event, url, sent_at, sent_ts, status, elapsed_ms,"
+        f" error FROM delivery_attempts WHERE id IN ({marks})",
+        tuple(ids),
+    )
+    return {r["id"]: attempt_item(r) for r in rows}
+
+
 def sender_schedules(
-    conn: sqlite3.Connection, endpoint: str, event_keys: Sequence[str]
+    conn: Connection, endpoint: str, event_keys: Sequence[str]
 ) -> dict[str, SenderSchedule]:
     """For events captured at ``endpoint``, the schedule our own delivery of each kept, when
     one of this store's deliveries sent it there (its URL's path is ``/h/{endpoint}...``):

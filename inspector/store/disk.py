@@ -2,7 +2,8 @@
 
 A server on a full or read-only disk, or an unreadable data directory, would otherwise start
 and then answer every capture 503 — or stop in the lifespan with a traceback. ``check_disk``
-finds out first, and says what is wrong in words (``serve`` prints it and exits 2).
+finds out first, and says what is wrong in words (``serve`` prints it and exits 2). For a
+store in a file only: a PostgreSQL store is checked by opening it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from inspector.display import human_size
 from inspector.errors import StoreUnavailable
+from inspector.store.backend import Connection
 from inspector.store.core import Store
 
 
@@ -55,8 +57,9 @@ def check_disk(db_path: Path, needed: int) -> None:
         store.close()
 
 
-def _probe(conn: sqlite3.Connection) -> None:
-    """A write that must reach the file: the schema version, set to what it is."""
+def _probe(conn: Connection) -> None:
+    """A write that must reach the file: the schema version, set to what it is (SQLite:
+    ``check_disk`` is for a store in a file)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.execute(f"PRAGMA user_version={int(version)}")
 

@@ -9,9 +9,10 @@ Settings are one JSON object per endpoint in the ``endpoints`` table, validated 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import TypedDict
+
+from inspector.store.backend import Connection, notice
 
 # Stored settings as JSON text decoded: unvalidated until ``EndpointSettings`` reads them.
 StoredSettings = dict[str, object]
@@ -26,7 +27,7 @@ class EndpointItem(TypedDict):
     last_id: int | None  # id of its newest request
 
 
-def list_endpoints(conn: sqlite3.Connection) -> list[EndpointItem]:
+def list_endpoints(conn: Connection) -> list[EndpointItem]:
     """Every endpoint seen or configured: name, request count, last seen, newest id."""
     rows = conn.execute(
         "SELECT s.endpoint AS name, s.count, r.received_at AS last_seen, s.last_id"
@@ -43,13 +44,13 @@ def list_endpoints(conn: sqlite3.Connection) -> list[EndpointItem]:
     return sorted(seen.values(), key=lambda e: (-(e["last_id"] or 0), e["name"]))
 
 
-def get_endpoint_settings(conn: sqlite3.Connection, name: str) -> StoredSettings | None:
+def get_endpoint_settings(conn: Connection, name: str) -> StoredSettings | None:
     row = conn.execute("SELECT settings FROM endpoints WHERE name=?", (name,)).fetchone()
     return _settings(row[0]) if row is not None else None
 
 
 def put_endpoint_settings(
-    conn: sqlite3.Connection, name: str, settings: Mapping[str, object], updated_at: str
+    conn: Connection, name: str, settings: Mapping[str, object], updated_at: str
 ) -> int:
     """Replace an endpoint's settings; returns the new global settings version."""
     version: int = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM endpoints").fetchone()[0]
@@ -59,17 +60,18 @@ def put_endpoint_settings(
         " version=excluded.version, updated_at=excluded.updated_at",
         (name, json.dumps(dict(settings)), version, updated_at),
     )
+    notice(conn, "settings", version)
     return version
 
 
-def all_endpoint_settings(conn: sqlite3.Connection) -> tuple[int, dict[str, StoredSettings]]:
+def all_endpoint_settings(conn: Connection) -> tuple[int, dict[str, StoredSettings]]:
     """The settings version (max) and every endpoint's settings, for the server's cache."""
     rows = conn.execute("SELECT name, settings, version FROM endpoints").fetchall()
     version = max((r["version"] for r in rows), default=0)
     return version, {r["name"]: _settings(r["settings"]) for r in rows}
 
 
-def settings_version(conn: sqlite3.Connection) -> int:
+def settings_version(conn: Connection) -> int:
     version: int = conn.execute("SELECT coalesce(max(version), 0) FROM endpoints").fetchone()[0]
     return version
 

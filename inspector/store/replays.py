@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict, cast
 
 from inspector.store import requests
+from inspector.store.backend import Connection, insert_id, notice
 from inspector.store.requests import HeaderPairs, RequestItem, Row, SqlValue
 
 KINDS = ("replay", "mirror", "proxy")
@@ -93,9 +93,10 @@ def summary(r: Row) -> ReplaySummary:
     }
 
 
-def insert_replay(conn: sqlite3.Connection, rec: ReplayRecord) -> int:
+def insert_replay(conn: Connection, rec: ReplayRecord) -> int:
     assert rec.kind in KINDS
-    cur = conn.execute(
+    replay_id = insert_id(
+        conn,
         "INSERT INTO replays (request_id, kind, url, method, request_headers, request_body,"
         " sent_at, status, elapsed_ms, error, response_headers, response_body,"
         " response_truncated, insecure) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -116,11 +117,11 @@ def insert_replay(conn: sqlite3.Connection, rec: ReplayRecord) -> int:
             int(rec.insecure),
         ),
     )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    notice(conn, "update", rec.request_id)
+    return replay_id
 
 
-def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[ReplaySummary]:
+def list_replays(conn: Connection, request_id: int, limit: int) -> list[ReplaySummary]:
     """A request's replays and forwards, newest first, without bodies."""
     rows = conn.execute(
         f"SELECT {_SUMMARY} FROM replays WHERE request_id=? ORDER BY id DESC LIMIT ?",
@@ -129,7 +130,7 @@ def list_replays(conn: sqlite3.Connection, request_id: int, limit: int) -> list[
     return [summary(r) for r in rows]
 
 
-def get_replay(conn: sqlite3.Connection, replay_id: int) -> ReplayDetail | None:
+def get_replay(conn: Connection, replay_id: int) -> ReplayDetail | None:
     """One replay with everything: what was sent (headers, body) and what came back."""
     row = conn.execute(
         f"SELECT {_SUMMARY}, request_headers, request_body, response_headers, response_body"
@@ -150,7 +151,7 @@ def get_replay(conn: sqlite3.Connection, replay_id: int) -> ReplayDetail | None:
     }
 
 
-def request_item(conn: sqlite3.Connection, request_id: int) -> RequestItem | None:
+def request_item(conn: Connection, request_id: int) -> RequestItem | None:
     """The captured request's list item (what the stream's "update" carries)."""
     row = conn.execute(
         f"SELECT {requests.ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)
@@ -158,7 +159,7 @@ def request_item(conn: sqlite3.Connection, request_id: int) -> RequestItem | Non
     return requests.item(row) if row is not None else None
 
 
-def prune(conn: sqlite3.Connection, added: int) -> None:
+def prune(conn: Connection, added: int) -> None:
     """Drop the replays of requests that are gone (the store runs this after each batch).
 
     Retention evicts the oldest requests, so replays below the oldest remaining id go (an
@@ -212,7 +213,7 @@ class StoredRequest(TypedDict):
 
 
 def export_page(
-    conn: sqlite3.Connection, endpoint: str | None, after_id: int, limit: int
+    conn: Connection, endpoint: str | None, after_id: int, limit: int
 ) -> list[tuple[StoredRequest, bytes]]:
     """Full rows (every column) and bodies of requests with id > ``after_id``, oldest first."""
     sql = "SELECT * FROM requests WHERE id > ?"
@@ -270,7 +271,7 @@ IMPORT_COLUMNS = (
 
 
 def import_rows(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rows: Sequence[tuple[Mapping[str, SqlValue], bytes]],
     id_map: dict[int, int],
 ) -> Imported:
@@ -288,9 +289,7 @@ def import_rows(
         values = dict(columns)
         first = values.get("first_attempt_id")
         values["first_attempt_id"] = id_map.get(first) if isinstance(first, int) else None
-        cur = conn.execute(sql, [values.get(name) for name in IMPORT_COLUMNS])
-        new_id = cur.lastrowid
-        assert new_id is not None
+        new_id = insert_id(conn, sql, [values.get(name) for name in IMPORT_COLUMNS])
         ids.append(new_id)
         original = values.get("original_id")
         if isinstance(original, int):
@@ -303,13 +302,14 @@ def import_rows(
             conn.execute(
                 "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint, event_key) DO UPDATE SET"
-                " attempts = max(attempts, excluded.attempts), last_id = excluded.last_id",
+                f" attempts = {conn.dialect.greatest}(events.attempts, excluded.attempts),"
+                " last_id = excluded.last_id",
                 (values["endpoint"], key, attempt, values["first_attempt_id"] or new_id, new_id),
             )
     return Imported(ids, rows_added=len(ids))
 
 
-def endpoint_ids(conn: sqlite3.Connection, endpoint: str) -> list[int]:
+def endpoint_ids(conn: Connection, endpoint: str) -> list[int]:
     """The ids of an endpoint's requests in the order they arrived (replay --endpoint)."""
     rows = conn.execute("SELECT id FROM requests WHERE endpoint=? ORDER BY id", (endpoint,))
     return [r[0] for r in rows]

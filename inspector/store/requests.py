@@ -12,7 +12,7 @@ import base64
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -20,6 +20,7 @@ import msgspec
 
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import search
+from inspector.store.backend import Connection, RowLike, insert_id, notice
 from inspector.summary import MAX_BYTES, summarize
 
 # Columns of the list view: everything but the headers and the response body.
@@ -56,11 +57,25 @@ def encode_headers(headers: HeaderPairs) -> str:
         return json.dumps(headers)
 
 
-# A column value as sqlite3 hands it over or takes it.
+# Counts the attempt: a new event is attempt 1 (first_id 0 until the request has its id);
+# else one more than the last, on every replica alike (one atomic statement).
+_COUNT_ATTEMPT = (
+    "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id) VALUES (?, ?, 1, 0, 0)"
+    " ON CONFLICT (endpoint, event_key) DO UPDATE SET attempts = events.attempts + 1"
+    " RETURNING attempts, first_id"
+)
+
+_INSERT_BODY = "INSERT INTO bodies (request_id, body) VALUES (?, ?)"
+# The event's newest attempt is this request (and its first, if it is a new event).
+_EVENT_SEEN = (
+    "UPDATE events SET last_id = ?, first_id = CASE WHEN first_id = 0 THEN ? ELSE first_id END"
+)
+
+# A column value as the engines hand it over or take it.
 SqlValue = int | float | str | bytes | None
 # A row: its values' types are the schema's, which Python cannot see; the shaping functions
 # below are where they get their declared types.
-Row = sqlite3.Row | Mapping[str, Any]
+Row = RowLike | Mapping[str, Any]
 # Headers as JSON keeps them: ``[name, value]`` pairs in their original order.
 HeaderPairs = list[tuple[str, str]]
 
@@ -244,7 +259,7 @@ def detail(r: Row, body: bytes | None) -> RequestDetail:
 
 
 def insert_request(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rec: CapturedRequest,
     decide: Callable[[int], ResponseRecord],
 ) -> Inserted:
@@ -255,12 +270,8 @@ def insert_request(
     """
     attempt, first_id = 1, None
     if rec.event_key is not None:
-        prev = conn.execute(
-            "SELECT attempts, first_id FROM events WHERE endpoint=? AND event_key=?",
-            (rec.endpoint, rec.event_key),
-        ).fetchone()
-        if prev is not None:
-            attempt, first_id = prev[0] + 1, prev[1]
+        counted = conn.execute(_COUNT_ATTEMPT, (rec.endpoint, rec.event_key)).fetchall()[0]
+        attempt, first_id = counted[0], counted[1] or None
     response = decide(attempt)
     signature = rec.signature
     values: tuple[SqlValue, ...] = (
@@ -292,27 +303,43 @@ def insert_request(
         rec.tls_version,
         rec.tls_server_name,
     )
-    new_id = conn.execute(_INSERT, values).lastrowid
-    assert new_id is not None
-    if rec.body:
-        conn.execute("INSERT INTO bodies (request_id, body) VALUES (?, ?)", (new_id, rec.body))
-    if rec.event_key is not None:
-        if first_id is None:
+    if conn.dialect.writable_ctes:
+        new_id = _insert_together(conn, rec, values)
+    else:
+        new_id = insert_id(conn, _INSERT, values)
+        if rec.body:
+            conn.execute(_INSERT_BODY, (new_id, rec.body))
+        if rec.event_key is not None:
             conn.execute(
-                "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id)"
-                " VALUES (?, ?, 1, ?, ?)",
-                (rec.endpoint, rec.event_key, new_id, new_id),
+                _EVENT_SEEN + " WHERE endpoint = ? AND event_key = ?",
+                (new_id, new_id, rec.endpoint, rec.event_key),
             )
-        else:
-            conn.execute(
-                "UPDATE events SET attempts=?, last_id=? WHERE endpoint=? AND event_key=?",
-                (attempt, new_id, rec.endpoint, rec.event_key),
-            )
+    notice(conn, "request", new_id)
     return Inserted(new_id, attempt, first_id or new_id, response, values)
 
 
+def _insert_together(conn: Connection, rec: CapturedRequest, values: tuple[SqlValue, ...]) -> int:
+    """The request, its body and its event's newest id in one statement (data-modifying
+    CTEs): on PostgreSQL each statement is a round trip made under the write lock, which
+    every replica's batches wait for."""
+    parts = [f"WITH r AS ({_INSERT} RETURNING id)"]
+    params: list[SqlValue] = list(values)
+    if rec.body:
+        parts.append(", b AS (INSERT INTO bodies (request_id, body) SELECT id, ? FROM r)")
+        params.append(rec.body)
+    if rec.event_key is not None:
+        parts.append(
+            ", e AS (UPDATE events SET last_id = r.id,"
+            " first_id = CASE WHEN first_id = 0 THEN r.id ELSE first_id END"
+            " FROM r WHERE endpoint = ? AND event_key = ?)"
+        )
+        params += [rec.endpoint, rec.event_key]
+    rows = conn.execute(" ".join(parts) + " SELECT id FROM r", params).fetchall()
+    return int(rows[0][0])
+
+
 def finish_request(
-    conn: sqlite3.Connection,
+    conn: Connection,
     request_id: int,
     response: ResponseRecord,
     client_gave_up_after_ms: float | None,
@@ -334,16 +361,19 @@ def finish_request(
         ),
     )
     row = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id=?", (request_id,)).fetchone()
-    return item(row) if row is not None else None
+    if row is None:
+        return None
+    notice(conn, "update", request_id)
+    return item(row)
 
 
-def count_rows(conn: sqlite3.Connection) -> int:
+def count_rows(conn: Connection) -> int:
     """The number of stored requests: the sum of the endpoints' counts (kept by triggers),
     not a count of a million rows."""
     return int(conn.execute("SELECT coalesce(sum(count), 0) FROM endpoint_stats").fetchone()[0])
 
 
-def evict_oldest(conn: sqlite3.Connection, count: int) -> int:
+def evict_oldest(conn: Connection, count: int) -> int:
     """Delete the ``count`` oldest requests (retention); returns how many went."""
     row = conn.execute(
         "SELECT id FROM requests ORDER BY id LIMIT 1 OFFSET ?", (count - 1,)
@@ -353,7 +383,7 @@ def evict_oldest(conn: sqlite3.Connection, count: int) -> int:
     return _delete_through(conn, row[0])
 
 
-def _delete_through(conn: sqlite3.Connection, cutoff: int) -> int:
+def _delete_through(conn: Connection, cutoff: int) -> int:
     search.forget_through(conn, cutoff)
     deleted = conn.execute("DELETE FROM requests WHERE id <= ?", (cutoff,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id <= ?", (cutoff,))
@@ -361,15 +391,18 @@ def _delete_through(conn: sqlite3.Connection, cutoff: int) -> int:
     return deleted
 
 
-def delete_request(conn: sqlite3.Connection, request_id: int) -> Changed:
+def delete_request(conn: Connection, request_id: int) -> Changed:
     search.forget_ids(conn, "?", [request_id])
     count = conn.execute("DELETE FROM requests WHERE id=?", (request_id,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id=?", (request_id,))
+    if count:
+        notice(conn, "deleted", request_id)
     return Changed(count)
 
 
-def clear_endpoint(conn: sqlite3.Connection, endpoint: str | None) -> Changed:
+def clear_endpoint(conn: Connection, endpoint: str | None) -> Changed:
     """Delete every request of ``endpoint`` (all endpoints when None) and its attempt counts."""
+    notice(conn, "cleared", endpoint)
     if endpoint is None:
         search.forget_all(conn)
         count = conn.execute("DELETE FROM requests").rowcount
@@ -398,7 +431,7 @@ class RequestFilter:
     endpoint_prefix: str | None = None
 
 
-def _filter_clauses(flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
+def _filter_clauses(conn: Connection, flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
     """``flt`` (all but the search ``q``) as SQL conditions and their parameters."""
     where: list[str] = []
     params: list[SqlValue] = []
@@ -415,7 +448,8 @@ def _filter_clauses(flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
         where.append("response_status = ?")
         params.append(flt.status)
     if flt.signature is not None:
-        where.append("sig_status IS ?" if flt.signature != "none" else "sig_status IS NULL")
+        same = conn.dialect.same
+        where.append(f"sig_status {same} ?" if flt.signature != "none" else "sig_status IS NULL")
         if flt.signature != "none":
             params.append(flt.signature)
     if flt.event_type is not None:
@@ -425,15 +459,15 @@ def _filter_clauses(flt: RequestFilter) -> tuple[list[str], list[SqlValue]]:
 
 
 def list_requests(
-    conn: sqlite3.Connection, flt: RequestFilter, limit: int, before: int | None
+    conn: Connection, flt: RequestFilter, limit: int, before: int | None
 ) -> tuple[list[ListedRequest], int | None]:
     """Newest first; returns the page and the ``before`` cursor of the next page (or None)."""
-    where, params = _filter_clauses(flt)
+    where, params = _filter_clauses(conn, flt)
     if before is not None:
         where.append("id < ?")
         params.append(before)
 
-    def page(clauses: list[str], args: list[SqlValue], count: int) -> list[sqlite3.Row]:
+    def page(clauses: list[str], args: list[SqlValue], count: int) -> list[RowLike]:
         sql = f"SELECT {ITEM_COLUMNS} FROM requests"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -446,22 +480,27 @@ def list_requests(
         # the term is common. When it is rare the whole store is read anyway, and one
         # sequential pass over the bodies is cheaper: so the recent window goes first, and
         # only if it does not fill the page, the rest of the store in one pass.
-        # With the trigram index, the rest is read through it, and the window stretches down
-        # to the rows it covers (a store catching up after an upgrade: see search.py).
+        # With SQLite's trigram index everything it covers is read through it (a store
+        # catching up after an upgrade scans the rest: see search.py); with PostgreSQL's, the
+        # rows below the window are.
         newest = before - 1 if before is not None else head_id(conn)
         bound = max(0, newest - SEARCH_WINDOW)
-        indexed = search.usable(flt.q.translate(_ASCII_LOWER)) and search.exists(conn)
-        if indexed:
+        lowered = flt.q.translate(_ASCII_LOWER)
+        fts = search.usable(lowered) and search.exists(conn)  # SQLite's FTS5 index
+        trigram = not fts and search.usable(lowered) and search.trigram_indexes(conn)
+        if fts:
             # Only the rows the index does not cover yet are scanned.
             bound = min(newest, search.indexed_upto(conn))
-        clause, args = _search(flt.q, bound, recent=True)
+        clause, args = _search(conn, flt.q, bound, recent=True)
         rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
             need = limit + 1 - len(rows)
-            if indexed:
+            if fts:
                 rows += _indexed(conn, flt.q, where, params, bound, need)
+            elif trigram:  # PostgreSQL's pg_trgm indexes
+                rows += _trigram(conn, flt.q, where, params, bound, need)
             else:
-                clause, args = _search(flt.q, bound, recent=False)
+                clause, args = _search(conn, flt.q, bound, recent=False)
                 rows += page([*where, clause], [*params, *args], need)
     items = with_summaries(conn, [item(r) for r in rows[:limit]])
     next_before = items[-1]["id"] if len(rows) > limit else None
@@ -471,18 +510,16 @@ def list_requests(
 SEARCH_WINDOW = 2000
 
 
-def count_requests(
-    conn: sqlite3.Connection, flt: RequestFilter, after: int, before: int | None
-) -> int:
+def count_requests(conn: Connection, flt: RequestFilter, after: int, before: int | None) -> int:
     """How many requests with ``after < id < before`` pass ``flt`` (search included): the
     page's "new" count while it holds still. The range is recent, so the search's row-by-row
     form is the fast one."""
-    where, params = _filter_clauses(flt)
+    where, params = _filter_clauses(conn, flt)
     if before is not None:
         where.append("id < ?")
         params.append(before)
     if flt.q:
-        clause, args = _search(flt.q, after, recent=True)
+        clause, args = _search(conn, flt.q, after, recent=True)
         where.append(clause)
         params.extend(args)
     else:
@@ -507,35 +544,43 @@ def header_forms(q: str) -> list[str]:
 
 
 def _search(
-    q: str, bound: int, *, recent: bool, per_row: bool | None = None
+    conn: Connection, q: str, bound: int, *, recent: bool, per_row: bool | None = None
 ) -> tuple[str, list[SqlValue]]:
     """``q`` as a substring of the path, query, headers, event key or type, or the raw body,
     for requests above ``bound`` (``recent``) or at or below it; bodies are tested row by
     row (``per_row``, the default for ``recent``) or in one pass over them all.
 
-    Case-insensitive for ASCII letters everywhere (LIKE's rule; the body is lower-cased the
-    same way, byte-wise, so binary bodies stay searchable). Headers are stored as JSON, so
-    they are matched against ``q`` escaped the same ways (``header_forms``).
+    Case-insensitive for ASCII letters everywhere (SQLite's LIKE rule, which the PostgreSQL
+    dialect spells out; the body is lower-cased the same way, byte-wise, so binary bodies
+    stay searchable). Headers are stored as JSON, so they are matched against ``q`` escaped
+    the same ways (``header_forms``).
     """
-    like = _like(q)
+    dialect = conn.dialect
+    lowered = q.translate(_ASCII_LOWER)
+    like = _like(lowered)
     fold = bool(_ASCII_LETTER.search(q))
     # Nothing to fold (digits, CJK...): compare raw bytes, twice as fast as lower().
-    body = "instr(lower(body), ?) > 0" if fold else "instr(body, ?) > 0"
+    body = dialect.contains_bytes("body", fold=fold)
     if recent if per_row is None else per_row:
         in_body = f"EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id AND {body})"
         one_pass = False
     else:
         in_body = f"id IN (SELECT request_id FROM bodies WHERE request_id <= ? AND {body})"
         one_pass = True
-    forms = [_like(form) for form in header_forms(q)]
-    in_headers = " OR ".join(["headers LIKE ? ESCAPE '\\'"] * len(forms))
-    clause = (
-        f"{'id > ?' if recent else 'id <= ?'} AND (path LIKE ? ESCAPE '\\'"
-        f" OR query LIKE ? ESCAPE '\\' OR {in_headers} OR event_key LIKE ? ESCAPE '\\'"
-        f" OR event_type LIKE ? ESCAPE '\\' OR {in_body})"
-    )
-    needle: str | bytes = q.translate(_ASCII_LOWER) if fold else q.encode("utf-8")
-    args: list[SqlValue] = [bound, like, like, *forms, like, like]
+    forms = [_like(form.translate(_ASCII_LOWER)) for form in header_forms(q)]
+    tests: list[tuple[str, str]] = [
+        (dialect.contains_text("path"), like),
+        (dialect.contains_text("query"), like),
+        *[(dialect.contains_text("headers"), form) for form in forms],
+        (dialect.contains_text("event_key"), like),
+        (dialect.contains_text("event_type"), like),
+    ]
+    if "\x00" in q and dialect.name != "sqlite":
+        tests = []  # PostgreSQL's text cannot hold a NUL: only a body can match
+    texts = "".join(f"{test} OR " for test, _ in tests)
+    clause = f"{'id > ?' if recent else 'id <= ?'} AND ({texts}{in_body})"
+    needle: str | bytes = dialect.fold_needle(lowered) if fold else q.encode("utf-8")
+    args: list[SqlValue] = [bound, *(pattern for _, pattern in tests)]
     if one_pass:
         args.append(bound)
     return clause, [*args, needle]
@@ -549,17 +594,18 @@ _CONFIRM_CHUNK = 500
 
 
 def _indexed(
-    conn: sqlite3.Connection,
+    conn: Connection,
     q: str,
     where: list[str],
     params: list[SqlValue],
     bound: int,
     count: int,
-) -> list[sqlite3.Row]:
-    """The newest ``count`` requests at or below ``bound`` that match ``q`` and ``where``,
-    found through the trigram index (``search.py``) and confirmed by the scan's predicate."""
+) -> list[RowLike]:
+    """SQLite: the newest ``count`` requests at or below ``bound`` that match ``q`` and
+    ``where``, found through the trigram index (``search.py``) and confirmed by the scan's
+    predicate."""
     terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
-    clause, args = _search(q, bound, recent=False, per_row=True)
+    clause, args = _search(conn, q, bound, recent=False, per_row=True)
     expression = search.match_expression(terms)
     found = conn.execute(
         "SELECT rowid FROM search WHERE search MATCH ? AND rowid <= ? LIMIT ?",
@@ -567,7 +613,7 @@ def _indexed(
     ).fetchall()
     if len(found) <= CANDIDATES:
         ids = sorted((r[0] for r in found), reverse=True)
-        rows: list[sqlite3.Row] = []
+        rows: list[RowLike] = []
         for start in range(0, len(ids), _CONFIRM_CHUNK):
             chunk = ids[start : start + _CONFIRM_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -590,7 +636,42 @@ def _indexed(
     return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
 
 
-def with_summaries(conn: sqlite3.Connection, items: list[RequestItem]) -> list[ListedRequest]:
+# PostgreSQL's trigram indexes (schema version 7) are on these expressions, exactly.
+_PG_TEXT = (
+    "lower((path || chr(1) || query || chr(1) || headers || chr(1) || coalesce(event_key, '')"
+    " || chr(1) || coalesce(event_type, '')) COLLATE \"C\")"
+)
+_PG_BODY = "lower(encode(body, 'escape') COLLATE \"C\")"
+
+
+def _trigram(
+    conn: Connection,
+    q: str,
+    where: list[str],
+    params: list[SqlValue],
+    bound: int,
+    count: int,
+) -> list[RowLike]:
+    """PostgreSQL: the newest ``count`` requests at or below ``bound`` that match ``q`` and
+    ``where``: candidates from the pg_trgm indexes (a LIKE on the folded text of each request,
+    and on each body as ``encode(body, 'escape')`` spells it), confirmed by the scan's
+    predicate."""
+    lowered = q.translate(_ASCII_LOWER)
+    forms = list(dict.fromkeys([lowered, *(f.translate(_ASCII_LOWER) for f in header_forms(q))]))
+    in_text = " OR ".join([f"{_PG_TEXT} LIKE ? ESCAPE '\\'"] * len(forms))
+    clause, args = _search(conn, q, bound, recent=False, per_row=True)
+    sql = (
+        f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN (SELECT id FROM requests"
+        f" WHERE {in_text} UNION SELECT request_id FROM bodies"
+        f" WHERE {_PG_BODY} LIKE ? ESCAPE '\\') AND {' AND '.join([*where, clause])}"
+        " ORDER BY id DESC LIMIT ?"
+    )
+    needles = [_like(form) for form in forms]
+    body = _like(search.escaped(lowered.encode("utf-8")))
+    return conn.execute(sql, [*needles, body, *params, *args, count]).fetchall()
+
+
+def with_summaries(conn: Connection, items: list[RequestItem]) -> list[ListedRequest]:
     """List items with their ``summary`` (see ``inspector.summary``), from their stored bodies.
 
     Read-time only: one query for the page's small event bodies, nothing on the capture path.
@@ -617,7 +698,7 @@ def with_summaries(conn: sqlite3.Connection, items: list[RequestItem]) -> list[L
 
 
 def get_request(
-    conn: sqlite3.Connection, request_id: int, body_limit: int | None = None
+    conn: Connection, request_id: int, body_limit: int | None = None
 ) -> RequestDetail | None:
     """One request in full; with ``body_limit``, only the body's first ``body_limit`` bytes
     are read (and sent): the page asks for none, and fetches the body's bytes itself."""
@@ -629,12 +710,12 @@ def get_request(
     return detail(row, body_slice(conn, request_id, 0, body_limit)[0])
 
 
-def get_body(conn: sqlite3.Connection, request_id: int) -> bytes:
+def get_body(conn: Connection, request_id: int) -> bytes:
     row = conn.execute("SELECT body FROM bodies WHERE request_id=?", (request_id,)).fetchone()
     return bytes(row[0]) if row is not None else b""
 
 
-def body_size(conn: sqlite3.Connection, request_id: int) -> int:
+def body_size(conn: Connection, request_id: int) -> int:
     """How many bytes of the request's body are stored (0: none kept)."""
     row = conn.execute(
         "SELECT length(body) FROM bodies WHERE request_id=?", (request_id,)
@@ -642,14 +723,21 @@ def body_size(conn: sqlite3.Connection, request_id: int) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def body_slice(
-    conn: sqlite3.Connection, request_id: int, start: int, length: int
-) -> tuple[bytes, int]:
+def body_slice(conn: Connection, request_id: int, start: int, length: int) -> tuple[bytes, int]:
     """``length`` bytes of the stored body from ``start`` (fewer at its end), and its size.
 
-    Read through SQLite's incremental blob I/O: only the pages holding those bytes are read,
-    so the first screenful of a 10 MiB body costs what a small body does.
+    Only the bytes asked for are read, so the first screenful of a 10 MiB body costs what a
+    small body does: on SQLite through its incremental blob I/O (only the pages holding those
+    bytes); on PostgreSQL with ``substring`` of the ``bytea``, which fetches only the TOAST
+    chunks that hold them (and decompresses a compressed body only up to the slice's end).
     """
+    if not isinstance(conn, sqlite3.Connection):
+        row = conn.execute(
+            "SELECT substring(body FROM ?::integer FOR ?::integer), length(body) FROM bodies"
+            " WHERE request_id = ?",
+            (start + 1, max(length, 0), request_id),
+        ).fetchone()
+        return (bytes(row[0]), int(row[1])) if row is not None else (b"", 0)
     try:
         blob = conn.blobopen("bodies", "body", request_id, readonly=True)
     except sqlite3.OperationalError:  # no row: no body kept
@@ -662,13 +750,13 @@ def body_slice(
         return blob.read(min(length, size - start)), size
 
 
-def request_exists(conn: sqlite3.Connection, request_id: int) -> tuple[bool, str | None]:
+def request_exists(conn: Connection, request_id: int) -> tuple[bool, str | None]:
     row = conn.execute("SELECT content_type FROM requests WHERE id=?", (request_id,)).fetchone()
     return (row is not None, row[0] if row is not None else None)
 
 
 def items_after(
-    conn: sqlite3.Connection, after_id: int, endpoint: str | None, limit: int
+    conn: Connection, after_id: int, endpoint: str | None, limit: int
 ) -> list[ListedRequest]:
     """Requests with id > ``after_id``, oldest first (stream resume)."""
     sql = f"SELECT {ITEM_COLUMNS} FROM requests WHERE id > ?"
@@ -682,7 +770,7 @@ def items_after(
 
 
 def matching_after(
-    conn: sqlite3.Connection, flt: RequestFilter, after: int, limit: int
+    conn: Connection, flt: RequestFilter, after: int, limit: int
 ) -> tuple[list[ListedRequest], int]:
     """Up to ``limit`` requests matching ``flt`` with id > ``after``, oldest first, and the
     newest id this read covers: every request up to it has been looked at.
@@ -691,9 +779,9 @@ def matching_after(
     committed, and the bound ``id <= head`` keeps later commits for the next call.
     """
     head = head_id(conn)
-    where, params = _filter_clauses(flt)
+    where, params = _filter_clauses(conn, flt)
     if flt.q:
-        clause, args = _search(flt.q, after, recent=True)  # "id > after AND matches q"
+        clause, args = _search(conn, flt.q, after, recent=True)  # "id > after AND matches q"
         where.append(clause)
         params += args
     else:
@@ -706,15 +794,13 @@ def matching_after(
     return with_summaries(conn, [item(r) for r in rows]), head
 
 
-def matching_ids(
-    conn: sqlite3.Connection, flt: RequestFilter, ids: list[int]
-) -> list[ListedRequest]:
+def matching_ids(conn: Connection, flt: RequestFilter, ids: list[int]) -> list[ListedRequest]:
     """Those of ``ids`` that match ``flt`` now (a stall ended, a verdict changed), by id."""
     if not ids:
         return []
-    where, params = _filter_clauses(flt)
+    where, params = _filter_clauses(conn, flt)
     if flt.q:
-        clause, args = _search(flt.q, 0, recent=True)
+        clause, args = _search(conn, flt.q, 0, recent=True)
         where.append(clause)
         params += args
     where.append(f"id IN ({','.join('?' * len(ids))})")
@@ -723,18 +809,34 @@ def matching_ids(
     return with_summaries(conn, [item(r) for r in conn.execute(sql, params)])
 
 
-def head_id(conn: sqlite3.Connection) -> int:
-    """The largest request id ever assigned (0 if none): ids only grow, even over deletes."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'requests'").fetchone()
-    return int(row[0]) if row is not None else 0
+def head_id(conn: Connection) -> int:
+    """The largest request id ever assigned by a committed write (0 if none): ids only grow,
+    even over deletes; every id up to it is committed or will never be."""
+    return int(conn.execute(conn.dialect.head_sql).fetchone()[0])
 
 
-def end_interrupted(conn: sqlite3.Connection) -> Changed:
-    """Requests left in progress by a stop during a stall: mark them, they will not finish."""
-    count = conn.execute(
+def items_by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, RequestItem]:
+    """The list items of these requests (those that still exist), by id."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})", ids)
+    return {r["id"]: item(r) for r in rows}
+
+
+def end_interrupted(conn: Connection, before_ts: float | None = None) -> Changed:
+    """Requests left in progress by a stop during a stall: mark them, they will not finish.
+
+    ``before_ts``: only those received before it (on a shared store, younger stalls may be
+    another replica's, still running)."""
+    sql = (
         "UPDATE requests SET in_progress=0, note=coalesce(note || ' ', '') ||"
         " 'The inspector stopped during the stall; no response was sent.' WHERE in_progress=1"
-    ).rowcount
+    )
+    params: tuple[float, ...] = ()
+    if before_ts is not None:
+        sql, params = sql + " AND received_ts < ?", (before_ts,)
+    count = conn.execute(sql, params).rowcount
     return Changed(count, rows_added=0)
 
 
@@ -745,7 +847,7 @@ SignatureInput = tuple[int, HeaderPairs, bytes, float, str | None]
 
 
 def signature_inputs(
-    conn: sqlite3.Connection, endpoint: str, after_id: int, limit: int
+    conn: Connection, endpoint: str, after_id: int, limit: int
 ) -> list[SignatureInput]:
     """What a verdict is computed from, for an endpoint's complete requests after ``after_id``
     (id order): id, headers, body, received time, the stored verdict (JSON)."""
@@ -761,9 +863,7 @@ def signature_inputs(
     ]
 
 
-def set_signatures(
-    conn: sqlite3.Connection, verdicts: list[tuple[int, str | None]]
-) -> list[RequestItem]:
+def set_signatures(conn: Connection, verdicts: list[tuple[int, str | None]]) -> list[RequestItem]:
     """Store re-computed verdicts (JSON or None); returns the changed requests' items."""
     for request_id, verdict in verdicts:
         status = json.loads(verdict)["status"] if verdict else None
@@ -772,6 +872,8 @@ def set_signatures(
             (verdict, status, request_id),
         )
     ids = [request_id for request_id, _ in verdicts]
+    for request_id in ids:
+        notice(conn, "update", request_id)
     marks = ",".join("?" * len(ids))
     rows = conn.execute(f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})", ids)
     return [item(r) for r in rows]
@@ -793,7 +895,7 @@ class DiagnosisInput:
     signature: str
 
 
-def diagnosis_input(conn: sqlite3.Connection, request_id: int) -> DiagnosisInput | None:
+def diagnosis_input(conn: Connection, request_id: int) -> DiagnosisInput | None:
     """The stored request ``request_id`` as the doctor reads it; None if gone or unverified."""
     row = conn.execute(
         "SELECT r.method, r.path, r.query, r.headers, r.received_ts, r.signature, b.body"
@@ -814,7 +916,7 @@ def diagnosis_input(conn: sqlite3.Connection, request_id: int) -> DiagnosisInput
 
 
 def set_diagnosis(
-    conn: sqlite3.Connection, request_id: int, diagnosed: str, verdict: str
+    conn: Connection, request_id: int, diagnosed: str, verdict: str
 ) -> RequestItem | None:
     """Replace the verdict ``diagnosed`` (JSON, as read) with ``verdict``, the same verdict with
     the doctor's finding. Nothing changes if the stored verdict moved on meanwhile (the
@@ -825,6 +927,7 @@ def set_diagnosis(
     ).rowcount
     if not changed:
         return None
+    notice(conn, "update", request_id)
     row = conn.execute(
         f"SELECT {ITEM_COLUMNS} FROM requests WHERE id = ?", (request_id,)
     ).fetchone()
@@ -841,7 +944,7 @@ class DiffPartners(TypedDict):
     previous: int | None  # the capture before it on the same endpoint
 
 
-def diff_partners(conn: sqlite3.Connection, request_id: int) -> DiffPartners | None:
+def diff_partners(conn: Connection, request_id: int) -> DiffPartners | None:
     """The previous attempt of the same event and the previous capture on the endpoint."""
     row = conn.execute(
         "SELECT"

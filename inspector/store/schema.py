@@ -1,13 +1,19 @@
-"""Schema and migrations (``PRAGMA user_version``), and how connections are opened."""
+"""Schema and migrations for both engines, versioned the same way.
+
+``SQLITE`` and ``POSTGRESQL`` hold one script per version, in step: version N means the same
+tables and columns on both (types differ: BLOB/BYTEA, REAL/DOUBLE PRECISION, AUTOINCREMENT/
+BIGSERIAL). SQLite records the version in ``PRAGMA user_version``, PostgreSQL in the
+``schema_version`` table. A process refuses to open a store whose version is newer than its
+own list (``StoreTooNew``): an older replica must not write to a schema it does not know.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a shipped
 # entry: append a new one.
-MIGRATIONS: list[str] = [
+SQLITE: list[str] = [
     # 1: requests, their bodies, endpoints with settings, event attempt counters.
     """
     CREATE TABLE requests (
@@ -139,7 +145,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
     CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
     """,
-    # 6: search. What the trigram index holds for each request (its text, ASCII letters folded
+    # 6: leases on deliveries, so that one replica sends each due attempt (a replica that
+    # dies mid-attempt loses its lease when it expires).
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL;
+    """,
+    # 7: search. What the trigram index holds for each request (its text, ASCII letters folded
     # as LIKE folds them, by SQLite's lower(); a value with a NUL, where the trigram tokenizer
     # stops reading, goes through search_fold(), which also makes the NUL a space: a term with
     # a NUL is scanned), and how far the index has got. Python is called for those values
@@ -160,7 +172,7 @@ MIGRATIONS: list[str] = [
     INSERT INTO search_state VALUES (0);
     CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
     """,
-    # 7: each endpoint's request count and newest id, kept by triggers on every insert and
+    # 8: each endpoint's request count and newest id, kept by triggers on every insert and
     # delete (whoever makes it: capture, retention, delete, clear, import), so that the list
     # of endpoints does not count a million rows on every read.
     """
@@ -187,14 +199,226 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# The same versions for PostgreSQL. Besides the shared tables: ``counters`` (the number of
+# stored requests, kept in the batch that changes it, for retention across replicas) and
+# ``inspector_head()`` (the newest id a committed batch issued; see ``postgres.py``).
+POSTGRESQL: list[str] = [
+    """
+    CREATE TABLE requests (
+        id BIGSERIAL PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        query TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        client TEXT,
+        received_at TEXT NOT NULL,
+        received_ts DOUBLE PRECISION NOT NULL,
+        size BIGINT NOT NULL,
+        content_type TEXT,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        event_key TEXT,
+        event_type TEXT,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        first_attempt_id BIGINT,
+        signature TEXT,
+        sig_status TEXT,
+        response_status INTEGER,
+        response_headers TEXT,
+        response_body BYTEA,
+        response_ms DOUBLE PRECISION,
+        delay_ms DOUBLE PRECISION,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        client_gave_up_after_ms DOUBLE PRECISION,
+        in_progress INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX requests_by_endpoint ON requests (endpoint, id);
+    CREATE INDEX requests_by_event ON requests (endpoint, event_key, id);
+    CREATE TABLE bodies (
+        request_id BIGINT PRIMARY KEY,
+        body BYTEA NOT NULL
+    );
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        settings TEXT NOT NULL DEFAULT '{}',
+        version BIGINT NOT NULL DEFAULT 0,
+        updated_at TEXT
+    );
+    CREATE TABLE events (
+        endpoint TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        first_id BIGINT NOT NULL,
+        last_id BIGINT NOT NULL,
+        PRIMARY KEY (endpoint, event_key)
+    );
+    CREATE INDEX events_by_last_id ON events (last_id);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    INSERT INTO counters VALUES ('requests', 0);
+    CREATE FUNCTION inspector_head() RETURNS BIGINT LANGUAGE sql VOLATILE AS $$
+        SELECT pg_advisory_xact_lock_shared(
+            hashtextextended('webhook-inspector/' || current_schema(), 0));
+        SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM requests_id_seq;
+    $$;
+    """,
+    """
+    ALTER TABLE requests ADD COLUMN original_id BIGINT;
+    CREATE TABLE replays (
+        id BIGSERIAL PRIMARY KEY,
+        request_id BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        method TEXT NOT NULL,
+        request_headers TEXT NOT NULL,
+        request_body BYTEA,
+        sent_at TEXT NOT NULL,
+        status INTEGER,
+        elapsed_ms DOUBLE PRECISION,
+        error TEXT,
+        response_headers TEXT,
+        response_body BYTEA,
+        response_truncated INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX replays_by_request ON replays (request_id, id);
+    """,
+    """
+    CREATE TABLE deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        event TEXT NOT NULL,
+        event_key TEXT,
+        url TEXT NOT NULL,
+        scheme TEXT NOT NULL,
+        secret TEXT,
+        headers TEXT NOT NULL DEFAULT '[]',
+        body BYTEA NOT NULL,
+        state TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        timeout DOUBLE PRECISION NOT NULL,
+        time_scale DOUBLE PRECISION NOT NULL DEFAULT 1,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ts DOUBLE PRECISION,
+        created_at TEXT NOT NULL,
+        updated_at TEXT,
+        msg_id TEXT NOT NULL,
+        carrier TEXT
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ts);
+    CREATE TABLE delivery_attempts (
+        id BIGSERIAL PRIMARY KEY,
+        delivery_id BIGINT NOT NULL,
+        attempt INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        sent_ts DOUBLE PRECISION NOT NULL,
+        status INTEGER,
+        elapsed_ms DOUBLE PRECISION,
+        error TEXT,
+        request_headers TEXT NOT NULL DEFAULT '[]',
+        response_headers TEXT,
+        response_body BYTEA,
+        response_truncated INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX attempts_by_delivery ON delivery_attempts (delivery_id, attempt);
+    """,
+    """
+    ALTER TABLE requests ADD COLUMN tls_version TEXT;
+    ALTER TABLE requests ADD COLUMN tls_server_name TEXT;
+    ALTER TABLE deliveries ADD COLUMN ca_file TEXT;
+    ALTER TABLE deliveries ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replays ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0;
+    """,
+    """
+    ALTER TABLE deliveries ADD COLUMN wait_from TEXT NOT NULL DEFAULT 'start';
+    CREATE INDEX deliveries_by_event ON deliveries (event_key, id);
+    """,
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until DOUBLE PRECISION;
+    """,
+    # 7: search. pg_trgm's GIN indexes on the text of each request (path, query, headers,
+    # event key and type; ASCII letters folded under the C collation) and on each body as
+    # encode(body, 'escape') spells it (NUL-safe: text cannot hold a NUL), which a search reads
+    # its candidates from; without the extension (not installed, no right to install it),
+    # searches scan. search_state and events_by_endpoint as SQLite's version 7 has them.
+    """
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            BEGIN
+                CREATE EXTENSION pg_trgm SCHEMA public;
+            EXCEPTION
+                WHEN duplicate_object OR unique_violation THEN NULL;  -- another schema's
+                WHEN insufficient_privilege OR invalid_schema_name THEN
+                    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                WHEN undefined_file OR feature_not_supported THEN
+                    RAISE NOTICE 'pg_trgm is not installed: searches scan';
+            END;
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            EXECUTE format(
+                'CREATE INDEX requests_search ON requests USING gin ((lower((path || chr(1)'
+                ' || query || chr(1) || headers || chr(1) || coalesce(event_key, '''')'
+                ' || chr(1) || coalesce(event_type, '''')) COLLATE "C")) %I.gin_trgm_ops)',
+                (SELECT extnamespace::regnamespace::text FROM pg_extension
+                 WHERE extname = 'pg_trgm'));
+            EXECUTE format(
+                'CREATE INDEX bodies_search ON bodies USING gin'
+                ' ((lower(encode(body, ''escape'') COLLATE "C")) %I.gin_trgm_ops)',
+                (SELECT extnamespace::regnamespace::text FROM pg_extension
+                 WHERE extname = 'pg_trgm'));
+        END IF;
+    END $$;
+    CREATE TABLE search_state (indexed_upto BIGINT NOT NULL);
+    INSERT INTO search_state VALUES (0);
+    CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
+    """,
+    # 8: each endpoint's request count and newest id, kept by statement triggers on every
+    # insert and delete (whichever replica or command makes it).
+    """
+    CREATE TABLE endpoint_stats (
+        endpoint TEXT PRIMARY KEY,
+        count BIGINT NOT NULL,
+        last_id BIGINT NOT NULL
+    );
+    INSERT INTO endpoint_stats (endpoint, count, last_id)
+        SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint;
+    CREATE FUNCTION inspector_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO endpoint_stats AS s (endpoint, count, last_id)
+            SELECT endpoint, count(*), max(id) FROM added GROUP BY endpoint
+            ON CONFLICT (endpoint) DO UPDATE
+            SET count = s.count + excluded.count, last_id = greatest(s.last_id, excluded.last_id);
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION inspector_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE endpoint_stats AS s SET count = s.count - g.n
+            FROM (SELECT endpoint, count(*) AS n FROM removed GROUP BY endpoint) AS g
+            WHERE s.endpoint = g.endpoint;
+        DELETE FROM endpoint_stats WHERE count <= 0;
+        UPDATE endpoint_stats AS s
+            SET last_id = (SELECT max(id) FROM requests AS r WHERE r.endpoint = s.endpoint)
+            WHERE s.last_id IN (SELECT id FROM removed);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER requests_counted AFTER INSERT ON requests
+        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION inspector_count_added();
+    CREATE TRIGGER requests_uncounted AFTER DELETE ON requests
+        REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
+        EXECUTE FUNCTION inspector_count_removed();
+    """,
+]
+
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def search_fold(value: str | bytes | None) -> str | bytes | None:
-    """Text as the search index holds it (view ``search_text``): ASCII letters lower-cased,
-    as SQLite's ``lower()`` and LIKE fold them, and NUL made a space (the trigram tokenizer
-    stops at a NUL). Bytes stay bytes."""
+    """Text as SQLite's search index holds it (view ``search_text``): ASCII letters
+    lower-cased, as SQLite's ``lower()`` and LIKE fold them, and NUL made a space (the trigram
+    tokenizer stops at a NUL). Bytes stay bytes."""
     if isinstance(value, bytes):
         return value.lower().replace(b"\x00", b" ")
     if isinstance(value, str):
@@ -202,22 +426,8 @@ def search_fold(value: str | bytes | None) -> str | bytes | None:
     return value
 
 
-def connect(path: Path, *, busy_timeout: float, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open a connection in autocommit mode (we issue BEGIN/COMMIT ourselves) with WAL."""
-    conn = sqlite3.connect(
-        str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    conn.row_factory = sqlite3.Row
-    conn.create_function("search_fold", 1, search_fold, deterministic=True)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA foreign_keys=OFF")
-    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-    return conn
-
-
 def statements(script: str) -> list[str]:
-    """A script's statements, one by one (a trigger's body holds semicolons of its own)."""
+    """A SQLite script's statements, one by one (a trigger's body holds semicolons)."""
     out: list[str] = []
     pending = ""
     for piece in script.split(";"):
@@ -229,20 +439,3 @@ def statements(script: str) -> list[str]:
     if pending.strip(" \n;"):
         out.append(pending.strip())
     return out
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date; returns the version reached."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        version = number
-    return version

@@ -19,6 +19,11 @@ results. Shorter terms (and terms with a NUL) are scanned.
   writer is idle; rows not indexed yet are scanned meanwhile.
 * **Optional.** SQLite builds without FTS5 or the trigram tokenizer (before 3.34), and
   ``serve --no-search-index``, search by scanning, as before.
+
+PostgreSQL keeps its own: pg_trgm's GIN indexes on each request's folded text and on each
+body as ``encode(body, 'escape')`` spells it (schema version 7), maintained by PostgreSQL in
+the same transaction as the rows; ``requests._trigram`` reads candidates from them. Nothing
+here writes on PostgreSQL (``exists`` is False there).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+
+from inspector.store.backend import Connection
 
 log = logging.getLogger("inspector.store")
 
@@ -38,13 +45,35 @@ _CREATE = (
 )
 
 
-def exists(conn: sqlite3.Connection) -> bool:
-    """Whether this store has the index."""
+def exists(conn: Connection) -> bool:
+    """Whether this store has the (SQLite) index."""
+    if conn.dialect.name != "sqlite":
+        return False
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='search'")
     return row.fetchone() is not None
 
 
-def create(conn: sqlite3.Connection) -> bool:
+def trigram_indexes(conn: Connection) -> bool:
+    """PostgreSQL: whether this store has the pg_trgm indexes (schema version 7 makes them
+    where the extension is installed)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    row = conn.execute(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND indexname = 'bodies_search'"
+    ).fetchone()
+    return row is not None
+
+
+def escaped(data: bytes) -> str:
+    """``data`` as PostgreSQL's ``encode(data, 'escape')`` spells it (NUL and bytes over 127
+    as ``\\nnn``, a backslash doubled): how the body index holds a body."""
+    return "".join(
+        f"\\{b:03o}" if b == 0 or b > 127 else "\\\\" if b == 92 else chr(b) for b in data
+    )
+
+
+def create(conn: Connection) -> bool:
     """Create the index (empty: ``index_new`` fills it); False where SQLite cannot."""
     if exists(conn):
         return True
@@ -56,19 +85,19 @@ def create(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def drop(conn: sqlite3.Connection) -> None:
+def drop(conn: Connection) -> None:
     """Remove the index (``--no-search-index``): an index not kept up to date would lie."""
     conn.execute("DROP TABLE IF EXISTS search")
     conn.execute("UPDATE search_state SET indexed_upto = 0")
 
 
-def indexed_upto(conn: sqlite3.Connection) -> int:
+def indexed_upto(conn: Connection) -> int:
     """Every request with an id up to this is in the index (0: none)."""
     row = conn.execute("SELECT indexed_upto FROM search_state").fetchone()
     return int(row[0]) if row is not None else 0
 
 
-def index_new(conn: sqlite3.Connection, limit: int) -> int:
+def index_new(conn: Connection, limit: int) -> int:
     """Index up to ``limit`` requests past ``indexed_upto``, oldest first; returns how many.
 
     One statement does the work (tokenizing runs inside SQLite, off the GIL)."""
@@ -89,7 +118,7 @@ def index_new(conn: sqlite3.Connection, limit: int) -> int:
     return count
 
 
-def index_batch(conn: sqlite3.Connection, limit: int) -> bool:
+def index_batch(conn: Connection, limit: int) -> bool:
     """Index a batch's captures in its transaction (searchable when it commits), and more
     rows of a backlog, up to ``limit``. A failure here must not cost the captures: it is
     undone alone, and False says the rows wait for later."""
@@ -105,7 +134,7 @@ def index_batch(conn: sqlite3.Connection, limit: int) -> bool:
     return True
 
 
-def catch_up(conn: sqlite3.Connection, limit: int) -> int:
+def catch_up(conn: Connection, limit: int) -> int:
     """Index up to ``limit`` rows not indexed yet, in a transaction of its own (the writer,
     when idle); returns how many (0: nothing left, or it failed)."""
     try:
@@ -122,7 +151,7 @@ def catch_up(conn: sqlite3.Connection, limit: int) -> int:
     return done
 
 
-def forget_through(conn: sqlite3.Connection, cutoff: int) -> None:
+def forget_through(conn: Connection, cutoff: int) -> None:
     """Take the requests with ids up to ``cutoff`` out of the index (before they are deleted)."""
     if cutoff > 0 and exists(conn):
         conn.execute(
@@ -132,7 +161,7 @@ def forget_through(conn: sqlite3.Connection, cutoff: int) -> None:
         )
 
 
-def forget_ids(conn: sqlite3.Connection, ids_sql: str, params: Sequence[object]) -> None:
+def forget_ids(conn: Connection, ids_sql: str, params: Sequence[object]) -> None:
     """Take the requests that ``ids_sql`` selects out of the index (before they are deleted)."""
     if exists(conn):
         conn.execute(
@@ -142,7 +171,7 @@ def forget_ids(conn: sqlite3.Connection, ids_sql: str, params: Sequence[object])
         )
 
 
-def forget_all(conn: sqlite3.Connection) -> None:
+def forget_all(conn: Connection) -> None:
     if exists(conn):
         conn.execute("INSERT INTO search (search) VALUES ('delete-all')")
         conn.execute("UPDATE search_state SET indexed_upto = 0")
