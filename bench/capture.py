@@ -1,16 +1,22 @@
 """Capture throughput: the inspector (durable: each 2xx is committed, WAL, synchronous=FULL)
 against a bare Starlette endpoint that reads the body and answers 200, same server, same load.
 
-    .venv/bin/python bench/capture.py [--seconds 10] [--rounds 3] [--connections 32] [--https]
+    .venv/bin/python bench/capture.py [--seconds 10] [--rounds 3] [--connections 32]
+                                      [--stack fast|fallback|both] [--https] [--index-cost]
 
-Both servers run as separate processes on free loopback ports with identical uvicorn settings;
-the load alternates between them round by round, and the medians are compared. Load comes from
-wrk when installed (Debian package ``wrk``), else from a Python asyncio generator.
+Both servers run as separate processes on free loopback ports with identical uvicorn settings,
+on each stack (``bench/harness.py``: uvloop + httptools, and asyncio + h11): every ratio is the
+inspector against the bare endpoint on the same stack. The load alternates between the servers
+round by round, and the medians are compared. Load comes from wrk when installed (Debian package
+``wrk``), else from a Python asyncio generator.
 
 ``--https`` starts the inspector with ``--https`` too and adds its TLS listener to the rounds
 (keep-alive connections, as senders use them), and the bare endpoint on uvicorn's own TLS with
 the same certificate: the figures are TLS capture against plain capture of the same process,
 and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the same run.
+
+``--index-cost`` adds a third server to the rounds, the inspector with ``--no-search-index``:
+what keeping the search index in the writer's transaction costs the capture path.
 """
 
 from __future__ import annotations
@@ -21,16 +27,25 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import httpx
+from harness import (
+    STACK_NAMES,
+    STACKS,
+    check_stack,
+    cpu_seconds,
+    free_port,
+    load_average,
+    start_bare,
+    start_inspector,
+    wait_up,
+)
 
 BODY = json.dumps(
     {
@@ -62,75 +77,53 @@ BARE_APP = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_up(url: str, verify: str | bool = True) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(url, content=b"warmup", timeout=1, verify=verify)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def start_servers(
-    workdir: Path, https: bool
-) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
-    python = sys.executable
+    workdir: Path, stack: str, https: bool, index_cost: bool = False
+) -> tuple[list[subprocess.Popen[bytes]], dict[str, str], dict[str, int]]:
+    """The bare endpoint and the inspector (and with ``https`` their TLS listeners), on
+    ``stack``; returns the processes and the URL of each, by name."""
     bare_port, insp_port, tls_port = free_port(), free_port(), free_port()
     tls = ["--https", "--https-port", str(tls_port)] if https else []
-    (workdir / "bare_app.py").write_text(BARE_APP)
-    common = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
-    bare = subprocess.Popen(
-        [python, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port), *common],
-        cwd=workdir,
-    )
-    inspector = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "inspector",
-            "serve",
-            "--port",
-            str(insp_port),
-            "--data-dir",
-            str(workdir / "data"),
-            "--retention",
-            "1000000",
-            *tls,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    data = workdir / f"data-{stack}"
+    bare = start_bare(workdir, "bare_app", BARE_APP, bare_port, stack)
+    inspector = start_inspector(workdir, data, insp_port, stack, "--retention", "1000000", *tls)
     urls = {
         "bare": f"http://127.0.0.1:{bare_port}/h/bench",
         "inspector": f"http://127.0.0.1:{insp_port}/h/bench",
     }
-    wait_up(urls["bare"])
-    wait_up(urls["inspector"])
+    wait_up(urls["bare"], post=True)
+    wait_up(urls["inspector"], post=True)
+    check_stack(workdir, insp_port, stack)
     procs = [bare, inspector]
+    pids = {"bare": bare.pid, "inspector": inspector.pid, "inspector-tls": inspector.pid}
+    if index_cost:
+        port = free_port()
+        procs.append(
+            start_inspector(workdir, workdir / f"data-{stack}-no-index", port, stack,
+                            "--retention", "1000000", "--no-search-index")
+        )  # fmt: skip
+        urls["no-index"] = f"http://127.0.0.1:{port}/h/bench"
+        pids["no-index"] = procs[-1].pid
+        wait_up(urls["no-index"], post=True)
     if https:
-        tls_dir = workdir / "data" / "tls"
+        tls_dir = data / "tls"
         urls["inspector-tls"] = f"https://127.0.0.1:{tls_port}/h/bench"
-        wait_up(urls["inspector-tls"], verify=str(tls_dir / "ca.crt"))
+        wait_up(urls["inspector-tls"], post=True, verify=str(tls_dir / "ca.crt"))
         # The baseline for TLS's own cost: the bare endpoint over uvicorn's TLS, same cert.
         bare_tls_port = free_port()
         procs.append(
-            subprocess.Popen(
-                [python, "-m", "uvicorn", "bare_app:app", "--port", str(bare_tls_port), *common,
-                 "--ssl-certfile", str(tls_dir / "server.crt"),
-                 "--ssl-keyfile", str(tls_dir / "server.key")],
-                cwd=workdir,
-            )
+            start_bare(workdir, "bare_app", BARE_APP, bare_tls_port, stack,
+                       "--ssl-certfile", str(tls_dir / "server.crt"),
+                       "--ssl-keyfile", str(tls_dir / "server.key"))
         )  # fmt: skip
+        pids["bare-tls"] = procs[-1].pid
         urls["bare-tls"] = f"https://127.0.0.1:{bare_tls_port}/h/bench"
-        wait_up(urls["bare-tls"], verify=str(tls_dir / "ca.crt"))
-    return procs, urls
+        wait_up(urls["bare-tls"], post=True, verify=str(tls_dir / "ca.crt"))
+    # Warm both up (imports, first connections, SQLite's cache) before anything is timed.
+    for url in urls.values():
+        if url.startswith("http:") and shutil.which("wrk"):
+            run_wrk(url, 1, 8, workdir)
+    return procs, urls, pids
 
 
 def run_wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str, float]:
@@ -147,10 +140,12 @@ def run_wrk(url: str, seconds: int, connections: int, workdir: Path) -> dict[str
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": float(done),
         "p50_ms": _wrk_ms(out, "50%"),
         "p99_ms": _wrk_ms(out, "99%"),
         "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
@@ -191,6 +186,7 @@ def run_python_load(
     latencies.sort()
     return {
         "rps": len(latencies) / elapsed,
+        "requests": float(len(latencies)),
         "p50_ms": latencies[len(latencies) // 2],
         "p99_ms": latencies[int(len(latencies) * 0.99)],
         "non2xx": 0.0,
@@ -213,68 +209,114 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--stack", choices=[*STACKS, "both"], default="both")
     parser.add_argument("--https", action="store_true", help="Also load the TLS listener.")
+    parser.add_argument(
+        "--index-cost", action="store_true", help="Also the inspector without a search index."
+    )
     args = parser.parse_args()
+    stacks = STACKS if args.stack == "both" else (args.stack,)
     use_wrk = shutil.which("wrk") is not None
     workdir = Path(tempfile.mkdtemp(prefix="bench-capture-"))
-    procs, urls = start_servers(workdir, args.https)
-    ca = str(workdir / "data" / "tls" / "ca.crt")
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, dict[str, str]] = {}
+    pids: dict[str, dict[str, int]] = {}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    stored: dict[str, int] = {}
+    print(f"load average at start: {load_average():.1f}", flush=True)
     try:
-        for _ in range(args.rounds):
-            for name, url in urls.items():
-                if use_wrk:  # wrk does not verify certificates
-                    r = run_wrk(url, args.seconds, args.connections, workdir)
-                else:
-                    verify = ca if url.startswith("https") else True
-                    r = run_python_load(url, args.seconds, args.connections, verify)
-                results[name].append(r)
-                print(
-                    f"  {name:<13} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-                    f"p99 {r['p99_ms']:6.2f} ms  non-2xx {int(r['non2xx'])}",
-                    flush=True,
-                )
+        for stack in stacks:
+            started, urls[stack], pids[stack] = start_servers(
+                workdir, stack, args.https, args.index_cost
+            )
+            procs += started
+            results[stack] = {name: [] for name in urls[stack]}
+        for number in range(args.rounds):
+            # Servers alternate within a round, so a change in the machine's load hits both.
+            for stack in stacks:
+                for name, url in urls[stack].items():
+                    cpu = cpu_seconds(pids[stack][name])
+                    if use_wrk:  # wrk does not verify certificates
+                        r = run_wrk(url, args.seconds, args.connections, workdir)
+                    else:
+                        ca = str(workdir / f"data-{stack}" / "tls" / "ca.crt")
+                        verify = ca if url.startswith("https") else True
+                        r = run_python_load(url, args.seconds, args.connections, verify)
+                    # CPU per request, the server's (all threads): what the load left us.
+                    r["cpu_us"] = (cpu_seconds(pids[stack][name]) - cpu) / r["requests"] * 1e6
+                    results[stack][name].append(r)
+                    print(
+                        f"  round {number + 1} {stack:<8} {name:<13} {r['rps']:8.0f} req/s  "
+                        f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+                        f"cpu {r['cpu_us']:5.0f} us/req  non-2xx {int(r['non2xx'])}  "
+                        f"(load {load_average():.1f})",
+                        flush=True,
+                    )
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGINT)
         for proc in procs:
             proc.wait(timeout=30)
-    stored = count_stored(workdir / "data")
+    for stack in stacks:
+        stored[stack] = count_stored(workdir / f"data-{stack}")
     shutil.rmtree(workdir, ignore_errors=True)
-
-    def med(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name])
-
-    bare_rps, insp_rps = med("bare", "rps"), med("inspector", "rps")
     print()
     print(
         f"load: {'wrk' if use_wrk else 'python'}, {args.connections} connections, "
-        f"{args.rounds} x {args.seconds} s per server, {os.cpu_count()} cores, 1 KiB JSON POST"
+        f"{args.rounds} x {args.seconds} s per server, {os.cpu_count()} cores, 1 KiB JSON POST; "
+        f"load average at the end {load_average():.1f}"
     )
-    print(
-        f"bare starlette   {bare_rps:8.0f} req/s  p50 {med('bare', 'p50_ms'):.2f} ms  "
-        f"p99 {med('bare', 'p99_ms'):.2f} ms (median of rounds)"
-    )
-    print(
-        f"inspector        {insp_rps:8.0f} req/s  p50 {med('inspector', 'p50_ms'):.2f} ms  "
-        f"p99 {med('inspector', 'p99_ms'):.2f} ms (median of rounds)"
-    )
-    print(f"ratio inspector/bare: {insp_rps / bare_rps:.2f}")
-    if "inspector-tls" in results:
-        tls_rps = med("inspector-tls", "rps")
-        print(
-            f"inspector, TLS   {tls_rps:8.0f} req/s  p50 {med('inspector-tls', 'p50_ms'):.2f} ms  "
-            f"p99 {med('inspector-tls', 'p99_ms'):.2f} ms (median of rounds)"
-        )
-        print(f"ratio inspector TLS/plain: {tls_rps / insp_rps:.2f}")
-        bare_tls = med("bare-tls", "rps")
-        print(
-            f"bare starlette, TLS {bare_tls:5.0f} req/s  p50 {med('bare-tls', 'p50_ms'):.2f} ms  "
-            f"p99 {med('bare-tls', 'p99_ms'):.2f} ms (median of rounds)"
-        )
-        print(f"ratio bare TLS/plain (uvicorn's TLS, the baseline): {bare_tls / bare_rps:.2f}")
-    print(f"requests stored by the inspector: {stored} (every 2xx was committed)")
+    for stack in stacks:
+        report(stack, results[stack], stored[stack])
     return 0
+
+
+def report(stack: str, results: dict[str, list[dict[str, float]]], stored: int) -> None:
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    def line(label: str, name: str) -> str:
+        return (
+            f"  {label:<22} {med(name, 'rps'):8.0f} req/s  p50 {med(name, 'p50_ms'):.2f} ms  "
+            f"p99 {med(name, 'p99_ms'):.2f} ms  CPU {med(name, 'cpu_us'):.0f} us/request"
+            " (medians of rounds)"
+        )
+
+    loop, http = STACK_NAMES[stack]
+    print(f"\n{stack} stack ({loop} + {http}):")
+    print(line("bare starlette", "bare"))
+    print(line("inspector (durable)", "inspector"))
+    bare_rps, insp_rps = med("bare", "rps"), med("inspector", "rps")
+    cpu_ratio = med("bare", "cpu_us") / med("inspector", "cpu_us")
+    by_round = [
+        i["rps"] / b["rps"] for i, b in zip(results["inspector"], results["bare"], strict=True)
+    ]
+    print(
+        f"  ratio inspector/bare: {insp_rps / bare_rps:.2f}"
+        f"   (by round: {', '.join(f'{r:.2f}' for r in by_round)});"
+        f" CPU per request, bare/inspector: {cpu_ratio:.2f}"
+    )
+    if "inspector-tls" in results:
+        print(line("inspector, TLS", "inspector-tls"))
+        print(f"  ratio inspector TLS/plain: {med('inspector-tls', 'rps') / insp_rps:.2f}")
+        print(line("bare starlette, TLS", "bare-tls"))
+        print(
+            "  ratio bare TLS/plain (uvicorn's TLS, the baseline): "
+            f"{med('bare-tls', 'rps') / bare_rps:.2f}"
+        )
+    if "no-index" in results:
+        print(line("inspector, no index", "no-index"))
+        by_round = ", ".join(
+            f"{1 - i['rps'] / n['rps']:.1%}"
+            for i, n in zip(results["inspector"], results["no-index"], strict=True)
+        )
+        cost = 1 - insp_rps / med("no-index", "rps")
+        extra_cpu = med("inspector", "cpu_us") - med("no-index", "cpu_us")
+        print(
+            f"  the search index's cost on the capture path: {cost:.1%} of throughput"
+            f" (by round: {by_round}); CPU {extra_cpu:.0f} us/request"
+        )
+    print(f"  requests stored by the inspector: {stored} (every 2xx was committed)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import ROOT, STACK_NAMES, STACKS, free_port, start_bare, start_inspector, stop, wait_up
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from inspector import timeline  # noqa: E402
-from inspector.capture import CapturedRequest, ResponseRecord  # noqa: E402
-from inspector.store import Store, requests  # noqa: E402
+from inspector import timeline
+from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.store import Store, requests
 
 BARE_STREAM_APP = textwrap.dedent(
     """
@@ -116,54 +115,22 @@ BODY = json.dumps(
     },
     ensure_ascii=False,
 ).encode()
-INSPECTOR = [sys.executable, "-m", "inspector", "serve"]
-UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
-UVICORN += ["--no-access-log"]
 PATH = re.compile(rb'"path": ?"/h/bench/(\d+)"')
 
 
 # -- processes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+STACK = "fast"  # set from --stack in main()
 
 
 def serve_inspector(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*INSPECTOR, "--port", str(port), "--data-dir", str(data_dir), "--retention", "10000000"],
-        stdout=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return start_inspector(data_dir.parent, data_dir, port, STACK, "--retention", "10000000")
 
 
 def serve_bare(workdir: Path, module: str, source: str, port: int) -> subprocess.Popen[bytes]:
-    (workdir / f"{module}.py").write_text(source)
-    return subprocess.Popen(
-        [*UVICORN, f"{module}:app", "--port", str(port)],
-        cwd=workdir,
-    )
-
-
-def wait_up(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return start_bare(workdir, module, source, port, STACK)
 
 
 # -- part 1: capture-to-client latency --------------------------------------------------------
@@ -319,7 +286,7 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
             f" exactly once: {complete}"
         )
     ratio = medians["inspector"]["p99"] / medians["bare"]["p99"]
-    print(f"  ratio p99 inspector / bare: {ratio:.2f}x   (target: inspector p99 < 20 ms)")
+    print(f"  ratio p99 inspector / bare: {ratio:.2f}x   (issue 16 target: inspector p99 <= 5 ms)")
 
 
 # -- part 2: the page with many stored requests -----------------------------------------------
@@ -467,7 +434,12 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--skip-page", action="store_true")
+    parser.add_argument("--stack", choices=STACKS, default="fast")
     args = parser.parse_args()
+    global STACK
+    STACK = args.stack
+    loop, http = STACK_NAMES[STACK]
+    print(f"stack: {loop} + {http} (inspector and baseline alike)")
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         workdir = Path(tmp)
         if not args.skip_stream:

@@ -144,11 +144,18 @@ async def read_request(
     body that does not fit the ``budget`` is not read (``busy``); one that does holds its
     share (``held``) until the caller gives it back."""
     received_ts = time.time()
-    headers = text_pairs(scope["headers"])
+    # One pass: the pairs as text, and the two headers the capture needs (first of each).
+    headers: list[tuple[str, str]] = []
+    content_type = declared = None
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers.append((name, value))
+        if name == "content-type":
+            content_type = value if content_type is None else content_type
+        elif name == "content-length":
+            declared = value if declared is None else declared
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     client = scope.get("client")
-    content_type = header_value(headers, "content-type")
-    declared = header_value(headers, "content-length")
     rec = CapturedRequest(
         endpoint=endpoint,
         method=scope["method"],

@@ -270,7 +270,13 @@ def reset(transport: asyncio.Transport) -> None:
 def guarded(base: type[asyncio.Protocol], watchdog: Watchdog) -> type[asyncio.Protocol]:
     """uvicorn's protocol class ``base`` under ``watchdog``'s limits."""
     name = f"Guarded{base.__name__}"
-    return type(name, (GuardedProtocol, base), {"watchdog": watchdog})
+    attributes: dict[str, object] = {"watchdog": watchdog}
+    handed_to = getattr(base, "h11_class", None)
+    if isinstance(handed_to, type):
+        # A protocol that hands some connections to h11 (``protocol.HttpToolsWithH11``): the
+        # h11 side runs under the same limits.
+        attributes["h11_class"] = guarded(handed_to, watchdog)
+    return type(name, (GuardedProtocol, base), attributes)
 
 
 def protocol_class(http: str) -> type[asyncio.Protocol]:

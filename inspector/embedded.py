@@ -8,7 +8,7 @@ import contextlib
 import threading
 import time
 
-from inspector import listeners
+from inspector import listeners, stack
 from inspector.app import create_app
 from inspector.runtime import Runtime
 from inspector.settings import Settings
@@ -28,9 +28,16 @@ class EmbeddedServer:
         self.app = create_app(settings)
         # Under the connection layer as ``serve`` is (a sender under test that stalls mid-body
         # is recorded as truncated, not waited for), but on the process's own open-file
-        # limit: a test suite's limits are not ours to raise.
+        # limit: a test suite's limits are not ours to raise. serve's parser: any method,
+        # targets kept exactly.
         self.server = listeners.build_server(
-            self.app, settings, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+            self.app,
+            settings,
+            http=stack.choose().protocol(),
+            ws="none",
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
         )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="webhook-inspector", daemon=True)

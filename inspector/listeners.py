@@ -131,14 +131,16 @@ def build_server(
     settings: Settings,
     *,
     tls: Sequence[TlsListener] = (),
-    http: str = "auto",
+    http: str | type[asyncio.Protocol] = "auto",
     descriptors: int | None = None,
     **config: Any,
 ) -> Server:
     """A server for ``app`` (its HTTP socket is given to ``serve``/``run``; ``tls``: its TLS
     listeners) under the connection layer's limits from ``settings``. ``config`` goes to
-    ``uvicorn.Config``; ``http`` picks uvicorn's parser; ``descriptors`` is the open-file limit
-    the default connection bound is computed from (default: the current one)."""
+    ``uvicorn.Config``; ``http`` is uvicorn's parser by name, or a protocol class (``serve``'s
+    own: ``stack.Stack.protocol``); ``descriptors`` is the open-file limit the default
+    connection bound is computed from (default: the current one)."""
     watchdog = Watchdog.from_settings(settings, descriptors)
-    protocol = guarded(protocol_class(http), watchdog)
+    base = http if isinstance(http, type) else protocol_class(http)
+    protocol = guarded(base, watchdog)
     return Server(uvicorn.Config(app, http=protocol, **config), tls=tls, watchdog=watchdog)

@@ -3,7 +3,8 @@
 Flow for one request (see ARCHITECTURE.md):
 read the whole body (bounded) -> signature verdict (without the doctor) -> event identity ->
 response plan from endpoint rules and query parameters -> **commit** (the writer assigns id and
-attempt and picks the response) -> publish to the stream -> hand a failing signature to the
+attempt and picks the response; the stream is told as soon as the batch is committed) -> on
+disk (the store's syncer) -> hand a failing signature to the
 ``Diagnoser`` (it runs after the answer) -> answer: at once, after a stall, or by dropping the
 connection.
 
@@ -138,8 +139,6 @@ class Receiver:
             if rec.held:
                 self.budget.give(rec.held)
                 rec.held = 0
-        if self.hub.has_subscribers:
-            self.hub.publish("request", inserted.item(), id=inserted.id)
         for hook in self.after_capture:
             hook(endpoint, rec, inserted.id)
         if diagnosing:
@@ -257,7 +256,7 @@ class Receiver:
                 if outcome is not None and outcome.delay > 0:
                     response.delay_ms = outcome.delay * 1000
             elif outcome is None:
-                response = ResponseRecord(200, [("content-type", TEXT)], b"OK")
+                response = ResponseRecord(200, OK_HEADERS, b"OK")
             else:
                 response = _from_outcome(outcome)
             response.ms = (time.perf_counter() - started) * 1000
@@ -274,10 +273,8 @@ class Receiver:
         """Commit a capture. What we derived from it (event key, type, verdict) must never cost
         the request itself: if storing fails for any reason but the store's, store it bare."""
         try:
-            if settings_version is None:
-                return await self.store.write(requests.insert_request, rec, decide)
-            return await self.store.write_as_of(
-                settings_version, requests.insert_request, rec, decide
+            return await self.store.write_announced(
+                settings_version, self._announce, requests.insert_request, rec, decide
             )
         except (StoreUnavailable, StaleSettings):
             raise
@@ -287,11 +284,19 @@ class Receiver:
             rec.signature = None
             rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
             try:
-                return await self.store.write(requests.insert_request, rec, decide)
+                return await self.store.write_announced(
+                    None, self._announce, requests.insert_request, rec, decide
+                )
             except StoreUnavailable:
                 raise
             except Exception as again:
                 raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
+
+    def _announce(self, inserted: requests.Inserted) -> None:
+        """Tell the live views about a capture as soon as readers can fetch it (committed;
+        its sender's answer waits until it is also on disk)."""
+        if self.hub.has_subscribers:
+            self.hub.publish("request", inserted.item(), id=inserted.id)
 
     def _inspect(self, rec: CapturedRequest, endpoint: Endpoint) -> ResponseRecord | None:
         """Signature verdict and event identity; returns a fixed answer (408/413/503/401) if
@@ -460,6 +465,10 @@ INERT = [
 
 
 async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
+    if response.headers is OK_HEADERS and response.status == 200:  # the common answer
+        await send(_OK_START)
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
+        return
     status = response.status or 500
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     body = response.body
@@ -471,6 +480,15 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     headers.extend(INERT)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+# The answer to nearly every capture, its headers encoded once. Shared: never mutate.
+OK_HEADERS: list[tuple[str, str]] = [("content-type", TEXT)]
+_OK_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", TEXT.encode()), (b"content-length", b"2"), *INERT],
+}
 
 
 async def drop(send: Send, receive: Receive, *, informational: int | None = None) -> None:

@@ -74,6 +74,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             retention=settings.retention,
             busy_timeout=settings.busy_timeout,
             synchronous=settings.synchronous,
+            search_index=not settings.no_search_index,
         )
         await anyio.to_thread.run_sync(store.open)
         stack.push_async_callback(anyio.to_thread.run_sync, store.close)

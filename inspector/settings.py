@@ -207,6 +207,14 @@ class Settings:
             Option("--retention", whole_number(1), metavar="N"),
         ),
     )
+    no_search_index: bool = field(
+        default=False,
+        metadata=_setting(
+            "Search by scanning instead of keeping a trigram index of the stored requests "
+            "(which costs disk and some capture throughput: see the README, Performance).",
+            Option("--no-search-index"),
+        ),
+    )
     allow_hosts: tuple[str, ...] = field(
         default=(),
         metadata=_setting(

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TypedDict
 
+import msgspec
+
 from inspector.capture import utc_timestamp
 from inspector.jsontypes import JSONObject, JSONValue
 
@@ -33,6 +35,7 @@ MAX_JSON = 1024 * 1024  # parsing bigger bodies costs more than a key is worth
 MAX_KEY = 200
 _BOM = b"\xef\xbb\xbf"
 _SPACE = re.compile(rb"[ \t\r\n]*")
+_decode = msgspec.json.Decoder().decode
 
 DEFAULT_SCHEDULE: tuple[float, ...] = (60.0, 300.0, 1800.0)  # the platform's retries
 # Where a retry's wait counts from: the failed attempt's start, or its end (its answer, or
@@ -54,10 +57,16 @@ def _json_object(body: bytes) -> JSONObject | None:
     end = _SPACE.match(body, start)
     if end is None or body[end.end() : end.end() + 1] != b"{":
         return None
+    data = body[start:] if start else body
     try:
-        value: JSONValue = json.loads(body[start:].decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
-        return None
+        # msgspec parses a 1 KiB event about 3x as fast as json (bench/hotpath.py); what it
+        # refuses (NaN, lone surrogates, numbers beyond a double) json still reads, as before.
+        value: JSONValue = _decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+            return None
     return value if isinstance(value, dict) else None
 
 

@@ -49,6 +49,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from inspector import stack
 from inspector.app import InspectorApp, create_app
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.listeners import TlsListener, build_server
@@ -272,22 +273,23 @@ def make_server() -> Iterator[Callable[..., ServerThread]]:
 
 class LiveInspector(ServerThread):
     """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
-    (``http``: uvicorn's ``h11`` parser, as plain ``uvicorn`` installs; ``httptools`` too)."""
+    (``http``: serve's own protocol by default — httptools handing odd requests to h11 where
+    httptools imports; or uvicorn's ``h11`` or ``httptools`` by name)."""
 
     def __init__(
         self,
         settings: Settings,
         port: int = 0,
-        http: str = "h11",
+        http: str | type[asyncio.Protocol] | None = None,
         descriptors: int = 4096,
         tls: Sequence[TlsListener] = (),
     ) -> None:
         self.settings = settings
-        self.http = http
+        self.http = http if http is not None else stack.choose().protocol()
         self.descriptors = descriptors
         self.tls = tuple(tls)
         self.app: InspectorApp = create_app(settings)
-        super().__init__(self.app, port, lifespan="on", timeout_graceful_shutdown=2)
+        super().__init__(self.app, port, ws="none", lifespan="on", timeout_graceful_shutdown=2)
 
     @property
     def runtime(self) -> Runtime:

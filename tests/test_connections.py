@@ -322,8 +322,13 @@ def test_a_client_that_leaves_before_the_answer_is_recorded_as_not_answered(
         with live.client() as client:
 
             def settled(count: int = count) -> bool:
+                # The capture is visible from its commit, answered once on disk; how its
+                # answer ended is recorded after that: wait for the record of its end.
                 rows = client.get("/api/requests?endpoint=gone").json()["requests"]
-                return len(rows) == count and not rows[0]["response"]["in_progress"]
+                response = rows[0]["response"] if len(rows) == count else None
+                return response is not None and (
+                    response["client_gave_up_after_ms"] is not None or response["status"] is None
+                )
 
             wait_for(settled, 5, "the capture")
             item = client.get("/api/requests?endpoint=gone").json()["requests"][0]

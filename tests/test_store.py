@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from inspector.errors import SchemaTooNew, StoreUnavailable
-from inspector.store import Connection, Store, deliveries, leases, requests
+from inspector.store import Connection, Store, deliveries, endpoints, leases, requests, syncer
 from inspector.store.schema import POSTGRESQL, SQLITE
 from tests.conftest import captured_request, new_delivery, ok
 
@@ -193,6 +194,126 @@ def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> 
     assert cancelled is not None and cancelled["version"] > second["version"]
     listed, _ = store.read_sync(deliveries.list_deliveries, 10, None)
     assert [d["version"] for d in listed] == [cancelled["version"], seen[-1]]
+
+
+def test_a_write_is_answered_only_after_its_batch_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer commits and moves on; the answer waits for the syncer's fsync of the WAL,
+    while readers (and ``visible``) already see the row."""
+    synced: list[Path] = []
+    release = threading.Event()
+    real_fsync = syncer.fsync
+
+    def slow_fsync(path: Path) -> None:
+        if path.name.endswith("-wal"):
+            release.wait(10)
+            synced.append(path)
+        real_fsync(path)
+
+    monkeypatch.setattr(syncer, "fsync", slow_fsync)
+    store = Store(tmp_path / "db.sqlite").open()
+    store.start()
+    announced: list[int] = []
+
+    async def main() -> tuple[int, bool, int]:
+        write = asyncio.ensure_future(
+            store.write_announced(
+                None, lambda r: announced.append(r.id), requests.insert_request,
+                captured_request(), ok,
+            )
+        )  # fmt: skip
+        while not announced:  # committed and announced, not yet durable
+            await asyncio.sleep(0.01)
+        seen = await store.read(requests.count_requests, requests.RequestFilter(), 0, None)
+        await asyncio.sleep(0.1)
+        answered_early = write.done()
+        release.set()
+        return seen, answered_early, (await write).id
+
+    seen, answered_early, request_id = asyncio.run(main())
+    store.close()
+    assert (seen, answered_early, request_id, announced) == (1, False, 1, [1])
+    assert synced == [tmp_path / "db.sqlite-wal"]
+
+
+def test_a_batch_that_cannot_reach_the_disk_is_not_answered_as_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_fsync(path: Path) -> None:
+        if path.name.endswith("-wal"):
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(syncer, "fsync", failing_fsync)
+    store = Store(tmp_path / "db.sqlite").open()
+    store.start()
+
+    async def main() -> BaseException | None:
+        try:
+            await store.write(requests.insert_request, captured_request(), ok)
+        except StoreUnavailable as exc:
+            return exc
+        return None
+
+    error = asyncio.run(main())
+    store.close()
+    assert isinstance(error, StoreUnavailable) and "sync to disk" in str(error.detail)
+
+
+def test_the_cli_store_commits_with_full_sync(tmp_path: Path) -> None:
+    """Without a writer (the CLI) there is no syncer: each commit fsyncs itself."""
+    store = Store(tmp_path / "db.sqlite").open()
+    mode = store.write_sync(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+    store.close()
+    assert mode == 2  # FULL
+
+
+def test_endpoint_counts_stay_exact_through_every_kind_of_write(
+    store_location: Path | str,
+) -> None:
+    """The list of endpoints reads counts kept by triggers: they must equal a count of the
+    rows after captures, retention, a delete (of the newest too), a clear and an upgrade."""
+    store = Store(store_location, retention=20).open()
+
+    def truth(conn: Connection) -> list[tuple[str, int, int]]:
+        return conn.execute(
+            "SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint ORDER BY 1"
+        ).fetchall()
+
+    def listed() -> list[tuple[str, int, int | None]]:
+        items = store.read_sync(endpoints.list_endpoints)
+        return sorted((e["name"], e["count"], e["last_id"]) for e in items if e["count"])
+
+    for i in range(30):  # 10 evicted by retention
+        store.write_sync(requests.insert_request, captured_request(f"ep{i % 3}"), ok)
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    store.write_sync(requests.delete_request, 30)  # ep2's newest: its last id moves back
+    store.write_sync(requests.delete_request, 15)
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    store.write_sync(requests.clear_endpoint, "ep1")
+    assert [tuple(r) for r in store.read_sync(truth)] == listed()
+    assert "ep1" not in [name for name, _, _ in listed()]
+    store.write_sync(requests.clear_endpoint, None)
+    assert listed() == []
+    store.close()
+
+
+def test_a_store_from_before_the_counts_gets_them_on_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = Store(path).open()
+    for name in ("a", "a", "b"):
+        store.write_sync(requests.insert_request, captured_request(name), ok)
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER requests_counted; DROP TRIGGER requests_uncounted;"
+        " DROP TABLE endpoint_stats; PRAGMA user_version=7;"
+    )
+    conn.close()
+    store = Store(path).open()
+    items = store.read_sync(endpoints.list_endpoints)
+    store.close()
+    assert [(e["name"], e["count"], e["last_id"]) for e in items] == [("b", 1, 3), ("a", 2, 2)]
 
 
 def test_a_due_delivery_is_sent_by_one_engine_until_its_lease_ends(

@@ -107,17 +107,18 @@ def trust_lines(ca_file: Path, base: str) -> list[str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     # Here, not at the top: the server stack (and the cryptography behind --https) costs
     # ~0.6 s to import, which `list` and `show` need not pay.
-    from inspector import listeners
+    from inspector import listeners, stack
     from inspector.app import create_app
     from inspector.certificates import CertificateError
     from inspector.connections import descriptor_limit
 
     settings = token_in_effect(settings_from(args))
     check_tls_flags(settings)
+    running = stack.choose()
     # Open (create, migrate) the store first: a store this version cannot use, a full disk or
     # a database out of reach is refused here with one sentence, not by a traceback from the
     # server's start-up.
-    store = Store(settings.store_location)
+    store = Store(settings.store_location, search_index=not settings.no_search_index)
     try:
         if settings.database is None:
             # Room for one capture of the largest size, and a little for SQLite's own pages.
@@ -180,6 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for line in trust_lines(made.ca_file, base):
                 print(line)
     print(f"  store:    {store.description}")
+    print(f"  server:   {running.describe()}")
     print("  try:")
     print(
         f"    curl -X POST '{base}/h/demo' -H 'Content-Type: application/json' "
@@ -191,6 +193,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings,
         tls=tls,
         descriptors=descriptor_limit(raise_to_hard=True),
+        http=running.protocol(),
+        loop=running.loop,
+        ws="none",  # no WebSocket routes: an Upgrade request to /h/ is captured as HTTP
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=3,

@@ -71,16 +71,18 @@ class Dialect:
         if self.name == "sqlite":
             return f"instr(lower({column}), ?) > 0" if fold else f"instr({column}, ?) > 0"
         if fold:
-            # LATIN1 maps every byte to one character, so this never fails on binary bodies;
-            # lower() under the C collation folds ASCII letters only, like SQLite's.
-            return f"strpos(lower(convert_from({column}, 'LATIN1') COLLATE \"C\"), ?) > 0"
+            # Text cannot hold a NUL, so no text conversion of a binary body works (LATIN1's
+            # fails on its first NUL); the escape encoding can, and back: lower() under the C
+            # collation folds its ASCII letters only (SQLite's rule), never its escapes.
+            folded = f"decode(lower(encode({column}, 'escape') COLLATE \"C\"), 'escape')"
+            return f"position(?::bytea in {folded}) > 0"
         return f"position(?::bytea in {column}) > 0"
 
-    def fold_needle(self, needle: str) -> str:
+    def fold_needle(self, needle: str) -> str | bytes:
         """The lower-case search term as ``contains_bytes(fold=True)`` compares it."""
         if self.name == "sqlite":
             return needle
-        return needle.encode("utf-8").decode("latin-1")
+        return needle.encode("utf-8")
 
 
 @dataclass(frozen=True)

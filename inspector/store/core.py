@@ -1,5 +1,13 @@
 """The store's engine: the group-commit writer thread and the readers, over a backend
-(``sqlite.SqliteBackend`` or ``postgres.PostgresBackend``)."""
+(``sqlite.SqliteBackend`` or ``postgres.PostgresBackend``).
+
+On SQLite with ``synchronous=FULL`` the writer commits each batch without waiting for the
+disk and a syncer (``syncer.py``) fsyncs the WAL, then answers the batch: durable, pipelined.
+A committed batch is visible to readers before it is durable: the stream, which announces a
+capture once readers can fetch it, uses that (``Store.write_as_of``'s ``visible``); the
+sender's answer waits for the disk. SQLite also keeps the search index (``search.py``) in
+each batch's transaction; PostgreSQL's trigram indexes are its own (``schema.py``).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +26,12 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
-from inspector.store import replays, requests
+from inspector.store import replays, requests, search
 from inspector.store.backend import Connection, Notice
 from inspector.store.endpoints import settings_version
 from inspector.store.postgres import PostgresBackend
 from inspector.store.sqlite import SqliteBackend
+from inspector.store.syncer import Committed, Outcome, Syncer, deliver
 
 log = logging.getLogger("inspector.store")
 
@@ -36,6 +45,11 @@ AfterBatch = Callable[[Connection, int], None]
 Backend = SqliteBackend | PostgresBackend
 
 MAX_BATCH = 512
+# The search index (search.py, SQLite): rows of a backlog indexed with each batch, and per
+# idle moment (every IDLE seconds without a job) while a backlog remains.
+CATCH_UP = 64
+IDLE_CHUNK = 2000
+IDLE = 0.05
 
 
 @dataclass
@@ -45,6 +59,8 @@ class _Job(Generic[T]):
     future: asyncio.Future[T]
     # The endpoint-settings version the job was prepared with (captures); None: any.
     as_of: int | None = None
+    # Called on the job's loop with its result once committed (before it is durable).
+    visible: Callable[[T], None] | None = None
 
 
 class StaleSettings(Exception):
@@ -52,14 +68,11 @@ class StaleSettings(Exception):
     again with fresh settings (``Store.write_as_of``)."""
 
 
-_Outcome = tuple[asyncio.Future[Any], object, BaseException | None]
-
-
 # The result of a job that was not run: its settings were stale.
 STALE = object()
 
 
-def _outcome(job: _Job[Any], result: object) -> _Outcome:
+def _outcome(job: _Job[Any], result: object) -> Outcome:
     if result is STALE:
         return (job.future, None, StaleSettings())
     return (job.future, result, None)
@@ -83,14 +96,12 @@ def backend_for(
     return SqliteBackend(Path(location), busy_timeout=busy_timeout, synchronous=synchronous)
 
 
-def _settle(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+def _announce(calls: list[tuple[Callable[[Any], None], object]]) -> None:
+    for visible, result in calls:
+        try:
+            visible(result)
+        except Exception:  # an announcement must never cost the write its answer
+            log.exception("announcing a committed write failed")
 
 
 @dataclass
@@ -117,11 +128,15 @@ class Store:
         busy_timeout: float = 5.0,
         synchronous: str = "FULL",
         after_batch: Sequence[AfterBatch] = (),
+        search_index: bool = True,
     ) -> None:
         self.backend: Backend = backend_for(
             location, busy_timeout=busy_timeout, synchronous=synchronous
         )
         self.retention = retention
+        self.search_index = search_index
+        self._indexing = self._backlog = False
+        self._syncer: Syncer | None = None
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -157,6 +172,8 @@ class Store:
             raise StoreUnavailable(f"Cannot open the store {self.description}: {exc}") from exc
         try:
             self.backend.migrate(conn)
+            if isinstance(self.backend, SqliteBackend):
+                self._indexing = self._backlog = self._open_search(conn)
             self._counter.rows = requests.count_rows(conn)
         except self.backend.unavailable as exc:
             self._close_connection(conn)
@@ -167,9 +184,29 @@ class Store:
         self._write_conn = conn
         return self
 
+    def _open_search(self, conn: Connection) -> bool:
+        """Create the search index, or drop it when not wanted; True if it is kept."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kept = search.create(conn) if self.search_index else False
+            if not self.search_index:
+                search.drop(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return kept
+
     def start(self) -> None:
-        """Start the writer thread (servers only; the CLI writes synchronously)."""
-        assert self._write_conn is not None, "open() first"
+        """Start the writer thread (servers only; the CLI writes synchronously), and on SQLite
+        with ``synchronous=FULL`` the syncer that makes each batch durable before it is
+        answered."""
+        conn = self._write_conn
+        assert conn is not None, "open() first"
+        backend = self.backend
+        if isinstance(backend, SqliteBackend) and backend.synchronous.upper() == "FULL":
+            self._syncer = Syncer(Path(f"{backend.path}-wal"))
+            conn.execute("PRAGMA synchronous=NORMAL")
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -181,6 +218,8 @@ class Store:
         if self._writer is not None:
             self._queue.put(None)
             self._writer.join()
+        if self._syncer is not None:
+            self._syncer.close()
         if self._write_conn is not None:
             self._close_connection(self._write_conn)
             self._write_conn = None
@@ -261,6 +300,31 @@ class Store:
         self._queue.put(_Job(run, loop, future, as_of=settings_version))
         return await future
 
+    async def write_announced(
+        self,
+        settings_version: int | None,
+        visible: Callable[[T], None] | None,
+        fn: Job[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``write_as_of`` (``settings_version`` None: any settings) that also calls
+        ``visible(result)`` on this loop as soon as the batch is committed — readers see it —
+        which may be before it is durable and this returns (a capture's live event)."""
+        if self._writer is None:
+            result = await self.write(fn, *args, **kwargs)
+            if visible is not None:
+                _announce([(visible, result)])
+            return result
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def run(conn: Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        self._queue.put(_Job(run, loop, future, as_of=settings_version, visible=visible))
+        return await future
+
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""
         with self._sync_lock:
@@ -278,7 +342,11 @@ class Store:
     def _run_writer(self) -> None:
         stopping = False
         while not stopping:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=IDLE if self._backlog else None)
+            except queue.Empty:
+                self._catch_up()
+                continue
             if job is None:
                 break
             batch = [job]
@@ -308,13 +376,19 @@ class Store:
         except Exception:
             # A job failed: run each on its own so one bad job does not sink the others.
             outcomes = [self._commit_alone(job) for job in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        by_loop: Committed = {}
+        visible: dict[asyncio.AbstractEventLoop, list[tuple[Callable[[Any], None], object]]] = {}
         for job, outcome in zip(batch, outcomes, strict=True):
             by_loop.setdefault(job.loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            # A closed loop raises RuntimeError: nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
+            if job.visible is not None and outcome[2] is None:
+                visible.setdefault(job.loop, []).append((job.visible, outcome[1]))
+        for loop, calls in visible.items():
+            with contextlib.suppress(RuntimeError):  # closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_announce, calls)
+        if self._syncer is not None:
+            self._syncer.hand(by_loop)
+        else:
+            deliver(by_loop)
 
     def _commit_together(
         self,
@@ -373,7 +447,7 @@ class Store:
             self._settings_version = settings_version(conn)
         return self._settings_version
 
-    def _commit_alone(self, job: _Job[Any]) -> _Outcome:
+    def _commit_alone(self, job: _Job[Any]) -> Outcome:
         try:
             results = self._commit_together(self._connection(), [job.run], [job.as_of])
             return _outcome(job, results[0])
@@ -414,9 +488,17 @@ class Store:
         if added < 0 or evicted:
             # Replays go with their requests, however those went (retention, delete, clear).
             replays.prune(conn, added)
+        if self._indexing and added > 0 and not search.index_batch(conn, added + CATCH_UP):
+            self._backlog = True
         for hook in self.after_batch:
             hook(conn, added)
         return counter.rows - before
+
+    def _catch_up(self) -> None:
+        """Idle: index a chunk of the rows not indexed yet (a store upgraded with many)."""
+        conn = self._write_conn
+        if conn is None or search.catch_up(conn, IDLE_CHUNK) == 0:
+            self._backlog = False
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -31,9 +31,7 @@ def list_endpoints(conn: Connection) -> list[EndpointItem]:
     """Every endpoint seen or configured: name, request count, last seen, newest id."""
     rows = conn.execute(
         "SELECT s.endpoint AS name, s.count, r.received_at AS last_seen, s.last_id"
-        " FROM (SELECT endpoint, count(*) AS count, max(id) AS last_id FROM requests"
-        "       GROUP BY endpoint) AS s"
-        " JOIN requests AS r ON r.id = s.last_id"
+        " FROM endpoint_stats AS s JOIN requests AS r ON r.id = s.last_id"
     ).fetchall()
     seen: dict[str, EndpointItem] = {
         r["name"]: EndpointItem(

@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+import msgspec
+
 from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.store import search
 from inspector.store.backend import Connection, RowLike, insert_id, notice
 from inspector.summary import MAX_BYTES, summarize
 
@@ -28,13 +31,32 @@ ITEM_COLUMNS = (
     " tls_version, tls_server_name"
 )
 
+_INSERT_COLUMNS = (
+    "endpoint", "method", "path", "query", "headers", "client", "received_at", "received_ts",
+    "size", "content_type", "truncated", "note", "event_key", "event_type", "attempt",
+    "first_attempt_id", "signature", "sig_status", "response_status", "response_headers",
+    "response_body", "response_ms", "delay_ms", "dropped", "in_progress", "tls_version",
+    "tls_server_name",
+)  # fmt: skip
 _INSERT = (
-    "INSERT INTO requests (endpoint, method, path, query, headers, client, received_at,"
-    " received_ts, size, content_type, truncated, note, event_key, event_type, attempt,"
-    " first_attempt_id, signature, sig_status, response_status, response_headers,"
-    " response_body, response_ms, delay_ms, dropped, in_progress, tls_version, tls_server_name)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
 )
+_encode = msgspec.json.Encoder().encode
+
+
+def encode_headers(headers: HeaderPairs) -> str:
+    """Header pairs as stored: a JSON array of ``[name, value]`` pairs, in order, UTF-8.
+
+    msgspec, at a sixth of ``json.dumps``'s cost per capture. Rows stored before kept
+    ``json.dumps``'s ASCII escapes (``caf\\u00e9``); both read back the same.
+    """
+    try:
+        return _encode(headers).decode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a rule's text): JSON's escape keeps it
+        return json.dumps(headers)
+
+
 # Counts the attempt: a new event is attempt 1 (first_id 0 until the request has its id);
 # else one more than the last, on every replica alike (one atomic statement).
 _COUNT_ATTEMPT = (
@@ -146,11 +168,15 @@ class Inserted:
     attempt: int
     first_attempt_id: int
     response: ResponseRecord
-    columns: dict[str, SqlValue] = field(repr=False)
+    values: tuple[SqlValue, ...] = field(repr=False)  # as inserted, in _INSERT's order
     rows_added: int = 1
 
     def item(self) -> RequestItem:
-        return item(self.columns)
+        """The list item, made only when someone listens (the stream)."""
+        columns: dict[str, SqlValue] = dict(zip(_INSERT_COLUMNS, self.values, strict=True))
+        columns["id"] = self.id
+        columns["client_gave_up_after_ms"] = None
+        return item(columns)
 
 
 @dataclass
@@ -247,40 +273,40 @@ def insert_request(
         counted = conn.execute(_COUNT_ATTEMPT, (rec.endpoint, rec.event_key)).fetchall()[0]
         attempt, first_id = counted[0], counted[1] or None
     response = decide(attempt)
-    signature = json.dumps(rec.signature) if rec.signature is not None else None
-    columns: dict[str, SqlValue] = {
-        "endpoint": rec.endpoint,
-        "method": rec.method,
-        "path": rec.path,
-        "query": rec.query,
-        "headers": json.dumps(rec.headers),
-        "client": rec.client,
-        "received_at": rec.received_at,
-        "received_ts": rec.received_ts,
-        "size": rec.size,
-        "content_type": rec.content_type,
-        "truncated": int(rec.truncated),
-        "note": rec.note,
-        "event_key": rec.event_key,
-        "event_type": rec.event_type,
-        "attempt": attempt,
-        "first_attempt_id": first_id,
-        "signature": signature,
-        "sig_status": rec.signature["status"] if rec.signature else None,
-        "response_status": response.status,
-        "response_headers": json.dumps(response.headers),
-        "response_body": response.body,
-        "response_ms": response.ms,
-        "delay_ms": response.delay_ms,
-        "dropped": int(response.dropped),
-        "in_progress": int(response.in_progress),
-        "tls_version": rec.tls_version,
-        "tls_server_name": rec.tls_server_name,
-    }
+    signature = rec.signature
+    values: tuple[SqlValue, ...] = (
+        rec.endpoint,
+        rec.method,
+        rec.path,
+        rec.query,
+        encode_headers(rec.headers),
+        rec.client,
+        rec.received_at,
+        rec.received_ts,
+        rec.size,
+        rec.content_type,
+        int(rec.truncated),
+        rec.note,
+        rec.event_key,
+        rec.event_type,
+        attempt,
+        first_id,
+        json.dumps(signature) if signature is not None else None,
+        signature["status"] if signature else None,
+        response.status,
+        encode_headers(response.headers),
+        response.body,
+        response.ms,
+        response.delay_ms,
+        int(response.dropped),
+        int(response.in_progress),
+        rec.tls_version,
+        rec.tls_server_name,
+    )
     if conn.dialect.writable_ctes:
-        new_id = _insert_together(conn, rec, tuple(columns.values()))
+        new_id = _insert_together(conn, rec, values)
     else:
-        new_id = insert_id(conn, _INSERT, tuple(columns.values()))
+        new_id = insert_id(conn, _INSERT, values)
         if rec.body:
             conn.execute(_INSERT_BODY, (new_id, rec.body))
         if rec.event_key is not None:
@@ -288,10 +314,8 @@ def insert_request(
                 _EVENT_SEEN + " WHERE endpoint = ? AND event_key = ?",
                 (new_id, new_id, rec.endpoint, rec.event_key),
             )
-    columns["id"] = new_id
-    columns["client_gave_up_after_ms"] = None
     notice(conn, "request", new_id)
-    return Inserted(new_id, attempt, first_id or new_id, response, columns)
+    return Inserted(new_id, attempt, first_id or new_id, response, values)
 
 
 def _insert_together(conn: Connection, rec: CapturedRequest, values: tuple[SqlValue, ...]) -> int:
@@ -344,8 +368,9 @@ def finish_request(
 
 
 def count_rows(conn: Connection) -> int:
-    """The number of stored requests."""
-    return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+    """The number of stored requests: the sum of the endpoints' counts (kept by triggers),
+    not a count of a million rows."""
+    return int(conn.execute("SELECT coalesce(sum(count), 0) FROM endpoint_stats").fetchone()[0])
 
 
 def evict_oldest(conn: Connection, count: int) -> int:
@@ -359,6 +384,7 @@ def evict_oldest(conn: Connection, count: int) -> int:
 
 
 def _delete_through(conn: Connection, cutoff: int) -> int:
+    search.forget_through(conn, cutoff)
     deleted = conn.execute("DELETE FROM requests WHERE id <= ?", (cutoff,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id <= ?", (cutoff,))
     conn.execute("DELETE FROM events WHERE last_id <= ?", (cutoff,))
@@ -366,6 +392,7 @@ def _delete_through(conn: Connection, cutoff: int) -> int:
 
 
 def delete_request(conn: Connection, request_id: int) -> Changed:
+    search.forget_ids(conn, "?", [request_id])
     count = conn.execute("DELETE FROM requests WHERE id=?", (request_id,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id=?", (request_id,))
     if count:
@@ -377,10 +404,12 @@ def clear_endpoint(conn: Connection, endpoint: str | None) -> Changed:
     """Delete every request of ``endpoint`` (all endpoints when None) and its attempt counts."""
     notice(conn, "cleared", endpoint)
     if endpoint is None:
+        search.forget_all(conn)
         count = conn.execute("DELETE FROM requests").rowcount
         conn.execute("DELETE FROM bodies")
         conn.execute("DELETE FROM events")
         return Changed(count)
+    search.forget_ids(conn, "SELECT id FROM requests WHERE endpoint = ?", [endpoint])
     count = conn.execute("DELETE FROM requests WHERE endpoint=?", (endpoint,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id NOT IN (SELECT id FROM requests)")
     conn.execute("DELETE FROM events WHERE endpoint=?", (endpoint,))
@@ -451,13 +480,28 @@ def list_requests(
         # the term is common. When it is rare the whole store is read anyway, and one
         # sequential pass over the bodies is cheaper: so the recent window goes first, and
         # only if it does not fill the page, the rest of the store in one pass.
+        # With SQLite's trigram index everything it covers is read through it (a store
+        # catching up after an upgrade scans the rest: see search.py); with PostgreSQL's, the
+        # rows below the window are.
         newest = before - 1 if before is not None else head_id(conn)
         bound = max(0, newest - SEARCH_WINDOW)
+        lowered = flt.q.translate(_ASCII_LOWER)
+        fts = search.usable(lowered) and search.exists(conn)  # SQLite's FTS5 index
+        trigram = not fts and search.usable(lowered) and search.trigram_indexes(conn)
+        if fts:
+            # Only the rows the index does not cover yet are scanned.
+            bound = min(newest, search.indexed_upto(conn))
         clause, args = _search(conn, flt.q, bound, recent=True)
         rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
-            clause, args = _search(conn, flt.q, bound, recent=False)
-            rows += page([*where, clause], [*params, *args], limit + 1 - len(rows))
+            need = limit + 1 - len(rows)
+            if fts:
+                rows += _indexed(conn, flt.q, where, params, bound, need)
+            elif trigram:  # PostgreSQL's pg_trgm indexes
+                rows += _trigram(conn, flt.q, where, params, bound, need)
+            else:
+                clause, args = _search(conn, flt.q, bound, recent=False)
+                rows += page([*where, clause], [*params, *args], need)
     items = with_summaries(conn, [item(r) for r in rows[:limit]])
     next_before = items[-1]["id"] if len(rows) > limit else None
     return items, next_before
@@ -493,14 +537,23 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _search(conn: Connection, q: str, bound: int, *, recent: bool) -> tuple[str, list[SqlValue]]:
+def header_forms(q: str) -> list[str]:
+    """``q`` as it appears in stored headers (JSON): escaped as msgspec stores them, and as
+    ``json.dumps`` stored them before (ASCII escapes: ``café`` -> ``caf\\u00e9``)."""
+    return list(dict.fromkeys([_encode(q).decode("utf-8")[1:-1], json.dumps(q)[1:-1]]))
+
+
+def _search(
+    conn: Connection, q: str, bound: int, *, recent: bool, per_row: bool | None = None
+) -> tuple[str, list[SqlValue]]:
     """``q`` as a substring of the path, query, headers, event key or type, or the raw body,
-    for requests above ``bound`` (``recent``) or at or below it.
+    for requests above ``bound`` (``recent``) or at or below it; bodies are tested row by
+    row (``per_row``, the default for ``recent``) or in one pass over them all.
 
     Case-insensitive for ASCII letters everywhere (SQLite's LIKE rule, which the PostgreSQL
     dialect spells out; the body is lower-cased the same way, byte-wise, so binary bodies
-    stay searchable). Headers are stored as JSON with ASCII escapes, so they are matched
-    against ``q`` escaped the same way (``café`` -> ``caf\\u00e9``).
+    stay searchable). Headers are stored as JSON, so they are matched against ``q`` escaped
+    the same ways (``header_forms``).
     """
     dialect = conn.dialect
     lowered = q.translate(_ASCII_LOWER)
@@ -508,23 +561,114 @@ def _search(conn: Connection, q: str, bound: int, *, recent: bool) -> tuple[str,
     fold = bool(_ASCII_LETTER.search(q))
     # Nothing to fold (digits, CJK...): compare raw bytes, twice as fast as lower().
     body = dialect.contains_bytes("body", fold=fold)
-    if recent:
+    if recent if per_row is None else per_row:
         in_body = f"EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id AND {body})"
-        where = "id > ?"
+        one_pass = False
     else:
         in_body = f"id IN (SELECT request_id FROM bodies WHERE request_id <= ? AND {body})"
-        where = "id <= ?"
-    texts = " OR ".join(
-        dialect.contains_text(column)
-        for column in ("path", "query", "headers", "event_key", "event_type")
-    )
-    clause = f"{where} AND ({texts} OR {in_body})"
+        one_pass = True
+    forms = [_like(form.translate(_ASCII_LOWER)) for form in header_forms(q)]
+    tests: list[tuple[str, str]] = [
+        (dialect.contains_text("path"), like),
+        (dialect.contains_text("query"), like),
+        *[(dialect.contains_text("headers"), form) for form in forms],
+        (dialect.contains_text("event_key"), like),
+        (dialect.contains_text("event_type"), like),
+    ]
+    if "\x00" in q and dialect.name != "sqlite":
+        tests = []  # PostgreSQL's text cannot hold a NUL: only a body can match
+    texts = "".join(f"{test} OR " for test, _ in tests)
+    clause = f"{'id > ?' if recent else 'id <= ?'} AND ({texts}{in_body})"
     needle: str | bytes = dialect.fold_needle(lowered) if fold else q.encode("utf-8")
-    headers_like = _like(json.dumps(q)[1:-1].translate(_ASCII_LOWER))
-    args: list[SqlValue] = [bound, like, like, headers_like, like, like]
-    if not recent:
+    args: list[SqlValue] = [bound, *(pattern for _, pattern in tests)]
+    if one_pass:
         args.append(bound)
     return clause, [*args, needle]
+
+
+# A rare term's candidates are gathered in the index's own order and sorted here: walking
+# the index newest first costs several times more (FTS5 reads each doclist backwards).
+# Past this many candidates the term is common, and the newest-first walk stops early.
+CANDIDATES = 5000
+_CONFIRM_CHUNK = 500
+
+
+def _indexed(
+    conn: Connection,
+    q: str,
+    where: list[str],
+    params: list[SqlValue],
+    bound: int,
+    count: int,
+) -> list[RowLike]:
+    """SQLite: the newest ``count`` requests at or below ``bound`` that match ``q`` and
+    ``where``, found through the trigram index (``search.py``) and confirmed by the scan's
+    predicate."""
+    terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
+    clause, args = _search(conn, q, bound, recent=False, per_row=True)
+    expression = search.match_expression(terms)
+    found = conn.execute(
+        "SELECT rowid FROM search WHERE search MATCH ? AND rowid <= ? LIMIT ?",
+        (expression, bound, CANDIDATES + 1),
+    ).fetchall()
+    if len(found) <= CANDIDATES:
+        ids = sorted((r[0] for r in found), reverse=True)
+        rows: list[RowLike] = []
+        for start in range(0, len(ids), _CONFIRM_CHUNK):
+            chunk = ids[start : start + _CONFIRM_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN ({marks})"
+                f" AND {' AND '.join([*where, clause])} ORDER BY id DESC LIMIT ?",
+                [*chunk, *params, *args, count - len(rows)],
+            ).fetchall()
+            if len(rows) >= count:
+                break
+        return rows
+    # The index walks its rows newest first; each is confirmed as it comes, until the page
+    # is full: CROSS JOIN keeps that order (no sort, no list of every candidate).
+    sql = (
+        f"SELECT {ITEM_COLUMNS} FROM (SELECT rowid AS sid FROM search WHERE search MATCH ?"
+        " AND rowid <= ? ORDER BY rowid DESC) AS candidates"
+        " CROSS JOIN requests ON requests.id = candidates.sid"
+        f" WHERE {' AND '.join([*where, clause])} ORDER BY candidates.sid DESC LIMIT ?"
+    )
+    return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
+
+
+# PostgreSQL's trigram indexes (schema version 7) are on these expressions, exactly.
+_PG_TEXT = (
+    "lower((path || chr(1) || query || chr(1) || headers || chr(1) || coalesce(event_key, '')"
+    " || chr(1) || coalesce(event_type, '')) COLLATE \"C\")"
+)
+_PG_BODY = "lower(encode(body, 'escape') COLLATE \"C\")"
+
+
+def _trigram(
+    conn: Connection,
+    q: str,
+    where: list[str],
+    params: list[SqlValue],
+    bound: int,
+    count: int,
+) -> list[RowLike]:
+    """PostgreSQL: the newest ``count`` requests at or below ``bound`` that match ``q`` and
+    ``where``: candidates from the pg_trgm indexes (a LIKE on the folded text of each request,
+    and on each body as ``encode(body, 'escape')`` spells it), confirmed by the scan's
+    predicate."""
+    lowered = q.translate(_ASCII_LOWER)
+    forms = list(dict.fromkeys([lowered, *(f.translate(_ASCII_LOWER) for f in header_forms(q))]))
+    in_text = " OR ".join([f"{_PG_TEXT} LIKE ? ESCAPE '\\'"] * len(forms))
+    clause, args = _search(conn, q, bound, recent=False, per_row=True)
+    sql = (
+        f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN (SELECT id FROM requests"
+        f" WHERE {in_text} UNION SELECT request_id FROM bodies"
+        f" WHERE {_PG_BODY} LIKE ? ESCAPE '\\') AND {' AND '.join([*where, clause])}"
+        " ORDER BY id DESC LIMIT ?"
+    )
+    needles = [_like(form) for form in forms]
+    body = _like(search.escaped(lowered.encode("utf-8")))
+    return conn.execute(sql, [*needles, body, *params, *args, count]).fetchall()
 
 
 def with_summaries(conn: Connection, items: list[RequestItem]) -> list[ListedRequest]:

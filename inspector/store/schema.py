@@ -9,6 +9,8 @@ own list (``StoreTooNew``): an older replica must not write to a schema it does 
 
 from __future__ import annotations
 
+import sqlite3
+
 # Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a shipped
 # entry: append a new one.
 SQLITE: list[str] = [
@@ -148,6 +150,52 @@ SQLITE: list[str] = [
     """
     ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
     ALTER TABLE deliveries ADD COLUMN lease_until REAL;
+    """,
+    # 7: search. What the trigram index holds for each request (its text, ASCII letters folded
+    # as LIKE folds them, by SQLite's lower(); a value with a NUL, where the trigram tokenizer
+    # stops reading, goes through search_fold(), which also makes the NUL a space: a term with
+    # a NUL is scanned), and how far the index has got. Python is called for those values
+    # only: a callback takes the GIL from the event loop's thread. Events by endpoint, most
+    # recent first: the timeline's order (attempts.list_events).
+    """
+    CREATE VIEW search_text AS
+        SELECT r.id AS id, lower(r.path) AS path, lower(r.query) AS query,
+               lower(r.headers) AS headers,
+               CASE WHEN instr(r.event_key, char(0)) THEN search_fold(r.event_key)
+                    ELSE lower(r.event_key) END AS event_key,
+               CASE WHEN instr(r.event_type, char(0)) THEN search_fold(r.event_type)
+                    ELSE lower(r.event_type) END AS event_type,
+               CASE WHEN instr(b.body, x'00') THEN search_fold(b.body)
+                    ELSE lower(b.body) END AS body
+        FROM requests AS r LEFT JOIN bodies AS b ON b.request_id = r.id;
+    CREATE TABLE search_state (indexed_upto INTEGER NOT NULL);
+    INSERT INTO search_state VALUES (0);
+    CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
+    """,
+    # 8: each endpoint's request count and newest id, kept by triggers on every insert and
+    # delete (whoever makes it: capture, retention, delete, clear, import), so that the list
+    # of endpoints does not count a million rows on every read.
+    """
+    CREATE TABLE endpoint_stats (
+        endpoint TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        last_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO endpoint_stats (endpoint, count, last_id)
+        SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint;
+    CREATE TRIGGER requests_counted AFTER INSERT ON requests BEGIN
+        INSERT INTO endpoint_stats (endpoint, count, last_id) VALUES (new.endpoint, 1, new.id)
+            ON CONFLICT (endpoint) DO UPDATE
+            SET count = count + 1, last_id = max(last_id, excluded.last_id);
+    END;
+    CREATE TRIGGER requests_uncounted AFTER DELETE ON requests BEGIN
+        UPDATE endpoint_stats SET count = count - 1,
+            last_id = CASE WHEN last_id = old.id
+                THEN coalesce((SELECT max(id) FROM requests WHERE endpoint = old.endpoint), 0)
+                ELSE last_id END
+            WHERE endpoint = old.endpoint;
+        DELETE FROM endpoint_stats WHERE endpoint = old.endpoint AND count <= 0;
+    END;
     """,
 ]
 
@@ -289,4 +337,105 @@ POSTGRESQL: list[str] = [
     ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
     ALTER TABLE deliveries ADD COLUMN lease_until DOUBLE PRECISION;
     """,
+    # 7: search. pg_trgm's GIN indexes on the text of each request (path, query, headers,
+    # event key and type; ASCII letters folded under the C collation) and on each body as
+    # encode(body, 'escape') spells it (NUL-safe: text cannot hold a NUL), which a search reads
+    # its candidates from; without the extension (not installed, no right to install it),
+    # searches scan. search_state and events_by_endpoint as SQLite's version 7 has them.
+    """
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            BEGIN
+                CREATE EXTENSION pg_trgm SCHEMA public;
+            EXCEPTION
+                WHEN duplicate_object OR unique_violation THEN NULL;  -- another schema's
+                WHEN insufficient_privilege OR invalid_schema_name THEN
+                    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                WHEN undefined_file OR feature_not_supported THEN
+                    RAISE NOTICE 'pg_trgm is not installed: searches scan';
+            END;
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            EXECUTE format(
+                'CREATE INDEX requests_search ON requests USING gin ((lower((path || chr(1)'
+                ' || query || chr(1) || headers || chr(1) || coalesce(event_key, '''')'
+                ' || chr(1) || coalesce(event_type, '''')) COLLATE "C")) %I.gin_trgm_ops)',
+                (SELECT extnamespace::regnamespace::text FROM pg_extension
+                 WHERE extname = 'pg_trgm'));
+            EXECUTE format(
+                'CREATE INDEX bodies_search ON bodies USING gin'
+                ' ((lower(encode(body, ''escape'') COLLATE "C")) %I.gin_trgm_ops)',
+                (SELECT extnamespace::regnamespace::text FROM pg_extension
+                 WHERE extname = 'pg_trgm'));
+        END IF;
+    END $$;
+    CREATE TABLE search_state (indexed_upto BIGINT NOT NULL);
+    INSERT INTO search_state VALUES (0);
+    CREATE INDEX events_by_endpoint ON events (endpoint, last_id);
+    """,
+    # 8: each endpoint's request count and newest id, kept by statement triggers on every
+    # insert and delete (whichever replica or command makes it).
+    """
+    CREATE TABLE endpoint_stats (
+        endpoint TEXT PRIMARY KEY,
+        count BIGINT NOT NULL,
+        last_id BIGINT NOT NULL
+    );
+    INSERT INTO endpoint_stats (endpoint, count, last_id)
+        SELECT endpoint, count(*), max(id) FROM requests GROUP BY endpoint;
+    CREATE FUNCTION inspector_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO endpoint_stats AS s (endpoint, count, last_id)
+            SELECT endpoint, count(*), max(id) FROM added GROUP BY endpoint
+            ON CONFLICT (endpoint) DO UPDATE
+            SET count = s.count + excluded.count, last_id = greatest(s.last_id, excluded.last_id);
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION inspector_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE endpoint_stats AS s SET count = s.count - g.n
+            FROM (SELECT endpoint, count(*) AS n FROM removed GROUP BY endpoint) AS g
+            WHERE s.endpoint = g.endpoint;
+        DELETE FROM endpoint_stats WHERE count <= 0;
+        UPDATE endpoint_stats AS s
+            SET last_id = (SELECT max(id) FROM requests AS r WHERE r.endpoint = s.endpoint)
+            WHERE s.last_id IN (SELECT id FROM removed);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER requests_counted AFTER INSERT ON requests
+        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION inspector_count_added();
+    CREATE TRIGGER requests_uncounted AFTER DELETE ON requests
+        REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
+        EXECUTE FUNCTION inspector_count_removed();
+    """,
 ]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def search_fold(value: str | bytes | None) -> str | bytes | None:
+    """Text as SQLite's search index holds it (view ``search_text``): ASCII letters
+    lower-cased, as SQLite's ``lower()`` and LIKE fold them, and NUL made a space (the trigram
+    tokenizer stops at a NUL). Bytes stay bytes."""
+    if isinstance(value, bytes):
+        return value.lower().replace(b"\x00", b" ")
+    if isinstance(value, str):
+        return value.translate(_ASCII_LOWER).replace("\x00", " ")
+    return value
+
+
+def statements(script: str) -> list[str]:
+    """A SQLite script's statements, one by one (a trigger's body holds semicolons)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        out.append(pending.strip())
+    return out

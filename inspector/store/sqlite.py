@@ -10,7 +10,7 @@ from pathlib import Path
 
 from inspector.errors import SchemaTooNew
 from inspector.store.backend import Began, Connection, Dialect, Notice
-from inspector.store.schema import SQLITE
+from inspector.store.schema import SQLITE, search_fold, statements
 
 DIALECT = Dialect(
     name="sqlite",
@@ -64,6 +64,7 @@ class SqliteBackend:
             factory=SqliteConnection,
         )
         conn.row_factory = sqlite3.Row
+        conn.create_function("search_fold", 1, search_fold, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=OFF")
@@ -78,9 +79,8 @@ class SqliteBackend:
         for number, script in enumerate(SQLITE[version:], start=version + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(script):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -1,0 +1,316 @@
+"""A million stored captures: reads, search, eviction under load, memory and disk.
+
+    .venv/bin/python bench/million.py [--rows 1000000] [--samples 30] [--load-seconds 20]
+                                      [--keep DIR] [--skip-sizes] [--skip-reads]
+
+1. **Fill** a store with ``--rows`` captures through the store's own job
+   (``requests.insert_request``, with the search index kept as the server keeps it), 10,000 per
+   transaction — minutes, not the hours HTTP would take. Three kinds of event, unique message ids,
+   five endpoints. ``--keep DIR`` reuses (or keeps) the filled store.
+2. **Size**: bytes per capture on disk, and what the search index adds (the store copied, the
+   index dropped, vacuumed).
+3. **Reads** against ``serve --retention <rows>`` (fast stack), each timed sequentially over one
+   keep-alive connection, median of ``--samples``: the page's first render, ``/api/requests``
+   (first page, a deep ``before=`` page), a capture's detail, ``/api/endpoints``, the events
+   timeline, and search (a common term, a rare one, one that matches nothing, a two-letter
+   term that has to be scanned). Baseline: a bare Starlette endpoint answering the same bytes.
+4. **Eviction**: captures at full speed (wrk -c8) for ``--load-seconds`` against the same store
+   with ``--retention`` = rows (every capture evicts the oldest) and again with room to spare
+   (no eviction): capture latency p50/p99 of both. The server's RSS is sampled all along.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from harness import (
+    ROOT,
+    free_port,
+    load_average,
+    median,
+    percentile,
+    rss_mb,
+    start_bare,
+    start_inspector,
+    stop,
+    wait_up,
+)
+
+sys.path.insert(0, str(ROOT))
+
+from inspector import timeline
+from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.store import Store, requests, search
+
+KINDS = [
+    ("message.received", {"channelId": "C1234567890", "type": "text", "content": "大家早安!"}),
+    ("member.joined", {"channelId": "C1234567890", "member": {"displayName": "李小華"}}),
+    ("file.uploaded", {"channelId": "C1234567890", "fileType": "image", "fileSize": 102400}),
+]
+HEADERS = [
+    ("host", "127.0.0.1:8765"),
+    ("content-type", "application/json"),
+    ("user-agent", "platform-webhooks/1.0"),
+    ("x-webhook-signature", "sha256=" + "0" * 64),
+]
+BARE_BYTES_APP = """
+import pathlib
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+here = pathlib.Path(__file__).parent
+
+async def answer(request):
+    name = request.query_params["f"]
+    kind = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
+    return Response((here / "answers" / name).read_bytes(), media_type=kind)
+
+app = Starlette(routes=[Route("/answer", answer)])
+"""
+
+
+def record(i: int) -> CapturedRequest:
+    event, data = KINDS[i % len(KINDS)]
+    payload = {
+        "event": event,
+        "timestamp": f"2025-01-15T08:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "data": {**data, "messageId": f"msg_{i:07d}", "sender": {"userId": f"U{i % 977}"}},
+    }
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    key, event_type = timeline.event_identity(HEADERS, body)
+    endpoint = f"endpoint-{i % 5}"
+    return CapturedRequest(
+        endpoint=endpoint,
+        method="POST",
+        path=f"/h/{endpoint}",
+        query="",
+        headers=HEADERS,
+        body=body,
+        client="127.0.0.1:50000",
+        received_at="2026-11-28T00:00:00.000000Z",
+        received_ts=1764288000.0 + i / 1000,
+        size=len(body),
+        content_type="application/json",
+        event_key=key,
+        event_type=event_type,
+    )
+
+
+def answer(attempt: int) -> ResponseRecord:
+    return ResponseRecord(200, [("content-type", "text/plain; charset=utf-8")], b"OK", ms=0.3)
+
+
+def insert_many(conn: sqlite3.Connection, batch: list[CapturedRequest]) -> requests.Changed:
+    for rec in batch:
+        requests.insert_request(conn, rec, answer)
+    return requests.Changed(0, rows_added=len(batch))
+
+
+def fill(path: Path, rows: int) -> None:
+    store = Store(path, retention=10**9, synchronous="OFF").open()
+    started = time.perf_counter()
+    for start in range(0, rows, 10_000):
+        store.write_sync(insert_many, [record(i) for i in range(start, min(rows, start + 10_000))])
+        if start % 100_000 == 0:
+            print(f"  {start:>9,} rows, {time.perf_counter() - started:5.0f} s", flush=True)
+    assert store.read_sync(search.indexed_upto) == rows
+    store.close()
+    checkpoint(path)
+
+
+def checkpoint(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def sizes(path: Path, rows: int, workdir: Path) -> None:
+    total = path.stat().st_size
+    copy = workdir / "no-index.db"
+    shutil.copy(path, copy)
+    store = Store(copy, search_index=False).open()  # drops the index
+    store.close()
+    conn = sqlite3.connect(copy)
+    conn.execute("VACUUM")
+    conn.close()
+    bare = copy.stat().st_size
+    copy.unlink()
+    print(
+        f"\nStore size with {rows:,} captures: {total / 2**20:,.0f} MiB, {total / rows:,.0f} bytes"
+        f" per capture; without the search index {bare / rows:,.0f} bytes per capture"
+        f" (the index adds {(total - bare) / rows:,.0f}, {(total - bare) / bare:.0%})"
+    )
+
+
+def timed(client: httpx.Client, path: str, samples: int) -> tuple[list[float], bytes]:
+    body = client.get(path).content  # warm-up, and the bytes the baseline answers
+    out = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(path)
+        out.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (path, response.text[:300])
+    return out, body
+
+
+def reads(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
+    rows = args.rows
+    port = free_port()
+    proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(rows))
+    deep = rows // 2
+    paths = {
+        "page GET /": "/",
+        "GET /api/requests": "/api/requests",
+        f"GET /api/requests?before={deep:,}": f"/api/requests?before={deep}",
+        "GET /api/requests?before=1,000": "/api/requests?before=1000",
+        "GET /api/requests/{id} (detail)": f"/api/requests/{deep}",
+        "GET /api/endpoints": "/api/endpoints",
+        "GET /api/events (timeline)": "/api/events?endpoint=endpoint-3",
+        "search: common (q=member)": "/api/requests?q=member",
+        "search: rare (q=msg_0123457)": "/api/requests?q=msg_0123457",
+        "search: nothing (q=no-such-text)": "/api/requests?q=no-such-text",
+        "search: old, deep (q=msg_0000042)": "/api/requests?q=msg_0000042",
+        "search: 2 letters, scanned (q=zq)": "/api/requests?q=zq",
+    }
+    results: dict[str, list[float]] = {}
+    answers = workdir / "answers"
+    answers.mkdir(exist_ok=True)
+    rss: list[float] = []
+    try:
+        wait_up(f"http://127.0.0.1:{port}/api/endpoints", limit=120)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            for number, (label, path) in enumerate(paths.items()):
+                samples = args.samples if "2 letters" not in label else 3
+                results[label], body = timed(client, path, samples)
+                (answers / f"{number}.{'html' if path == '/' else 'json'}").write_bytes(body)
+                rss.append(rss_mb(proc.pid))
+    finally:
+        stop(proc)
+    port = free_port()
+    bare = start_bare(workdir, "bare_bytes", BARE_BYTES_APP, port, "fast")
+    base: dict[str, list[float]] = {}
+    try:
+        wait_up(f"http://127.0.0.1:{port}/answer?f=0.html")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for number, (label, path) in enumerate(paths.items()):
+                name = f"{number}.{'html' if path == '/' else 'json'}"
+                base[label], _ = timed(client, f"/answer?f={name}", args.samples)
+    finally:
+        stop(bare)
+    print(f"\nReads with {rows:,} stored (fast stack; median of {args.samples}, sequential):")
+    for number, label in enumerate(paths):
+        med, p95 = median(results[label]), percentile(results[label], 0.95)
+        size = (answers / f"{number}.{'html' if paths[label] == '/' else 'json'}").stat().st_size
+        print(
+            f"  {label:40} median {med:7.2f} ms  p95 {p95:7.2f} ms"
+            f"   bare, same {size / 1024:4.0f} KiB: {median(base[label]):5.2f} ms"
+        )
+    print(f"  server RSS after these reads and searches: {max(rss):.0f} MiB (max sampled)")
+
+
+def wrk_latency(url: str, seconds: int, workdir: Path) -> dict[str, float]:
+    script = workdir / "post.lua"
+    body = json.dumps({"event": "message.received", "data": {"messageId": "m"}})
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = "
+        "'application/json'\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out)
+        assert found, out
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%")}
+
+
+def eviction(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
+    print(f"\nCaptures at full speed (wrk -c8, {args.load_seconds} s), {args.rows:,} stored:")
+    for label, retention in (("evicting", args.rows), ("no eviction", args.rows * 2)):
+        port = free_port()
+        proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(retention))
+        rss: list[float] = []
+        done = threading.Event()
+
+        def sample(
+            pid: int = proc.pid, done: threading.Event = done, rss: list[float] = rss
+        ) -> None:
+            while not done.wait(0.5):
+                rss.append(rss_mb(pid))
+
+        try:
+            wait_up(f"http://127.0.0.1:{port}/api/endpoints", limit=120)
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            r = wrk_latency(f"http://127.0.0.1:{port}/h/load", args.load_seconds, workdir)
+            done.set()
+            sampler.join()
+            stored = httpx.get(f"http://127.0.0.1:{port}/api/endpoints", timeout=60).json()
+        finally:
+            stop(proc)
+        total = sum(e.get("count", 0) for e in stored["endpoints"])
+        print(
+            f"  {label:12} {r['rps']:7.0f} captures/s  p50 {r['p50']:6.2f} ms"
+            f"  p99 {r['p99']:6.2f} ms  RSS {min(rss):.0f}-{max(rss):.0f} MiB"
+            f"  (stored after: {total:,})"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--load-seconds", type=int, default=20)
+    parser.add_argument("--keep", type=Path, help="Keep (or reuse) the filled store here.")
+    parser.add_argument("--skip-sizes", action="store_true", help="No copy, no VACUUM.")
+    parser.add_argument("--skip-reads", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-million-"))
+    data_dir = args.keep or workdir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = data_dir / "inspector.db"
+    print(f"load average at start: {load_average():.1f}")
+    try:
+        if not db.exists():
+            started = time.perf_counter()
+            print(f"Filling {args.rows:,} captures (with the search index):", flush=True)
+            fill(db, args.rows)
+            print(f"  filled in {time.perf_counter() - started:.0f} s")
+        if not args.skip_sizes:
+            sizes(db, args.rows, workdir)
+        snapshot = workdir / "snapshot.db"
+        shutil.copy(db, snapshot)  # reads and eviction each start from the same store
+        if not args.skip_reads:
+            reads(args, data_dir, workdir)
+        eviction(args, data_dir, workdir)
+        shutil.copy(snapshot, db)
+        for extra in ("inspector.db-wal", "inspector.db-shm"):
+            (data_dir / extra).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load average at the end: {load_average():.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
