@@ -13,7 +13,7 @@ results. Shorter terms (and terms with a NUL) are scanned.
   fraction of what a full-text index with positions costs.
 * **Written behind the captures.** ``index_new`` indexes the rows added since
   ``search_state.indexed_upto``. A server's writer does it in a transaction of its own
-  (``catch_up``), between batches, once a few hundred rows wait or when it is idle — never in a
+  (``catch_up``), between batches, once 64 rows wait or when it is idle — never in a
   capture's batch, whose answer and live event would wait for it (and FTS5 writes a segment
   per commit: one or two captures' worth at 1,000/s). Rows not indexed yet are scanned, so a
   capture is searchable, with the same results, as soon as it is committed. A CLI's write
