@@ -16,7 +16,7 @@ the same certificate: the figures are TLS capture against plain capture of the s
 and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the same run.
 
 ``--index-cost`` adds a third server to the rounds, the inspector with ``--no-search-index``:
-what keeping the search index in the writer's transaction costs the capture path.
+what keeping the search index (written by the writer between batches) costs the capture path.
 """
 
 from __future__ import annotations

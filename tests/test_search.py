@@ -4,10 +4,12 @@ store catching up after an upgrade."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import string
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests, search
+from inspector.store import Store, core, requests, search
 
 pytestmark = pytest.mark.backends
 
@@ -71,14 +73,14 @@ def ok(attempt: int) -> ResponseRecord:
     return ResponseRecord(200, [("content-type", "text/plain")], b"OK")
 
 
+def insert(conn: sqlite3.Connection, recs: list[CapturedRequest]) -> requests.Changed:
+    for rec in recs:
+        requests.insert_request(conn, rec, ok)
+    return requests.Changed(0, rows_added=len(recs))
+
+
 def fill(store: Store, count: int, seed: int = 1) -> None:
     rng = random.Random(seed)
-
-    def insert(conn: sqlite3.Connection, recs: list[CapturedRequest]) -> requests.Changed:
-        for rec in recs:
-            requests.insert_request(conn, rec, ok)
-        return requests.Changed(0, rows_added=len(recs))
-
     for start in range(0, count, 25):
         store.write_sync(insert, [capture(i, rng) for i in range(start, min(count, start + 25))])
 
@@ -261,9 +263,92 @@ def test_a_store_without_the_index_catches_up_and_searches_right_meanwhile(
         assert 0 < store.read_sync(search.indexed_upto) < 310
         assert every_page(store, flt) == every_page(reference, flt)
         while store._backlog:
-            store._catch_up()  # what the writer does when idle
+            store._catch_up(core.IDLE_CHUNK)  # what the writer does when idle
         assert store.read_sync(search.indexed_upto) == 310
         assert every_page(store, flt) == every_page(reference, flt)
+    finally:
+        store.close()
+        reference.close()
+
+
+TERMS = ["hello", "café", "n1", "n4", "王小明", "binary", "evt-3", "x-latin", "ωmega", "\\y"]
+
+
+def live_write(store: Store, recs: list[CapturedRequest]) -> None:
+    """Write ``recs`` in one batch of the server's writer (``store.start()``)."""
+
+    async def write() -> None:
+        await store.write(insert, recs)
+
+    asyncio.run(write())
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "the writer did not index the waiting rows"
+        time.sleep(0.01)
+
+
+def same_results(store: Store, reference: Store) -> None:
+    for term in TERMS:
+        flt = requests.RequestFilter(q=term)
+        assert every_page(store, flt) == every_page(reference, flt), term
+
+
+def test_a_server_finds_its_newest_rows_before_and_after_they_are_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(core, "IDLE", 3600.0)  # no idle moment: only waiting rows index
+    monkeypatch.setattr(core, "INDEX_AFTER", 40)
+    rng = random.Random(4)
+    recs = [capture(i, rng) for i in range(90)]
+    store = Store(tmp_path / "live.db").open()
+    store.start()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    try:
+        live_write(store, recs[:30])  # committed and answered, not indexed: 30 < 40
+        reference.write_sync(insert, recs[:30])
+        assert store.read_sync(search.indexed_upto) == 0
+        same_results(store, reference)
+        live_write(store, recs[30:60])  # 60 wait: indexed after the batch, on its own
+        reference.write_sync(insert, recs[30:60])
+        wait_until(lambda: store.read_sync(search.indexed_upto) == 60)
+        same_results(store, reference)
+        live_write(store, recs[60:])  # some indexed, some not
+        reference.write_sync(insert, recs[60:])
+        assert store.read_sync(search.indexed_upto) == 60
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
+
+
+def test_rows_left_unindexed_at_close_are_indexed_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(core, "IDLE", 3600.0)
+    rng = random.Random(5)
+    recs = [capture(i, rng) for i in range(50)]  # fewer than INDEX_AFTER
+    path = tmp_path / "restarted.db"
+    store = Store(path).open()
+    store.start()
+    live_write(store, recs)
+    store.close()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    reference.write_sync(insert, recs)
+    store = Store(path).open()
+    try:
+        assert store.read_sync(search.indexed_upto) == 0
+        same_results(store, reference)
+        monkeypatch.setattr(core, "IDLE", 0.01)
+        store.start()  # the writer catches up when idle
+        wait_until(lambda: store.read_sync(search.indexed_upto) == 50)
+        same_results(store, reference)
+        check_integrity(store)
     finally:
         store.close()
         reference.close()

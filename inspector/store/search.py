@@ -11,12 +11,16 @@ results. Shorter terms (and terms with a NUL) are scanned.
 * **External content, no copy.** The index reads its text from ``search_text`` (requests and
   bodies) when it needs it; it stores only which rows hold each trigram (``detail=none``), a
   fraction of what a full-text index with positions costs.
-* **Kept in the writer's transaction.** After each batch's jobs the writer indexes the rows
-  added since ``search_state.indexed_upto`` (``index_new``): a capture is searchable when it
-  is committed. Rows below that mark are deleted from the index before their rows go
-  (``forget_through``, ``forget_endpoint``, ``forget_all``), since the index reads their text
-  to remove it. A store upgraded with many rows catches up a chunk at a time while the
-  writer is idle; rows not indexed yet are scanned meanwhile.
+* **Written behind the captures.** ``index_new`` indexes the rows added since
+  ``search_state.indexed_upto``. A server's writer does it in a transaction of its own
+  (``catch_up``), between batches, once 64 rows wait or when it is idle — never in a
+  capture's batch, whose answer and live event would wait for it (and FTS5 writes a segment
+  per commit: one or two captures' worth at 1,000/s). Rows not indexed yet are scanned, so a
+  capture is searchable, with the same results, as soon as it is committed. A CLI's write
+  indexes in its own transaction (``index_batch``). Rows below the mark are deleted from the
+  index before their rows go (``forget_through``, ``forget_ids``, ``forget_all``), since the
+  index reads their text to remove it. A store upgraded with many rows, or closed with rows
+  waiting, catches up a chunk at a time.
 * **Optional.** SQLite builds without FTS5 or the trigram tokenizer (before 3.34), and
   ``serve --no-search-index``, search by scanning, as before.
 
@@ -119,8 +123,8 @@ def index_new(conn: Connection, limit: int) -> int:
 
 
 def index_batch(conn: Connection, limit: int) -> bool:
-    """Index a batch's captures in its transaction (searchable when it commits), and more
-    rows of a backlog, up to ``limit``. A failure here must not cost the captures: it is
+    """Index a write's rows in its transaction (the CLI's writes), and more rows of a
+    backlog, up to ``limit``. A failure here must not cost the captures: it is
     undone alone, and False says the rows wait for later."""
     conn.execute("SAVEPOINT search_index")
     try:
@@ -135,8 +139,8 @@ def index_batch(conn: Connection, limit: int) -> bool:
 
 
 def catch_up(conn: Connection, limit: int) -> int:
-    """Index up to ``limit`` rows not indexed yet, in a transaction of its own (the writer,
-    when idle); returns how many (0: nothing left, or it failed)."""
+    """Index up to ``limit`` rows not indexed yet, in a transaction of its own (a server's
+    writer, between batches); returns how many (0: nothing left, or it failed)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
