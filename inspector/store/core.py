@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ import anyio.to_thread
 from inspector.errors import StoreUnavailable
 from inspector.store import replays, requests, search
 from inspector.store.backend import Connection, Notice
+from inspector.store.checkpointer import Checkpointer
 from inspector.store.endpoints import settings_version
 from inspector.store.postgres import PostgresBackend
 from inspector.store.sqlite import SqliteBackend
@@ -148,6 +150,7 @@ class Store:
         self._indexing = self._backlog = False
         self._unindexed = 0
         self._syncer: Syncer | None = None
+        self._checkpointer: Checkpointer | None = None
         self.after_batch = tuple(after_batch)
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -218,6 +221,9 @@ class Store:
         if isinstance(backend, SqliteBackend) and backend.synchronous.upper() == "FULL":
             self._syncer = Syncer(Path(f"{backend.path}-wal"))
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints off the writer's commits: see checkpointer.py.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = Checkpointer(backend.connect)
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -231,6 +237,8 @@ class Store:
             self._writer.join()
         if self._syncer is not None:
             self._syncer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         if self._write_conn is not None:
             self._close_connection(self._write_conn)
             self._write_conn = None
@@ -371,6 +379,10 @@ class Store:
                     break
                 batch.append(nxt)
             self._run_batch(batch)
+            if self._checkpointer is not None:
+                self._checkpointer.nudge()
+                if self._checkpointer.full and isinstance(self._write_conn, sqlite3.Connection):
+                    self._checkpointer.finish(self._write_conn)
             # After the batch was announced and handed on: never in a capture's way but the
             # next batch's, one chunk at a time.
             if self._unindexed >= INDEX_AFTER:
