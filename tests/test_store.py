@@ -15,6 +15,7 @@ from inspector.store import (
     Connection,
     Store,
     checkpointer,
+    core,
     deliveries,
     endpoints,
     leases,
@@ -63,6 +64,56 @@ def test_retention_keeps_newest(store_location: Path | str) -> None:
     count = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
     assert count == 5
     store.close()
+
+
+def test_a_server_evicts_ahead_in_chunks_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing queued the writer evicts the oldest ahead of need, a chunk per transaction,
+    down to retention - retention / AHEAD_PER: the newest kept, their bodies with them, never
+    more than the retention."""
+    monkeypatch.setattr(core, "AHEAD_PER", 10)
+    monkeypatch.setattr(core, "EVICT_CHUNK", 4)
+    store = Store(tmp_path / "db.sqlite", retention=100).open()
+    store.start()
+    counts: list[int] = []
+
+    async def main() -> None:
+        for start in range(0, 150, 10):
+            await asyncio.gather(
+                *(
+                    store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+                    for i in range(start, start + 10)
+                )
+            )
+            counts.append(await store.read(requests.count_rows))
+        for _ in range(500):  # until the writer, idle, has evicted ahead
+            if await store.read(requests.count_rows) <= 92:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 200, None)
+    bodies = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
+    store.close()
+    assert max(counts) <= 100
+    # 100 - 100 / 10 = 90 kept at least; chunks of 4 stop within one chunk of it.
+    assert 90 <= len(items) <= 92 and bodies == len(items)
+    assert [it["id"] for it in items] == list(range(150, 150 - len(items), -1))
+
+
+def test_a_small_retention_is_kept_exactly_by_a_server(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite", retention=50).open()
+    store.start()
+
+    async def main() -> None:
+        for i in range(80):
+            await store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+
+    asyncio.run(main())
+    count = store.read_sync(requests.count_rows)
+    store.close()
+    assert count == 50
 
 
 def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -> None:
