@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/million.py [--rows 1000000] [--samples 30] [--load-seconds 20]
                                       [--keep DIR] [--skip-sizes] [--skip-reads]
+                                      [--rate 400] [--rounds 3]
 
 1. **Fill** a store with ``--rows`` captures through the store's own job
    (``requests.insert_request``, with the search index kept as the server keeps it), 10,000 per
@@ -14,19 +15,21 @@
    (first page, a deep ``before=`` page), a capture's detail, ``/api/endpoints``, the events
    timeline, and search (a common term, a rare one, one that matches nothing, a two-letter
    term that has to be scanned). Baseline: a bare Starlette endpoint answering the same bytes.
-4. **Eviction**: captures at full speed (wrk -c8) for ``--load-seconds`` against the same store
-   with ``--retention`` = rows (every capture evicts the oldest) and again with room to spare
-   (no eviction): capture latency p50/p99 of both. The server's RSS is sampled all along.
+4. **Eviction**: captures at a fixed ``--rate`` (below saturation: a server at full speed
+   queues, and its latency measures the queue) for ``--load-seconds`` against the same store,
+   ``--rounds`` interleaved rounds of each kind, the order alternating: with ``--retention`` =
+   the rows stored (every capture evicts the oldest) and with room to spare (no eviction).
+   Capture latency (from when each capture was due to its answer) p50/p99 per round, the
+   medians, and their ratio. The server's RSS is sampled all along.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -220,60 +223,122 @@ def reads(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
     print(f"  server RSS after these reads and searches: {max(rss):.0f} MiB (max sampled)")
 
 
-def wrk_latency(url: str, seconds: int, workdir: Path) -> dict[str, float]:
-    script = workdir / "post.lua"
-    body = json.dumps({"event": "message.received", "data": {"messageId": "m"}})
-    script.write_text(
-        f"wrk.method = 'POST'\nwrk.body = '{body}'\nwrk.headers['Content-Type'] = "
-        "'application/json'\n"
+async def paced(port: int, rate: float, seconds: float) -> dict[str, float]:
+    """POST captures at a fixed ``rate`` for ``seconds`` over 32 keep-alive connections; the
+    latency of each is from when it was due to when its answer was read (a stall delays the
+    captures due during it, and they count: no coordinated omission)."""
+    count = int(rate * seconds)
+    body = json.dumps({"event": "message.received", "data": {"messageId": "m"}}).encode()
+    request = (
+        b"POST /h/load HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
-    out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    failed = 0
 
-    def ms(label: str) -> float:
-        found = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out)
-        assert found, out
-        value, unit = float(found.group(1)), found.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    async def one(due: float) -> None:
+        nonlocal failed
+        reader, writer = await pool.get()
+        writer.write(request)
+        status = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        latencies.append((time.perf_counter() - due) * 1000)
+        failed += status.split()[1:2] != [b"200"]
+        pool.put_nowait((reader, writer))
 
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%")}
+    tasks = []
+    started = time.perf_counter()
+    for seq in range(count):
+        due = started + seq / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return {
+        "rate": count / elapsed,
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies),
+        "failed": failed,
+    }
+
+
+def stored_rows(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def eviction_round(
+    args: argparse.Namespace, data_dir: Path, workdir: Path, evicting: bool
+) -> dict[str, float]:
+    """One round at ``--rate``: with ``--retention`` = the rows stored now (every capture
+    evicts the oldest), or with room to spare."""
+    rows = stored_rows(data_dir / "inspector.db")
+    retention = rows if evicting else rows * 2
+    port = free_port()
+    proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(retention))
+    rss: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            rss.append(rss_mb(proc.pid))
+
+    try:
+        wait_up(f"http://127.0.0.1:{port}/api/endpoints", limit=120)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        load = load_average()
+        result = asyncio.run(paced(port, args.rate, args.load_seconds))
+        done.set()
+        sampler.join()
+    finally:
+        stop(proc)
+    after = stored_rows(data_dir / "inspector.db")
+    assert not evicting or after <= rows, (rows, after)
+    return {**result, "load": load, "rss": max(rss, default=0.0), "stored": after}
 
 
 def eviction(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
-    print(f"\nCaptures at full speed (wrk -c8, {args.load_seconds} s), {args.rows:,} stored:")
-    for label, retention in (("evicting", args.rows), ("no eviction", args.rows * 2)):
-        port = free_port()
-        proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(retention))
-        rss: list[float] = []
-        done = threading.Event()
-
-        def sample(
-            pid: int = proc.pid, done: threading.Event = done, rss: list[float] = rss
-        ) -> None:
-            while not done.wait(0.5):
-                rss.append(rss_mb(pid))
-
-        try:
-            wait_up(f"http://127.0.0.1:{port}/api/endpoints", limit=120)
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            r = wrk_latency(f"http://127.0.0.1:{port}/h/load", args.load_seconds, workdir)
-            done.set()
-            sampler.join()
-            stored = httpx.get(f"http://127.0.0.1:{port}/api/endpoints", timeout=60).json()
-        finally:
-            stop(proc)
-        total = sum(e.get("count", 0) for e in stored["endpoints"])
-        print(
-            f"  {label:12} {r['rps']:7.0f} captures/s  p50 {r['p50']:6.2f} ms"
-            f"  p99 {r['p99']:6.2f} ms  RSS {min(rss):.0f}-{max(rss):.0f} MiB"
-            f"  (stored after: {total:,})"
-        )
+    print(
+        f"\nCaptures at a fixed {args.rate:g}/s for {args.load_seconds} s, ~{args.rows:,} stored,"
+        f" {args.rounds} interleaved rounds (the order alternates), latency from when each"
+        " capture was due to its answer:"
+    )
+    results: dict[str, list[dict[str, float]]] = {"evicting": [], "no eviction": []}
+    for number in range(args.rounds):
+        order = [True, False] if number % 2 == 0 else [False, True]
+        for evicting in order:
+            r = eviction_round(args, data_dir, workdir, evicting)
+            label = "evicting" if evicting else "no eviction"
+            results[label].append(r)
+            print(
+                f"  round {number + 1} {label:12} {r['rate']:5.0f}/s  p50 {r['p50']:6.2f} ms"
+                f"  p99 {r['p99']:7.2f} ms  max {r['max']:7.1f} ms  failed {r['failed']:.0f}"
+                f"  load {r['load']:.1f}  RSS {r['rss']:.0f} MiB  (stored: {r['stored']:,.0f})",
+                flush=True,
+            )
+    medians = {
+        k: {m: median([r[m] for r in v]) for m in ("p50", "p99")} for k, v in results.items()
+    }
+    for label, m in medians.items():
+        print(f"  median {label:12} p50 {m['p50']:6.2f} ms  p99 {m['p99']:7.2f} ms")
+    ratio = medians["evicting"]["p99"] / medians["no eviction"]["p99"]
+    print(f"  ratio p99 evicting / not: {ratio:.2f}x   (issue 16 target: within 2x)")
 
 
 def main() -> int:
@@ -281,6 +346,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--load-seconds", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=400, help="Captures/s (eviction).")
+    parser.add_argument("--rounds", type=int, default=3, help="Eviction rounds of each kind.")
     parser.add_argument("--keep", type=Path, help="Keep (or reuse) the filled store here.")
     parser.add_argument("--skip-sizes", action="store_true", help="No copy, no VACUUM.")
     parser.add_argument("--skip-reads", action="store_true")

@@ -34,7 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import ROOT, STACK_NAMES, STACKS, free_port, start_bare, start_inspector, stop, wait_up
+from harness import (
+    ROOT,
+    STACK_NAMES,
+    STACKS,
+    free_port,
+    load_average,
+    start_bare,
+    start_inspector,
+    stop,
+    wait_up,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -264,7 +274,9 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
                 probe = f"http://127.0.0.1:{port}/h/warmup"
             try:
                 wait_up(probe)
+                load = load_average()
                 result = asyncio.run(measure_stream(port, args.rate, args.seconds, args.clients))
+                result["load"] = load
             finally:
                 stop(proc)
             rounds[name].append(result)
@@ -280,8 +292,9 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
             f"  | HTTP answer p50 {m['response_p50']:5.2f} ms  | sent {m['rate']:.0f}/s"
         )
         by_round = ", ".join(f"{r['p99']:.1f}" for r in results)
+        loads = ", ".join(f"{r['load']:.1f}" for r in results)
         print(
-            f"  {'':28} p99 by round: {by_round} ms;"
+            f"  {'':28} p99 by round: {by_round} ms (load {loads});"
             f" failed {sum(r['failed'] for r in results)}; every client got every event"
             f" exactly once: {complete}"
         )

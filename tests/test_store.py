@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 from inspector.errors import SchemaTooNew, StoreUnavailable
-from inspector.store import Connection, Store, deliveries, endpoints, leases, requests, syncer
+from inspector.store import (
+    Connection,
+    Store,
+    checkpointer,
+    core,
+    deliveries,
+    endpoints,
+    leases,
+    requests,
+    syncer,
+)
 from inspector.store.schema import POSTGRESQL, SQLITE
 from tests.conftest import captured_request, new_delivery, ok
 
@@ -54,6 +64,56 @@ def test_retention_keeps_newest(store_location: Path | str) -> None:
     count = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
     assert count == 5
     store.close()
+
+
+def test_a_server_evicts_ahead_in_chunks_when_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing queued the writer evicts the oldest ahead of need, a chunk per transaction,
+    down to retention - retention / AHEAD_PER: the newest kept, their bodies with them, never
+    more than the retention."""
+    monkeypatch.setattr(core, "AHEAD_PER", 10)
+    monkeypatch.setattr(core, "EVICT_CHUNK", 4)
+    store = Store(tmp_path / "db.sqlite", retention=100).open()
+    store.start()
+    counts: list[int] = []
+
+    async def main() -> None:
+        for start in range(0, 150, 10):
+            await asyncio.gather(
+                *(
+                    store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+                    for i in range(start, start + 10)
+                )
+            )
+            counts.append(await store.read(requests.count_rows))
+        for _ in range(500):  # until the writer, idle, has evicted ahead
+            if await store.read(requests.count_rows) <= 92:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 200, None)
+    bodies = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
+    store.close()
+    assert max(counts) <= 100
+    # 100 - 100 / 10 = 90 kept at least; chunks of 4 stop within one chunk of it.
+    assert 90 <= len(items) <= 92 and bodies == len(items)
+    assert [it["id"] for it in items] == list(range(150, 150 - len(items), -1))
+
+
+def test_a_small_retention_is_kept_exactly_by_a_server(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite", retention=50).open()
+    store.start()
+
+    async def main() -> None:
+        for i in range(80):
+            await store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+
+    asyncio.run(main())
+    count = store.read_sync(requests.count_rows)
+    store.close()
+    assert count == 50
 
 
 def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -> None:
@@ -266,6 +326,61 @@ def test_the_cli_store_commits_with_full_sync(tmp_path: Path) -> None:
     mode = store.write_sync(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
     store.close()
     assert mode == 2  # FULL
+
+
+def test_a_server_store_checkpoints_off_the_writers_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's commits never checkpoint (no fsyncs of the database inside a COMMIT); the
+    checkpointer's thread does, and the WAL does not grow without end: 600 one-capture
+    batches write ~7,000 frames (28 MiB), the WAL stays far below that."""
+    monkeypatch.setattr(checkpointer, "CAP", 200)
+    store = Store(tmp_path / "db.sqlite").open()
+    store.start()
+    wal = tmp_path / "db.sqlite-wal"
+
+    async def main() -> int:
+        auto: int = await store.write(
+            lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        for i in range(600):
+            await store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+        return auto
+
+    auto = asyncio.run(main())
+    assert store._checkpointer is not None
+    passes = store._checkpointer.passes
+    size = wal.stat().st_size
+    store.close()
+    assert auto == 0
+    assert passes > 0
+    assert size < 8 * 2**20, size
+    reopened = Store(tmp_path / "db.sqlite").open()
+    assert reopened.read_sync(requests.count_rows) == 600
+    reopened.close()
+
+
+def test_the_writer_finishes_a_checkpoint_and_its_next_batch_restarts_the_wal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    for _ in range(50):
+        conn.execute("INSERT INTO t VALUES (zeroblob(3000))")
+    frames = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    ckpt = checkpointer.Checkpointer(lambda: sqlite3.connect(path), every=60)
+    ckpt.frames = checkpointer.CAP
+    assert ckpt.full
+    ckpt.finish(conn)
+    conn.execute("INSERT INTO t VALUES (1)")  # begins at the WAL's start
+    after = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    ckpt.close()
+    conn.close()
+    assert not ckpt.full
+    assert frames >= 50 and after < 5, (frames, after)
 
 
 def test_endpoint_counts_stay_exact_through_every_kind_of_write(
