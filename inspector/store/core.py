@@ -59,6 +59,9 @@ INDEX_AFTER = 64
 IDLE_CHUNK = 2000
 IDLE = 0.05
 CATCH_UP = 64
+# Once every row is indexed, an idle writer merges the index's segments, this many pages at
+# a time (a few ms), until FTS5 has nothing left to merge (search.tidy).
+TIDY_PAGES = 64
 
 
 @dataclass
@@ -144,8 +147,9 @@ class Store:
         )
         self.retention = retention
         self.search_index = search_index
-        # Indexing kept; rows may wait to be indexed; rows the writer added since it indexed.
-        self._indexing = self._backlog = False
+        # Indexing kept; rows may wait to be indexed; rows the writer added since it indexed;
+        # the index's segments may want merging.
+        self._indexing = self._backlog = self._untidy = False
         self._unindexed = 0
         self._syncer: Syncer | None = None
         self.after_batch = tuple(after_batch)
@@ -184,7 +188,7 @@ class Store:
         try:
             self.backend.migrate(conn)
             if isinstance(self.backend, SqliteBackend):
-                self._indexing = self._backlog = self._open_search(conn)
+                self._indexing = self._backlog = self._untidy = self._open_search(conn)
             self._counter.rows = requests.count_rows(conn)
         except self.backend.unavailable as exc:
             self._close_connection(conn)
@@ -354,9 +358,12 @@ class Store:
         stopping = False
         while not stopping:
             try:
-                job = self._queue.get(timeout=IDLE if self._backlog else None)
+                job = self._queue.get(timeout=IDLE if self._backlog or self._untidy else None)
             except queue.Empty:
-                self._catch_up(IDLE_CHUNK)
+                if self._backlog:
+                    self._catch_up(IDLE_CHUNK)
+                else:
+                    self._tidy()
                 continue
             if job is None:
                 break
@@ -521,6 +528,12 @@ class Store:
         self._unindexed = 0
         # Fewer than asked: none left (or it failed: the next rows added try again).
         self._backlog = done >= limit
+        self._untidy = self._untidy or done > 0
+
+    def _tidy(self) -> None:
+        """Merge some of the index's segments (the writer, idle, every row indexed)."""
+        conn = self._write_conn
+        self._untidy = conn is not None and search.tidy(conn, TIDY_PAGES)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -45,8 +45,14 @@ TRIGRAM = 3
 _CREATE = (
     "CREATE VIRTUAL TABLE search USING fts5(path, query, headers, event_key, event_type, body,"
     " content='search_text', content_rowid='id',"
-    " tokenize='trigram case_sensitive 1', detail=none)"
+    " tokenize='trigram case_sensitive 1', detail=none, columnsize=0)"
 )
+# How FTS5 merges the segments each chunk writes (see the module's docstring): a level is
+# merged once it holds AUTOMERGE segments, all at once at CRISISMERGE. FTS5's defaults (4, 16)
+# rewrite every row once per level, ~5 levels deep at 100,000 rows written 64 at a time.
+AUTOMERGE = 16
+CRISISMERGE = 64
+_SETTINGS = {"automerge": AUTOMERGE, "crisismerge": CRISISMERGE}
 
 
 def exists(conn: Connection) -> bool:
@@ -78,15 +84,28 @@ def escaped(data: bytes) -> str:
 
 
 def create(conn: Connection) -> bool:
-    """Create the index (empty: ``index_new`` fills it); False where SQLite cannot."""
+    """Create the index (empty: ``index_new`` fills it); False where SQLite cannot. An index
+    of an earlier shape (with column sizes, FTS5's merge defaults) is made again: the writer
+    fills it a chunk at a time, and searches scan what it does not cover yet."""
     if exists(conn):
-        return True
+        if _current(conn):
+            return True
+        log.info("search index: rebuilt in the current shape, a chunk at a time")
+        drop(conn)
     try:
         conn.execute(_CREATE)
     except sqlite3.OperationalError:  # no fts5 module, or no trigram tokenizer (< 3.34)
         return False
+    for name, value in _SETTINGS.items():
+        conn.execute("INSERT INTO search (search, rank) VALUES (?, ?)", (name, value))
     conn.execute("UPDATE search_state SET indexed_upto = 0")
     return True
+
+
+def _current(conn: Connection) -> bool:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'search'").fetchone()[0]
+    settings = dict(conn.execute("SELECT k, v FROM search_config").fetchall())
+    return bool(sql == _CREATE and all(settings.get(k) == v for k, v in _SETTINGS.items()))
 
 
 def drop(conn: Connection) -> None:
@@ -153,6 +172,28 @@ def catch_up(conn: Connection, limit: int) -> int:
         log.warning("search index: could not index new rows: %s", exc)
         return 0
     return done
+
+
+def tidy(conn: Connection, pages: int) -> bool:
+    """Merge some of the index's segments (about ``pages`` pages' worth; a level is merged
+    once it holds ``usermerge``, 4, of them), in a transaction of its own (a server's writer,
+    when idle): fewer segments, faster searches. False when there was nothing to merge (or
+    it failed)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.execute("SELECT total_changes()").fetchone()[0]
+            conn.execute("INSERT INTO search (search, rank) VALUES ('merge', ?)", (pages,))
+            after = conn.execute("SELECT total_changes()").fetchone()[0]
+            merged = bool(after - before > 1)  # FTS5: 1 or less, nothing was merged
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        log.warning("search index: could not merge its segments: %s", exc)
+        return False
+    return merged
 
 
 def forget_through(conn: Connection, cutoff: int) -> None:
