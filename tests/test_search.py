@@ -5,6 +5,7 @@ store catching up after an upgrade."""
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import sqlite3
 import string
@@ -412,6 +413,41 @@ def test_an_idle_writer_merges_the_index_and_searches_stay_exact(
         while store._untidy:
             store._tidy()  # what the writer does when idle and every row is indexed
         assert segments() < before
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
+
+
+class _BusyQueue(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A writer's queue that always looks busy: as under a load that never lets up."""
+
+    def empty(self) -> bool:
+        return False
+
+
+def test_a_writer_that_is_never_idle_still_indexes_once_enough_rows_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(core, "IDLE", 3600.0)
+    monkeypatch.setattr(core, "INDEX_AFTER", 10)
+    monkeypatch.setattr(core, "INDEX_BOUND", 50)
+    rng = random.Random(7)
+    recs = [capture(i, rng) for i in range(80)]
+    store = Store(tmp_path / "busy.db").open()
+    store._queue = _BusyQueue()
+    store.start()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    try:
+        live_write(store, recs[:40])  # 40 wait, fewer than the bound: no job is put off
+        reference.write_sync(insert, recs[:40])
+        assert store.read_sync(search.indexed_upto) == 0
+        same_results(store, reference)
+        live_write(store, recs[40:])  # 80 wait: a chunk is indexed even so
+        reference.write_sync(insert, recs[40:])
+        wait_until(lambda: store.read_sync(search.indexed_upto) > 0)
         same_results(store, reference)
         check_integrity(store)
     finally:

@@ -62,6 +62,9 @@ CATCH_UP = 64
 # Once every row is indexed, an idle writer merges the index's segments, this many pages at
 # a time (a few ms), until FTS5 has nothing left to merge (search.tidy).
 TIDY_PAGES = 64
+# Waiting rows are indexed when no job waits for the writer; under a load that never lets
+# up, once this many wait (searches scan them meanwhile: a few ms), so that it keeps up.
+INDEX_BOUND = 1024
 
 
 @dataclass
@@ -378,9 +381,11 @@ class Store:
                     break
                 batch.append(nxt)
             self._run_batch(batch)
-            # After the batch was announced and handed on: never in a capture's way but the
-            # next batch's, one chunk at a time.
-            if self._unindexed >= INDEX_AFTER:
+            # After the batch was announced and handed on, one chunk at a time: when no job
+            # waits for the writer (its captures are being fsynced, the next ones are not
+            # here yet), or when INDEX_BOUND rows wait, so that the index keeps up.
+            waiting = self._unindexed
+            if waiting >= INDEX_AFTER and (self._queue.empty() or waiting >= INDEX_BOUND):
                 self._catch_up(2 * INDEX_AFTER)
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
@@ -525,7 +530,7 @@ class Store:
         (the writer: between batches, or idle)."""
         conn = self._write_conn
         done = search.catch_up(conn, limit) if conn is not None else 0
-        self._unindexed = 0
+        self._unindexed = max(0, self._unindexed - done) if done else 0
         # Fewer than asked: none left (or it failed: the next rows added try again).
         self._backlog = done >= limit
         self._untidy = self._untidy or done > 0
