@@ -5,6 +5,7 @@ store catching up after an upgrade."""
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
 import sqlite3
 import string
@@ -347,6 +348,106 @@ def test_rows_left_unindexed_at_close_are_indexed_after_a_restart(
         monkeypatch.setattr(core, "IDLE", 0.01)
         store.start()  # the writer catches up when idle
         wait_until(lambda: store.read_sync(search.indexed_upto) == 50)
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
+
+
+def test_an_index_of_an_earlier_shape_is_made_again(tmp_path: Path) -> None:
+    # Stores indexed before the index lost its column sizes and got its merge settings.
+    path = tmp_path / "earlier.db"
+    store = Store(path).open()
+    fill(store, 60)
+    store.write_sync(lambda conn: search.drop(conn))
+    store.write_sync(lambda conn: conn.execute(search._CREATE.replace(", columnsize=0", "")))
+    store.write_sync(lambda conn: search.index_new(conn, 1000))
+    store.close()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    fill(reference, 60)
+    store = Store(path).open()
+    try:
+        shape = store.read_sync(
+            lambda conn: conn.execute("SELECT sql FROM sqlite_master WHERE name = 'search'")
+        ).fetchone()[0]
+        assert "columnsize=0" in shape
+        assert store.read_sync(search.indexed_upto) == 0  # filled again, a chunk at a time
+        same_results(store, reference)
+        while store._backlog:
+            store._catch_up(core.IDLE_CHUNK)
+        assert store.read_sync(search.indexed_upto) == 60
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
+
+
+def test_an_idle_writer_merges_the_index_and_searches_stay_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(core, "IDLE", 3600.0)  # the test says when the writer is idle
+    rng = random.Random(6)
+    recs = [capture(i, rng) for i in range(400)]
+    store = Store(tmp_path / "tidy.db").open()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+
+    def segments() -> int:
+        return int(
+            store.read_sync(
+                lambda conn: conn.execute(
+                    "SELECT count(DISTINCT id >> 37) FROM search_data WHERE id >= 1 << 37"
+                )
+            ).fetchone()[0]
+        )
+
+    try:
+        for start in range(0, 400, 10):  # a segment per write
+            store.write_sync(insert, recs[start : start + 10])
+        reference.write_sync(insert, recs)
+        before = segments()
+        assert before >= 4
+        assert store._untidy
+        while store._untidy:
+            store._tidy()  # what the writer does when idle and every row is indexed
+        assert segments() < before
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
+
+
+class _BusyQueue(queue.SimpleQueue):  # type: ignore[type-arg]
+    """A writer's queue that always looks busy: as under a load that never lets up."""
+
+    def empty(self) -> bool:
+        return False
+
+
+def test_a_writer_that_is_never_idle_still_indexes_once_enough_rows_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(core, "IDLE", 3600.0)
+    monkeypatch.setattr(core, "INDEX_AFTER", 10)
+    monkeypatch.setattr(core, "INDEX_BOUND", 50)
+    rng = random.Random(7)
+    recs = [capture(i, rng) for i in range(80)]
+    store = Store(tmp_path / "busy.db").open()
+    store._queue = _BusyQueue()
+    store.start()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    try:
+        live_write(store, recs[:40])  # 40 wait, fewer than the bound: no job is put off
+        reference.write_sync(insert, recs[:40])
+        assert store.read_sync(search.indexed_upto) == 0
+        same_results(store, reference)
+        live_write(store, recs[40:])  # 80 wait: a chunk is indexed even so
+        reference.write_sync(insert, recs[40:])
+        wait_until(lambda: store.read_sync(search.indexed_upto) > 0)
         same_results(store, reference)
         check_integrity(store)
     finally:

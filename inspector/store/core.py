@@ -52,13 +52,14 @@ MAX_BATCH = 512
 # of its own, off the captures' commits (at 1,000 captures/s a batch holds one or two, and
 # FTS5 writes a segment per commit: p99 capture->SSE 37 ms with it in the batch, 10 ms
 # without): once INDEX_AFTER rows wait (up to 2 x INDEX_AFTER then, so that a backlog shrinks
-# under load too), or when no job came for IDLE seconds (up to IDLE_CHUNK). Rows not indexed
+# under load too), or when no job came for IDLE seconds (IDLE_CHUNK at a time: a capture that
+# arrives meanwhile waits for one chunk, ~15-25 ms, not a 2,000-row one). Rows not indexed
 # yet are scanned by searches. A CLI's write (no writer) indexes in its own transaction, with
 # up to CATCH_UP rows of a backlog. 64, not 256: a capture arriving while a chunk is indexed
 # waits for it (capture->SSE p99 25 ms with 64, 33 ms with 256, 25 ms without the index, in
 # the same hour; throughput cost 16% vs 13%, within the runs' noise).
 INDEX_AFTER = 64
-IDLE_CHUNK = 2000
+IDLE_CHUNK = 256
 IDLE = 0.05
 CATCH_UP = 64
 # Retention (SQLite server). A batch that takes the store past --retention evicts the excess
@@ -73,6 +74,14 @@ CATCH_UP = 64
 EVICT_CHUNK = 16
 AHEAD_PER = 1000
 AHEAD_MAX = 256
+# Once every row is indexed, an idle writer merges the index's segments, this many pages at
+# a time, until FTS5 has nothing left to merge (search.tidy). A capture arriving meanwhile
+# waits for the step: at 1,000,000 captures 64 pages took 34 ms of CPU (31 segments -> 4 in
+# 9 s), so 16.
+TIDY_PAGES = 16
+# Waiting rows are indexed when no job waits for the writer; under a load that never lets
+# up, once this many wait (searches scan them meanwhile: a few ms), so that it keeps up.
+INDEX_BOUND = 1024
 
 
 @dataclass
@@ -158,8 +167,9 @@ class Store:
         )
         self.retention = retention
         self.search_index = search_index
-        # Indexing kept; rows may wait to be indexed; rows the writer added since it indexed.
-        self._indexing = self._backlog = False
+        # Indexing kept; rows may wait to be indexed; rows the writer added since it indexed;
+        # the index's segments may want merging.
+        self._indexing = self._backlog = self._untidy = False
         self._unindexed = 0
         self._syncer: Syncer | None = None
         self._checkpointer: Checkpointer | None = None
@@ -199,7 +209,7 @@ class Store:
         try:
             self.backend.migrate(conn)
             if isinstance(self.backend, SqliteBackend):
-                self._indexing = self._backlog = self._open_search(conn)
+                self._indexing = self._backlog = self._untidy = self._open_search(conn)
             self._counter.rows = requests.count_rows(conn)
         except self.backend.unavailable as exc:
             self._close_connection(conn)
@@ -376,9 +386,12 @@ class Store:
             if self._queue.empty() and self._evict_ahead():
                 continue
             try:
-                job = self._queue.get(timeout=IDLE if self._backlog else None)
+                job = self._queue.get(timeout=IDLE if self._backlog or self._untidy else None)
             except queue.Empty:
-                self._catch_up(IDLE_CHUNK)
+                if self._backlog:
+                    self._catch_up(IDLE_CHUNK)
+                else:
+                    self._tidy()
                 continue
             if job is None:
                 break
@@ -397,9 +410,11 @@ class Store:
                 self._checkpointer.nudge()
                 if self._checkpointer.full and isinstance(self._write_conn, sqlite3.Connection):
                     self._checkpointer.finish(self._write_conn)
-            # After the batch was announced and handed on: never in a capture's way but the
-            # next batch's, one chunk at a time.
-            if self._unindexed >= INDEX_AFTER:
+            # After the batch was announced and handed on, one chunk at a time: when no job
+            # waits for the writer (its captures are being fsynced, the next ones are not
+            # here yet), or when INDEX_BOUND rows wait, so that the index keeps up.
+            waiting = self._unindexed
+            if waiting >= INDEX_AFTER and (self._queue.empty() or waiting >= INDEX_BOUND):
                 self._catch_up(2 * INDEX_AFTER)
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
@@ -572,9 +587,15 @@ class Store:
         (the writer: between batches, or idle)."""
         conn = self._write_conn
         done = search.catch_up(conn, limit) if conn is not None else 0
-        self._unindexed = 0
+        self._unindexed = max(0, self._unindexed - done) if done else 0
         # Fewer than asked: none left (or it failed: the next rows added try again).
         self._backlog = done >= limit
+        self._untidy = self._untidy or done > 0
+
+    def _tidy(self) -> None:
+        """Merge some of the index's segments (the writer, idle, every row indexed)."""
+        conn = self._write_conn
+        self._untidy = conn is not None and search.tidy(conn, TIDY_PAGES)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -4,13 +4,19 @@ A search (``requests.list_requests`` with ``q``) is a substring match, ASCII cas
 over a request's path, query, headers (as stored: JSON), event key and type, and raw body.
 The index holds the same text, lower-cased by SQLite's ``lower()`` (the ``search_text`` view,
 schema migration 6), cut into every run of three characters; a term of three characters or
-more is answered by the rows that hold all of its trigrams, then confirmed by the very
-predicate the scan uses — so the index can only make a search faster, never change its
-results. Shorter terms (and terms with a NUL) are scanned.
+more is answered by the rows that hold the trigrams covering it (``match_expression``),
+then confirmed by the very predicate the scan uses — so the index can only make a search
+faster, never change its results. Shorter terms (and terms with a NUL) are scanned.
 
 * **External content, no copy.** The index reads its text from ``search_text`` (requests and
-  bodies) when it needs it; it stores only which rows hold each trigram (``detail=none``), a
-  fraction of what a full-text index with positions costs.
+  bodies) when it needs it; it stores only which rows hold each trigram (``detail=none``, no
+  column sizes: ``columnsize=0``), a fraction of what a full-text index with positions costs.
+* **Merged lazily.** Each chunk FTS5 writes is a segment, and segments are merged level by
+  level. FTS5's defaults (a level merged at 4 segments) rewrite each row once per level, ~60%
+  of the CPU indexing costs at 64 rows a chunk; here a level waits for 16 (``AUTOMERGE``), and
+  a writer with nothing else to do merges the rest (``tidy``), so that searches read few
+  segments. An index of an earlier shape is made again on open (``create``), and filled a
+  chunk at a time like any backlog.
 * **Written behind the captures.** ``index_new`` indexes the rows added since
   ``search_state.indexed_upto``. A server's writer does it in a transaction of its own
   (``catch_up``), between batches, once 64 rows wait or when it is idle — never in a
@@ -45,8 +51,14 @@ TRIGRAM = 3
 _CREATE = (
     "CREATE VIRTUAL TABLE search USING fts5(path, query, headers, event_key, event_type, body,"
     " content='search_text', content_rowid='id',"
-    " tokenize='trigram case_sensitive 1', detail=none)"
+    " tokenize='trigram case_sensitive 1', detail=none, columnsize=0)"
 )
+# How FTS5 merges the segments each chunk writes (see the module's docstring): a level is
+# merged once it holds AUTOMERGE segments, all at once at CRISISMERGE. FTS5's defaults (4, 16)
+# rewrite every row once per level, ~5 levels deep at 100,000 rows written 64 at a time.
+AUTOMERGE = 16
+CRISISMERGE = 64
+_SETTINGS = {"automerge": AUTOMERGE, "crisismerge": CRISISMERGE}
 
 
 def exists(conn: Connection) -> bool:
@@ -78,15 +90,28 @@ def escaped(data: bytes) -> str:
 
 
 def create(conn: Connection) -> bool:
-    """Create the index (empty: ``index_new`` fills it); False where SQLite cannot."""
+    """Create the index (empty: ``index_new`` fills it); False where SQLite cannot. An index
+    of an earlier shape (with column sizes, FTS5's merge defaults) is made again: the writer
+    fills it a chunk at a time, and searches scan what it does not cover yet."""
     if exists(conn):
-        return True
+        if _current(conn):
+            return True
+        log.info("search index: rebuilt in the current shape, a chunk at a time")
+        drop(conn)
     try:
         conn.execute(_CREATE)
     except sqlite3.OperationalError:  # no fts5 module, or no trigram tokenizer (< 3.34)
         return False
+    for name, value in _SETTINGS.items():
+        conn.execute("INSERT INTO search (search, rank) VALUES (?, ?)", (name, value))
     conn.execute("UPDATE search_state SET indexed_upto = 0")
     return True
+
+
+def _current(conn: Connection) -> bool:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'search'").fetchone()[0]
+    settings = dict(conn.execute("SELECT k, v FROM search_config").fetchall())
+    return bool(sql == _CREATE and all(settings.get(k) == v for k, v in _SETTINGS.items()))
 
 
 def drop(conn: Connection) -> None:
@@ -155,6 +180,28 @@ def catch_up(conn: Connection, limit: int) -> int:
     return done
 
 
+def tidy(conn: Connection, pages: int) -> bool:
+    """Merge some of the index's segments (about ``pages`` pages' worth; a level is merged
+    once it holds ``usermerge``, 4, of them), in a transaction of its own (a server's writer,
+    when idle): fewer segments, faster searches. False when there was nothing to merge (or
+    it failed)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = conn.execute("SELECT total_changes()").fetchone()[0]
+            conn.execute("INSERT INTO search (search, rank) VALUES ('merge', ?)", (pages,))
+            after = conn.execute("SELECT total_changes()").fetchone()[0]
+            merged = bool(after - before > 1)  # FTS5: 1 or less, nothing was merged
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        log.warning("search index: could not merge its segments: %s", exc)
+        return False
+    return merged
+
+
 def forget_through(conn: Connection, cutoff: int) -> None:
     """Take the requests with ids up to ``cutoff`` out of the index (before they are deleted)."""
     if cutoff > 0 and exists(conn):
@@ -187,11 +234,14 @@ def usable(term: str) -> bool:
 
 
 def match_expression(terms: list[str]) -> str:
-    """An FTS5 query for rows holding every trigram of at least one of ``terms`` (folded;
-    each ``usable``). Without positions (``detail=none``) it is a superset: the caller
-    confirms each row."""
+    """An FTS5 query for rows holding the trigrams of at least one of ``terms`` (folded;
+    each ``usable``) that cover it: one every three characters, and the last. Without
+    positions (``detail=none``) even every trigram is a superset that the caller confirms
+    row by row; the cover's few more candidates cost less than reading the doclists of the
+    trigrams left out, which in a million rows are often in most of them."""
     groups = []
     for term in dict.fromkeys(terms):
-        grams = dict.fromkeys(term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1))
+        starts = [*range(0, len(term) - TRIGRAM, TRIGRAM), len(term) - TRIGRAM]
+        grams = dict.fromkeys(term[i : i + TRIGRAM] for i in starts)
         groups.append("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")")
     return " OR ".join(groups)
