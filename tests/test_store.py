@@ -68,6 +68,39 @@ def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -
     store.close()
 
 
+def test_an_events_ids_are_its_requests_ids_after_deletes_at_the_top(
+    store_location: Path | str,
+) -> None:
+    # On SQLite the attempt is counted with the id the request is about to get: ids never
+    # come back after the newest requests are deleted, or all of them cleared.
+    store = Store(store_location).open()
+
+    def capture(key: str | None) -> requests.Inserted:
+        return store.write_sync(requests.insert_request, captured_request(event_key=key), ok)
+
+    first = capture("k")
+    newest = capture(None)
+    store.write_sync(requests.delete_request, newest.id)
+    again = capture("k")
+    assert (again.id, again.attempt, again.first_attempt_id) == (newest.id + 1, 2, first.id)
+    store.write_sync(requests.delete_request, again.id)
+    store.write_sync(requests.clear_endpoint, None)
+    fresh = capture("k")
+    assert (fresh.id, fresh.attempt, fresh.first_attempt_id) == (again.id + 1, 1, fresh.id)
+    other = capture("k2")
+    last = capture("k")
+    assert (last.id, last.attempt, last.first_attempt_id) == (other.id + 1, 2, fresh.id)
+    rows = store.read_sync(
+        lambda c: [tuple(r) for r in c.execute(
+            "SELECT event_key, attempts, first_id, last_id FROM events ORDER BY event_key"
+        )]
+    )  # fmt: skip
+    assert rows == [("k", 2, fresh.id, last.id), ("k2", 1, other.id, other.id)]
+    stored = store.read_sync(requests.get_request, last.id)
+    assert stored is not None and stored["first_attempt_id"] == fresh.id
+    store.close()
+
+
 def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     store = Store(path, busy_timeout=0.2).open()
