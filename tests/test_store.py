@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import SchemaTooNew, StoreUnavailable
 from inspector.store import Connection, Store, deliveries, endpoints, leases, requests, syncer
 from inspector.store.schema import POSTGRESQL, SQLITE
@@ -99,6 +100,45 @@ def test_an_events_ids_are_its_requests_ids_after_deletes_at_the_top(
     stored = store.read_sync(requests.get_request, last.id)
     assert stored is not None and stored["first_attempt_id"] == fresh.id
     store.close()
+
+
+def test_a_batch_of_captures_stores_what_one_by_one_stores(tmp_path: Path) -> None:
+    # The writer inserts a batch's captures together (multi-row statements on SQLite): rows,
+    # ids, attempts and answers are those of the same captures written one at a time.
+    def captures() -> list[CapturedRequest]:
+        keys = ["a", None, "a", "b", None, "a"] * 8  # 48: more than one chunk of rows
+        return [
+            captured_request(body=b"" if i % 5 == 0 else str(i).encode(), event_key=key)
+            for i, key in enumerate(keys)
+        ]
+
+    def by_attempt(attempt: int) -> ResponseRecord:
+        return ResponseRecord(200 + attempt, [("x-attempt", str(attempt))], b"A")
+
+    one = Store(tmp_path / "one.db").open()
+    singles = [one.write_sync(requests.insert_request, c, by_attempt) for c in captures()]
+    together = Store(tmp_path / "together.db").open()
+    batch = together.write_sync(requests.insert_requests, [(c, by_attempt) for c in captures()])
+    assert [(i.id, i.attempt, i.first_attempt_id, i.response.status) for i in batch] == [
+        (i.id, i.attempt, i.first_attempt_id, i.response.status) for i in singles
+    ]
+
+    def rows(conn: Connection) -> list[tuple[object, ...]]:
+        return [
+            tuple(r)
+            for sql in (
+                "SELECT * FROM requests ORDER BY id",
+                "SELECT * FROM bodies ORDER BY request_id",
+                "SELECT * FROM events ORDER BY endpoint, event_key",
+                "SELECT * FROM endpoint_stats",
+            )
+            for r in conn.execute(sql)
+        ]
+
+    assert together.read_sync(rows) == one.read_sync(rows)
+    assert len(together.read_sync(rows)) > 48
+    one.close()
+    together.close()
 
 
 def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> None:
