@@ -17,6 +17,10 @@ and the same ratio for the bare endpoint (what TLS costs asyncio anyway), in the
 
 ``--index-cost`` adds a third server to the rounds, the inspector with ``--no-search-index``:
 what keeping the search index (written by the writer between batches) costs the capture path.
+
+``--compare-with DIR`` adds the inspector of another checkout (a worktree of ``main``, say:
+``git worktree add --detach /tmp/main main``) to the rounds, and with ``--index-cost`` that
+one without its index too: before and after a change, in the same run.
 """
 
 from __future__ import annotations
@@ -78,7 +82,11 @@ BARE_APP = textwrap.dedent(
 
 
 def start_servers(
-    workdir: Path, stack: str, https: bool, index_cost: bool = False
+    workdir: Path,
+    stack: str,
+    https: bool,
+    index_cost: bool = False,
+    compare_with: Path | None = None,
 ) -> tuple[list[subprocess.Popen[bytes]], dict[str, str], dict[str, int]]:
     """The bare endpoint and the inspector (and with ``https`` their TLS listeners), on
     ``stack``; returns the processes and the URL of each, by name."""
@@ -105,6 +113,18 @@ def start_servers(
         urls["no-index"] = f"http://127.0.0.1:{port}/h/bench"
         pids["no-index"] = procs[-1].pid
         wait_up(urls["no-index"], post=True)
+    if compare_with is not None:
+        for name, flags in (("baseline", ()), ("baseline-noidx", ("--no-search-index",))):
+            if flags and not index_cost:
+                continue
+            port = free_port()
+            procs.append(
+                start_inspector(workdir, workdir / f"data-{stack}-{name}", port, stack,
+                                "--retention", "1000000", *flags, root=compare_with)
+            )  # fmt: skip
+            urls[name] = f"http://127.0.0.1:{port}/h/bench"
+            pids[name] = procs[-1].pid
+            wait_up(urls[name], post=True)
     if https:
         tls_dir = data / "tls"
         urls["inspector-tls"] = f"https://127.0.0.1:{tls_port}/h/bench"
@@ -214,6 +234,9 @@ def main() -> int:
     parser.add_argument(
         "--index-cost", action="store_true", help="Also the inspector without a search index."
     )
+    parser.add_argument(
+        "--compare-with", type=Path, help="Also the inspector of this checkout (a baseline)."
+    )
     args = parser.parse_args()
     stacks = STACKS if args.stack == "both" else (args.stack,)
     use_wrk = shutil.which("wrk") is not None
@@ -227,7 +250,7 @@ def main() -> int:
     try:
         for stack in stacks:
             started, urls[stack], pids[stack] = start_servers(
-                workdir, stack, args.https, args.index_cost
+                workdir, stack, args.https, args.index_cost, args.compare_with
             )
             procs += started
             results[stack] = {name: [] for name in urls[stack]}
@@ -315,6 +338,22 @@ def report(stack: str, results: dict[str, list[dict[str, float]]], stored: int) 
         print(
             f"  the search index's cost on the capture path: {cost:.1%} of throughput"
             f" (by round: {by_round}); CPU {extra_cpu:.0f} us/request"
+        )
+    if "baseline" in results:
+        print(line("baseline (--compare-with)", "baseline"))
+        by_round = ", ".join(
+            f"{b['rps'] / r['rps']:.2f}"
+            for b, r in zip(results["baseline"], results["bare"], strict=True)
+        )
+        print(
+            f"  ratio baseline/bare: {med('baseline', 'rps') / bare_rps:.2f} (by round: "
+            f"{by_round}); inspector/baseline: {insp_rps / med('baseline', 'rps'):.2f}"
+        )
+    if "baseline-noidx" in results:
+        print(line("baseline, no index", "baseline-noidx"))
+        print(
+            f"  ratio baseline no index/bare: {med('baseline-noidx', 'rps') / bare_rps:.2f};"
+            f" inspector no index/bare: {med('no-index', 'rps') / bare_rps:.2f}"
         )
     print(f"  requests stored by the inspector: {stored} (every 2xx was committed)")
 

@@ -66,16 +66,19 @@ def start_bare(
 
 
 def start_inspector(
-    workdir: Path, data_dir: Path, port: int, stack: str, *extra: str
+    workdir: Path, data_dir: Path, port: int, stack: str, *extra: str, root: Path = ROOT
 ) -> subprocess.Popen[bytes]:
-    """``webhook-inspector serve`` on ``stack``; its banner goes to ``serve-<port>.out``."""
+    """``webhook-inspector serve`` on ``stack``; its banner goes to ``serve-<port>.out``.
+    ``root``: the checkout whose ``inspector`` package runs (another one: a baseline)."""
     out = (workdir / f"serve-{port}.out").open("wb")
+    env = stack_env(stack, workdir)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(root)) if p)
     return subprocess.Popen(
         [sys.executable, "-m", "inspector", "serve", "--port", str(port),
          "--data-dir", str(data_dir), *extra],
         stdout=out,
-        cwd=ROOT,
-        env=stack_env(stack, workdir),
+        cwd=root,
+        env=env,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ pyinstrument on the event loop's thread and on the store's writer thread, and th
 thread spent per request.
 
     .venv/bin/python bench/hotpath.py [--seconds 8] [--connections 32] [--stack fast|fallback]
-                                      [--html DIR]
+                                      [--html DIR] [--no-search-index] [--no-profile]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) and wrk. The profiler's own overhead
 inflates every figure a little (a sample each 0.5 ms); the CPU per request per thread is
@@ -39,18 +39,27 @@ from inspector.settings import Settings  # noqa: E402
 from inspector.store import core  # noqa: E402
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) of each thread of this process, by thread name."""
+def thread_cpu() -> dict[str, tuple[float, int, int]]:
+    """Of each thread of this process, by thread name: CPU seconds (user + system), and how
+    many times it gave up the CPU waiting (voluntary context switches: a wake-up each) and
+    was taken off it (involuntary)."""
     tick = os.sysconf("SC_CLK_TCK")
     names = {t.native_id: t.name for t in threading.enumerate()}
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, int, int]] = {}
     for tid in os.listdir("/proc/self/task"):
         with open(f"/proc/self/task/{tid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/self/task/{tid}/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if "ctxt_switches" in line)
         name = names.get(int(tid), "other")
         if name.startswith(("AnyIO", "asyncio")):
             name = "worker threads"
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        cpu, woken, taken = out.get(name, (0.0, 0, 0))
+        out[name] = (
+            cpu + (int(fields[11]) + int(fields[12])) / tick,
+            woken + int(status["voluntary_ctxt_switches"]),
+            taken + int(status["nonvoluntary_ctxt_switches"]),
+        )
     return out
 
 
@@ -73,7 +82,12 @@ def wrk(url: str, seconds: int, connections: int, workdir: Path) -> int:
 
 def run(args: argparse.Namespace, workdir: Path, profile: bool) -> None:
     chosen = stack.Stack(*stack_names(args.stack))
-    settings = Settings(data_dir=workdir / f"data-{profile}", port=0, retention=1_000_000)
+    settings = Settings(
+        data_dir=workdir / f"data-{profile}",
+        port=0,
+        retention=1_000_000,
+        no_search_index=args.no_search_index,
+    )
     port = free_port()
     config = uvicorn.Config(
         create_app(settings),
@@ -116,7 +130,11 @@ def run(args: argparse.Namespace, workdir: Path, profile: bool) -> None:
             loop.call_soon_threadsafe(lambda: (loop_profiler.stop(), done.set()))
             done.wait()
         after = thread_cpu()
-        result["cpu"] = {k: v - before.get(k, 0.0) for k, v in after.items()}
+        zero = (0.0, 0, 0)
+        result["cpu"] = {
+            k: tuple(a - b for a, b in zip(v, before.get(k, zero), strict=True))
+            for k, v in after.items()
+        }
         server.should_exit = True
 
     factory = config.get_loop_factory()
@@ -138,14 +156,17 @@ def run(args: argparse.Namespace, workdir: Path, profile: bool) -> None:
                 target = Path(args.html) / f"{name.replace(' ', '-')}.html"
                 target.write_text(profiler.output_html())
     else:
-        print(f"\nCPU per request by thread, no profiler ({requests} requests):")
-        total = 0.0
-        for name, seconds in sorted(result["cpu"].items(), key=lambda kv: -kv[1]):
-            per = seconds / requests * 1e6
-            total += per
-            if per >= 0.5:
-                print(f"  {name:<20} {per:6.1f} us")
-        print(f"  {'total':<20} {total:6.1f} us")
+        print(f"\nPer request by thread, no profiler ({requests} requests):")
+        print(f"  {'':<20} {'CPU':>9} {'wake-ups':>9} {'preempted':>9}")
+        totals = [0.0, 0.0, 0.0]
+        for name, (seconds, woken, taken) in sorted(
+            result["cpu"].items(), key=lambda kv: -kv[1][0]
+        ):
+            row = (seconds / requests * 1e6, woken / requests, taken / requests)
+            totals = [t + r for t, r in zip(totals, row, strict=True)]
+            if row[0] >= 0.5 or row[1] >= 0.01:
+                print(f"  {name:<20} {row[0]:6.1f} us {row[1]:9.2f} {row[2]:9.2f}")
+        print(f"  {'total':<20} {totals[0]:6.1f} us {totals[1]:9.2f} {totals[2]:9.2f}")
 
 
 def stack_names(name: str) -> tuple[str, str]:
@@ -158,11 +179,18 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--stack", choices=["fast", "fallback"], default="fast")
     parser.add_argument("--html", help="Also write each profile as HTML into this directory.")
+    parser.add_argument(
+        "--no-search-index", action="store_true", help="Without the search index (its cost)."
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="Only the CPU and wake-ups per request."
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         print(f"load average: {os.getloadavg()[0]:.1f}", flush=True)
-        run(args, Path(tmp), profile=True)
-        asyncio.set_event_loop(None)
+        if not args.no_profile:
+            run(args, Path(tmp), profile=True)
+            asyncio.set_event_loop(None)
         run(args, Path(tmp), profile=False)
     return 0
 

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from inspector import api, views
 from inspector.errors import InspectorError
+from inspector.receiver import Receiver
 from inspector.resources import resource_dir
 from inspector.runtime import Runtime, running
 from inspector.security import ControlGuard
@@ -30,12 +31,18 @@ from inspector.settings import Settings
 
 
 class InspectorApp(Starlette):
+    # The capture route, once the lifespan has built it: looked up once, not per capture.
+    receiver: Receiver | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith("/h/") or path == "/h":
-                runtime: Runtime = self.state.runtime
-                await runtime.receiver(scope, receive, send)
+                receiver = self.receiver
+                if receiver is None:  # before the lifespan: as Starlette would fail
+                    runtime: Runtime = self.state.runtime
+                    receiver = runtime.receiver
+                await receiver(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -45,9 +52,14 @@ def create_app(settings: Settings | None = None) -> InspectorApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        assert isinstance(app, InspectorApp)
         async with running(settings) as runtime:
             app.state.runtime = runtime
-            yield
+            app.receiver = runtime.receiver
+            try:
+                yield
+            finally:
+                app.receiver = None
 
     app = InspectorApp(
         routes=[

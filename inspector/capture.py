@@ -156,18 +156,19 @@ async def read_request(
             declared = value if declared is None else declared
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     client = scope.get("client")
+    # Positional: a dataclass takes keywords at twice the cost, on every capture.
     rec = CapturedRequest(
-        endpoint=endpoint,
-        method=scope["method"],
-        path=raw_path.decode("latin-1"),
-        query=scope["query_string"].decode("latin-1"),
-        headers=headers,
-        body=b"",
-        client=f"{client[0]}:{client[1]}" if client else None,
-        received_at=utc_timestamp(received_ts),
-        received_ts=received_ts,
-        size=0,
-        content_type=content_type,
+        endpoint,
+        scope["method"],
+        raw_path.decode("latin-1"),  # path
+        scope["query_string"].decode("latin-1"),  # query
+        headers,
+        b"",  # body, below
+        f"{client[0]}:{client[1]}" if client else None,
+        utc_timestamp(received_ts),  # received_at
+        received_ts,
+        0,  # size, below
+        content_type,
     )
     if declared is not None and declared.isdigit():
         length = int(declared)

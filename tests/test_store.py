@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.errors import SchemaTooNew, StoreUnavailable
 from inspector.store import (
     Connection,
@@ -126,6 +127,78 @@ def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -
         seen.append((ins.attempt, ins.first_attempt_id))
     assert seen == [(1, 1), (2, 1), (1, 3), (1, 4), (3, 1)]
     store.close()
+
+
+def test_an_events_ids_are_its_requests_ids_after_deletes_at_the_top(
+    store_location: Path | str,
+) -> None:
+    # On SQLite the attempt is counted with the id the request is about to get: ids never
+    # come back after the newest requests are deleted, or all of them cleared.
+    store = Store(store_location).open()
+
+    def capture(key: str | None) -> requests.Inserted:
+        return store.write_sync(requests.insert_request, captured_request(event_key=key), ok)
+
+    first = capture("k")
+    newest = capture(None)
+    store.write_sync(requests.delete_request, newest.id)
+    again = capture("k")
+    assert (again.id, again.attempt, again.first_attempt_id) == (newest.id + 1, 2, first.id)
+    store.write_sync(requests.delete_request, again.id)
+    store.write_sync(requests.clear_endpoint, None)
+    fresh = capture("k")
+    assert (fresh.id, fresh.attempt, fresh.first_attempt_id) == (again.id + 1, 1, fresh.id)
+    other = capture("k2")
+    last = capture("k")
+    assert (last.id, last.attempt, last.first_attempt_id) == (other.id + 1, 2, fresh.id)
+    rows = store.read_sync(
+        lambda c: [tuple(r) for r in c.execute(
+            "SELECT event_key, attempts, first_id, last_id FROM events ORDER BY event_key"
+        )]
+    )  # fmt: skip
+    assert rows == [("k", 2, fresh.id, last.id), ("k2", 1, other.id, other.id)]
+    stored = store.read_sync(requests.get_request, last.id)
+    assert stored is not None and stored["first_attempt_id"] == fresh.id
+    store.close()
+
+
+def test_a_batch_of_captures_stores_what_one_by_one_stores(tmp_path: Path) -> None:
+    # The writer inserts a batch's captures together (multi-row statements on SQLite): rows,
+    # ids, attempts and answers are those of the same captures written one at a time.
+    def captures() -> list[CapturedRequest]:
+        keys = ["a", None, "a", "b", None, "a"] * 8  # 48: more than one chunk of rows
+        return [
+            captured_request(body=b"" if i % 5 == 0 else str(i).encode(), event_key=key)
+            for i, key in enumerate(keys)
+        ]
+
+    def by_attempt(attempt: int) -> ResponseRecord:
+        return ResponseRecord(200 + attempt, [("x-attempt", str(attempt))], b"A")
+
+    one = Store(tmp_path / "one.db").open()
+    singles = [one.write_sync(requests.insert_request, c, by_attempt) for c in captures()]
+    together = Store(tmp_path / "together.db").open()
+    batch = together.write_sync(requests.insert_requests, [(c, by_attempt) for c in captures()])
+    assert [(i.id, i.attempt, i.first_attempt_id, i.response.status) for i in batch] == [
+        (i.id, i.attempt, i.first_attempt_id, i.response.status) for i in singles
+    ]
+
+    def rows(conn: Connection) -> list[tuple[object, ...]]:
+        return [
+            tuple(r)
+            for sql in (
+                "SELECT * FROM requests ORDER BY id",
+                "SELECT * FROM bodies ORDER BY request_id",
+                "SELECT * FROM events ORDER BY endpoint, event_key",
+                "SELECT * FROM endpoint_stats",
+            )
+            for r in conn.execute(sql)
+        ]
+
+    assert together.read_sync(rows) == one.read_sync(rows)
+    assert len(together.read_sync(rows)) > 48
+    one.close()
+    together.close()
 
 
 def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> None:

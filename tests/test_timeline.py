@@ -20,6 +20,7 @@ from inspector.timeline import (
     event_type,
     timeline_report,
 )
+from inspector.timeline import _fields as _fields_of
 
 PLATFORM = {
     "event": "message.received",
@@ -443,3 +444,59 @@ def test_our_own_deliveries_are_judged_by_the_schedule_they_kept() -> None:
     assert judged["wait_from"] == "start"
     minutes = timeline_report(row, attempts, endpoint)  # type: ignore[arg-type]
     assert "59.4 s early" in minutes["intervals"][0]["message"]
+
+
+# -- the members read without parsing the whole body -----------------------------------------
+
+_KEYS = st.sampled_from(["id", "object", "event", "type", "timestamp", "data", "messageId", "x"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+def _reference(obj: dict[str, object]) -> tuple[object, ...]:
+    """What the key and type read, as ``obj.get`` on the whole object parsed with json."""
+    data = obj.get("data")
+    message_id = data.get("messageId") if isinstance(data, dict) else None
+    return (*(obj.get(k) for k in ("id", "object", "event", "type", "timestamp")), message_id)
+
+
+def _read(body: bytes) -> tuple[object, ...] | None:
+    found = _fields_of(body)
+    if found is None:
+        return None
+    return (found.id, found.object_, found.event, found.type_, found.timestamp, found.message_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=st.dictionaries(_KEYS, _JSON, max_size=6), ascii_only=st.booleans())
+def test_the_identifying_members_are_those_of_the_whole_object(
+    obj: dict[str, object], ascii_only: bool
+) -> None:
+    body = json.dumps(obj, ensure_ascii=ascii_only).encode()
+    assert _read(body) == _reference(obj)
+    assert _read(b"\xef\xbb\xbf \n" + body) == _reference(obj)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"event": "a", "event": "b", "data": 1, "data": {"messageId": "m", "messageId": 2}}',
+        b'{"event": "e", "x": NaN, "data": {"messageId": "m"}}',  # json reads NaN
+        b'{"event": "\\ud800", "timestamp": 1e400, "data": {"messageId": "\\udfff"}}',
+        b'{"event": "e", "big": 123456789012345678901234567890, "timestamp": 1}',
+        b'{"data": [{"messageId": "no"}], "event": "e", "timestamp": 5}',
+        b'{"data": null, "id": "evt_1", "object": "event"}',
+        b'{"event": "e"' + b', "n": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+)
+def test_odd_bodies_read_as_the_whole_object_reads(body: bytes) -> None:
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        assert _read(body) is None
+        return
+    assert _read(body) == _reference(obj)

@@ -93,6 +93,61 @@ class _Job(Generic[T]):
     as_of: int | None = None
     # Called on the job's loop with its result once committed (before it is durable).
     visible: Callable[[T], None] | None = None
+    # A job with a batch form (``_GROUPED``): that form, and this job's arguments.
+    group: Callable[[Connection, list[Any]], list[Any]] | None = None
+    args: Any = None
+
+
+# Jobs that have a form for several at once: consecutive jobs of one of these functions in a
+# batch run as one call of its batch form (a batch's captures: multi-row INSERTs on SQLite,
+# ``requests.insert_requests``). Same results, in the same order, as one by one.
+_GROUPED: dict[Callable[..., Any], Callable[[Connection, list[Any]], list[Any]]] = {
+    requests.insert_request: requests.insert_requests,
+}
+
+
+def _job(
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[T],
+    as_of: int | None = None,
+    visible: Callable[[T], None] | None = None,
+) -> _Job[T]:
+    def run(conn: Connection) -> T:
+        return fn(conn, *args, **kwargs)
+
+    group = None if kwargs else _GROUPED.get(fn)
+    return _Job(run, loop, future, as_of, visible, group, args)
+
+
+def _run_jobs(
+    conn: Connection,
+    runs: Sequence[Callable[[Connection], Any]],
+    stale: set[int],
+    groups: Sequence[tuple[Callable[[Connection, list[Any]], list[Any]] | None, Any]],
+) -> list[Any]:
+    """Each job's result, in order (``STALE`` for a stale one); runs of consecutive jobs of
+    one batch form in one call of it."""
+    if not groups:
+        return [STALE if i in stale else run(conn) for i, run in enumerate(runs)]
+    results: list[Any] = [STALE] * len(runs)
+    i, count = 0, len(runs)
+    while i < count:
+        group = groups[i][0]
+        if i in stale:
+            i += 1
+        elif group is None:
+            results[i] = runs[i](conn)
+            i += 1
+        else:
+            end = i + 1
+            while end < count and groups[end][0] is group and end not in stale:
+                end += 1
+            results[i:end] = group(conn, [groups[k][1] for k in range(i, end)])
+            i = end
+    return results
 
 
 class StaleSettings(Exception):
@@ -309,11 +364,7 @@ class Store:
             )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-
-        def run(conn: Connection) -> T:
-            return fn(conn, *args, **kwargs)
-
-        self._queue.put(_Job(run, loop, future))
+        self._queue.put(_job(fn, args, kwargs, loop, future))
         return await future
 
     async def write_as_of(
@@ -334,11 +385,7 @@ class Store:
             return await self.write(fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-
-        def run(conn: Connection) -> T:
-            return fn(conn, *args, **kwargs)
-
-        self._queue.put(_Job(run, loop, future, as_of=settings_version))
+        self._queue.put(_job(fn, args, kwargs, loop, future, settings_version))
         return await future
 
     async def write_announced(
@@ -359,11 +406,7 @@ class Store:
             return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-
-        def run(conn: Connection) -> T:
-            return fn(conn, *args, **kwargs)
-
-        self._queue.put(_Job(run, loop, future, as_of=settings_version, visible=visible))
+        self._queue.put(_job(fn, args, kwargs, loop, future, settings_version, visible))
         return await future
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -420,7 +463,10 @@ class Store:
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
             results = self._commit_together(
-                self._connection(), [job.run for job in batch], [job.as_of for job in batch]
+                self._connection(),
+                [job.run for job in batch],
+                [job.as_of for job in batch],
+                [(job.group, job.args) for job in batch],
             )
             outcomes = [_outcome(job, result) for job, result in zip(batch, results, strict=True)]
         except _CommitFailed as exc:
@@ -451,9 +497,11 @@ class Store:
         conn: Connection,
         runs: Sequence[Callable[[Connection], Any]],
         as_of: Sequence[int | None] = (),
+        groups: Sequence[tuple[Callable[[Connection, list[Any]], list[Any]] | None, Any]] = (),
     ) -> list[Any]:
         """Run ``runs`` in one transaction; a job prepared with settings older than the
-        store's (``as_of``) is not run, and its result is ``STALE``."""
+        store's (``as_of``) is not run, and its result is ``STALE``. Consecutive jobs with
+        the same batch form (``groups``: the form and each job's arguments) run together."""
         backend = self.backend
         conn.notices.clear()
         try:
@@ -464,7 +512,7 @@ class Store:
             raise _CommitFailed from exc
         try:
             stale = self._stale_jobs(conn, as_of, began.settings_version)
-            results = [STALE if i in stale else run(conn) for i, run in enumerate(runs)]
+            results = _run_jobs(conn, runs, stale, groups)
             delta = self._after_jobs(conn, sum(self._rows_added(r) for r in results), began.rows)
         except BaseException as exc:
             if self._lose(conn, exc):

@@ -20,7 +20,7 @@ import msgspec
 
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import search
-from inspector.store.backend import Connection, RowLike, insert_id, notice
+from inspector.store.backend import Connection, RowLike, notice
 from inspector.summary import MAX_BYTES, summarize
 
 # Columns of the list view: everything but the headers and the response body.
@@ -65,11 +65,35 @@ _COUNT_ATTEMPT = (
     " RETURNING attempts, first_id"
 )
 
-_INSERT_BODY = "INSERT INTO bodies (request_id, body) VALUES (?, ?)"
-# The event's newest attempt is this request (and its first, if it is a new event).
-_EVENT_SEEN = (
-    "UPDATE events SET last_id = ?, first_id = CASE WHEN first_id = 0 THEN ? ELSE first_id END"
+# SQLite: the writer's transaction is the only one, so the ids of a batch's captures are known
+# before they are inserted: AUTOINCREMENT's, one past the largest id ever issued, and on. The
+# event's counter takes its newest (and, for a new event, first) id in the statement that
+# counts the attempt (one write to ``events`` per capture, not two: each rewrote both indexes
+# on ``last_id``), and the batch's rows go in as multi-row INSERTs: SQLite's cost per
+# statement, and Python's, is paid per chunk rather than per capture (bench/hotpath.py).
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0),"
+    " coalesce((SELECT max(id) FROM requests), 0)) + 1"
 )
+_COUNT_ATTEMPT_AT = (
+    "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id) VALUES (?, ?, 1, ?, ?)"
+    " ON CONFLICT (endpoint, event_key) DO UPDATE SET attempts = events.attempts + 1,"
+    " first_id = CASE WHEN events.first_id = 0 THEN excluded.first_id ELSE events.first_id END,"
+    " last_id = excluded.last_id"
+    " RETURNING attempts, first_id"
+)
+# Rows per multi-row INSERT: powers of two up to 32, so that a few statements stay in the
+# connection's cache, and 32 rows of parameters stay under SQLite's oldest limit (999).
+_CHUNKS = (32, 16, 8, 4, 2, 1)
+_REQUEST_ROW = f"({', '.join('?' * (len(_INSERT_COLUMNS) + 1))})"
+_INSERT_ROWS = {
+    n: f"INSERT INTO requests (id, {', '.join(_INSERT_COLUMNS)}) VALUES "
+    + ", ".join([_REQUEST_ROW] * n)
+    for n in _CHUNKS
+}
+_INSERT_BODIES = {
+    n: "INSERT INTO bodies (request_id, body) VALUES " + ", ".join(["(?, ?)"] * n) for n in _CHUNKS
+}
 
 # A column value as the engines hand it over or take it.
 SqlValue = int | float | str | bytes | None
@@ -258,23 +282,78 @@ def detail(r: Row, body: bytes | None) -> RequestDetail:
 # -- capture writes --------------------------------------------------------------------------
 
 
-def insert_request(
-    conn: Connection,
-    rec: CapturedRequest,
-    decide: Callable[[int], ResponseRecord],
-) -> Inserted:
+# The answer to a capture, for its attempt number (see ``insert_request``).
+Decide = Callable[[int], ResponseRecord]
+
+
+def insert_request(conn: Connection, rec: CapturedRequest, decide: Decide) -> Inserted:
     """Store one captured request; count its attempt; record the response ``decide`` picks.
 
     ``decide(attempt)`` runs here, inside the transaction, because failure modes such as
     ``fail=2`` depend on the attempt number, which only the writer knows for certain.
     """
+    if not conn.dialect.writable_ctes:
+        return insert_requests(conn, [(rec, decide)])[0]
     attempt, first_id = 1, None
     if rec.event_key is not None:
         counted = conn.execute(_COUNT_ATTEMPT, (rec.endpoint, rec.event_key)).fetchall()[0]
         attempt, first_id = counted[0], counted[1] or None
     response = decide(attempt)
+    values = _values(rec, response, attempt, first_id)
+    new_id = _insert_together(conn, rec, values)
+    notice(conn, "request", new_id)
+    return Inserted(new_id, attempt, first_id or new_id, response, values)
+
+
+def insert_requests(
+    conn: Connection, captures: Sequence[tuple[CapturedRequest, Decide]]
+) -> list[Inserted]:
+    """``insert_request`` for several captures, in order (the writer's batch): the same rows,
+    ids and answers as one by one; on SQLite in multi-row statements."""
+    if conn.dialect.writable_ctes:
+        return [insert_request(conn, rec, decide) for rec, decide in captures]
+    next_id: int = conn.execute(_NEXT_ID).fetchone()[0]
+    inserted: list[Inserted] = []
+    rows: list[SqlValue] = []
+    bodies: list[SqlValue] = []
+    for new_id, (rec, decide) in enumerate(captures, start=next_id):
+        attempt, first_id = 1, None
+        if rec.event_key is not None:
+            counted = conn.execute(
+                _COUNT_ATTEMPT_AT, (rec.endpoint, rec.event_key, new_id, new_id)
+            ).fetchone()
+            # The event's first id as it was (None: this is its first attempt).
+            attempt, first_id = counted[0], (None if counted[1] == new_id else counted[1])
+        response = decide(attempt)
+        values = _values(rec, response, attempt, first_id)
+        rows.append(new_id)
+        rows += values
+        if rec.body:
+            bodies += (new_id, rec.body)
+        notice(conn, "request", new_id)
+        inserted.append(Inserted(new_id, attempt, first_id or new_id, response, values))
+    _insert_rows(conn, _INSERT_ROWS, rows, len(_INSERT_COLUMNS) + 1)
+    _insert_rows(conn, _INSERT_BODIES, bodies, 2)
+    return inserted
+
+
+def _insert_rows(
+    conn: Connection, statements: dict[int, str], params: list[SqlValue], width: int
+) -> None:
+    """Run ``params`` (rows of ``width`` values, flat) through the multi-row statements."""
+    done, total = 0, len(params) // width
+    for size in _CHUNKS:
+        while total - done >= size:
+            conn.execute(statements[size], params[done * width : (done + size) * width])
+            done += size
+
+
+def _values(
+    rec: CapturedRequest, response: ResponseRecord, attempt: int, first_id: int | None
+) -> tuple[SqlValue, ...]:
+    """A capture's row, in ``_INSERT_COLUMNS``' order."""
     signature = rec.signature
-    values: tuple[SqlValue, ...] = (
+    return (
         rec.endpoint,
         rec.method,
         rec.path,
@@ -303,19 +382,6 @@ def insert_request(
         rec.tls_version,
         rec.tls_server_name,
     )
-    if conn.dialect.writable_ctes:
-        new_id = _insert_together(conn, rec, values)
-    else:
-        new_id = insert_id(conn, _INSERT, values)
-        if rec.body:
-            conn.execute(_INSERT_BODY, (new_id, rec.body))
-        if rec.event_key is not None:
-            conn.execute(
-                _EVENT_SEEN + " WHERE endpoint = ? AND event_key = ?",
-                (new_id, new_id, rec.endpoint, rec.event_key),
-            )
-    notice(conn, "request", new_id)
-    return Inserted(new_id, attempt, first_id or new_id, response, values)
 
 
 def _insert_together(conn: Connection, rec: CapturedRequest, values: tuple[SqlValue, ...]) -> int:
