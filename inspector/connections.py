@@ -231,13 +231,15 @@ class GuardedProtocol(asyncio.Protocol):
     def check_deadlines(self, tick: int) -> None:
         """The watchdog's look at this connection."""
         transport = self.transport
-        if transport.is_closing():
-            return
         watchdog = self.watchdog
         if self._paused is not None and tick - self._paused > watchdog.send_ticks:
             # The client took nothing for send_timeout: close() would wait for the buffers
-            # to drain, which they never will. Drop them with the connection.
+            # to drain, which they never will. Drop them with the connection — a closing one
+            # too (a live stream that ended with ``resync`` to a client reading nothing is
+            # closed after its keep-alive, and would wait there for ever).
             reset(transport)
+            return
+        if transport.is_closing():
             return
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
