@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/million.py [--rows 1000000] [--samples 30] [--load-seconds 20]
                                       [--keep DIR] [--skip-sizes] [--skip-reads]
+                                      [--skip-eviction] [--database URL [--schema NAME]]
+
+``--database URL`` runs it all on PostgreSQL instead: the store in a schema of its own
+(``--schema``: kept, and reused when it is filled already; else a new one, dropped at the end),
+the sizes from ``pg_total_relation_size`` (the trigram indexes on their own). Eviction then runs
+on the filled schema itself (no snapshot to go back to: it runs last).
 
 1. **Fill** a store with ``--rows`` captures through the store's own job
    (``requests.insert_request``, with the search index kept as the server keeps it), 10,000 per
@@ -22,8 +28,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -34,6 +42,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 from harness import (
     ROOT,
     free_port,
@@ -118,16 +127,21 @@ def insert_many(conn: sqlite3.Connection, batch: list[CapturedRequest]) -> reque
     return requests.Changed(0, rows_added=len(batch))
 
 
-def fill(path: Path, rows: int) -> None:
-    store = Store(path, retention=10**9, synchronous="OFF").open()
+def fill(location: Path | str, rows: int) -> None:
+    store = Store(location, retention=10**9, synchronous="OFF").open()
     started = time.perf_counter()
     for start in range(0, rows, 10_000):
         store.write_sync(insert_many, [record(i) for i in range(start, min(rows, start + 10_000))])
         if start % 100_000 == 0:
             print(f"  {start:>9,} rows, {time.perf_counter() - started:5.0f} s", flush=True)
-    assert store.read_sync(search.indexed_upto) == rows
+    if isinstance(location, Path):
+        assert store.read_sync(search.indexed_upto) == rows
     store.close()
-    checkpoint(path)
+    if isinstance(location, Path):
+        checkpoint(location)
+    else:
+        with psycopg.connect(location, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")  # as autovacuum would have, by the time 1M are in
 
 
 def checkpoint(path: Path) -> None:
@@ -154,6 +168,27 @@ def sizes(path: Path, rows: int, workdir: Path) -> None:
     )
 
 
+def pg_sizes(url: str, rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        total = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')"
+        ).fetchone()[0]
+        index = conn.execute(
+            "SELECT coalesce(sum(pg_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema()"
+            " AND c.relname IN ('requests_search', 'bodies_search')"
+        ).fetchone()[0]
+    total, index = int(total), int(index)
+    print(
+        f"\nStore size with {rows:,} captures (PostgreSQL, tables with their indexes and TOAST):"
+        f" {total / 2**20:,.0f} MiB, {total / rows:,.0f} bytes per capture; the trigram"
+        f" indexes add {index / rows:,.0f} ({index / (total - index):.0%})"
+    )
+
+
 def timed(client: httpx.Client, path: str, samples: int) -> tuple[list[float], bytes]:
     body = client.get(path).content  # warm-up, and the bytes the baseline answers
     out = []
@@ -168,7 +203,9 @@ def timed(client: httpx.Client, path: str, samples: int) -> tuple[list[float], b
 def reads(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
     rows = args.rows
     port = free_port()
-    proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(rows))
+    proc = start_inspector(
+        workdir, data_dir, port, "fast", "--retention", str(rows), *database_args(args)
+    )
     deep = rows // 2
     paths = {
         "page GET /": "/",
@@ -209,7 +246,11 @@ def reads(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
                 base[label], _ = timed(client, f"/answer?f={name}", args.samples)
     finally:
         stop(bare)
-    print(f"\nReads with {rows:,} stored (fast stack; median of {args.samples}, sequential):")
+    engine = "PostgreSQL" if args.database else "SQLite"
+    print(
+        f"\nReads with {rows:,} stored ({engine}, fast stack; median of {args.samples},"
+        " sequential):"
+    )
     for number, label in enumerate(paths):
         med, p95 = median(results[label]), percentile(results[label], 0.95)
         size = (answers / f"{number}.{'html' if paths[label] == '/' else 'json'}").stat().st_size
@@ -248,7 +289,9 @@ def eviction(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
     print(f"\nCaptures at full speed (wrk -c8, {args.load_seconds} s), {args.rows:,} stored:")
     for label, retention in (("evicting", args.rows), ("no eviction", args.rows * 2)):
         port = free_port()
-        proc = start_inspector(workdir, data_dir, port, "fast", "--retention", str(retention))
+        proc = start_inspector(
+            workdir, data_dir, port, "fast", "--retention", str(retention), *database_args(args)
+        )
         rss: list[float] = []
         done = threading.Event()
 
@@ -276,6 +319,26 @@ def eviction(args: argparse.Namespace, data_dir: Path, workdir: Path) -> None:
         )
 
 
+def database_args(args: argparse.Namespace) -> list[str]:
+    return ["--database", args.store_url] if args.database else []
+
+
+def with_schema(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+def pg_rows(url: str) -> int:
+    """Requests stored in the schema of ``url`` (0 when it holds no store yet)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            return int(
+                conn.execute("SELECT value FROM counters WHERE name = 'requests'").fetchone()[0]
+            )
+        except psycopg.errors.UndefinedTable:
+            return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -284,7 +347,12 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="Keep (or reuse) the filled store here.")
     parser.add_argument("--skip-sizes", action="store_true", help="No copy, no VACUUM.")
     parser.add_argument("--skip-reads", action="store_true")
+    parser.add_argument("--skip-eviction", action="store_true")
+    parser.add_argument("--database", help="A PostgreSQL URL: the store in a schema there.")
+    parser.add_argument("--schema", help="With --database: this schema, kept (and reused).")
     args = parser.parse_args()
+    if args.database:
+        return main_postgres(args)
     workdir = Path(tempfile.mkdtemp(prefix="bench-million-"))
     data_dir = args.keep or workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -302,12 +370,49 @@ def main() -> int:
         shutil.copy(db, snapshot)  # reads and eviction each start from the same store
         if not args.skip_reads:
             reads(args, data_dir, workdir)
-        eviction(args, data_dir, workdir)
+        if not args.skip_eviction:
+            eviction(args, data_dir, workdir)
         shutil.copy(snapshot, db)
         for extra in ("inspector.db-wal", "inspector.db-shm"):
             (data_dir / extra).unlink(missing_ok=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load average at the end: {load_average():.1f}")
+    return 0
+
+
+def main_postgres(args: argparse.Namespace) -> int:
+    schema = args.schema or f"million_{secrets.token_hex(4)}"
+    with psycopg.connect(args.database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}".encode())
+    args.store_url = with_schema(args.database, schema)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-million-"))
+    data_dir = workdir / "data"  # the server's own files (TLS, lock); the store is in PostgreSQL
+    data_dir.mkdir()
+    print(f"load average at start: {load_average():.1f}")
+    try:
+        stored = pg_rows(args.store_url)
+        if stored < args.rows:
+            if stored:
+                raise SystemExit(f"schema {schema} holds {stored:,} captures, not {args.rows:,}")
+            started = time.perf_counter()
+            print(f"Filling {args.rows:,} captures into PostgreSQL ({schema}):", flush=True)
+            fill(args.store_url, args.rows)
+            print(f"  filled in {time.perf_counter() - started:.0f} s")
+        if not args.skip_sizes:
+            pg_sizes(args.store_url, args.rows)
+        if not args.skip_reads:
+            reads(args, data_dir, workdir)
+        if not args.skip_eviction:
+            eviction(args, data_dir, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not args.schema:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(args.database, autocommit=True) as conn,
+            ):
+                conn.execute(f"DROP SCHEMA {schema} CASCADE".encode())
     print(f"load average at the end: {load_average():.1f}")
     return 0
 
