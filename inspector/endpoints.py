@@ -303,6 +303,11 @@ class Endpoint:
 SignatureChange = Callable[[Mapping[str, "Endpoint"]], None]
 
 
+# Endpoints kept compiled. Any name under /h/ is an endpoint, settings or not: a sender that
+# puts an id in the name (/h/<uuid>) must not grow the cache with every capture.
+MAX_COMPILED = 1024
+
+
 class EndpointCache:
     """Endpoint settings in memory, refreshed from the store when their version changes."""
 
@@ -336,6 +341,9 @@ class EndpointCache:
         endpoint = self._compiled.get(name)
         if endpoint is None:
             endpoint = self._compile(name, self._settings.get(name, EndpointSettings()))
+            if len(self._compiled) >= MAX_COMPILED:
+                # Endpoints are whatever names senders use: the oldest compiled goes.
+                del self._compiled[next(iter(self._compiled))]
             self._compiled[name] = endpoint
         return endpoint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import threading
@@ -23,6 +24,7 @@ from inspector.store import (
     requests,
     syncer,
 )
+from inspector.store import sqlite as sqlite_backend
 from inspector.store.schema import POSTGRESQL, SQLITE
 from tests.conftest import captured_request, new_delivery, ok
 
@@ -536,3 +538,48 @@ def test_a_due_delivery_is_sent_by_one_engine_until_its_lease_ends(
     finally:
         a.close()
         b.close()
+
+
+def _open_connections() -> int:
+    """SQLite connections open in this process, counted from the live objects."""
+    gc.collect()
+    count = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, sqlite3.Connection):
+            try:
+                obj.total_changes  # noqa: B018 (raises on a closed connection)
+            except sqlite3.ProgrammingError:
+                continue
+            count += 1
+    return count
+
+
+def test_read_connections_stay_bounded_as_threads_come_and_go(tmp_path: Path) -> None:
+    # Servers read in anyio's worker threads, which end when idle and are replaced: each wave
+    # of new threads must reuse the read connections, not open more that stay open.
+    before = _open_connections()
+    store = Store(tmp_path / "inspector.db").open()
+    try:
+        store.write_sync(requests.insert_request, captured_request(), ok)
+        waves = []
+        for _ in range(4):
+            barrier = threading.Barrier(20)
+
+            def job(conn: Connection, barrier: threading.Barrier = barrier) -> int:
+                barrier.wait()  # all 20 inside a read at once: 20 connections in use
+                return requests.count_rows(conn)
+
+            def read() -> None:
+                assert store.read_sync(job) == 1
+
+            threads = [threading.Thread(target=read) for _ in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            waves.append(_open_connections() - before)
+        # The writer's connection and KEEP_READERS idle readers, wave after wave.
+        assert waves == [1 + sqlite_backend.KEEP_READERS] * 4, waves
+    finally:
+        store.close()
+    assert _open_connections() == before

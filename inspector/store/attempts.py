@@ -29,18 +29,48 @@ def list_events(
             " ORDER BY last_id DESC LIMIT ?",
             (endpoint, cursor, limit + 1 - len(page)),
         ).fetchall()
+        # One query for the page's events, one for their attempts: on PostgreSQL a query a
+        # key was a round trip each, a hundred for a page (350 ms with 20,000 stored).
+        found = event_summaries(conn, endpoint, [key for key, _ in keys])
         for key, last_id in keys:
-            found = event_summary(conn, endpoint, key)
+            summary = found.get(key)
             # A key whose requests were deleted one by one keeps its counter, not a row.
-            if found is not None and found["last_id"] < cursor:
-                page.append(found)
+            if summary is not None and summary["last_id"] < cursor:
+                page.append(summary)
             cursor = min(cursor, last_id)
         if len(keys) == 0:
             break
     page.sort(key=lambda row: row["last_id"], reverse=True)
     page, more = page[:limit], len(page) > limit
-    attempts = {r["event_key"]: event_attempts(conn, endpoint, r["event_key"]) for r in page}
+    attempts = events_attempts(conn, endpoint, [r["event_key"] for r in page])
     return page, attempts, (page[-1]["last_id"] if more else None)
+
+
+def event_summaries(conn: Connection, endpoint: str, keys: list[str]) -> dict[str, EventRow]:
+    """``event_summary`` of each of ``keys`` (those with requests), in one query."""
+    if not keys:
+        return {}
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        _EVENT_ROWS + f" AND event_key IN ({marks}) GROUP BY event_key", (endpoint, *keys)
+    ).fetchall()
+    return {r["event_key"]: _event(r) for r in rows if r["attempts"]}
+
+
+def events_attempts(conn: Connection, endpoint: str, keys: list[str]) -> dict[str, list[Attempt]]:
+    """``event_attempts`` of each of ``keys``, in one query."""
+    out: dict[str, list[Attempt]] = {key: [] for key in keys}
+    if not keys:
+        return out
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        "SELECT event_key, id, received_ts, response_status, dropped, client_gave_up_after_ms,"
+        f" response_ms FROM requests WHERE endpoint = ? AND event_key IN ({marks}) ORDER BY id",
+        (endpoint, *keys),
+    ).fetchall()
+    for r in rows:
+        out[r[0]].append(Attempt(r[1], r[2], r[3], bool(r[4]), r[5], r[6]))
+    return out
 
 
 def event_attempts(conn: Connection, endpoint: str, event_key: str) -> list[Attempt]:

@@ -1,4 +1,4 @@
-"""The embedded backend: one SQLite file (WAL), one writer, a read connection per thread."""
+"""The embedded backend: one SQLite file (WAL), one writer, a few read connections."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ DIALECT = Dialect(
     skip_locked="",
     head_sql="SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0)",
 )
+
+# Read connections kept open between reads (each keeps its own page cache, up to 2 MiB).
+# Reads run in anyio's worker threads, which end after 10 s idle and are replaced by new ones:
+# a connection per thread, kept until the store closed, grew with every burst of reads. Now
+# a read takes an idle connection (or opens one) and gives it back; beyond this many waiting,
+# it is closed. Bursts of concurrent reads still open as many as they need.
+KEEP_READERS = 8
 
 
 class SqliteConnection(sqlite3.Connection):
@@ -45,9 +52,9 @@ class SqliteBackend:
         self.path = path
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._idle: list[SqliteConnection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def description(self) -> str:
@@ -114,16 +121,28 @@ class SqliteBackend:
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Connection]:
-        conn: SqliteConnection | None = getattr(self._local, "conn", None)
+        """A read connection for one job: an idle one (the most recently used, its cache
+        warm), or a new one; given back after (``KEEP_READERS``)."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self.connect()
-            self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:  # a job that began one must not leave it to the next
+                conn.rollback()
             with self._lock:
-                self._readers.append(conn)
-        yield conn
+                kept = not self._closed and len(self._idle) < KEEP_READERS
+                if kept:
+                    self._idle.append(conn)
+            if not kept:
+                conn.close()
 
     def close(self) -> None:
+        """Close the idle read connections; those in use close when their job ends."""
         with self._lock:
-            for conn in self._readers:
-                conn.close()
-            self._readers.clear()
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
