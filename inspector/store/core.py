@@ -33,7 +33,7 @@ from inspector.store.backend import Connection, Notice
 from inspector.store.checkpointer import Checkpointer
 from inspector.store.endpoints import settings_version
 from inspector.store.postgres import PostgresBackend
-from inspector.store.sqlite import SqliteBackend
+from inspector.store.sqlite import SqliteBackend, own_transaction
 from inspector.store.syncer import Committed, Outcome, Syncer, deliver
 
 log = logging.getLogger("inspector.store")
@@ -615,14 +615,9 @@ class Store:
         if not due or floor == retention or not isinstance(conn, sqlite3.Connection):
             return False
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with own_transaction(conn):
                 evicted = requests.evict_oldest(conn, due)
                 replays.prune(conn, 0)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             log.warning("evicting ahead failed (batches evict what they must): %s", exc)
             self._counter.rows = floor  # tried; no retry until captures add rows

@@ -43,6 +43,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from inspector.store.backend import Connection
+from inspector.store.sqlite import own_transaction
 
 log = logging.getLogger("inspector.store")
 
@@ -167,13 +168,8 @@ def catch_up(conn: Connection, limit: int) -> int:
     """Index up to ``limit`` rows not indexed yet, in a transaction of its own (a server's
     writer, between batches); returns how many (0: nothing left, or it failed)."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with own_transaction(conn):
             done = index_new(conn, limit)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
         log.warning("search index: could not index new rows: %s", exc)
         return 0
@@ -186,16 +182,11 @@ def tidy(conn: Connection, pages: int) -> bool:
     when idle): fewer segments, faster searches. False when there was nothing to merge (or
     it failed)."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with own_transaction(conn):
             before = conn.execute("SELECT total_changes()").fetchone()[0]
             conn.execute("INSERT INTO search (search, rank) VALUES ('merge', ?)", (pages,))
             after = conn.execute("SELECT total_changes()").fetchone()[0]
             merged = bool(after - before > 1)  # FTS5: 1 or less, nothing was merged
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
         log.warning("search index: could not merge its segments: %s", exc)
         return False

@@ -29,6 +29,19 @@ DIALECT = Dialect(
 KEEP_READERS = 8
 
 
+@contextlib.contextmanager
+def own_transaction(conn: Connection) -> Iterator[None]:
+    """A write transaction of its own (the writer's upkeep between batches: indexing,
+    merging, evicting ahead): committed at the end, rolled back on any error, which goes on."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SqliteConnection(sqlite3.Connection):
     """``sqlite3.Connection`` with what the jobs expect of any connection."""
 
