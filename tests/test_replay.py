@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inspector.cli import main
+from inspector.embedded import ServerThread
 from inspector.outbound import (
     GuardedBackend,
     TargetRefused,
@@ -32,7 +33,7 @@ from inspector.outbound import (
 from inspector.replay import resign
 from inspector.signatures import SignatureConfig, sign, verify
 from inspector.store import Store
-from tests.conftest import InProcessInspector, LiveInspector, ServerThread, latest
+from tests.conftest import InProcessInspector, LiveInspector, latest
 
 pytestmark = pytest.mark.backends
 
