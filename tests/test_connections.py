@@ -78,6 +78,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def accepted(live: LiveInspector, count: int) -> None:
+    """Wait until the server has accepted ``count`` connections (the kernel's backlog has
+    them before the server's loop does)."""
+    connections = live.server.server_state.connections
+    wait_for(lambda: len(connections) >= count, 10, f"{count} connection(s) to be accepted")
+
+
 def capture_ok(live: LiveInspector, timeout: float = 5) -> bool:
     with live.client(timeout=timeout) as client:
         return client.post("/h/normal", content=b"{}").status_code == 200
@@ -151,7 +158,7 @@ def test_connections_beyond_the_bound_get_a_fast_503_and_captures_recover(
 ) -> None:
     live = start(max_connections=20, header_timeout=2.0)
     held = [connect(live) for _ in range(20)]
-    time.sleep(0.3)  # all accepted
+    accepted(live, 20)
     try:
         extra = connect(live)
         extra.sendall(b"POST /h/late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -373,7 +380,7 @@ def test_httpx_sees_the_503_as_an_answer(start: Callable[..., LiveInspector]) ->
     """A real client gets the refusal as an HTTP answer, not a reset."""
     live = start(max_connections=1)
     held = connect(live)
-    time.sleep(0.2)
+    accepted(live, 1)
     try:
         with httpx.Client(base_url=live.url, timeout=5) as client:
             answer = client.post("/h/x", content=b"{}")
@@ -446,7 +453,7 @@ def test_one_bound_counts_the_connections_of_both_listeners(
 ) -> None:
     live, context = tls_limits(max_connections=3, header_timeout=30.0)
     held = [connect(live) for _ in range(3)]  # plain HTTP connections fill the bound
-    time.sleep(0.3)
+    accepted(live, 3)
     try:
         extra = tls_connect(live.settings.https_port, context)
         extra.sendall(b"POST /h/late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
