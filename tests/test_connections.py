@@ -277,10 +277,20 @@ def test_a_stream_client_that_takes_nothing_is_disconnected(
     item = {"endpoint": "flood", "blob": "y" * 20_000}
     connections = live.server.server_state.connections
     deadline = time.monotonic() + 90  # a loaded machine fills buffers slowly
-    # Flood it until the kernel's buffers and the transport's are full and the server gives up.
-    while len(connections) and time.monotonic() < deadline:
+
+    def publish(done: threading.Event) -> None:
         for _ in range(200):
-            live.loop.call_soon_threadsafe(runtime.hub.publish, "update", item)
+            runtime.hub.publish("update", item)
+        done.set()
+
+    # Flood it until the kernel's buffers and the transport's are full and the server gives up.
+    # A batch at a time, each once the loop has run the one before: at a fixed rate, a loop
+    # slower than that rate (a loaded machine) falls ever further behind its callbacks and
+    # never gets back to the watchdog's sweep (seen: one sweep in 90 s).
+    while len(connections) and time.monotonic() < deadline:
+        done = threading.Event()
+        live.loop.call_soon_threadsafe(publish, done)
+        done.wait(10)
         time.sleep(0.05)
     assert not connections, "the stuck client's connection is still open"
     wait_for(lambda: runtime.hub.subscriber_count == 0, 5, "the subscriber to go")
