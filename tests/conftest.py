@@ -203,6 +203,15 @@ def bind_free(port: int = 0) -> socket.socket:
     return sock
 
 
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port bound for the test and never listening: connections to it are refused.
+    (A port found free and released could be taken meanwhile, by another xdist worker too.)"""
+    sock = bind_free()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
 def start_app(app: ASGIApp, **config: Any) -> ServerThread:
     """Any ASGI app (a receiver, the user's app) on plain uvicorn on a free loopback port, in
     a thread, started; ``config`` goes to ``uvicorn.Config``."""
