@@ -23,8 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
+
+# The bodies are the browser tests' own (tests/bodies.py), so the figure is for what they check.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.bodies import huge_bodies
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # --expose-gc: each measurement starts on a collected heap, not paying for the one before.
@@ -42,23 +48,7 @@ BODIES: dict[str, tuple[bytes, str]] = {
         b'{"event": "ping", "data": {"n": 1, "pad": "' + b"x" * 960 + b'"}}',
         "application/json",
     ),
-    "array": (b"[" + b",".join(b"0" for _ in range(1_000_000)) + b"]", "application/json"),
-    "object": (
-        ("{" + ",".join(f'"k{i}":{i}' for i in range(500_000)) + "}").encode(),
-        "application/json",
-    ),
-    "form": (
-        "&".join(f"f{i}=v" for i in range(1_000_000)).encode(),
-        "application/x-www-form-urlencoded",
-    ),
-    "multipart": (
-        b"".join(
-            b'--BB\r\nContent-Disposition: form-data; name="p%d"\r\n\r\nv\r\n' % i
-            for i in range(100_000)
-        )
-        + b"--BB--\r\n",
-        "multipart/form-data; boundary=BB",
-    ),
+    **huge_bodies(),
 }
 
 # Resolves once request `id` is shown (and a little later: its own fetches done).

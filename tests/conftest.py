@@ -8,8 +8,9 @@ backend is chosen):
   socket, no uvicorn: for routing, API shape, headers, HTML, validation and anything the
   runtime does in the background (settings reloads, re-verification).
 * **live** (``live``, ``make_live``, ``client``): a real uvicorn on a free loopback port, in a
-  thread. For sockets, time, disconnects, drops, streams (SSE), replay/mirror/proxy/delivery
-  over the network, subprocesses that talk HTTP, and the browser.
+  thread (``inspector.embedded``, as the pytest plugin's server). For sockets, time,
+  disconnects, drops, streams (SSE), replay/mirror/proxy/delivery over the network,
+  subprocesses that talk HTTP, and the browser.
 
 Also: factories for the records tests build (a captured request, a stored request, endpoint
 settings, a delivery), ``make_store``/``store``, the Chromium ``browser`` and ``spawn`` for CLI
@@ -35,12 +36,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import anyio.from_thread
 import httpx
@@ -49,10 +49,11 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from inspector import stack
+from inspector import listeners
 from inspector.app import InspectorApp, create_app
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.listeners import TlsListener, build_server
+from inspector.embedded import EmbeddedServer, ServerThread
+from inspector.listeners import TlsListener
 from inspector.runtime import Runtime
 from inspector.settings import Settings
 from inspector.store import Store, deliveries, endpoints, requests
@@ -194,6 +195,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 def bind_free(port: int = 0) -> socket.socket:
+    """A TCP socket bound to a free loopback port, not listening: connections are refused."""
     # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else ~40 ms stalls).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -201,68 +203,32 @@ def bind_free(port: int = 0) -> socket.socket:
     return sock
 
 
-class ServerThread:
-    """Any ASGI app on a real uvicorn in a background thread."""
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port bound for the test and never listening: connections to it are refused.
+    (A port found free and released could be taken meanwhile, by another xdist worker too.)"""
+    sock = bind_free()
+    yield sock.getsockname()[1]
+    sock.close()
 
-    def __init__(self, app: ASGIApp, port: int = 0, **config: Any) -> None:
-        self.sock = bind_free(port)
-        self.port: int = self.sock.getsockname()[1]
-        options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
-        options.update(config)
-        self.server = self.make_server(app, options)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
-        return uvicorn.Server(uvicorn.Config(app, **options))
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-        finally:
-            # Library watchers (sse-starlette's) may outlive the server: end them quietly.
-            pending = asyncio.all_tasks(self.loop)
-            for task in pending:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        return self
-
-    def before_stop(self) -> None:
-        """Called on the server's loop as it is told to stop."""
-
-    def stop(self) -> None:
-        if self.thread.is_alive() and not self.loop.is_closed():
-            # No signal reaches a server in a thread: end long-lived streams ourselves, as
-            # sse-starlette does on Ctrl-C, so shutdown does not wait out the grace period.
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.before_stop)
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
+def start_app(app: ASGIApp, **config: Any) -> ServerThread:
+    """Any ASGI app (a receiver, the user's app) on plain uvicorn on a free loopback port, in
+    a thread, started; ``config`` goes to ``uvicorn.Config``."""
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto"}
+    options.update(config)
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    return ServerThread(server, listeners.bind("127.0.0.1", 0)).start()
 
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., ServerThread]]:
-    """``make_server(app, **uvicorn_config)``: any ASGI app (a receiver, the user's app) on a
-    real uvicorn on a free loopback port; all are stopped at the end."""
+    """``make_server(app, **uvicorn_config)``: ``start_app``, each server stopped at the
+    end."""
     started: list[ServerThread] = []
 
     def make(app: ASGIApp, **config: Any) -> ServerThread:
-        server = ServerThread(app, **config).start()
+        server = start_app(app, **config)
         started.append(server)
         return server
 
@@ -271,56 +237,34 @@ def make_server() -> Iterator[Callable[..., ServerThread]]:
         server.stop()
 
 
-class LiveInspector(ServerThread):
-    """The inspector as ``serve`` runs it: its app on uvicorn under the connection layer
-    (``http``: serve's own protocol by default — httptools handing odd requests to h11 where
-    httptools imports; or uvicorn's ``h11`` or ``httptools`` by name)."""
+class LiveInspector(EmbeddedServer):
+    """The inspector as ``serve`` runs it (``EmbeddedServer``), on a connection bound computed
+    from 4096 descriptors whatever this process's limit, plus what tests do to it."""
 
     def __init__(
         self,
         settings: Settings,
-        port: int = 0,
+        *,
         http: str | type[asyncio.Protocol] | None = None,
-        descriptors: int = 4096,
+        descriptors: int | None = 4096,
         tls: Sequence[TlsListener] = (),
     ) -> None:
-        self.settings = settings
-        self.http = http if http is not None else stack.choose().protocol()
-        self.descriptors = descriptors
-        self.tls = tuple(tls)
-        self.app: InspectorApp = create_app(settings)
-        super().__init__(self.app, port, ws="none", lifespan="on", timeout_graceful_shutdown=2)
-
-    @property
-    def runtime(self) -> Runtime:
-        runtime: Runtime = self.app.state.runtime
-        return runtime
-
-    def make_server(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Server:
-        return build_server(
-            app,
-            self.settings,
-            tls=self.tls,
-            http=self.http,
-            descriptors=self.descriptors,
-            **options,
-        )
-
-    def before_stop(self) -> None:
-        runtime = getattr(self.app.state, "runtime", None)
-        if runtime is not None:
-            runtime.hub.close()
+        super().__init__(settings, http=http, descriptors=descriptors, tls=tls)
 
     def close_streams(self) -> None:
         """End every open stream cleanly, as Ctrl-C does to ``serve`` (see test_stream)."""
-        self.server.servers[0].get_loop().call_soon_threadsafe(self.runtime.hub.close)
+        self.loop.call_soon_threadsafe(self.runtime.hub.close)
 
     def restart(self) -> LiveInspector:
         """Stop, then start a new server on the same port and store."""
         self.stop()
-        self.__init__(self.settings, self.port, self.http, self.descriptors)  # type: ignore[misc]
-        self.start()
-        return self
+        return self.start_again()
+
+    def start_again(self) -> LiveInspector:
+        """Start a new server on the port and store of this stopped one."""
+        settings = replace(self.settings, port=self.port)
+        self.__init__(settings, http=self.http, descriptors=self.descriptors)  # type: ignore[misc]
+        return self.start()
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return http_client(base_url=self.url, **kwargs)

@@ -21,7 +21,8 @@ from starlette.routing import Route
 from inspector import catalog, check
 from inspector.check import CheckReport, check_receiver
 from inspector.cli import main
-from tests.conftest import ServerThread, bind_free
+from inspector.embedded import ServerThread
+from tests.conftest import bind_free
 
 pytestmark = pytest.mark.live
 

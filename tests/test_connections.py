@@ -78,6 +78,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def accepted(live: LiveInspector, count: int) -> None:
+    """Wait until the server has accepted ``count`` connections (the kernel's backlog has
+    them before the server's loop does)."""
+    connections = live.server.server_state.connections
+    wait_for(lambda: len(connections) >= count, 10, f"{count} connection(s) to be accepted")
+
+
 def capture_ok(live: LiveInspector, timeout: float = 5) -> bool:
     with live.client(timeout=timeout) as client:
         return client.post("/h/normal", content=b"{}").status_code == 200
@@ -151,7 +158,7 @@ def test_connections_beyond_the_bound_get_a_fast_503_and_captures_recover(
 ) -> None:
     live = start(max_connections=20, header_timeout=2.0)
     held = [connect(live) for _ in range(20)]
-    time.sleep(0.3)  # all accepted
+    accepted(live, 20)
     try:
         extra = connect(live)
         extra.sendall(b"POST /h/late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -270,10 +277,20 @@ def test_a_stream_client_that_takes_nothing_is_disconnected(
     item = {"endpoint": "flood", "blob": "y" * 20_000}
     connections = live.server.server_state.connections
     deadline = time.monotonic() + 90  # a loaded machine fills buffers slowly
-    # Flood it until the kernel's buffers and the transport's are full and the server gives up.
-    while len(connections) and time.monotonic() < deadline:
+
+    def publish(done: threading.Event) -> None:
         for _ in range(200):
-            live.loop.call_soon_threadsafe(runtime.hub.publish, "update", item)
+            runtime.hub.publish("update", item)
+        done.set()
+
+    # Flood it until the kernel's buffers and the transport's are full and the server gives up.
+    # A batch at a time, each once the loop has run the one before: at a fixed rate, a loop
+    # slower than that rate (a loaded machine) falls ever further behind its callbacks and
+    # never gets back to the watchdog's sweep (seen: one sweep in 90 s).
+    while len(connections) and time.monotonic() < deadline:
+        done = threading.Event()
+        live.loop.call_soon_threadsafe(publish, done)
+        done.wait(10)
         time.sleep(0.05)
     assert not connections, "the stuck client's connection is still open"
     wait_for(lambda: runtime.hub.subscriber_count == 0, 5, "the subscriber to go")
@@ -373,7 +390,7 @@ def test_httpx_sees_the_503_as_an_answer(start: Callable[..., LiveInspector]) ->
     """A real client gets the refusal as an HTTP answer, not a reset."""
     live = start(max_connections=1)
     held = connect(live)
-    time.sleep(0.2)
+    accepted(live, 1)
     try:
         with httpx.Client(base_url=live.url, timeout=5) as client:
             answer = client.post("/h/x", content=b"{}")
@@ -446,7 +463,7 @@ def test_one_bound_counts_the_connections_of_both_listeners(
 ) -> None:
     live, context = tls_limits(max_connections=3, header_timeout=30.0)
     held = [connect(live) for _ in range(3)]  # plain HTTP connections fill the bound
-    time.sleep(0.3)
+    accepted(live, 3)
     try:
         extra = tls_connect(live.settings.https_port, context)
         extra.sendall(b"POST /h/late HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")

@@ -13,7 +13,7 @@ import pytest
 from inspector.cli import build_parser
 from inspector.signatures import sign
 from tests.conftest import LiveInspector, latest, put_endpoint
-from tests.test_replay import free_port, recorder_app
+from tests.test_replay import recorder_app
 
 pytestmark = [pytest.mark.live, pytest.mark.backends]
 
@@ -57,8 +57,10 @@ def test_mirror_answers_at_once_and_forwards_in_the_background(client: httpx.Cli
     assert listed[0]["elapsed_ms"] >= 1400
 
 
-def test_mirror_to_an_app_that_is_down_keeps_the_capture(client: httpx.Client) -> None:
-    forward(client, "mdown", f"http://127.0.0.1:{free_port()}/", "mirror")
+def test_mirror_to_an_app_that_is_down_keeps_the_capture(
+    client: httpx.Client, refused_port: int
+) -> None:
+    forward(client, "mdown", f"http://127.0.0.1:{refused_port}/", "mirror")
     response = client.post("/h/mdown", content=b"kept")
     assert response.status_code == 200
     captured = latest(client, "mdown")
@@ -122,8 +124,8 @@ def test_proxy_relays_the_apps_answer_both_ways(client: httpx.Client, app) -> No
     assert listed[0]["kind"] == "proxy" and listed[0]["status"] == 201
 
 
-def test_proxy_answers_502_when_the_app_is_down(client: httpx.Client) -> None:
-    forward(client, "pdown", f"http://127.0.0.1:{free_port()}/", "proxy")
+def test_proxy_answers_502_when_the_app_is_down(client: httpx.Client, refused_port: int) -> None:
+    forward(client, "pdown", f"http://127.0.0.1:{refused_port}/", "proxy")
     response = client.post("/h/pdown", content=b"x")
     assert response.status_code == 502
     assert "connection refused" in response.text

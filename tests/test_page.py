@@ -456,8 +456,7 @@ def test_after_a_restart_the_page_shows_what_came_while_it_was_away(
         decide=answering(200),
     )
     store.close()
-    live.__init__(live.settings, live.port)  # type: ignore[misc]
-    live.start()
+    live.start_again()
     with live.client() as client:
         for n in range(3):  # most likely before the page is back
             client.post("/h/restart", content=f"after {n}".encode())

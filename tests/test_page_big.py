@@ -1,8 +1,9 @@
 """Any capture the server accepts opens in the page: bodies shaped to make a naive renderer
-build millions of nodes (a JSON array of a million numbers, an object of 500,000 keys, a form
-of a million fields, 100,000 multipart parts) render a screenful in the detail pane, and more
-on "Show more". Real Chromium, real server. The time to first render is printed and held to a
-bound a loaded CI machine cannot miss (FIRST_RENDER); its figure comes from bench/detail.py.
+build millions of nodes (``tests/bodies.py``: a JSON array of a million numbers, an object of
+500,000 keys, a form of a million fields, 100,000 multipart parts) render a screenful in the
+detail pane, and more on "Show more". Real Chromium, real server. The time to first render is
+printed and held to a bound a loaded CI machine cannot miss (FIRST_RENDER); its figure comes
+from bench/detail.py, on the same bodies.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from inspector.settings import Settings
+from tests.bodies import HUGE, huge_bodies
 from tests.conftest import LiveInspector
 from tests.test_page import Page
 
@@ -24,33 +26,13 @@ MAX_ELEMENTS = 5000  # the whole page, detail pane included
 # a generous bound, so that only a renderer that builds the whole structure can miss it.
 FIRST_RENDER = 10.0  # seconds from the click to the first screenful
 
-BODIES: dict[str, tuple[bytes, str]] = {
-    "array": (b"[" + b",".join(b"0" for _ in range(1_000_000)) + b"]", "application/json"),
-    "object": (
-        ("{" + ",".join(f'"k{i}":{i}' for i in range(500_000)) + "}").encode(),
-        "application/json",
-    ),
-    "form": (
-        "&".join(f"f{i}=v" for i in range(1_000_000)).encode(),
-        "application/x-www-form-urlencoded",
-    ),
-    "multipart": (
-        b"".join(
-            b'--BB\r\nContent-Disposition: form-data; name="p%d"\r\n\r\nv\r\n' % i
-            for i in range(100_000)
-        )
-        + b"--BB--\r\n",
-        "multipart/form-data; boundary=BB",
-    ),
-}
-
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveInspector, dict[str, int]]]:
     live = LiveInspector(Settings(data_dir=tmp_path_factory.mktemp("big"), port=0)).start()
     ids = {}
     with live.client(timeout=60) as client:
-        for name, (body, content_type) in BODIES.items():
+        for name, (body, content_type) in huge_bodies().items():
             assert (
                 client.post(
                     f"/h/{name}", content=body, headers={"content-type": content_type}
@@ -62,7 +44,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveInspecto
     live.stop()
 
 
-@pytest.mark.parametrize("name", list(BODIES))
+@pytest.mark.parametrize("name", HUGE)
 def test_a_huge_body_opens_a_screenful_at_a_time(
     browser: Any, big: tuple[LiveInspector, dict[str, int]], name: str
 ) -> None:

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import LiveInspector, ServerThread
+from inspector.embedded import ServerThread
+from tests.conftest import LiveInspector
 from tests.test_page import ARTIFACTS, ROOT, Page
 
 ORIGINAL = json.dumps(

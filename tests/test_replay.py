@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inspector.cli import main
+from inspector.embedded import ServerThread
 from inspector.outbound import (
     GuardedBackend,
     TargetRefused,
@@ -32,7 +33,7 @@ from inspector.outbound import (
 from inspector.replay import resign
 from inspector.signatures import SignatureConfig, sign, verify
 from inspector.store import Store
-from tests.conftest import InProcessInspector, LiveInspector, ServerThread, latest
+from tests.conftest import InProcessInspector, LiveInspector, latest
 
 pytestmark = pytest.mark.backends
 
@@ -98,13 +99,6 @@ def recorder_app(make_server: Callable[..., ServerThread]) -> tuple[Recorder, Se
 
 
 app = pytest.fixture(recorder_app)
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
@@ -271,10 +265,12 @@ def test_large_answers_are_stored_up_to_a_mebibyte(client: httpx.Client, app) ->
 # -- errors ----------------------------------------------------------------------------------
 
 
-def test_unreachable_target_is_a_clear_error_not_a_500(client: httpx.Client) -> None:
+def test_unreachable_target_is_a_clear_error_not_a_500(
+    client: httpx.Client, refused_port: int
+) -> None:
     client.post("/h/down", content=b"x")
     captured = latest(client, "down")
-    url = f"http://127.0.0.1:{free_port()}/hook"
+    url = f"http://127.0.0.1:{refused_port}/hook"
     response = client.post(f"/api/requests/{captured['id']}/replay", json={"url": url})
     assert response.status_code == 200
     result = response.json()
@@ -284,11 +280,11 @@ def test_unreachable_target_is_a_clear_error_not_a_500(client: httpx.Client) -> 
     assert stored[0]["error"] == result["error"]
 
 
-def test_replays_go_when_their_request_goes(live: LiveInspector) -> None:
+def test_replays_go_when_their_request_goes(live: LiveInspector, refused_port: int) -> None:
     with live.client() as client:
         client.post("/h/gone", content=b"x")
         captured = latest(client, "gone")
-        url = f"http://127.0.0.1:{free_port()}/"
+        url = f"http://127.0.0.1:{refused_port}/"
         client.post(f"/api/requests/{captured['id']}/replay", json={"url": url})
         assert len(client.get(f"/api/requests/{captured['id']}/replays").json()["replays"]) == 1
         assert client.delete(f"/api/requests/{captured['id']}").status_code == 200
@@ -618,7 +614,7 @@ def test_resolved_address_is_pinned(live: LiveInspector, app) -> None:
 
 
 def test_cli_replays_an_endpoint_in_order_with_and_without_a_server(
-    live: LiveInspector, app, capsys
+    live: LiveInspector, app, capsys, refused_port: int
 ) -> None:
     recorder, server = app
     with live.client() as client:
@@ -649,7 +645,7 @@ def test_cli_replays_an_endpoint_in_order_with_and_without_a_server(
     assert [s.body for s in recorder.wait_for(6)[4:]] == [b"body-2", b"body-0"]
     # Unreachable: exit 1 and a clear line.
     code = main(
-        ["replay", ids[0], "--to", f"http://127.0.0.1:{free_port()}/", "--data-dir", data_dir]
+        ["replay", ids[0], "--to", f"http://127.0.0.1:{refused_port}/", "--data-dir", data_dir]
     )
     assert code == 1
     assert "connection refused" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveInspector, ServerThread, fresh_schema
+from tests.conftest import LiveInspector, fresh_schema, start_app
 from tests.test_stream import SSEClient
 
 pytestmark = [pytest.mark.live]
@@ -177,7 +177,7 @@ class Receiver:
 def test_each_delivery_attempt_is_sent_by_one_replica(replicas: Any) -> None:
     a, b = replicas
     target = Receiver()
-    server = ServerThread(target).start()
+    server = start_app(target)
     try:
         created = []
         for i in range(6):
@@ -214,7 +214,7 @@ def test_a_replica_streams_deliveries_made_by_the_other(replicas: Any) -> None:
     a, b = replicas
     stream = SSEClient(b.url + "/api/deliveries/stream")
     target = Receiver()
-    server = ServerThread(target).start()
+    server = start_app(target)
     try:
         assert stream.next().event == "ready"
         with a.client() as client:

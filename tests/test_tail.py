@@ -169,8 +169,7 @@ def test_tail_waits_for_a_server_that_is_not_up_yet(live: LiveInspector, spawn: 
     tail = Tail(spawn, "--url", f"http://127.0.0.1:{port}", "--endpoint", "only")
     try:
         tail.wait_err("cannot reach")
-        live.__init__(live.settings, port)  # type: ignore[misc]
-        live.start()
+        live.start_again()
         tail.wait_err("reconnected", timeout=60)
         with live.client() as client:
             client.post("/h/other", content=b"no")

@@ -23,7 +23,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,11 @@ from starlette.routing import Route
 
 from inspector import certificates, listeners, outbound
 from inspector.cli import main
+from inspector.embedded import ServerThread
 from inspector.outbound import TlsOptions
 from inspector.settings import Settings
 from inspector.store import Store, deliveries, replays
-from tests.conftest import LiveInspector, ServerThread, Spawn
+from tests.conftest import LiveInspector, Spawn, start_app
 from tests.test_page import Page
 
 SECRET = "s3cret"
@@ -94,7 +95,7 @@ class Receiver:
         tls = {} if cert is None else {"ssl_certfile": str(cert[0]), "ssl_keyfile": str(cert[1])}
         # A TLS connection the client keeps idle would hold the shutdown for asyncio's 30 s
         # wait on the client's close_notify.
-        self.server = ServerThread(app, timeout_graceful_shutdown=1, **tls).start()
+        self.server = start_app(app, timeout_graceful_shutdown=1, **tls)
         self.url = f"https://127.0.0.1:{self.server.port}/webhook"
 
 
@@ -560,17 +561,20 @@ def test_api_deliveries_take_tls_options(
 
 @pytest.mark.live
 def test_check_reports_the_platforms_https_requirement(
-    receivers: dict[str, Receiver], pki: Pki, capsys: pytest.CaptureFixture[str]
+    receivers: dict[str, Receiver],
+    pki: Pki,
+    make_server: Callable[..., ServerThread],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from inspector.check import check_receiver
     from tests import test_check
 
     # A receiver that passes every other row, over TLS with the test CA's certificate.
-    good = ServerThread(
+    good = make_server(
         test_check.app_for(test_check.correct),
         ssl_certfile=str(pki.good[0]),
         ssl_keyfile=str(pki.good[1]),
-    ).start()
+    )
     url = f"https://127.0.0.1:{good.port}/webhook"
 
     def https_row(url: str, **options: Any) -> tuple[str, str, bool]:
