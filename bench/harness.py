@@ -13,6 +13,7 @@ stack**, in the same run.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -140,3 +141,15 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 answer (status line, headers, a Content-Length body) from a kept-alive
+    connection; returns its status code (b"200")."""
+    status = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status.split(b" ", 2)[1] if status.count(b" ") else b""

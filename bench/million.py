@@ -56,6 +56,7 @@ from harness import (
     load_average,
     median,
     percentile,
+    read_answer,
     rss_mb,
     start_bare,
     start_inspector,
@@ -350,14 +351,9 @@ async def paced(port: int, rate: float, seconds: float) -> dict[str, float]:
         nonlocal failed
         reader, writer = await pool.get()
         writer.write(request)
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        status = await read_answer(reader)
         latencies.append((time.perf_counter() - due) * 1000)
-        failed += status.split()[1:2] != [b"200"]
+        failed += status != b"200"
         pool.put_nowait((reader, writer))
 
     tasks = []

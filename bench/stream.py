@@ -40,6 +40,7 @@ from harness import (
     STACKS,
     free_port,
     load_average,
+    read_answer,
     start_bare,
     start_inspector,
     stop,
@@ -193,13 +194,8 @@ async def sender(port: int, rate: float, count: int, sent: list[int], answered: 
         reader, writer = await pool.get()
         sent[seq] = time.perf_counter_ns()
         writer.write(b"POST /h/bench/%d HTTP/1.1\r\n" % seq + request_tail)
-        status = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        answered[seq] = time.perf_counter_ns() if status.split()[1] == b"200" else -1
+        status = await read_answer(reader)
+        answered[seq] = time.perf_counter_ns() if status == b"200" else -1
         pool.put_nowait((reader, writer))
 
     started = time.perf_counter()
