@@ -205,6 +205,7 @@ class Store:
         # The search index's file (SQLite, when kept), and its indexer (a server's).
         self.index_file: Path | None = None
         self.indexer: Indexer | None = None
+        self._added = 0  # rows the writer added since it last nudged the indexer
         self._syncer: Syncer | None = None
         self._checkpointer: Checkpointer | None = None
         self.after_batch = tuple(after_batch)
@@ -437,7 +438,8 @@ class Store:
                 if self._checkpointer.full and isinstance(self._write_conn, sqlite3.Connection):
                     self._checkpointer.finish(self._write_conn)
             if self.indexer is not None:
-                self.indexer.nudge()
+                self.indexer.nudge(self._added)
+                self._added = 0
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
@@ -571,6 +573,7 @@ class Store:
         if added < 0 or evicted:
             # Replays go with their requests, however those went (retention, delete, clear).
             replays.prune(conn, added)
+        self._added += max(0, added)
         for hook in self.after_batch:
             hook(conn, added)
         return counter.rows - before
