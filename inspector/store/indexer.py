@@ -23,8 +23,11 @@ captures never depend on the index, and searches scan what it does not cover.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 
@@ -45,6 +48,10 @@ IDLE = 0.5
 TIDY_PAGES = 256
 # After a failure, the indexer tries again this long after (or at close).
 RETRY = 5.0
+# The indexer thread's niceness (Linux: a thread's own): where the machine's cores are all
+# busy, the captures' threads (and the clients') go first, and the index catches up when
+# they leave it time; searches scan the rows it has not reached meanwhile.
+NICE = 10
 # How FTS5 merges each shard's segments: a level is merged once it holds AUTOMERGE segments,
 # all at once at CRISISMERGE. FTS5's defaults (4, 16) rewrite every row once per level.
 AUTOMERGE = 16
@@ -233,6 +240,9 @@ class Indexer:
         self._conn.close()
 
     def _run(self) -> None:
+        if sys.platform.startswith("linux"):  # this thread only (elsewhere: not at all)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         wanted, stopping = self._wanted, self._stopping
         while not stopping.is_set():
             woken = wanted.wait(IDLE if self.untidy else None)
