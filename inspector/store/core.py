@@ -84,7 +84,7 @@ TIDY_PAGES = 16
 INDEX_BOUND = 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job(Generic[T]):
     run: Callable[[Connection], T]
     loop: asyncio.AbstractEventLoop
