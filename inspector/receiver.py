@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from inspector import faults, timeline
 from inspector.broadcast import Broadcaster
 from inspector.capture import (
+    OK_HEADERS,
     PEER_GONE,
     BodyBudget,
     CapturedRequest,
@@ -487,8 +488,7 @@ async def respond(send: Send, response: ResponseRecord, *, head: bool) -> None:
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-# The answer to nearly every capture, its headers encoded once. Shared: never mutate.
-OK_HEADERS: list[tuple[str, str]] = [("content-type", TEXT)]
+# The answer to nearly every capture (``capture.OK_HEADERS``), its headers encoded once.
 _OK_START = {
     "type": "http.response.start",
     "status": 200,

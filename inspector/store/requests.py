@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.capture import OK_HEADERS, CapturedRequest, ResponseRecord
 from inspector.store import search
 from inspector.store.backend import Connection, RowLike, notice
 from inspector.store.multirow import MultiRowInsert
@@ -56,6 +56,9 @@ def encode_headers(headers: HeaderPairs) -> str:
         return _encode(headers).decode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (from a rule's text): JSON's escape keeps it
         return json.dumps(headers)
+
+
+_OK_JSON = encode_headers(OK_HEADERS)
 
 
 # Counts the attempt: a new event is attempt 1 (first_id 0 until the request has its id);
@@ -360,7 +363,7 @@ def _values(
         json.dumps(signature) if signature is not None else None,
         signature["status"] if signature else None,
         response.status,
-        encode_headers(response.headers),
+        _OK_JSON if response.headers is OK_HEADERS else encode_headers(response.headers),
         response.body,
         response.ms,
         response.delay_ms,
