@@ -182,7 +182,7 @@ class RequestDetail(_RequestFields):
     original_id: int | None  # its id in the file it was imported from, if any
 
 
-@dataclass
+@dataclass(slots=True)
 class Inserted:
     """What the writer hands back for a capture: its id, attempt and the response chosen."""
 
