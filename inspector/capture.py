@@ -55,6 +55,12 @@ class CapturedRequest:
     tls_server_name: str | None = None  # the SNI name its client asked for
 
 
+# The headers of the answer to nearly every capture (200, "OK"): one list, shared by those
+# answers, so that the receiver sends it and the store records it prepared once (identity
+# tells them apart). Shared: never mutate.
+OK_HEADERS: list[tuple[str, str]] = [("content-type", "text/plain; charset=utf-8")]
+
+
 @dataclass(slots=True)
 class ResponseRecord:
     """The answer the inspector gave (or will give, while ``in_progress``)."""
@@ -144,12 +150,12 @@ async def read_request(
     body that does not fit the ``budget`` is not read (``busy``); one that does holds its
     share (``held``) until the caller gives it back."""
     received_ts = time.time()
-    # One pass: the pairs as text, and the two headers the capture needs (first of each).
-    headers: list[tuple[str, str]] = []
+    # The pairs as text, and the two headers the capture needs (first of each).
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+    ]
     content_type = declared = None
-    for raw_name, raw_value in scope["headers"]:
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        headers.append((name, value))
+    for name, value in headers:
         if name == "content-type":
             content_type = value if content_type is None else content_type
         elif name == "content-length":

@@ -21,6 +21,7 @@ from inspector.store import (
     deliveries,
     endpoints,
     leases,
+    multirow,
     requests,
     syncer,
 )
@@ -170,7 +171,12 @@ def test_a_batch_of_captures_stores_what_one_by_one_stores(tmp_path: Path) -> No
     def captures() -> list[CapturedRequest]:
         keys = ["a", None, "a", "b", None, "a"] * 8  # 48: more than one chunk of rows
         return [
-            captured_request(body=b"" if i % 5 == 0 else str(i).encode(), event_key=key)
+            captured_request(
+                body=b"" if i % 5 == 0 else str(i).encode(),
+                event_key=key,
+                client=None if i % 3 == 0 else "127.0.0.1:1",  # rows of several NULL shapes
+                note="n" if i % 7 == 0 else None,
+            )
             for i, key in enumerate(keys)
         ]
 
@@ -219,6 +225,33 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     blocker.close()
     asyncio.run(main())  # and recovers once the lock is gone
     store.close()
+
+
+def test_multi_row_inserts_store_what_bound_parameters_store() -> None:
+    # NULLs written as literals and small bytes bound as bytearrays: the same values and
+    # types as plain parameters, rows of any shape mixed in one batch, order kept per shape.
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (n INTEGER, a, b, c)")
+    conn.execute("CREATE TABLE plain (n INTEGER, a, b, c)")
+    big = b"\x00\xff" * multirow.COPY_BELOW
+    rows = [
+        (i, *values)
+        for i, values in enumerate(
+            [(None, b"", "x"), (1, None, None), (2.5, b"\x00b", None), (None, None, None),
+             ("t", big, b"z"), (None, "s", 3)] * 13  # 78: several chunks per shape
+        )
+    ]  # fmt: skip
+    inserter = multirow.MultiRowInsert("INSERT INTO t (n, a, b, c) VALUES")
+    assert inserter.run(conn, rows) == []
+    conn.executemany("INSERT INTO plain VALUES (?, ?, ?, ?)", rows)
+    typed = "SELECT n, a, typeof(a), b, typeof(b), c, typeof(c) FROM {} ORDER BY n"
+    assert (
+        conn.execute(typed.format("t")).fetchall() == conn.execute(typed.format("plain")).fetchall()
+    )
+    returning = multirow.MultiRowInsert("INSERT INTO t (n) VALUES", " RETURNING n")
+    assert sorted(r[0] for r in returning.run(conn, [(100 + i,) for i in range(37)])) == list(
+        range(100, 137)
+    )
 
 
 def test_a_failing_job_does_not_sink_its_batch(store_location: Path | str) -> None:

@@ -40,9 +40,17 @@ def verify(
     ``diagnosis`` and ``doctor="pending"``, and a caller that must answer fast runs ``verify``
     again later, off its hot path (``inspector.diagnosis``).
     """
-    context = _Context(other_secrets, retired_secrets, target, diagnose)
     try:
-        return _verify(headers, body, config, now, context)
+        names = {name.lower() for name, _ in headers}
+        if (
+            config.scheme == "auto"
+            and not config.secrets
+            and names.isdisjoint(SIGNATURE_HEADERS)
+            and config.hmac_header.lower() not in names
+        ):
+            return None  # nothing to say: most captures, at a set of names' cost
+        context = _Context(other_secrets, retired_secrets, target, diagnose)
+        return _verify(headers, names, body, config, now, context)
     except Exception as exc:  # a bug here must never cost a capture
         return Verdict(
             "malformed",
@@ -54,17 +62,14 @@ def verify(
 
 def _verify(
     headers: Sequence[tuple[str, str]],
+    names: set[str],
     body: bytes,
     config: SignatureConfig,
     now: float | None,
     context: _Context,
 ) -> Verdict | None:
-    names = {name.lower() for name, _ in headers}
     secrets = config.secrets
     if config.scheme == "auto":
-        hmac_header = config.hmac_header.lower()
-        if not secrets and names.isdisjoint(SIGNATURE_HEADERS) and hmac_header not in names:
-            return None
         found = detect(names, config)
         if found is None:
             return Verdict(

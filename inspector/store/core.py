@@ -64,7 +64,7 @@ AHEAD_PER = 1000
 AHEAD_MAX = 256
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job(Generic[T]):
     run: Callable[[Connection], T]
     loop: asyncio.AbstractEventLoop
@@ -379,26 +379,37 @@ class Store:
         self._queue.put(_job(fn, args, kwargs, loop, future, settings_version))
         return await future
 
-    async def write_announced(
+    def write_announced(
         self,
         settings_version: int | None,
         visible: Callable[[T], None] | None,
         fn: Job[P, T],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> T:
+    ) -> Awaitable[T]:
         """``write_as_of`` (``settings_version`` None: any settings) that also calls
         ``visible(result)`` on this loop as soon as the batch is committed — readers see it —
-        which may be before it is durable and this returns (a capture's live event)."""
+        which may be before it is durable and the write's result is ready (a capture's live
+        event). Call it on the event loop; it returns the job's future itself, not a coroutine
+        awaiting it: one frame less for every capture to pass through, twice."""
         if self._writer is None:
-            result = await self.write(fn, *args, **kwargs)
-            if visible is not None:
-                _announce([(visible, result)])
-            return result
+            return self._write_announced_now(visible, fn, *args, **kwargs)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_job(fn, args, kwargs, loop, future, settings_version, visible))
-        return await future
+        return future
+
+    async def _write_announced_now(
+        self,
+        visible: Callable[[T], None] | None,
+        fn: Job[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        result = await self.write(fn, *args, **kwargs)
+        if visible is not None:
+            _announce([(visible, result)])
+        return result
 
     def write_sync(self, fn: Job[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write job in its own transaction in this thread (CLI; no writer running)."""

@@ -19,9 +19,10 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.capture import OK_HEADERS, CapturedRequest, ResponseRecord
 from inspector.store import search
 from inspector.store.backend import Connection, RowLike, notice
+from inspector.store.multirow import MultiRowInsert
 from inspector.summary import MAX_BYTES, summarize
 
 log = logging.getLogger("inspector.store")
@@ -60,6 +61,9 @@ def encode_headers(headers: HeaderPairs) -> str:
         return json.dumps(headers)
 
 
+_OK_JSON = encode_headers(OK_HEADERS)
+
+
 # Counts the attempt: a new event is attempt 1 (first_id 0 until the request has its id);
 # else one more than the last, on every replica alike (one atomic statement).
 _COUNT_ATTEMPT = (
@@ -72,31 +76,25 @@ _COUNT_ATTEMPT = (
 # before they are inserted: AUTOINCREMENT's, one past the largest id ever issued, and on. The
 # event's counter takes its newest (and, for a new event, first) id in the statement that
 # counts the attempt (one write to ``events`` per capture, not two: each rewrote both indexes
-# on ``last_id``), and the batch's rows go in as multi-row INSERTs: SQLite's cost per
-# statement, and Python's, is paid per chunk rather than per capture (bench/hotpath.py).
+# on ``last_id``), and the batch's attempts, rows and bodies go in as multi-row statements
+# (``multirow.py``, NULLs as literals): SQLite's cost per statement, and Python's, is paid per
+# chunk rather than per capture (bench/hotpath.py).
 _NEXT_ID = (
     "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0),"
     " coalesce((SELECT max(id) FROM requests), 0)) + 1"
 )
-_COUNT_ATTEMPT_AT = (
-    "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id) VALUES (?, ?, 1, ?, ?)"
+_ROWS = MultiRowInsert(f"INSERT INTO requests (id, {', '.join(_INSERT_COLUMNS)}) VALUES")
+_BODIES = MultiRowInsert("INSERT INTO bodies (request_id, body) VALUES")
+# The batch's attempts, counted in order in as few statements: each row's RETURNING has the
+# counter as that row left it (a key twice in a batch counts twice), and its last_id (the
+# capture's own id) says whose it is, whatever order SQLite returns them in.
+_COUNT_ATTEMPTS = MultiRowInsert(
+    "INSERT INTO events (endpoint, event_key, attempts, first_id, last_id) VALUES",
     " ON CONFLICT (endpoint, event_key) DO UPDATE SET attempts = events.attempts + 1,"
     " first_id = CASE WHEN events.first_id = 0 THEN excluded.first_id ELSE events.first_id END,"
     " last_id = excluded.last_id"
-    " RETURNING attempts, first_id"
+    " RETURNING attempts, first_id, last_id",
 )
-# Rows per multi-row INSERT: powers of two up to 32, so that a few statements stay in the
-# connection's cache, and 32 rows of parameters stay under SQLite's oldest limit (999).
-_CHUNKS = (32, 16, 8, 4, 2, 1)
-_REQUEST_ROW = f"({', '.join('?' * (len(_INSERT_COLUMNS) + 1))})"
-_INSERT_ROWS = {
-    n: f"INSERT INTO requests (id, {', '.join(_INSERT_COLUMNS)}) VALUES "
-    + ", ".join([_REQUEST_ROW] * n)
-    for n in _CHUNKS
-}
-_INSERT_BODIES = {
-    n: "INSERT INTO bodies (request_id, body) VALUES " + ", ".join(["(?, ?)"] * n) for n in _CHUNKS
-}
 
 # A column value as the engines hand it over or take it.
 SqlValue = int | float | str | bytes | None
@@ -187,7 +185,7 @@ class RequestDetail(_RequestFields):
     original_id: int | None  # its id in the file it was imported from, if any
 
 
-@dataclass
+@dataclass(slots=True)
 class Inserted:
     """What the writer hands back for a capture: its id, attempt and the response chosen."""
 
@@ -316,39 +314,31 @@ def insert_requests(
     if conn.dialect.writable_ctes:
         return [insert_request(conn, rec, decide) for rec, decide in captures]
     next_id: int = conn.execute(_NEXT_ID).fetchone()[0]
+    ids = range(next_id, next_id + len(captures))
+    keyed = [
+        (rec.endpoint, rec.event_key, 1, new_id, new_id)
+        for new_id, (rec, _) in zip(ids, captures, strict=True)
+        if rec.event_key is not None
+    ]
+    # Each keyed capture's (attempt, the event's first id), by its id.
+    counted = {row[2]: (row[0], row[1]) for row in _COUNT_ATTEMPTS.run(conn, keyed)}
     inserted: list[Inserted] = []
-    rows: list[SqlValue] = []
-    bodies: list[SqlValue] = []
-    for new_id, (rec, decide) in enumerate(captures, start=next_id):
-        attempt, first_id = 1, None
-        if rec.event_key is not None:
-            counted = conn.execute(
-                _COUNT_ATTEMPT_AT, (rec.endpoint, rec.event_key, new_id, new_id)
-            ).fetchone()
-            # The event's first id as it was (None: this is its first attempt).
-            attempt, first_id = counted[0], (None if counted[1] == new_id else counted[1])
+    rows: list[tuple[SqlValue, ...]] = []
+    bodies: list[tuple[SqlValue, ...]] = []
+    for new_id, (rec, decide) in zip(ids, captures, strict=True):
+        attempt, first_id = counted.get(new_id, (1, None))
+        if first_id == new_id:  # this is the event's first attempt
+            first_id = None
         response = decide(attempt)
         values = _values(rec, response, attempt, first_id)
-        rows.append(new_id)
-        rows += values
+        rows.append((new_id, *values))
         if rec.body:
-            bodies += (new_id, rec.body)
-        notice(conn, "request", new_id)
+            bodies.append((new_id, rec.body))
+        # No notice: a SQLite store has no other process to tell (``SqliteBackend.commit``).
         inserted.append(Inserted(new_id, attempt, first_id or new_id, response, values))
-    _insert_rows(conn, _INSERT_ROWS, rows, len(_INSERT_COLUMNS) + 1)
-    _insert_rows(conn, _INSERT_BODIES, bodies, 2)
+    _ROWS.run(conn, rows)
+    _BODIES.run(conn, bodies)
     return inserted
-
-
-def _insert_rows(
-    conn: Connection, statements: dict[int, str], params: list[SqlValue], width: int
-) -> None:
-    """Run ``params`` (rows of ``width`` values, flat) through the multi-row statements."""
-    done, total = 0, len(params) // width
-    for size in _CHUNKS:
-        while total - done >= size:
-            conn.execute(statements[size], params[done * width : (done + size) * width])
-            done += size
 
 
 def _values(
@@ -376,7 +366,7 @@ def _values(
         json.dumps(signature) if signature is not None else None,
         signature["status"] if signature else None,
         response.status,
-        encode_headers(response.headers),
+        _OK_JSON if response.headers is OK_HEADERS else encode_headers(response.headers),
         response.body,
         response.ms,
         response.delay_ms,
