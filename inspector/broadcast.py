@@ -10,6 +10,12 @@ client that was away catches up in order, with no gaps and no duplicates.
 Each message is encoded to SSE bytes once, at publication, and shared by every subscriber;
 a subscriber drains everything queued at each wake-up, so a busy stream sends one chunk per
 wake-up instead of one per event.
+
+A subscriber that is idle — everything it was given is sent, it waits for more — may be
+handed a message at once instead (``Subscriber.direct``): the live stream writes it to its
+client inside ``publish``, without waking its task for the next turn of the event loop. When
+it cannot (the client is slow to read) the message is queued, and so is everything after it
+until the subscriber has sent the queue and waits again: in order, never twice.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 QUEUE_SIZE = 1000
+# Takes a message at once (the subscriber is idle); False when it cannot now: queue it.
+Direct = Callable[["Message"], bool]
 # Only these events carry an ``id:``: their id is a request id, the resume cursor. Others
 # (update, deleted, cleared) must not move a client's Last-Event-ID backwards.
 RESUMABLE = frozenset({"request"})
@@ -70,6 +78,8 @@ class Subscriber:
     closed: bool = False
     pending: deque[Message] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by ``Broadcaster.batches`` only while the subscriber waits with nothing queued.
+    direct: Direct | None = None
 
     def wants(self, message: Message) -> bool:
         if self.kinds is not None and message.event not in self.kinds:
@@ -80,6 +90,13 @@ class Subscriber:
     def offer(self, message: Message) -> None:
         if self.behind or self.closed or not self.wants(message):
             return
+        direct = self.direct
+        if direct is not None:
+            if direct(message):
+                return
+            # Not taken: this one and every later one wait in the queue, in order, until the
+            # subscriber has sent them (it is woken below) and is idle again.
+            self.direct = None
         if len(self.pending) >= self.maxsize:
             # Dropping only the oldest would leave a gap the client cannot see; drop the
             # whole backlog instead and make the client resync from the store.
@@ -91,6 +108,7 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed = True
+        self.direct = None
         self.pending.clear()
         self.wake.set()
 
@@ -177,11 +195,16 @@ class Broadcaster:
             subscriber.close()
         self._subscribers.clear()
 
-    async def batches(self, subscriber: Subscriber) -> AsyncIterator[list[Message]]:
+    async def batches(
+        self, subscriber: Subscriber, direct: Direct | None = None
+    ) -> AsyncIterator[list[Message]]:
         """Everything queued for ``subscriber`` at each wake-up, in publication order.
 
-        Ends when the subscription is closed. Raises ``Behind`` once the queue has
-        overflowed (after the subscriber has been removed, so it costs nothing more).
+        With ``direct``, messages published while the caller waits here — it has dealt with
+        every batch yielded before — go to ``direct`` at once; those it does not take are
+        queued and yielded as usual. Ends when the subscription is closed. Raises ``Behind``
+        once the queue has overflowed (after the subscriber has been removed, so it costs
+        nothing more).
         """
         while True:
             if subscriber.behind:
@@ -195,7 +218,11 @@ class Broadcaster:
             if subscriber.closed:
                 return
             subscriber.wake.clear()
-            await subscriber.wake.wait()
+            subscriber.direct = direct
+            try:
+                await subscriber.wake.wait()
+            finally:
+                subscriber.direct = None
 
     async def next_batch(self, subscriber: Subscriber, timeout: float) -> list[Message]:
         """What is queued for ``subscriber``, waiting at most ``timeout`` seconds for something
