@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+import msgspec
 
 QUEUE_SIZE = 1000
 # Takes a message at once (the subscriber is idle); False when it cannot now: queue it.
@@ -42,8 +43,28 @@ def encode(event: str, data: str, id: int | None = None, retry_ms: int | None = 
     return f"{head}event: {event}\ndata: {data}\n{tail}\n".encode()
 
 
+_encode = msgspec.json.Encoder().encode
+# Characters that msgspec leaves as they are but str.splitlines() breaks lines at (httpx's
+# iter_lines, and so ``tail``, read the stream with it): escaped, as json.dumps did.
+_LINE_BREAKS = (
+    (b"\xc2\x85", b"\\u0085"),
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+)
+
+
+def _json(data: object) -> bytes:
+    """Compact JSON, one line for any line splitter. msgspec: a capture's event in ~4 us, where
+    json.dumps took ~16 (other non-ASCII characters are sent as UTF-8, not escaped)."""
+    raw = _encode(data)
+    if not raw.isascii():
+        for found, escaped in _LINE_BREAKS:
+            raw = raw.replace(found, escaped)
+    return raw
+
+
 def dumps(data: object) -> str:
-    return json.dumps(data, separators=(",", ":"))
+    return _json(data).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +77,15 @@ class Message:
 
     @classmethod
     def make(cls, event: str, data: Mapping[str, object], id: int | None = None) -> Message:
-        text = dumps(data)
+        raw = _json(data)
         endpoint = data.get("endpoint")
+        head = b"id: %d\n" % id if id is not None and event in RESUMABLE else b""
         return cls(
             event,
             id,
-            text,
+            raw.decode(),
             endpoint if isinstance(endpoint, str) else None,
-            encode(event, text, id if event in RESUMABLE else None),
+            b"%sevent: %s\ndata: %s\n\n" % (head, event.encode(), raw),
         )
 
 

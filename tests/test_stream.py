@@ -344,6 +344,11 @@ def test_wire_format_only_requests_carry_an_id() -> None:
     assert request.wire == b'id: 7\nevent: request\ndata: {"id":7,"text":"a\\nb\\r\\nc"}\n\n'
     update = Message.make("update", {"id": 3}, 3)
     assert update.wire == b'event: update\ndata: {"id":3}\n\n'
+    # One line for every line splitter (``tail`` reads with str.splitlines), whatever the text.
+    text = "a\u2028b\x85c\u2029d\x0b\x1ce\u00e9\u738b"
+    odd = Message.make("request", {"id": 8, "event_type": text}, 8)
+    assert odd.wire.decode().splitlines()[:3] == ["id: 8", "event: request", "data: " + odd.data]
+    assert json.loads(odd.data) == {"id": 8, "event_type": text}
     assert encode("ready", "{}", 5, 1000) == b"id: 5\nevent: ready\ndata: {}\nretry: 1000\n\n"
 
 
