@@ -314,10 +314,13 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
     for number in range(args.rounds):
         # Each server goes first in turn: none always follows the same one.
         for name in names[number % len(names) :] + names[: number % len(names)]:
-            port = free_port()
-            proc, probe, traced = start_server(name, args, workdir, number, port)
-            try:
+            for _ in range(3):  # another process may take the free port before the server
+                port = free_port()
+                proc, probe, traced = start_server(name, args, workdir, number, port)
                 wait_up(probe)
+                if proc.poll() is None:
+                    break
+            try:
                 load = load_average()
                 result = asyncio.run(measure_stream(port, args.rate, args.seconds, args.clients))
                 result["load"] = load
