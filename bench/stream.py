@@ -40,6 +40,7 @@ from harness import (
     ROOT,
     STACK_NAMES,
     STACKS,
+    cpu_seconds,
     free_port,
     load_average,
     read_answer,
@@ -232,6 +233,14 @@ async def sender(port: int, rate: float, count: int, sent: list[int], answered: 
         pool.get_nowait()[1].close()
 
 
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a server's main thread (its event loop) and of all its threads."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return main, cpu_seconds(pid)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -322,14 +331,19 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
                     break
             try:
                 load = load_average()
+                cpu = server_cpu(proc.pid)
                 result = asyncio.run(measure_stream(port, args.rate, args.seconds, args.clients))
                 result["load"] = load
+                loop_s, all_s = (b - a for a, b in zip(cpu, server_cpu(proc.pid), strict=True))
+                result["loop_us"] = loop_s / result["count"] * 1e6
+                result["cpu_us"] = all_s / result["count"] * 1e6
             finally:
                 stop(proc)
             sent, arrivals = result.pop("raw")
             print(
                 f"  round {number + 1}, {name}: p50 {result['p50']:.2f} ms,"
-                f" p99 {result['p99']:.2f} ms (load {load:.1f})"
+                f" p99 {result['p99']:.2f} ms (load {load:.1f}); server CPU per capture"
+                f" {result['cpu_us']:.0f} us, its event loop's thread {result['loop_us']:.0f} us"
             )
             if traced is not None:
                 for line in tracer.report(json.loads(traced.read_text()), sent, arrivals):
@@ -338,13 +352,19 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
     medians = {}
     for name, results in rounds.items():
         m = {k: statistics.median(r[k] for r in results) for k in ("p50", "p99", "max")}
-        m.update({k: statistics.median(r[k] for r in results) for k in ("response_p50", "rate")})
+        m.update(
+            {
+                k: statistics.median(r[k] for r in results)
+                for k in ("response_p50", "rate", "loop_us", "cpu_us")
+            }
+        )
         medians[name] = m
         complete = all(r["complete"] and not r["duplicates"] for r in results)
         print(
             f"  {LABELS[name]:28} p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
             f"  max {m['max']:7.2f} ms  | HTTP answer p50 {m['response_p50']:5.2f} ms"
-            f"  | sent {m['rate']:.0f}/s"
+            f"  | sent {m['rate']:.0f}/s  | CPU/capture {m['cpu_us']:.0f} us"
+            f" (event loop {m['loop_us']:.0f})"
         )
         by_round = ", ".join(f"{r['p99']:.1f}" for r in results)
         p50s = ", ".join(f"{r['p50']:.2f}" for r in results)
