@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
+
+log = logging.getLogger("inspector.broadcast")
 
 QUEUE_SIZE = 1000
 # Takes a message at once (the subscriber is idle); False when it cannot now: queue it.
@@ -114,7 +117,12 @@ class Subscriber:
             return
         direct = self.direct
         if direct is not None:
-            if direct(message):
+            try:
+                taken = direct(message)
+            except Exception:  # a bug there must not cost this or another subscriber an event
+                log.exception("writing a live event at once failed; queueing it")
+                taken = False
+            if taken:
                 return
             # Not taken: this one and every later one wait in the queue, in order, until the
             # subscriber has sent them (it is woken below) and is idle again.

@@ -284,6 +284,24 @@ def test_an_idle_subscriber_takes_messages_at_once_and_queues_from_a_refusal_on(
     asyncio.run(main())
 
 
+def test_a_failing_direct_write_queues_the_event(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        broken, fine = hub.subscribe(), hub.subscribe()
+
+        def fails(message: Message) -> bool:
+            raise RuntimeError("a bug")
+
+        waiting = asyncio.ensure_future(anext(hub.batches(broken, fails)))
+        await asyncio.sleep(0)
+        hub.publish("request", {"id": 1}, id=1)
+        assert [m.id for m in await asyncio.wait_for(waiting, 1)] == [1]
+        assert [m.id for m in await first(hub.batches(fine))] == [1]
+
+    asyncio.run(main())
+    assert "writing a live event at once failed" in caplog.text
+
+
 def test_send_now_sends_at_once_or_not_at_all() -> None:
     async def main() -> None:
         sent: list[Any] = []
