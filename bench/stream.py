@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -34,13 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import tracer
 from harness import (
     ROOT,
     STACK_NAMES,
     STACKS,
+    cpu_seconds,
     free_port,
     load_average,
     read_answer,
+    stack_env,
     start_bare,
     start_inspector,
     stop,
@@ -133,11 +137,31 @@ PATH = re.compile(rb'"path": ?"/h/bench/(\d+)"')
 
 
 STACK = "fast"  # set from --stack in main()
+SERVE_ARGS: list[str] = []  # from --no-search-index
 
 
 def serve_inspector(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return start_inspector(data_dir.parent, data_dir, port, STACK, "--retention", "10000000")
+    return start_inspector(
+        data_dir.parent, data_dir, port, STACK, "--retention", "10000000", *SERVE_ARGS
+    )
+
+
+def serve_traced(data_dir: Path, port: int, out: Path, root: Path) -> subprocess.Popen[bytes]:
+    """The inspector of checkout ``root`` under ``tracer.py``, which writes its timestamps to
+    ``out`` at exit."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = data_dir.parent
+    env = stack_env(STACK, workdir)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "tracer.py"), str(out), "serve",
+         "--port", str(port), "--data-dir", str(data_dir), "--retention", "10000000",
+         *SERVE_ARGS],
+        stdout=(workdir / f"serve-{port}.out").open("wb"),
+        cwd=root,
+        env=env,
+    )  # fmt: skip
 
 
 def serve_bare(workdir: Path, module: str, source: str, port: int) -> subprocess.Popen[bytes]:
@@ -209,6 +233,14 @@ async def sender(port: int, rate: float, count: int, sent: list[int], answered: 
         pool.get_nowait()[1].close()
 
 
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of a server's main thread (its event loop) and of all its threads."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return main, cpu_seconds(pid)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -250,7 +282,35 @@ async def measure_stream(port: int, rate: float, seconds: float, clients: int) -
         "max": max(latencies),
         "response_p50": percentile(responses, 0.50),
         "response_p99": percentile(responses, 0.99),
+        "raw": (sent, [c.arrivals for c in readers]),
     }
+
+
+LABELS = {
+    "inspector": "webhook-inspector (durable)",
+    "baseline": "baseline (--compare-with)",
+    "bare": "bare Starlette fan-out",
+}
+
+
+def start_server(
+    name: str, args: argparse.Namespace, workdir: Path, number: int, port: int
+) -> tuple[subprocess.Popen[bytes], str, Path | None]:
+    """One of the round's servers: the process, the URL that says it is up, its trace file."""
+    if name == "bare":
+        proc = serve_bare(workdir, "bare_stream", BARE_STREAM_APP, port)
+        return proc, f"http://127.0.0.1:{port}/h/warmup", None
+    root = ROOT if name == "inspector" else args.compare_with
+    data_dir = workdir / f"stream-{name}-{number}"
+    traced = workdir / f"trace-{name}-{number}.json" if args.trace else None
+    if traced is not None:
+        proc = serve_traced(data_dir, port, traced, root)
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        proc = start_inspector(
+            workdir, data_dir, port, STACK, "--retention", "10000000", *SERVE_ARGS, root=root
+        )
+    return proc, f"http://127.0.0.1:{port}/api/requests", traced
 
 
 def part_stream(args: argparse.Namespace, workdir: Path) -> None:
@@ -258,44 +318,70 @@ def part_stream(args: argparse.Namespace, workdir: Path) -> None:
         f"Capture-to-client: {args.rate:g} captures/s for {args.seconds:g} s,"
         f" {args.clients} SSE clients, {args.rounds} rounds (medians; servers alternate)"
     )
-    rounds: dict[str, list[dict[str, Any]]] = {"inspector": [], "bare": []}
+    names = ["inspector", *(["baseline"] if args.compare_with else []), "bare"]
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for number in range(args.rounds):
-        for name in ("inspector", "bare"):
-            port = free_port()
-            if name == "inspector":
-                proc = serve_inspector(workdir / f"stream-data-{number}", port)
-                probe = f"http://127.0.0.1:{port}/api/requests"
-            else:
-                proc = serve_bare(workdir, "bare_stream", BARE_STREAM_APP, port)
-                probe = f"http://127.0.0.1:{port}/h/warmup"
-            try:
+        # Each server goes first in turn: none always follows the same one.
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            for _ in range(3):  # another process may take the free port before the server
+                port = free_port()
+                proc, probe, traced = start_server(name, args, workdir, number, port)
                 wait_up(probe)
+                if proc.poll() is None:
+                    break
+            try:
                 load = load_average()
+                cpu = server_cpu(proc.pid)
                 result = asyncio.run(measure_stream(port, args.rate, args.seconds, args.clients))
                 result["load"] = load
+                loop_s, all_s = (b - a for a, b in zip(cpu, server_cpu(proc.pid), strict=True))
+                result["loop_us"] = loop_s / result["count"] * 1e6
+                result["cpu_us"] = all_s / result["count"] * 1e6
             finally:
                 stop(proc)
+            sent, arrivals = result.pop("raw")
+            print(
+                f"  round {number + 1}, {name}: p50 {result['p50']:.2f} ms,"
+                f" p99 {result['p99']:.2f} ms (load {load:.1f}); server CPU per capture"
+                f" {result['cpu_us']:.0f} us, its event loop's thread {result['loop_us']:.0f} us"
+            )
+            if traced is not None:
+                for line in tracer.report(json.loads(traced.read_text()), sent, arrivals):
+                    print(line)
             rounds[name].append(result)
     medians = {}
     for name, results in rounds.items():
-        label = "webhook-inspector (durable)" if name == "inspector" else "bare Starlette fan-out"
         m = {k: statistics.median(r[k] for r in results) for k in ("p50", "p99", "max")}
-        m.update({k: statistics.median(r[k] for r in results) for k in ("response_p50", "rate")})
+        m.update(
+            {
+                k: statistics.median(r[k] for r in results)
+                for k in ("response_p50", "rate", "loop_us", "cpu_us")
+            }
+        )
         medians[name] = m
         complete = all(r["complete"] and not r["duplicates"] for r in results)
         print(
-            f"  {label:28} p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms  max {m['max']:7.2f} ms"
-            f"  | HTTP answer p50 {m['response_p50']:5.2f} ms  | sent {m['rate']:.0f}/s"
+            f"  {LABELS[name]:28} p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
+            f"  max {m['max']:7.2f} ms  | HTTP answer p50 {m['response_p50']:5.2f} ms"
+            f"  | sent {m['rate']:.0f}/s  | CPU/capture {m['cpu_us']:.0f} us"
+            f" (event loop {m['loop_us']:.0f})"
         )
         by_round = ", ".join(f"{r['p99']:.1f}" for r in results)
+        p50s = ", ".join(f"{r['p50']:.2f}" for r in results)
         loads = ", ".join(f"{r['load']:.1f}" for r in results)
         print(
-            f"  {'':28} p99 by round: {by_round} ms (load {loads});"
+            f"  {'':28} p99 by round: {by_round} ms; p50 {p50s} ms (load {loads});"
             f" failed {sum(r['failed'] for r in results)}; every client got every event"
             f" exactly once: {complete}"
         )
     ratio = medians["inspector"]["p99"] / medians["bare"]["p99"]
     print(f"  ratio p99 inspector / bare: {ratio:.2f}x   (issue 16 target: inspector p99 <= 5 ms)")
+    if "baseline" in medians:
+        print(
+            "  ratio inspector / baseline: p50"
+            f" {medians['inspector']['p50'] / medians['baseline']['p50']:.2f}x,"
+            f" p99 {medians['inspector']['p99'] / medians['baseline']['p99']:.2f}x"
+        )
 
 
 # -- part 2: the page with many stored requests -----------------------------------------------
@@ -444,9 +530,22 @@ def main() -> int:
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--skip-page", action="store_true")
     parser.add_argument("--stack", choices=STACKS, default="fast")
+    parser.add_argument(
+        "--no-search-index", action="store_true", help="serve the inspector without its index"
+    )
+    parser.add_argument(
+        "--compare-with", type=Path, help="Also the inspector of this checkout (a baseline)."
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="run the inspector under bench/tracer.py and say where each delivery's time went",
+    )
     args = parser.parse_args()
     global STACK
     STACK = args.stack
+    if args.no_search_index:
+        SERVE_ARGS.append("--no-search-index")
     loop, http = STACK_NAMES[STACK]
     print(f"stack: {loop} + {http} (inspector and baseline alike)")
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:

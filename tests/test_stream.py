@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.api.stream import events
+from inspector.api.stream import KINDS, Writer, events, live, send_now
 from inspector.broadcast import Behind, Broadcaster, Message, encode
 from inspector.capture import CapturedRequest
 from inspector.store import Store, requests
@@ -150,6 +150,17 @@ def record(n: int, endpoint: str = "e") -> CapturedRequest:
     )
 
 
+def dechunk(body: bytes) -> bytes:
+    """The complete chunks of a chunked HTTP/1.1 body, joined."""
+    out = []
+    while True:
+        size, found, rest = body.partition(b"\r\n")
+        if not found or len(rest) < int(size, 16) + 2:
+            return b"".join(out)
+        out.append(rest[: int(size, 16)])
+        body = rest[int(size, 16) + 2 :]
+
+
 def ids(chunks: list[bytes], event: str = "request") -> list[int]:
     return [int(e.id) for e in parse(b"".join(chunks).decode()) if e.event == event and e.id]
 
@@ -234,11 +245,128 @@ def test_close_ends_every_subscription_now_and_later() -> None:
     asyncio.run(main())
 
 
+def test_an_idle_subscriber_takes_messages_at_once_and_queues_from_a_refusal_on() -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        sub = hub.subscribe()
+        taken: list[int | None] = []
+        accepting = [True]
+
+        def direct(message: Message) -> bool:
+            if accepting[0]:
+                taken.append(message.id)
+            return accepting[0]
+
+        stream = hub.batches(sub, direct)
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # idle: everything yielded was dealt with
+        for n in (1, 2):
+            hub.publish("request", {"id": n}, id=n)
+        assert taken == [1, 2] and not sub.pending and not waiting.done()
+        accepting[0] = False
+        hub.publish("request", {"id": 3}, id=3)
+        accepting[0] = True
+        # Queued too, though it would be taken: it must not overtake 3.
+        hub.publish("request", {"id": 4}, id=4)
+        assert [m.id for m in await asyncio.wait_for(waiting, 1)] == [3, 4]
+        assert taken == [1, 2]
+        hub.publish("request", {"id": 5}, id=5)  # 3 and 4 not dealt with yet: queued
+        assert [m.id for m in await first(stream)] == [5]
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)  # idle again: taken at once again
+        hub.publish("request", {"id": 6}, id=6)
+        assert taken == [1, 2, 6] and not waiting.done()
+        hub.close()
+        assert await asyncio.wait_for(anext(stream, None), 1) is None
+        hub.publish("request", {"id": 7}, id=7)
+        assert taken == [1, 2, 6]
+
+    asyncio.run(main())
+
+
+def test_a_failing_direct_write_queues_the_event(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        broken, fine = hub.subscribe(), hub.subscribe()
+
+        def fails(message: Message) -> bool:
+            raise RuntimeError("a bug")
+
+        waiting = asyncio.ensure_future(anext(hub.batches(broken, fails)))
+        await asyncio.sleep(0)
+        hub.publish("request", {"id": 1}, id=1)
+        assert [m.id for m in await asyncio.wait_for(waiting, 1)] == [1]
+        assert [m.id for m in await first(hub.batches(fine))] == [1]
+
+    asyncio.run(main())
+    assert "writing a live event at once failed" in caplog.text
+
+
+def test_send_now_sends_at_once_or_not_at_all() -> None:
+    async def main() -> None:
+        sent: list[Any] = []
+        writable = asyncio.Event()
+
+        async def ready(message: Any) -> None:
+            sent.append(message)
+
+        async def paused(message: Any) -> None:  # as uvicorn's send, while writes are paused
+            await writable.wait()
+            sent.append(message)
+
+        async def gone(message: Any) -> None:
+            raise OSError("connection lost")
+
+        assert send_now(ready, {"n": 1})
+        assert not send_now(paused, {"n": 2})
+        assert not send_now(gone, {"n": 3})
+        writable.set()
+        await asyncio.sleep(0)
+        assert sent == [{"n": 1}]  # the refused one was not sent later behind our back
+
+    asyncio.run(main())
+
+
+def test_live_writes_at_once_skipping_what_the_backlog_sent() -> None:
+    async def main() -> None:
+        hub = Broadcaster()
+        writer = Writer()
+        written: list[bytes] = []
+
+        async def send(message: Any) -> None:
+            written.append(message["body"])
+
+        writer.send = send
+        stream = live(hub, hub.subscribe(None, KINDS), 3, writer)
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        hub.publish("request", {"id": 3}, id=3)  # the backlog had it
+        hub.publish("request", {"id": 4}, id=4)
+        hub.publish("update", {"id": 2}, id=2)
+        assert ids(written) == [4] and [e.event for e in parse(b"".join(written).decode())] == [
+            "request",
+            "update",
+        ]
+        writer.send = None  # the response is gone: the task's own path takes over
+        hub.publish("request", {"id": 5}, id=5)
+        hub.publish("request", {"id": 4}, id=4)
+        assert ids([await asyncio.wait_for(waiting, 1)]) == [5]
+        assert ids(written) == [4]
+        await stream.aclose()
+
+    asyncio.run(main())
+
+
 def test_wire_format_only_requests_carry_an_id() -> None:
     request = Message.make("request", {"id": 7, "text": "a\nb\r\nc"}, 7)
     assert request.wire == b'id: 7\nevent: request\ndata: {"id":7,"text":"a\\nb\\r\\nc"}\n\n'
     update = Message.make("update", {"id": 3}, 3)
     assert update.wire == b'event: update\ndata: {"id":3}\n\n'
+    # One line for every line splitter (``tail`` reads with str.splitlines), whatever the text.
+    text = "a\u2028b\x85c\u2029d\x0b\x1ce\u00e9\u738b"
+    odd = Message.make("request", {"id": 8, "event_type": text}, 8)
+    assert odd.wire.decode().splitlines()[:3] == ["id: 8", "event: request", "data: " + odd.data]
+    assert json.loads(odd.data) == {"id": 8, "event_type": text}
     assert encode("ready", "{}", 5, 1000) == b"id: 5\nevent: ready\ndata: {}\nretry: 1000\n\n"
 
 
@@ -466,6 +594,46 @@ def test_a_stuck_subscriber_never_slows_capture_and_is_told_to_resync(
     assert delivered == list(range(1, len(delivered) + 1)) and len(delivered) < count
     assert got[-1].event == "resync"
     assert got[-1].json == {"reason": "behind", "after": delivered[-1]}
+
+
+@live_tests
+def test_a_slow_reader_gets_every_event_once_in_order(make_live: Any) -> None:
+    # Events are written at once while the stream keeps up, queued while the client's socket
+    # is full, then written at once again: none lost, none twice, none out of order.
+    live = make_live(synchronous="NORMAL")
+    live.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    reader = socket.socket()
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    reader.connect(("127.0.0.1", live.port))
+    received = b""
+
+    def read_until(count: int) -> list[int]:
+        nonlocal received
+        while True:
+            text = dechunk(received.split(b"\r\n\r\n", 1)[-1]).decode()
+            got = parse(text[: text.rfind("\n\n") + 2])  # complete events only
+            found = [int(e.id) for e in got if e.event == "request" and e.id]
+            if len(found) >= count or any(e.event == "resync" for e in got):
+                return found
+            chunk = reader.recv(65536)
+            assert chunk, "stream closed"
+            received += chunk
+
+    try:
+        reader.settimeout(30)
+        reader.sendall(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        while b"event: ready" not in received:
+            received += reader.recv(4096)
+        pad = "&pad=" + "p" * 2000
+        with live.client() as client:
+            for n in range(200):  # ~400 KiB of events: the socket fills, nothing is read
+                assert client.post(f"/h/slow?n={n}{pad}", content=b"x").status_code == 200
+            assert read_until(200) == list(range(1, 201))
+            for n in range(200, 220):
+                assert client.post(f"/h/slow?n={n}", content=b"x").status_code == 200
+                assert read_until(n + 1) == list(range(1, n + 2))
+    finally:
+        reader.close()
 
 
 @live_tests

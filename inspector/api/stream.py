@@ -17,6 +17,12 @@ one line of JSON):
   this store never issued (a different store): ``{"reason", "after"}``. The stream ends; the
   client reloads what it shows from the store and reconnects from ``after``.
 
+A live event reaches an idle stream inside ``publish`` (``Broadcaster.batches``' ``direct``):
+``Writer`` sends it through the ``send`` sse-starlette's response was given, without waiting
+for the stream's task to be woken on the next turn of the event loop — at 1,000 captures/s
+that turn is most of what an event waits for once committed. A client slow to read gets
+its events queued instead, and sent by the task as before.
+
 Keep-alive comments every 15 s. A client that accepts none of what is queued for it for
 ``--send-timeout`` (30 s) is cut by the connection layer (``connections.py``), which drops
 the kernel's buffers with it; sse-starlette's own ``send_timeout`` only ended the generator
@@ -37,16 +43,19 @@ ends streams the same way for servers stopped without a signal (embedded, tests)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import Message as AsgiMessage
+from starlette.types import Receive, Scope, Send
 
 from inspector import openapi
-from inspector.broadcast import Behind, Broadcaster, Subscriber, dumps, encode
+from inspector.broadcast import Behind, Broadcaster, Message, Subscriber, dumps, encode
 from inspector.errors import BadRequest
 from inspector.openapi import Operation, api_route
 from inspector.params import NAME_PATTERN, endpoint_name, runtime
@@ -78,12 +87,59 @@ async def stream(request: Request) -> Response:
     endpoint = endpoint_name(raw_endpoint) if raw_endpoint else None
     after = resume_point(request)
     shutdown = anyio.Event()
-    return EventSourceResponse(
-        events(rt.hub, rt.store, endpoint, after, shutdown),
+    writer = Writer()
+    return LiveResponse(
+        writer,
+        events(rt.hub, rt.store, endpoint, after, shutdown, writer),
         ping=PING_SECONDS,
         shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE,
     )
+
+
+def send_now(send: Send, message: AsgiMessage) -> bool:
+    """Send an ASGI message without awaiting: True once sent; False, with nothing sent, when
+    the server's ``send`` would wait first — uvicorn's waits, before writing anything, while
+    the client has not taken what was written before."""
+    step = send(message)
+    if not isinstance(step, Coroutine):  # not one we can drive: let the task send it
+        return False
+    try:
+        step.send(None)
+    except StopIteration:
+        return True
+    except Exception:
+        return False  # the task's send meets the same error, where it is handled
+    step.close()
+    return False
+
+
+class Writer:
+    """Sends a stream's live events from ``publish`` itself, through the ``send`` of the
+    stream's response (set while the response runs)."""
+
+    send: Send | None = None
+
+    def write(self, chunk: bytes) -> bool:
+        send = self.send
+        if send is None:
+            return False
+        return send_now(send, {"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+class LiveResponse(EventSourceResponse):
+    """sse-starlette's response, lending its ``send`` to a ``Writer`` while it runs."""
+
+    def __init__(self, writer: Writer, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.writer = writer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.writer.send = send
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.writer.send = None
 
 
 async def close_on(shutdown: anyio.Event, subscriber: Subscriber) -> None:
@@ -98,8 +154,10 @@ async def events(
     endpoint: str | None,
     after: int | None,
     shutdown: anyio.Event | None = None,
+    writer: Writer | None = None,
 ) -> AsyncIterator[bytes]:
-    """The stream of one client, as encoded SSE chunks."""
+    """The stream of one client, as encoded SSE chunks; with a ``writer``, live events reach
+    it at once while the stream is idle."""
     # Subscribed before the store is read: whatever commits from now on is either in the
     # backlog read below or queued here (or both — the id check drops the copy).
     subscriber = hub.subscribe(endpoint, KINDS)
@@ -115,7 +173,7 @@ async def events(
             async for chunk, last in backlog(store, endpoint, after):
                 seen = max(seen, last)
                 yield chunk
-        async for chunk in live(hub, subscriber, seen):
+        async for chunk in live(hub, subscriber, seen, writer):
             yield chunk
     finally:
         hub.unsubscribe(subscriber)
@@ -137,11 +195,27 @@ async def backlog(
             return
 
 
-async def live(hub: Broadcaster, subscriber: Subscriber, seen: int) -> AsyncIterator[bytes]:
+async def live(
+    hub: Broadcaster, subscriber: Subscriber, seen: int, writer: Writer | None = None
+) -> AsyncIterator[bytes]:
     """Published events; requests with id <= ``seen`` were already sent (or predate the
-    stream). Ends with ``resync`` if the subscriber falls behind."""
+    stream). Ends with ``resync`` if the subscriber falls behind. With a ``writer``, events
+    published while the stream is idle are written at once (those it cannot write, queued)."""
+
+    def direct(message: Message) -> bool:
+        nonlocal seen
+        assert writer is not None
+        if message.event == "request" and message.id is not None:
+            if message.id <= seen:
+                return True  # sent already: dropped, as below
+            if not writer.write(message.wire):
+                return False
+            seen = message.id
+            return True
+        return writer.write(message.wire)
+
     try:
-        async for batch in hub.batches(subscriber):
+        async for batch in hub.batches(subscriber, direct if writer is not None else None):
             chunks = []
             for message in batch:
                 if message.event == "request" and message.id is not None:
