@@ -21,6 +21,7 @@ import msgspec
 from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import search
 from inspector.store.backend import Connection, RowLike, notice
+from inspector.store.schema import BODY_PREFIX
 from inspector.summary import MAX_BYTES, summarize
 
 # Columns of the list view: everything but the headers and the response body.
@@ -712,12 +713,14 @@ def _indexed(
     return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
 
 
-# PostgreSQL's trigram indexes (schema version 7) are on these expressions, exactly.
+# PostgreSQL's trigram indexes (schema versions 7 and 9) are on these expressions, exactly;
+# ``bodies_long`` (version 9) lists the bodies longer than the indexed prefix.
 _PG_TEXT = (
     "lower((path || chr(1) || query || chr(1) || headers || chr(1) || coalesce(event_key, '')"
     " || chr(1) || coalesce(event_type, '')) COLLATE \"C\")"
 )
-_PG_BODY = "lower(encode(body, 'escape') COLLATE \"C\")"
+_PG_BODY = f"lower(encode(substring(body FROM 1 FOR {BODY_PREFIX}), 'escape') COLLATE \"C\")"
+_PG_LONG = f"length(body) > {BODY_PREFIX}"
 
 
 def _trigram(
@@ -730,8 +733,9 @@ def _trigram(
 ) -> list[RowLike]:
     """PostgreSQL: the newest ``count`` requests at or below ``bound`` that match ``q`` and
     ``where``: candidates from the pg_trgm indexes (a LIKE on the folded text of each request,
-    and on each body as ``encode(body, 'escape')`` spells it), confirmed by the scan's
-    predicate."""
+    and on the first ``BODY_PREFIX`` bytes of each body as ``encode(body, 'escape')`` spells
+    them) and every body longer than that (``bodies_long``), confirmed by the scan's
+    predicate: a term past the indexed prefix is found as the scan finds it."""
     lowered = q.translate(_ASCII_LOWER)
     forms = list(dict.fromkeys([lowered, *(f.translate(_ASCII_LOWER) for f in header_forms(q))]))
     in_text = " OR ".join([f"{_PG_TEXT} LIKE ? ESCAPE '\\'"] * len(forms))
@@ -739,7 +743,8 @@ def _trigram(
     sql = (
         f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN (SELECT id FROM requests"
         f" WHERE {in_text} UNION SELECT request_id FROM bodies"
-        f" WHERE {_PG_BODY} LIKE ? ESCAPE '\\') AND {' AND '.join([*where, clause])}"
+        f" WHERE {_PG_BODY} LIKE ? ESCAPE '\\' UNION SELECT request_id FROM bodies"
+        f" WHERE {_PG_LONG}) AND {' AND '.join([*where, clause])}"
         " ORDER BY id DESC LIMIT ?"
     )
     needles = [_like(form) for form in forms]
