@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from inspector.store import search
 from inspector.store.backend import Connection
 from inspector.store.schema import BODY_PREFIX
 
@@ -145,6 +146,15 @@ class Sampler:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._current: Frequencies | None = None
+        self._indexed: tuple[bool, float] | None = None
+
+    def indexed(self, conn: Connection) -> bool:
+        """Whether the store has pg_trgm's indexes (``search.trigram_indexes``), asked once
+        per ``MAX_AGE``: a catalog query per search was a round trip of every search's."""
+        known = self._indexed
+        if known is None or time.monotonic() - known[1] >= MAX_AGE:
+            known = self._indexed = (search.trigram_indexes(conn), time.monotonic())
+        return known[0]
 
     def get(
         self, conn: Connection, take: Callable[[Connection], Frequencies]
@@ -189,3 +199,9 @@ def sample(conn: Connection) -> Frequencies:
         text.update(grams(row[0]))
         bodies.update(grams(row[1] or ""))
     return Frequencies(len(rows), stored, dict(text), dict(bodies))
+
+
+def indexed(conn: Connection) -> bool:
+    """Whether ``conn``'s store has pg_trgm's indexes (False on SQLite: no sampler)."""
+    sampler: Sampler | None = getattr(conn, "sampler", None)
+    return sampler is not None and sampler.indexed(conn)
