@@ -563,7 +563,7 @@ def list_requests(
             # to them straight away (the window's row-by-row test cost more than the search);
             # a common one is looked for in the window first, then asked for whole.
             asks = _trigram_asks(conn, flt.q)
-            if sum(ask.candidates for ask in [*asks[0], asks[1]]) <= CANDIDATES:
+            if sum(ask.share for ask in [*asks[0], asks[1]]) * newest <= CANDIDATES:
                 bound = newest
             else:
                 asks = _trigram_asks(conn, flt.q, whole=True)

@@ -63,10 +63,9 @@ LONG = f"length(body) > {BODY_PREFIX}"
 @dataclass(frozen=True)
 class Frequencies:
     """How many of ``rows`` sampled rows hold each trigram, in the requests' text and in the
-    bodies; and the store's size when sampled (to scale the estimates)."""
+    bodies."""
 
     rows: int
-    stored: int
     text: dict[str, int]
     body: dict[str, int]
     taken: float = field(default_factory=time.monotonic)
@@ -84,10 +83,11 @@ class Frequencies:
 @dataclass(frozen=True)
 class Ask:
     """What to ask an index for: pieces of the term that a row's indexed text must hold in
-    this order (``LIKE '%piece%piece%'``), and how many rows are expected to (inf: unknown)."""
+    this order (``LIKE '%piece%piece%'``), and the share of rows expected to (inf: unknown;
+    the caller scales it by the rows it searches, which a sample's age would not know)."""
 
     pieces: tuple[str, ...]
-    candidates: float
+    share: float
 
 
 def grams(term: str) -> set[str]:
@@ -116,8 +116,7 @@ def choose(term: str, frequencies: Frequencies | None, counts: dict[str, int]) -
             best = (cost, taken, together)
     assert best is not None
     _, taken, together = best
-    stored = max(frequencies.stored, frequencies.rows)
-    return Ask(segments(term, [g for _, g in ranked[:taken]]), together * stored)
+    return Ask(segments(term, [g for _, g in ranked[:taken]]), together)
 
 
 def segments(term: str, chosen: list[str]) -> tuple[str, ...]:
@@ -198,7 +197,7 @@ def sample(conn: Connection) -> Frequencies:
     for row in rows:
         text.update(grams(row[0]))
         bodies.update(grams(row[1] or ""))
-    return Frequencies(len(rows), stored, dict(text), dict(bodies))
+    return Frequencies(len(rows), dict(text), dict(bodies))
 
 
 def indexed(conn: Connection) -> bool:
