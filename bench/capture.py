@@ -214,6 +214,40 @@ def run_python_load(
     }
 
 
+def index_lag(data_dir: Path) -> int | None:
+    """Requests the server's search index has not reached yet (None: it keeps none). Reads
+    the index's own file, or (an earlier version's) the database's ``search_state``."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{data_dir / 'inspector.db'}?mode=ro", uri=True)
+    side = data_dir / "inspector.search.db"
+    try:
+        head = conn.execute(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0)"
+        ).fetchone()[0]
+        if side.exists():
+            conn.execute(f"ATTACH 'file:{side}?mode=ro' AS side")
+            upto = conn.execute("SELECT indexed_upto FROM side.state").fetchone()[0]
+        elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'search'").fetchone():
+            upto = conn.execute("SELECT indexed_upto FROM search_state").fetchone()[0]
+        else:
+            return None
+        return int(head) - int(upto)
+    finally:
+        conn.close()
+
+
+def catch_up(data_dir: Path, limit: float = 60.0) -> tuple[int | None, float]:
+    """The index's lag now, and how long it took to reach 0 (at most ``limit`` s): the next
+    server's round must not pay for this one's indexing."""
+    lag = index_lag(data_dir)
+    started = time.monotonic()
+    while lag and time.monotonic() - started < limit:
+        time.sleep(0.1)
+        lag = index_lag(data_dir) or 0
+    return lag, time.monotonic() - started
+
+
 def count_stored(data_dir: Path) -> int:
     import sqlite3
 
@@ -246,6 +280,14 @@ def main() -> int:
     pids: dict[str, dict[str, int]] = {}
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     stored: dict[str, int] = {}
+    # The data directory of each server that keeps a search index.
+    data_dirs: dict[str, dict[str, Path]] = {
+        stack: {
+            "inspector": workdir / f"data-{stack}",
+            "baseline": workdir / f"data-{stack}-baseline",
+        }
+        for stack in stacks
+    }
     print(f"load average at start: {load_average():.1f}", flush=True)
     try:
         for stack in stacks:
@@ -268,11 +310,21 @@ def main() -> int:
                     # CPU per request, the server's (all threads): what the load left us.
                     r["cpu_us"] = (cpu_seconds(pids[stack][name]) - cpu) / r["requests"] * 1e6
                     results[stack][name].append(r)
+                    lag = index_lag(data_dirs[stack][name]) if name in data_dirs[stack] else None
+                    behind = ""
+                    if lag is not None:
+                        # The index's work left over is done now, and its CPU counted here.
+                        _, waited = catch_up(data_dirs[stack][name])
+                        cpu_all = cpu_seconds(pids[stack][name]) - cpu
+                        behind = (
+                            f"  index {lag} rows behind, caught up in {waited:.1f} s"
+                            f" (cpu with it {cpu_all / r['requests'] * 1e6:.0f} us/req)"
+                        )
                     print(
                         f"  round {number + 1} {stack:<8} {name:<13} {r['rps']:8.0f} req/s  "
                         f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
                         f"cpu {r['cpu_us']:5.0f} us/req  non-2xx {int(r['non2xx'])}  "
-                        f"(load {load_average():.1f})",
+                        f"(load {load_average():.1f}){behind}",
                         flush=True,
                     )
     finally:

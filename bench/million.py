@@ -15,11 +15,13 @@ their message ids, event keys and times moved on (the trigram indexes dropped me
 built again at the end, as a GIN index builds far faster than it takes a million inserts).
 
 1. **Fill** a store with ``--rows`` captures through the store's own job
-   (``requests.insert_request``, with the search index kept as the server keeps it), 10,000 per
-   transaction — minutes, not the hours HTTP would take. Three kinds of event, unique message ids,
-   five endpoints. ``--keep DIR`` reuses (or keeps) the filled store.
-2. **Size**: bytes per capture on disk, and what the search index adds (the store copied, the
-   index dropped, vacuumed).
+   (``requests.insert_request``), 10,000 per transaction — minutes, not the hours HTTP would
+   take — then its search index file, as a server's indexer fills it (timed: what an upgraded
+   store's indexer does in the background). Three kinds of event, unique message ids, five
+   endpoints. ``--keep DIR`` reuses (or keeps) the filled store: a store of an earlier shape
+   (its index in the database) loses that index, and gets its file.
+2. **Size**: bytes per capture on disk, and what the search index's file adds (the database
+   copied and vacuumed: the pages an earlier index left free do not count).
 3. **Reads** against ``serve --retention <rows>`` (fast stack), each timed sequentially over one
    keep-alive connection, median of ``--samples``: the page's first render, ``/api/requests``
    (first page, a deep ``before=`` page), a capture's detail, ``/api/endpoints``, the events
@@ -68,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from inspector import timeline
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests, search
+from inspector.store import Store, indexer, requests, search
 
 KINDS = [
     ("message.received", {"channelId": "C1234567890", "type": "text", "content": "大家早安!"}),
@@ -142,11 +144,39 @@ def fill(location: Path | str, rows: int) -> None:
         store.write_sync(insert_many, [record(i) for i in range(start, min(rows, start + 10_000))])
         if start % 100_000 == 0:
             print(f"  {start:>9,} rows, {time.perf_counter() - started:5.0f} s", flush=True)
-    if isinstance(location, Path):
-        assert store.read_sync(search.indexed_upto) == rows
     store.close()
     if isinstance(location, Path):
         checkpoint(location)
+
+
+def build_index(db: Path) -> None:
+    """Drop an index of the earlier shape (opening the store does) and fill the index file
+    to the last row, as a server's indexer does, in this process."""
+    started = time.perf_counter()
+    store = Store(db).open()
+    store.close()
+    path = search.index_path(db)
+    conn = indexer.connect(path, db)
+    indexed = 0
+    try:
+        while True:
+            done, filled = indexer.index_step(conn)
+            for number in filled:
+                indexer.optimize(conn, number)
+            indexed += done
+            if done < indexer.CHUNK:
+                break
+        indexer.drop_dead(conn)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        upto = search.indexed_upto(conn, "main")
+    finally:
+        conn.close()
+    if indexed:
+        print(
+            f"  search index: {indexed:,} rows indexed in {time.perf_counter() - started:.0f} s"
+            f" (up to id {upto:,})",
+            flush=True,
+        )
 
 
 def checkpoint(path: Path) -> None:
@@ -156,15 +186,14 @@ def checkpoint(path: Path) -> None:
 
 
 def sizes(path: Path, rows: int, workdir: Path) -> None:
-    total = path.stat().st_size
+    index = search.index_path(path).stat().st_size
     copy = workdir / "no-index.db"
     shutil.copy(path, copy)
-    store = Store(copy, search_index=False).open()  # drops the index
-    store.close()
     conn = sqlite3.connect(copy)
     conn.execute("VACUUM")
     conn.close()
     bare = copy.stat().st_size
+    total = bare + index
     copy.unlink()
     print(
         f"\nStore size with {rows:,} captures: {total / 2**20:,.0f} MiB, {total / rows:,.0f} bytes"
@@ -500,17 +529,22 @@ def main() -> int:
             print(f"Filling {args.rows:,} captures (with the search index):", flush=True)
             fill(db, args.rows)
             print(f"  filled in {time.perf_counter() - started:.0f} s")
+        build_index(db)
         if not args.skip_sizes:
             sizes(db, args.rows, workdir)
         snapshot = workdir / "snapshot.db"
         shutil.copy(db, snapshot)  # reads and eviction each start from the same store
+        index_snapshot = workdir / "snapshot.search.db"
+        shutil.copy(search.index_path(db), index_snapshot)
         if not args.skip_reads:
             reads(args, data_dir, workdir)
         if not args.skip_eviction:
             eviction(args, data_dir, workdir)
         shutil.copy(snapshot, db)
+        shutil.copy(index_snapshot, search.index_path(db))
         for extra in ("inspector.db-wal", "inspector.db-shm"):
             (data_dir / extra).unlink(missing_ok=True)
+            (data_dir / extra.replace(".db", ".search.db")).unlink(missing_ok=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"load average at the end: {load_average():.1f}")

@@ -66,6 +66,8 @@ class Diagnoser:
         self.hub = hub
         self.capacity = capacity
         self._queue: deque[_Job] = deque()
+        self._active: _Job | None = None  # being diagnosed
+        self._outdated = False  # the active job's endpoint changed meanwhile
         self._claimed = 0
         self._ids: set[int] = set()  # queued or being diagnosed
         self._task: asyncio.Task[None] | None = None
@@ -111,6 +113,16 @@ class Diagnoser:
         """``verdict`` (a pending one) as stored when the queue is full."""
         return {**verdict, "doctor": SKIPPED, "diagnosis": BUSY.format(queued=self.queued)}
 
+    def retarget(self, endpoint: Endpoint) -> None:
+        """The endpoint's signature settings changed: what is queued for it is diagnosed
+        with the new ones, and a diagnosis under way with the old ones is done again."""
+        for i, job in enumerate(self._queue):
+            if job.endpoint.name == endpoint.name:
+                self._queue[i] = _Job(job.request_id, endpoint)
+        if self._active is not None and self._active.endpoint.name == endpoint.name:
+            self._active = _Job(self._active.request_id, endpoint)
+            self._outdated = True
+
     def _push(self, job: _Job) -> None:
         if job.request_id in self._ids:
             return
@@ -122,15 +134,19 @@ class Diagnoser:
     async def _run(self) -> None:
         try:
             while self._queue:
-                job = self._queue.popleft()
+                job = self._active = self._queue.popleft()
+                self._outdated = False
                 try:
                     await self._diagnose(job)
                 except Exception:
                     log.exception("diagnosing request %s failed", job.request_id)
-                finally:
-                    self._ids.discard(job.request_id)
-                    self.done += 1
+                if self._outdated:  # diagnosed under settings changed since: again
+                    self._queue.appendleft(self._active)
+                    continue
+                self._ids.discard(job.request_id)
+                self.done += 1
         finally:
+            self._active = None
             self._task = None
 
     async def _diagnose(self, job: _Job) -> None:
@@ -143,6 +159,8 @@ class Diagnoser:
         verdict = await anyio.to_thread.run_sync(
             _full_verdict, found, job.endpoint, limiter=self._limiter
         )
+        if self._outdated:
+            return  # the settings changed meanwhile: ``_run`` diagnoses it again
         if verdict is None or (verdict.status, verdict.scheme, verdict.reason) != (
             stored.get("status"),
             stored.get("scheme"),

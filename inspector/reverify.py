@@ -6,9 +6,13 @@ schemes are judged against their own receive time, not now) — and the page hea
 ``update`` for every request whose verdict changed. Responses already sent stay as they were.
 
 Verdicts are computed without the doctor (one HMAC per secret and row). A failure's finding
-may depend on the secrets that just changed, so each failing row is diagnosed again through
-the ``Diagnoser``'s bounded queue — using at most half of it, so that live captures keep
-their place — and the rest are stored "skipped", to be diagnosed when someone opens them.
+may depend on the secrets that just changed, so each failing row already diagnosed is
+diagnosed again through the ``Diagnoser``'s bounded queue — using at most half of it, so that
+live captures keep their place — and the rest are stored "skipped", to be diagnosed when
+someone opens them. A failure still waiting for the doctor keeps its place: the queue's jobs
+take the new settings (``Diagnoser.retarget``), and a diagnosis on opening uses them anyway.
+(Captures stored while the settings change were judged by the new ones already: marking them
+"skipped" again would empty the doctor's queue of the live captures it holds.)
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def changed_verdicts(
     rows: Sequence[requests.SignatureInput], endpoint: Endpoint
 ) -> list[tuple[int, StoredVerdict]]:
     """The new verdict (without the doctor) of each row whose stored one no longer holds:
-    another status or reason, or a failure whose diagnosis is now out of date."""
+    another status or reason, or a failure diagnosed under the settings that changed."""
     out: list[tuple[int, StoredVerdict]] = []
     for request_id, headers, body, received_ts, stored in rows:
         verdict = verify(headers, body, endpoint.signature, now=received_ts, diagnose=False)
@@ -50,10 +54,12 @@ def changed_verdicts(
 
 
 def _holds(old: StoredVerdict, new: StoredVerdict) -> bool:
+    """A failure still waiting for the doctor holds (its diagnosis, queued or on opening,
+    uses the settings of its time: ``Diagnoser.retarget``); one diagnosed holds no longer."""
     if old is None or new is None:
         return old is new
     same = all(old.get(key) == new[key] for key in ("status", "scheme", "reason"))
-    return same and not waiting(new)
+    return same and (waiting(old) or not waiting(new))
 
 
 class Reverifier:
@@ -75,6 +81,7 @@ class Reverifier:
         """Re-verify the stored requests of these endpoints (their settings just changed)."""
         for name, endpoint in endpoints.items():
             self._latest[name] = endpoint
+            self.diagnoser.retarget(endpoint)
             if name in self._running:
                 self._again.add(name)
             else:

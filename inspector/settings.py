@@ -211,7 +211,8 @@ class Settings:
         default=False,
         metadata=_setting(
             "Search by scanning instead of keeping a trigram index of the stored requests "
-            "(which costs disk and some capture throughput: see the README, Performance).",
+            "(inspector.search.db beside the store, written by a thread of its own; it costs "
+            "disk and some CPU: see the README, Performance).",
             Option("--no-search-index"),
         ),
     )

@@ -18,8 +18,9 @@ import pytest
 
 from inspector.broadcast import Broadcaster
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.diagnosis import Diagnoser, waiting
+from inspector.diagnosis import QUEUE, Diagnoser, waiting
 from inspector.endpoints import Endpoint, EndpointSettings
+from inspector.reverify import Reverifier
 from inspector.signatures import SignatureConfig, verify
 from inspector.store import Store, requests
 from tests.conftest import LiveInspector
@@ -174,6 +175,55 @@ def test_the_queue_is_bounded_and_says_why_it_skipped(store: Store) -> None:
         assert doctor.claim()
 
     asyncio.run(main())
+
+
+def test_a_queued_diagnosis_takes_the_settings_changed_while_it_waited(store: Store) -> None:
+    """The secret rotates while a failure waits for the doctor (held busy): it is diagnosed
+    with the endpoint's new settings, which remember the rotated-out secret."""
+    rotated = endpoint(secret=SECRET, retired_secrets=["old-secret"])
+
+    async def main() -> int:
+        doctor = Diagnoser(store, Broadcaster())
+        held = object()
+        doctor._limiter.acquire_on_behalf_of_nowait(held)
+        request_id = await capture(store, captured(sig(PRETTY, "old-secret")), endpoint())
+        assert doctor.request(request_id, endpoint())
+        await asyncio.sleep(0)  # the worker takes the job and waits for the doctor's thread
+        doctor.retarget(rotated)
+        doctor._limiter.release_on_behalf_of(held)
+        await doctor.wait()
+        return request_id
+
+    assert "rotated out" in stored_verdict(store, asyncio.run(main()))["diagnosis"]
+
+
+def test_re_verification_leaves_waiting_failures_in_the_doctors_queue(store: Store) -> None:
+    """Captures judged by the settings of their time wait in the doctor's queue (more than
+    the half of it re-verification may use); the secret rotates. They keep their places —
+    not one is marked "skipped" — and are diagnosed with the new settings."""
+    rotated = endpoint(secret=SECRET, retired_secrets=["old-secret"])
+    count = QUEUE // 2 + 8
+
+    async def main() -> list[int]:
+        hub = Broadcaster()
+        doctor = Diagnoser(store, hub)
+        held = object()
+        doctor._limiter.acquire_on_behalf_of_nowait(held)
+        ids = []
+        for _ in range(count):
+            ids.append(await capture(store, captured(sig(PRETTY, "old-secret")), endpoint()))
+            assert doctor.request(ids[-1], endpoint())
+        reverifier = Reverifier(store, hub, doctor)
+        reverifier.schedule({"e": rotated})
+        await reverifier.wait()
+        assert [stored_verdict(store, i)["doctor"] for i in ids] == ["pending"] * count
+        doctor._limiter.release_on_behalf_of(held)
+        await doctor.wait()
+        assert doctor.done == count
+        return ids
+
+    for request_id in asyncio.run(main()):
+        assert "rotated out" in stored_verdict(store, request_id)["diagnosis"]
 
 
 def test_verify_without_the_doctor_says_the_diagnosis_is_pending() -> None:

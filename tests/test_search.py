@@ -5,10 +5,10 @@ store catching up after an upgrade."""
 from __future__ import annotations
 
 import asyncio
-import queue
 import random
 import sqlite3
 import string
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, core, requests, search
+from inspector.store import Store, indexer, requests, search
+from inspector.store.sqlite import SqliteConnection
 
 pytestmark = pytest.mark.backends
 
@@ -86,6 +87,34 @@ def fill(store: Store, count: int, seed: int = 1) -> None:
         store.write_sync(insert, [capture(i, rng) for i in range(start, min(count, start + 25))])
 
 
+def index_all(store: Store, limit: int = indexer.CHUNK) -> int:
+    """Index every row waiting, as a server's indexer does (in this thread); returns how many."""
+    assert store.index_file is not None
+    conn = indexer.connect(store.index_file, Path(store.description))
+    try:
+        total = 0
+        while True:
+            done, filled = indexer.index_step(conn, limit)
+            for number in filled:
+                indexer.optimize(conn, number)
+            total += done
+            if done < limit:
+                break
+        indexer.drop_dead(conn)
+        return total
+    finally:
+        conn.close()
+
+
+def upto(store: Store) -> int:
+    """The index's watermark, as the store's readers see it (0: no index file yet)."""
+    return store.read_sync(lambda conn: search.indexed_upto(conn) if search.exists(conn) else 0)
+
+
+def live_shards(store: Store) -> list[int]:
+    return store.read_sync(lambda conn: search.shards(conn, search.ATTACHED))
+
+
 @pytest.fixture(params=["gathered", "walked"])
 def stores(
     tmp_path: Path,
@@ -93,11 +122,13 @@ def stores(
     request: pytest.FixtureRequest,
     store_location: Path | str,
 ) -> Iterator[tuple[Store, Store]]:
-    """The same 240 requests in a store with the index (SQLite's FTS5, or PostgreSQL's
-    pg_trgm) and in a SQLite store without. SQLite's candidates are either gathered and
-    sorted (a rare term) or walked newest first (a common one: more than ``CANDIDATES``)."""
+    """The same 240 requests in a store with the index (SQLite's FTS5, 8 shards of 32 ids,
+    or PostgreSQL's pg_trgm) and in a SQLite store without. SQLite's candidates are either
+    gathered and sorted (a rare term) or walked newest first (a common one: more than
+    ``CANDIDATES``)."""
     # A small window, so that most of every search goes through the index.
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(search, "SHARD_IDS", 32)
     if request.param == "walked":
         monkeypatch.setattr(requests, "CANDIDATES", 2)
     indexed = Store(store_location).open()
@@ -108,8 +139,10 @@ def stores(
     if isinstance(store_location, str):  # PostgreSQL
         assert indexed.read_sync(search.trigram_indexes)
     else:
+        assert index_all(indexed) == 240
         assert indexed.read_sync(search.exists)
-        assert indexed.read_sync(search.indexed_upto) == 240
+        assert upto(indexed) == 240
+        assert live_shards(indexed) == list(range(7, -1, -1))
     yield indexed, scanned
     indexed.close()
     scanned.close()
@@ -221,58 +254,141 @@ def test_any_piece_of_stored_text_is_found_alike(
 
 
 def check_integrity(store: Store) -> None:
-    """SQLite's FTS5 index agrees with its content (PostgreSQL keeps its indexes itself)."""
-    if store.read_sync(search.exists):
-        store.read_sync(
-            lambda conn: conn.execute("INSERT INTO search(search) VALUES ('integrity-check')")
-        )
+    """SQLite: each of the index's shards is a sound FTS5 index (PostgreSQL keeps its own)."""
+    if store.index_file is None or not store.index_file.exists():
+        return
+    with sqlite3.connect(store.index_file) as conn:
+        for number in search.shards(conn):  # type: ignore[arg-type]
+            table = search.shard_table(number)
+            conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
 
 
-def test_deletes_and_eviction_keep_the_index_exact(stores: tuple[Store, Store]) -> None:
+def test_deletes_eviction_and_clear_keep_results_exact_and_drop_dead_shards(
+    stores: tuple[Store, Store],
+) -> None:
+    indexed, scanned = stores
     for store in stores:
         store.write_sync(requests.delete_request, 17)
         store.write_sync(requests.clear_endpoint, "ep-2")
-        store.write_sync(requests.evict_oldest, 30)
-    indexed, _ = stores
+        store.write_sync(requests.evict_oldest, 70)  # the 70 oldest left
+    for term in ["hello", "café", "n17", "n239", "n45", "n80", "王小明"]:
+        agree(stores, term)  # candidates that are gone are not confirmed
+    if indexed.shared:
+        return
+    assert live_shards(indexed)[-1] == 0
+    index_all(indexed)  # the shards with no row left are dropped, and only those
+    left = scanned.read_sync(lambda c: [r[0] for r in c.execute("SELECT id FROM requests")])
+    assert min(left) > 64
+    assert live_shards(indexed) == sorted({i // 32 for i in left}, reverse=True)
     check_integrity(indexed)
-    for term in ["hello", "café", "n17", "n239", "王小明"]:
+    for term in ["hello", "café", "n17", "n239", "n80", "王小明"]:
         agree(stores, term)
     for store in stores:
         store.write_sync(requests.clear_endpoint, None)
-        fill(store, 30, seed=2)
+    assert agree(stores, "hello") == []
+    index_all(indexed)
+    assert live_shards(indexed) == []  # every shard dropped; the watermark stays
+    assert upto(indexed) == 240
+    for store in stores:
+        fill(store, 30, seed=2)  # ids 241-270: never reused, past the watermark
+    assert agree(stores, "hello")
+    index_all(indexed)
+    assert live_shards(indexed) == [8, 7]
+    assert upto(indexed) == 270
     check_integrity(indexed)
     assert agree(stores, "hello")
 
 
-def test_a_store_without_the_index_catches_up_and_searches_right_meanwhile(
+TERMS = ["hello", "café", "n1", "n4", "王小明", "binary", "evt-3", "x-latin", "ωmega", "\\y"]
+
+
+def same_results(store: Store, reference: Store) -> None:
+    for term in TERMS:
+        flt = requests.RequestFilter(q=term)
+        assert every_page(store, flt) == every_page(reference, flt), term
+
+
+def both(tmp_path: Path, count: int, seed: int = 1) -> tuple[Store, Store]:
+    """A store with ``count`` requests, not indexed yet, and a reference without an index."""
+    store = Store(tmp_path / "inspector.db").open()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    for each in (store, reference):
+        fill(each, count, seed)
+    return store, reference
+
+
+def test_partly_indexed_stores_find_what_the_scan_finds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
-    path = tmp_path / "upgraded.db"
-    old = Store(path, search_index=False).open()
-    fill(old, 300)
-    old.close()
-    store = Store(path).open()  # as after an upgrade: the index is made, empty
-    reference = Store(tmp_path / "ref.db", search_index=False).open()
-    fill(reference, 300)
+    monkeypatch.setattr(search, "SHARD_IDS", 64)
+    store, reference = both(tmp_path, 300)
     try:
-        assert store.read_sync(search.indexed_upto) == 0
-        flt = requests.RequestFilter(q="hello")
-        assert every_page(store, flt) == every_page(reference, flt)
-        fill(store, 10, seed=3)  # a batch indexes its rows and some of the backlog
-        fill(reference, 10, seed=3)
-        assert 0 < store.read_sync(search.indexed_upto) < 310
-        assert every_page(store, flt) == every_page(reference, flt)
-        while store._backlog:
-            store._catch_up(core.IDLE_CHUNK)  # what the writer does when idle
-        assert store.read_sync(search.indexed_upto) == 310
-        assert every_page(store, flt) == every_page(reference, flt)
+        assert store.index_file == tmp_path / "inspector.search.db"
+        assert not store.index_file.exists()  # a CLI's writes do not index
+        same_results(store, reference)
+        assert store.index_file is not None
+        conn = indexer.connect(store.index_file, tmp_path / "inspector.db")
+        try:
+            for expected in (50, 100, 150, 200, 250, 300):  # across shard boundaries
+                assert indexer.index_step(conn, 50)[0] == 50
+                assert upto(store) == expected
+                same_results(store, reference)
+        finally:
+            conn.close()
+        assert live_shards(store) == [4, 3, 2, 1, 0]
+        check_integrity(store)
     finally:
         store.close()
         reference.close()
 
 
-TERMS = ["hello", "café", "n1", "n4", "王小明", "binary", "evt-3", "x-latin", "ωmega", "\\y"]
+# The in-database index of the earlier shape, as it was made and filled.
+_OLD_INDEX = (
+    "CREATE VIRTUAL TABLE search USING fts5(path, query, headers, event_key, event_type, body,"
+    " content='search_text', content_rowid='id',"
+    " tokenize='trigram case_sensitive 1', detail=none, columnsize=0)"
+)
+
+
+def test_the_index_of_the_earlier_shape_is_dropped_and_made_in_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    path = tmp_path / "inspector.db"
+    old = Store(path, search_index=False).open()
+    fill(old, 120)
+
+    def make_old(conn: sqlite3.Connection) -> None:
+        conn.execute(_OLD_INDEX)
+        conn.execute(
+            "INSERT INTO search (rowid, path, query, headers, event_key, event_type, body)"
+            " SELECT id, path, query, headers, event_key, event_type, body FROM search_text"
+        )
+        conn.execute("UPDATE search_state SET indexed_upto = 120")
+
+    old.write_sync(make_old)
+    assert old.read_sync(lambda conn: conn.execute("SELECT count(*) FROM search_data")).fetchone()[
+        0
+    ]
+    old.close()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    fill(reference, 120)
+    store = Store(path).open()
+    try:
+        tables = store.read_sync(
+            lambda conn: [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+        )
+        assert not {"search", "search_data", "search_idx", "search_config"} & set(tables)
+        assert "search_text" in tables  # the view the index reads stays
+        same_results(store, reference)  # scanned meanwhile
+        store.start()  # the server's indexer fills the new index in the background
+        wait_until(lambda: upto(store) == 120)
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
 
 
 def live_write(store: Store, recs: list[CapturedRequest]) -> None:
@@ -287,67 +403,82 @@ def live_write(store: Store, recs: list[CapturedRequest]) -> None:
 def wait_until(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 60
     while not condition():
-        assert time.monotonic() < deadline, "the writer did not index the waiting rows"
+        assert time.monotonic() < deadline, "the indexer did not index the waiting rows"
         time.sleep(0.01)
-
-
-def same_results(store: Store, reference: Store) -> None:
-    for term in TERMS:
-        flt = requests.RequestFilter(q=term)
-        assert every_page(store, flt) == every_page(reference, flt), term
 
 
 def test_a_server_finds_its_newest_rows_before_and_after_they_are_indexed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
-    monkeypatch.setattr(core, "IDLE", 3600.0)  # no idle moment: only waiting rows index
-    monkeypatch.setattr(core, "INDEX_AFTER", 40)
+    monkeypatch.setattr(search, "SHARD_IDS", 32)
     rng = random.Random(4)
     recs = [capture(i, rng) for i in range(90)]
     store = Store(tmp_path / "live.db").open()
-    store.start()
     reference = Store(tmp_path / "ref.db", search_index=False).open()
+    stalled = threading.Event()
+    monkeypatch.setattr(indexer, "GATHER", 0.0)
+    real_step = indexer.index_step
+
+    def held_step(conn: SqliteConnection, limit: int = indexer.CHUNK) -> tuple[int, list[int]]:
+        stalled.wait()
+        return real_step(conn, limit)
+
+    monkeypatch.setattr(indexer, "index_step", held_step)
+    store.start()
     try:
-        live_write(store, recs[:30])  # committed and answered, not indexed: 30 < 40
+        live_write(store, recs[:30])  # committed and answered, not indexed: the indexer waits
         reference.write_sync(insert, recs[:30])
-        assert store.read_sync(search.indexed_upto) == 0
+        assert upto(store) == 0
         same_results(store, reference)
-        live_write(store, recs[30:60])  # 60 wait: indexed after the batch, on its own
-        reference.write_sync(insert, recs[30:60])
-        wait_until(lambda: store.read_sync(search.indexed_upto) == 60)
+        stalled.set()
+        wait_until(lambda: upto(store) == 30)
         same_results(store, reference)
-        live_write(store, recs[60:])  # some indexed, some not
-        reference.write_sync(insert, recs[60:])
-        assert store.read_sync(search.indexed_upto) == 60
+        live_write(store, recs[30:])
+        reference.write_sync(insert, recs[30:])
+        same_results(store, reference)  # indexed or not, whichever it is by now
+        wait_until(lambda: upto(store) == 90)
         same_results(store, reference)
         check_integrity(store)
     finally:
+        stalled.set()
         store.close()
         reference.close()
 
 
-def test_rows_left_unindexed_at_close_are_indexed_after_a_restart(
+def test_a_servers_indexer_keeps_up_under_a_writer_that_never_idles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
-    monkeypatch.setattr(core, "IDLE", 3600.0)
-    rng = random.Random(5)
-    recs = [capture(i, rng) for i in range(50)]  # fewer than INDEX_AFTER
-    path = tmp_path / "restarted.db"
-    store = Store(path).open()
+    monkeypatch.setattr(search, "SHARD_IDS", 64)
+    store = Store(tmp_path / "busy.db").open()
     store.start()
-    live_write(store, recs)
-    store.close()
-    reference = Store(tmp_path / "ref.db", search_index=False).open()
-    reference.write_sync(insert, recs)
-    store = Store(path).open()
+    stop = threading.Event()
+    written: list[int] = []
+
+    async def keep_writing() -> None:
+        rng = random.Random(7)
+        i = 0
+        while not stop.is_set():
+            await store.write(insert, [capture(j, rng) for j in range(i, i + 5)])
+            i += 5
+            written.append(i)
+
+    writer = threading.Thread(target=asyncio.run, args=(keep_writing(),))
+    writer.start()
     try:
-        assert store.read_sync(search.indexed_upto) == 0
+        wait_until(lambda: len(written) > 0 and written[-1] >= 400)
+        wait_until(lambda: upto(store) >= 400)  # while captures keep coming
+        assert not stop.is_set() and writer.is_alive()
+    finally:
+        stop.set()
+        writer.join()
+    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    try:
+        rng = random.Random(7)
+        reference.write_sync(insert, [capture(j, rng) for j in range(written[-1])])
         same_results(store, reference)
-        monkeypatch.setattr(core, "IDLE", 0.01)
-        store.start()  # the writer catches up when idle
-        wait_until(lambda: store.read_sync(search.indexed_upto) == 50)
+        wait_until(lambda: upto(store) == written[-1])
         same_results(store, reference)
         check_integrity(store)
     finally:
@@ -355,101 +486,139 @@ def test_rows_left_unindexed_at_close_are_indexed_after_a_restart(
         reference.close()
 
 
-def test_an_index_of_an_earlier_shape_is_made_again(tmp_path: Path) -> None:
-    # Stores indexed before the index lost its column sizes and got its merge settings.
-    path = tmp_path / "earlier.db"
-    store = Store(path).open()
-    fill(store, 60)
-    store.write_sync(lambda conn: search.drop(conn))
-    store.write_sync(lambda conn: conn.execute(search._CREATE.replace(", columnsize=0", "")))
-    store.write_sync(lambda conn: search.index_new(conn, 1000))
-    store.close()
-    reference = Store(tmp_path / "ref.db", search_index=False).open()
-    fill(reference, 60)
-    store = Store(path).open()
-    try:
-        shape = store.read_sync(
-            lambda conn: conn.execute("SELECT sql FROM sqlite_master WHERE name = 'search'")
-        ).fetchone()[0]
-        assert "columnsize=0" in shape
-        assert store.read_sync(search.indexed_upto) == 0  # filled again, a chunk at a time
-        same_results(store, reference)
-        while store._backlog:
-            store._catch_up(core.IDLE_CHUNK)
-        assert store.read_sync(search.indexed_upto) == 60
-        same_results(store, reference)
-        check_integrity(store)
-    finally:
-        store.close()
-        reference.close()
-
-
-def test_an_idle_writer_merges_the_index_and_searches_stay_exact(
+def test_rows_a_cli_wrote_are_indexed_when_a_server_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
-    monkeypatch.setattr(core, "IDLE", 3600.0)  # the test says when the writer is idle
-    rng = random.Random(6)
-    recs = [capture(i, rng) for i in range(400)]
-    store = Store(tmp_path / "tidy.db").open()
-    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    store, reference = both(tmp_path, 50, seed=5)
+    try:
+        assert upto(store) == 0
+        same_results(store, reference)
+        store.start()
+        wait_until(lambda: upto(store) == 50)
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        store.close()
+        reference.close()
 
-    def segments() -> int:
+
+def segments(store: Store) -> int:
+    assert store.index_file is not None
+    with sqlite3.connect(store.index_file) as conn:
         return int(
-            store.read_sync(
-                lambda conn: conn.execute(
-                    "SELECT count(DISTINCT id >> 37) FROM search_data WHERE id >= 1 << 37"
-                )
+            conn.execute(
+                "SELECT count(DISTINCT id >> 37) FROM shard_0_data WHERE id >= 1 << 37"
             ).fetchone()[0]
         )
 
-    try:
-        for start in range(0, 400, 10):  # a segment per write
-            store.write_sync(insert, recs[start : start + 10])
-        reference.write_sync(insert, recs)
-        before = segments()
-        assert before >= 4
-        assert store._untidy
-        while store._untidy:
-            store._tidy()  # what the writer does when idle and every row is indexed
-        assert segments() < before
-        same_results(store, reference)
-        check_integrity(store)
-    finally:
-        store.close()
-        reference.close()
 
-
-class _BusyQueue(queue.SimpleQueue):  # type: ignore[type-arg]
-    """A writer's queue that always looks busy: as under a load that never lets up."""
-
-    def empty(self) -> bool:
-        return False
-
-
-def test_a_writer_that_is_never_idle_still_indexes_once_enough_rows_wait(
+def test_tidying_merges_a_shards_segments_and_searches_stay_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
-    monkeypatch.setattr(core, "IDLE", 3600.0)
-    monkeypatch.setattr(core, "INDEX_AFTER", 10)
-    monkeypatch.setattr(core, "INDEX_BOUND", 50)
-    rng = random.Random(7)
-    recs = [capture(i, rng) for i in range(80)]
-    store = Store(tmp_path / "busy.db").open()
-    store._queue = _BusyQueue()
-    store.start()
-    reference = Store(tmp_path / "ref.db", search_index=False).open()
+    store, reference = both(tmp_path, 400, seed=6)
     try:
-        live_write(store, recs[:40])  # 40 wait, fewer than the bound: no job is put off
-        reference.write_sync(insert, recs[:40])
-        assert store.read_sync(search.indexed_upto) == 0
-        same_results(store, reference)
-        live_write(store, recs[40:])  # 80 wait: a chunk is indexed even so
-        reference.write_sync(insert, recs[40:])
-        wait_until(lambda: store.read_sync(search.indexed_upto) > 0)
+        index_all(store, limit=10)  # a segment per step
+        before = segments(store)
+        assert before >= 4
+        assert store.index_file is not None
+        conn = indexer.connect(store.index_file, tmp_path / "inspector.db")
+        try:
+            while indexer.tidy(conn):  # what the indexer does when idle
+                pass
+        finally:
+            conn.close()
+        assert segments(store) < before
         same_results(store, reference)
         check_integrity(store)
     finally:
         store.close()
         reference.close()
+
+
+def test_two_indexers_on_one_store_take_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server and another process (a second server) on one store: each step reads the
+    # watermark under the index file's write lock, so no row is indexed twice or skipped.
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(search, "SHARD_IDS", 64)
+    store, reference = both(tmp_path, 200, seed=8)
+    assert store.index_file is not None
+    first = indexer.connect(store.index_file, tmp_path / "inspector.db")
+    second = indexer.connect(store.index_file, tmp_path / "inspector.db", busy_timeout=0.0)
+    try:
+        first.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            indexer.index_step(second, 30)
+        first.execute("ROLLBACK")
+        marks = []
+        for conn in [first, second] * 4:
+            indexer.index_step(conn, 30)
+            marks.append(upto(store))
+        assert marks == [30, 60, 90, 120, 150, 180, 200, 200]
+        same_results(store, reference)
+        check_integrity(store)
+    finally:
+        first.close()
+        second.close()
+        store.close()
+        reference.close()
+
+
+def test_an_index_made_for_another_database_is_made_again(tmp_path: Path) -> None:
+    store, reference = both(tmp_path, 80, seed=9)
+    index_all(store)
+    store.close()
+    (tmp_path / "inspector.db").unlink()  # replaced; the index file stays behind
+    store = Store(tmp_path / "inspector.db").open()
+    fill(store, 30, seed=9)  # ids 1-30 again, under the old watermark (80)
+    fresh = Store(tmp_path / "fresh.db", search_index=False).open()
+    fill(fresh, 30, seed=9)
+    try:
+        assert index_all(store) == 30
+        assert upto(store) == 30
+        same_results(store, fresh)
+    finally:
+        store.close()
+        fresh.close()
+        reference.close()
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "unwritable"])
+def test_an_index_file_that_cannot_be_used_costs_no_capture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    index_file = tmp_path / "inspector.search.db"
+    if damage == "corrupt":
+        index_file.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 64)
+    else:
+        index_file.mkdir()  # no file can be made there
+    store, reference = both(tmp_path, 40, seed=10)
+    rng = random.Random(11)
+    recs = [capture(i, rng) for i in range(40, 60)]
+    try:
+        with caplog.at_level("WARNING", logger="inspector.store"):
+            store.start()
+            live_write(store, recs)
+            reference.write_sync(insert, recs)
+            same_results(store, reference)
+        assert "search index" in caplog.text
+        assert store.read_sync(requests.count_rows) == 60
+    finally:
+        store.close()
+        reference.close()
+
+
+def test_without_the_index_no_file_is_made_and_searches_scan(tmp_path: Path) -> None:
+    store = Store(tmp_path / "inspector.db", search_index=False).open()
+    store.start()
+    try:
+        live_write(store, [capture(i, random.Random(12)) for i in range(20)])
+        assert not store.read_sync(search.exists)
+        assert store.read_sync(requests.list_requests, requests.RequestFilter(q="n1"), 50, None)[0]
+    finally:
+        store.close()
+    assert not (tmp_path / "inspector.search.db").exists()

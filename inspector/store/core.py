@@ -5,9 +5,9 @@ On SQLite with ``synchronous=FULL`` the writer commits each batch without waitin
 disk and a syncer (``syncer.py``) fsyncs the WAL, then answers the batch: durable, pipelined.
 A committed batch is visible to readers before it is durable: the stream, which announces a
 capture once readers can fetch it, uses that (``Store.write_as_of``'s ``visible``); the
-sender's answer waits for the disk. SQLite's search index (``search.py``) is written by the
-writer between batches, in transactions of its own, after the batches' captures were answered
-and announced; PostgreSQL's trigram indexes are its own (``schema.py``).
+sender's answer waits for the disk. SQLite's search index (``search.py``) is a file of its
+own, written by the indexer thread (``indexer.py``), which the writer nudges after each batch;
+PostgreSQL's trigram indexes are its own (``schema.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from inspector.store import replays, requests, search
 from inspector.store.backend import Connection, Notice
 from inspector.store.checkpointer import Checkpointer
 from inspector.store.endpoints import settings_version
+from inspector.store.indexer import Indexer
 from inspector.store.postgres import PostgresBackend
 from inspector.store.sqlite import SqliteBackend, own_transaction
 from inspector.store.syncer import Committed, Outcome, Syncer, deliver
@@ -48,40 +49,19 @@ AfterBatch = Callable[[Connection, int], None]
 Backend = SqliteBackend | PostgresBackend
 
 MAX_BATCH = 512
-# The search index (search.py, SQLite). A server's writer indexes new rows in a transaction
-# of its own, off the captures' commits (at 1,000 captures/s a batch holds one or two, and
-# FTS5 writes a segment per commit: p99 capture->SSE 37 ms with it in the batch, 10 ms
-# without): once INDEX_AFTER rows wait (up to 2 x INDEX_AFTER then, so that a backlog shrinks
-# under load too), or when no job came for IDLE seconds (IDLE_CHUNK at a time: a capture that
-# arrives meanwhile waits for one chunk, ~15-25 ms, not a 2,000-row one). Rows not indexed
-# yet are scanned by searches. A CLI's write (no writer) indexes in its own transaction, with
-# up to CATCH_UP rows of a backlog. 64, not 256: a capture arriving while a chunk is indexed
-# waits for it (capture->SSE p99 25 ms with 64, 33 ms with 256, 25 ms without the index, in
-# the same hour; throughput cost 16% vs 13%, within the runs' noise).
-INDEX_AFTER = 64
-IDLE_CHUNK = 256
-IDLE = 0.05
-CATCH_UP = 64
 # Retention (SQLite server). A batch that takes the store past --retention evicts the excess
 # in its transaction; besides, whenever its queue is empty the writer evicts the oldest ahead
 # of need, EVICT_CHUNK rows per transaction of its own, until up to one row per AHEAD_PER of
-# the retention (at most AHEAD_MAX) are free. Evicting costs more than capturing at 1,000,000
-# stored (taking a row out of the search index reads and tokenizes its text, and FTS5 writes
-# a segment per transaction: 1.3 ms a row, p99 197 ms a batch, at load 8): done ahead, in
-# chunks, captures rarely wait for it (at 300 captures/s with 1,000,000 stored, load 7:
-# p99 capture latency 233 ms evicting vs 237 ms not, medians of 3 interleaved rounds; it was
-# 500 vs 164 ms evicting in each batch). A retention under AHEAD_PER is kept exactly.
+# the retention (at most AHEAD_MAX) are free. Evicting cost more than capturing at 1,000,000
+# stored while the search index lived in the database (taking a row out of it read and
+# tokenized its text: 1.3 ms a row, p99 197 ms a batch, at load 8): done ahead, in chunks,
+# captures rarely waited for it (at 300 captures/s with 1,000,000 stored, load 7: p99 capture
+# latency 233 ms evicting vs 237 ms not, medians of 3 interleaved rounds; it was 500 vs
+# 164 ms evicting in each batch). The index, now in a file of its own, drops whole shards
+# instead (``indexer.py``). A retention under AHEAD_PER is kept exactly.
 EVICT_CHUNK = 16
 AHEAD_PER = 1000
 AHEAD_MAX = 256
-# Once every row is indexed, an idle writer merges the index's segments, this many pages at
-# a time, until FTS5 has nothing left to merge (search.tidy). A capture arriving meanwhile
-# waits for the step: at 1,000,000 captures 64 pages took 34 ms of CPU (31 segments -> 4 in
-# 9 s), so 16.
-TIDY_PAGES = 16
-# Waiting rows are indexed when no job waits for the writer; under a load that never lets
-# up, once this many wait (searches scan them meanwhile: a few ms), so that it keeps up.
-INDEX_BOUND = 1024
 
 
 @dataclass
@@ -222,10 +202,10 @@ class Store:
         )
         self.retention = retention
         self.search_index = search_index
-        # Indexing kept; rows may wait to be indexed; rows the writer added since it indexed;
-        # the index's segments may want merging.
-        self._indexing = self._backlog = self._untidy = False
-        self._unindexed = 0
+        # The search index's file (SQLite, when kept), and its indexer (a server's).
+        self.index_file: Path | None = None
+        self.indexer: Indexer | None = None
+        self._added = 0  # rows the writer added since it last nudged the indexer
         self._syncer: Syncer | None = None
         self._checkpointer: Checkpointer | None = None
         self.after_batch = tuple(after_batch)
@@ -264,7 +244,7 @@ class Store:
         try:
             self.backend.migrate(conn)
             if isinstance(self.backend, SqliteBackend):
-                self._indexing = self._backlog = self._untidy = self._open_search(conn)
+                self._open_search(conn, self.backend)
             self._counter.rows = requests.count_rows(conn)
         except self.backend.unavailable as exc:
             self._close_connection(conn)
@@ -275,18 +255,15 @@ class Store:
         self._write_conn = conn
         return self
 
-    def _open_search(self, conn: Connection) -> bool:
-        """Create the search index, or drop it when not wanted; True if it is kept."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            kept = search.create(conn) if self.search_index else False
-            if not self.search_index:
-                search.drop(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return kept
+    def _open_search(self, conn: Connection, backend: SqliteBackend) -> None:
+        """Drop the index of the earlier shape (in the database); with the index kept, have
+        the read connections attach its file (``start`` makes it if missing)."""
+        with own_transaction(conn):
+            if search.drop_old(conn):
+                log.info("search index: the in-database index dropped; made in its own file")
+        if self.search_index:
+            self.index_file = search.index_path(backend.path)
+            backend.index_file = self.index_file
 
     def start(self) -> None:
         """Start the writer thread (servers only; the CLI writes synchronously), and on SQLite
@@ -301,6 +278,18 @@ class Store:
             # Checkpoints off the writer's commits: see checkpointer.py.
             conn.execute("PRAGMA wal_autocheckpoint=0")
             self._checkpointer = Checkpointer(backend.connect)
+        if isinstance(backend, SqliteBackend) and self.index_file is not None:
+            try:
+                self.indexer = Indexer(
+                    self.index_file, backend.path, busy_timeout=backend.busy_timeout
+                )
+            except sqlite3.Error as exc:
+                log.warning(
+                    "search index %s: cannot keep it (searches scan): %s", self.index_file, exc
+                )
+                backend.index_file = None
+            else:
+                self.indexer.nudge()  # rows a CLI (or an earlier run) left: index them
         self._writer = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._writer.start()
 
@@ -316,6 +305,8 @@ class Store:
             self._syncer.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
+        if self.indexer is not None:
+            self.indexer.close()
         if self._write_conn is not None:
             self._close_connection(self._write_conn)
             self._write_conn = None
@@ -428,14 +419,7 @@ class Store:
         while not stopping:
             if self._queue.empty() and self._evict_ahead():
                 continue
-            try:
-                job = self._queue.get(timeout=IDLE if self._backlog or self._untidy else None)
-            except queue.Empty:
-                if self._backlog:
-                    self._catch_up(IDLE_CHUNK)
-                else:
-                    self._tidy()
-                continue
+            job = self._queue.get()
             if job is None:
                 break
             batch = [job]
@@ -453,12 +437,9 @@ class Store:
                 self._checkpointer.nudge()
                 if self._checkpointer.full and isinstance(self._write_conn, sqlite3.Connection):
                     self._checkpointer.finish(self._write_conn)
-            # After the batch was announced and handed on, one chunk at a time: when no job
-            # waits for the writer (its captures are being fsynced, the next ones are not
-            # here yet), or when INDEX_BOUND rows wait, so that the index keeps up.
-            waiting = self._unindexed
-            if waiting >= INDEX_AFTER and (self._queue.empty() or waiting >= INDEX_BOUND):
-                self._catch_up(2 * INDEX_AFTER)
+            if self.indexer is not None:
+                self.indexer.nudge(self._added)
+                self._added = 0
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
@@ -592,12 +573,7 @@ class Store:
         if added < 0 or evicted:
             # Replays go with their requests, however those went (retention, delete, clear).
             replays.prune(conn, added)
-        if self._indexing and added > 0:
-            if self._writer is not None and threading.current_thread() is self._writer:
-                self._unindexed += added  # indexed later, by the writer (``_catch_up``)
-                self._backlog = True
-            elif not search.index_batch(conn, added + CATCH_UP):
-                self._backlog = True
+        self._added += max(0, added)
         for hook in self.after_batch:
             hook(conn, added)
         return counter.rows - before
@@ -624,21 +600,6 @@ class Store:
             return False
         self._counter.rows -= evicted
         return evicted > 0
-
-    def _catch_up(self, limit: int) -> None:
-        """Index up to ``limit`` of the rows not indexed yet, in a transaction of their own
-        (the writer: between batches, or idle)."""
-        conn = self._write_conn
-        done = search.catch_up(conn, limit) if conn is not None else 0
-        self._unindexed = max(0, self._unindexed - done) if done else 0
-        # Fewer than asked: none left (or it failed: the next rows added try again).
-        self._backlog = done >= limit
-        self._untidy = self._untidy or done > 0
-
-    def _tidy(self) -> None:
-        """Merge some of the index's segments (the writer, idle, every row indexed)."""
-        conn = self._write_conn
-        self._untidy = conn is not None and search.tidy(conn, TIDY_PAGES)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,8 @@ from inspector.capture import CapturedRequest, ResponseRecord
 from inspector.store import search, trigrams
 from inspector.store.backend import Connection, RowLike, notice
 from inspector.summary import MAX_BYTES, summarize
+
+log = logging.getLogger("inspector.store")
 
 # Columns of the list view: everything but the headers and the response body.
 ITEM_COLUMNS = (
@@ -450,7 +453,6 @@ def evict_oldest(conn: Connection, count: int) -> int:
 
 
 def _delete_through(conn: Connection, cutoff: int) -> int:
-    search.forget_through(conn, cutoff)
     deleted = conn.execute("DELETE FROM requests WHERE id <= ?", (cutoff,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id <= ?", (cutoff,))
     conn.execute("DELETE FROM events WHERE last_id <= ?", (cutoff,))
@@ -458,7 +460,6 @@ def _delete_through(conn: Connection, cutoff: int) -> int:
 
 
 def delete_request(conn: Connection, request_id: int) -> Changed:
-    search.forget_ids(conn, "?", [request_id])
     count = conn.execute("DELETE FROM requests WHERE id=?", (request_id,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id=?", (request_id,))
     if count:
@@ -470,12 +471,10 @@ def clear_endpoint(conn: Connection, endpoint: str | None) -> Changed:
     """Delete every request of ``endpoint`` (all endpoints when None) and its attempt counts."""
     notice(conn, "cleared", endpoint)
     if endpoint is None:
-        search.forget_all(conn)
         count = conn.execute("DELETE FROM requests").rowcount
         conn.execute("DELETE FROM bodies")
         conn.execute("DELETE FROM events")
         return Changed(count)
-    search.forget_ids(conn, "SELECT id FROM requests WHERE endpoint = ?", [endpoint])
     count = conn.execute("DELETE FROM requests WHERE endpoint=?", (endpoint,)).rowcount
     conn.execute("DELETE FROM bodies WHERE request_id NOT IN (SELECT id FROM requests)")
     conn.execute("DELETE FROM events WHERE endpoint=?", (endpoint,))
@@ -553,11 +552,12 @@ def list_requests(
         newest = before - 1 if before is not None else head_id(conn)
         bound = max(0, newest - SEARCH_WINDOW)
         lowered = flt.q.translate(_ASCII_LOWER)
-        fts = search.usable(lowered) and search.exists(conn)  # SQLite's FTS5 index
+        upto = _indexed_upto(conn) if search.usable(lowered) else None  # SQLite's FTS5
+        fts = upto is not None
         trigram = not fts and search.usable(lowered) and trigrams.indexed(conn)
-        if fts:
+        if upto is not None:
             # Only the rows the index does not cover yet are scanned.
-            bound = min(newest, search.indexed_upto(conn))
+            bound = min(newest, upto)
         if trigram:
             # PostgreSQL's indexes cover every committed row: a term expected to be rare goes
             # to them straight away (the window's row-by-row test cost more than the search);
@@ -572,8 +572,9 @@ def list_requests(
             rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
             need = limit + 1 - len(rows)
-            if fts:
-                rows += _indexed(conn, flt.q, where, params, bound, need)
+            found = _indexed(conn, flt.q, where, params, bound, need) if fts else None
+            if found is not None:
+                rows += found
             elif trigram:  # PostgreSQL's pg_trgm indexes
                 rows += _trigram(conn, flt.q, where, params, bound, need, asks)
             else:
@@ -675,9 +676,21 @@ def _search(
 
 # A rare term's candidates are gathered in the index's own order and sorted here: walking
 # the index newest first costs several times more (FTS5 reads each doclist backwards).
-# Past this many candidates the term is common, and the newest-first walk stops early.
+# Past this many candidates in a shard the term is common, and the newest-first walk stops
+# early.
 CANDIDATES = 5000
 _CONFIRM_CHUNK = 500
+
+
+def _indexed_upto(conn: Connection) -> int | None:
+    """SQLite: how far the index covers, if this connection reads one (None: scan)."""
+    if not search.exists(conn):
+        return None
+    try:
+        return search.indexed_upto(conn)
+    except sqlite3.DatabaseError as exc:
+        log.warning("search index: cannot read it (this search scans): %s", exc)
+        return None
 
 
 def _indexed(
@@ -687,15 +700,54 @@ def _indexed(
     params: list[SqlValue],
     bound: int,
     count: int,
-) -> list[RowLike]:
+) -> list[RowLike] | None:
     """SQLite: the newest ``count`` requests at or below ``bound`` that match ``q`` and
-    ``where``, found through the trigram index (``search.py``) and confirmed by the scan's
-    predicate."""
+    ``where``, found through the trigram index (``search.py``), shard by shard, newest first,
+    and confirmed by the scan's predicate. None when the index cannot be read (the caller
+    scans)."""
     terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
     clause, args = _search(conn, q, bound, recent=False, per_row=True)
     expression = search.match_expression(terms)
+    schema = search.ATTACHED
+    rows: list[RowLike] = []
+    try:
+        per = search.shard_ids(conn)
+        for number in search.shards(conn, schema):
+            if number * per > bound:
+                continue
+            table = search.shard_table(number)
+            try:
+                rows += _in_shard(
+                    conn, f"{schema}.{table}", table, expression, where, params, clause, args,
+                    bound, count - len(rows),
+                )  # fmt: skip
+            except sqlite3.OperationalError as exc:
+                # Dropped since the list was read: none of its rows are left.
+                if "no such table" not in str(exc):
+                    raise
+            if len(rows) >= count:
+                break
+    except sqlite3.DatabaseError as exc:
+        log.warning("search index: cannot read it (this search scans): %s", exc)
+        return None
+    return rows
+
+
+def _in_shard(
+    conn: Connection,
+    qualified: str,
+    table: str,
+    expression: str,
+    where: list[str],
+    params: list[SqlValue],
+    clause: str,
+    args: list[SqlValue],
+    bound: int,
+    count: int,
+) -> list[RowLike]:
+    """The newest ``count`` confirmed matches among one shard's candidates."""
     found = conn.execute(
-        "SELECT rowid FROM search WHERE search MATCH ? AND rowid <= ? LIMIT ?",
+        f"SELECT rowid FROM {qualified} WHERE {table} MATCH ? AND rowid <= ? LIMIT ?",
         (expression, bound, CANDIDATES + 1),
     ).fetchall()
     if len(found) <= CANDIDATES:
@@ -712,10 +764,10 @@ def _indexed(
             if len(rows) >= count:
                 break
         return rows
-    # The index walks its rows newest first; each is confirmed as it comes, until the page
+    # The shard walks its rows newest first; each is confirmed as it comes, until the page
     # is full: CROSS JOIN keeps that order (no sort, no list of every candidate).
     sql = (
-        f"SELECT {ITEM_COLUMNS} FROM (SELECT rowid AS sid FROM search WHERE search MATCH ?"
+        f"SELECT {ITEM_COLUMNS} FROM (SELECT rowid AS sid FROM {qualified} WHERE {table} MATCH ?"
         " AND rowid <= ? ORDER BY rowid DESC) AS candidates"
         " CROSS JOIN requests ON requests.id = candidates.sid"
         f" WHERE {' AND '.join([*where, clause])} ORDER BY candidates.sid DESC LIMIT ?"

@@ -1,73 +1,74 @@
-"""The search index: SQLite FTS5 with the trigram tokenizer over what a search looks at.
+"""The search index: SQLite FTS5 with the trigram tokenizer, in a file of its own, in shards.
 
 A search (``requests.list_requests`` with ``q``) is a substring match, ASCII case-insensitive,
 over a request's path, query, headers (as stored: JSON), event key and type, and raw body.
 The index holds the same text, lower-cased by SQLite's ``lower()`` (the ``search_text`` view,
-schema migration 6), cut into every run of three characters; a term of three characters or
+schema migration 7), cut into every run of three characters; a term of three characters or
 more is answered by the rows that hold the trigrams covering it (``match_expression``),
 then confirmed by the very predicate the scan uses — so the index can only make a search
 faster, never change its results. Shorter terms (and terms with a NUL) are scanned.
 
-* **External content, no copy.** The index reads its text from ``search_text`` (requests and
-  bodies) when it needs it; it stores only which rows hold each trigram (``detail=none``, no
-  column sizes: ``columnsize=0``), a fraction of what a full-text index with positions costs.
-* **Merged lazily.** Each chunk FTS5 writes is a segment, and segments are merged level by
-  level. FTS5's defaults (a level merged at 4 segments) rewrite each row once per level, ~60%
-  of the CPU indexing costs at 64 rows a chunk; here a level waits for 16 (``AUTOMERGE``), and
-  a writer with nothing else to do merges the rest (``tidy``), so that searches read few
-  segments. An index of an earlier shape is made again on open (``create``), and filled a
-  chunk at a time like any backlog.
-* **Written behind the captures.** ``index_new`` indexes the rows added since
-  ``search_state.indexed_upto``. A server's writer does it in a transaction of its own
-  (``catch_up``), between batches, once 64 rows wait or when it is idle — never in a
-  capture's batch, whose answer and live event would wait for it (and FTS5 writes a segment
-  per commit: one or two captures' worth at 1,000/s). Rows not indexed yet are scanned, so a
-  capture is searchable, with the same results, as soon as it is committed. A CLI's write
-  indexes in its own transaction (``index_batch``). Rows below the mark are deleted from the
-  index before their rows go (``forget_through``, ``forget_ids``, ``forget_all``), since the
-  index reads their text to remove it. A store upgraded with many rows, or closed with rows
-  waiting, catches up a chunk at a time.
-* **Optional.** SQLite builds without FTS5 or the trigram tokenizer (before 3.34), and
-  ``serve --no-search-index``, search by scanning, as before.
+* **A file of its own** beside the database (``inspector.db`` -> ``inspector.search.db``,
+  ``index_path``), written by the indexer (``indexer.py``: a thread with its own connection,
+  the database attached read-only). The capture writer never waits for it: it never holds
+  the database's write lock, and FTS5's tokenizing runs in SQLite, off the GIL, on the
+  other core. Readers attach the file read-only (``ATTACHED`` as ``search_index``).
+* **Contentless, in shards by id range.** Each shard is an FTS5 table (``content=''``:
+  no copy of the text; ``detail=none``, ``columnsize=0``: only which rows hold each trigram)
+  over ``SHARD_IDS`` consecutive ids: ``shard_<id // SHARD_IDS>``. Nothing is ever deleted
+  from a shard: a shard none of whose indexed rows are left (retention went past it, or
+  ``clear``) is dropped whole, which costs nothing like FTS5's per-row deletes (0.57 ms a
+  row, eviction's largest cost). A row deleted alone stays in its shard until the shard goes;
+  since every candidate is confirmed against the database, a row that is gone is not found.
+* **The watermark** (``state.indexed_upto``, in the index file, written in the transaction
+  that indexes the rows it covers): every request with an id up to it is in the index, if it
+  still exists. Ids are never reused (``requests`` is AUTOINCREMENT: ``sqlite_sequence``
+  keeps the largest id ever issued, through deletes and ``clear``), so rows past the mark are
+  exactly those not indexed yet: searches scan them, and a capture is searchable, with the
+  same results, as soon as it is committed. An index whose mark is past the database's
+  largest id belongs to another database (the file was replaced): the indexer starts over.
+* **Optional.** SQLite builds without FTS5 or the trigram tokenizer (before 3.34), an index
+  file that cannot be opened or read (a log line says so), and ``serve --no-search-index``
+  search by scanning, as before.
+
+Stores of an earlier shape kept an external-content index (table ``search``) in the
+database itself, written by the capture writer: it is dropped on open (``drop_old``).
 
 PostgreSQL keeps its own: pg_trgm's GIN indexes on each request's folded text and on each
 body as ``encode(body, 'escape')`` spells it (schema version 7), maintained by PostgreSQL in
-the same transaction as the rows; ``requests._trigram`` reads candidates from them. Nothing
-here writes on PostgreSQL (``exists`` is False there).
+the same transaction as the rows; ``requests._trigram`` reads candidates from them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
-from collections.abc import Sequence
+from pathlib import Path
 
 from inspector.store.backend import Connection
-from inspector.store.sqlite import own_transaction
 
 log = logging.getLogger("inspector.store")
 
 TRIGRAM = 3
+# Ids per shard: 16 shards at 1,000,000 stored; retention frees the index a shard at a
+# time, so the index holds up to one shard of rows that are gone.
+SHARD_IDS = 65536
+# The schema name under which readers (and nothing else) attach the index file.
+ATTACHED = "search_index"
+COLUMNS = ("path", "query", "headers", "event_key", "event_type", "body")
 
-_CREATE = (
-    "CREATE VIRTUAL TABLE search USING fts5(path, query, headers, event_key, event_type, body,"
-    " content='search_text', content_rowid='id',"
-    " tokenize='trigram case_sensitive 1', detail=none, columnsize=0)"
-)
-# How FTS5 merges the segments each chunk writes (see the module's docstring): a level is
-# merged once it holds AUTOMERGE segments, all at once at CRISISMERGE. FTS5's defaults (4, 16)
-# rewrite every row once per level, ~5 levels deep at 100,000 rows written 64 at a time.
-AUTOMERGE = 16
-CRISISMERGE = 64
-_SETTINGS = {"automerge": AUTOMERGE, "crisismerge": CRISISMERGE}
+_SHARD_NAME = re.compile(r"shard_(\d+)\Z")
+
+
+def index_path(database: Path) -> Path:
+    """Where the index of the database at ``database`` lives (``x.db`` -> ``x.search.db``)."""
+    return database.with_name(f"{database.stem}.search{database.suffix or '.db'}")
 
 
 def exists(conn: Connection) -> bool:
-    """Whether this store has the (SQLite) index."""
-    if conn.dialect.name != "sqlite":
-        return False
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='search'")
-    return row.fetchone() is not None
+    """Whether this connection reads the (SQLite) index: a reader with the file attached."""
+    return bool(getattr(conn, "index_attached", False))
 
 
 def trigram_indexes(conn: Connection) -> bool:
@@ -90,133 +91,53 @@ def escaped(data: bytes) -> str:
     )
 
 
-def create(conn: Connection) -> bool:
-    """Create the index (empty: ``index_new`` fills it); False where SQLite cannot. An index
-    of an earlier shape (with column sizes, FTS5's merge defaults) is made again: the writer
-    fills it a chunk at a time, and searches scan what it does not cover yet."""
-    if exists(conn):
-        if _current(conn):
-            return True
-        log.info("search index: rebuilt in the current shape, a chunk at a time")
-        drop(conn)
-    try:
-        conn.execute(_CREATE)
-    except sqlite3.OperationalError:  # no fts5 module, or no trigram tokenizer (< 3.34)
+def drop_old(conn: Connection) -> bool:
+    """Drop the index of the earlier shape (in the database; the caller's transaction);
+    True if there was one. At 1,000,000 rows (280 MB of index) with SQLite's
+    ``secure_delete`` on (Debian's default), which overwrites every freed page, it took
+    10.8 s; with ``fast`` (freed pages overwritten only where that costs no more writes),
+    0.47 s."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search'"
+    ).fetchone()
+    if row is None:
         return False
-    for name, value in _SETTINGS.items():
-        conn.execute("INSERT INTO search (search, rank) VALUES (?, ?)", (name, value))
+    secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
+    conn.execute("PRAGMA secure_delete = FAST")
+    try:
+        conn.execute("DROP TABLE search")
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {'FAST' if secure == 2 else int(secure)}")
     conn.execute("UPDATE search_state SET indexed_upto = 0")
     return True
 
 
-def _current(conn: Connection) -> bool:
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'search'").fetchone()[0]
-    settings = dict(conn.execute("SELECT k, v FROM search_config").fetchall())
-    return bool(sql == _CREATE and all(settings.get(k) == v for k, v in _SETTINGS.items()))
+def shard_of(request_id: int, shard_ids: int) -> int:
+    return request_id // shard_ids
 
 
-def drop(conn: Connection) -> None:
-    """Remove the index (``--no-search-index``): an index not kept up to date would lie."""
-    conn.execute("DROP TABLE IF EXISTS search")
-    conn.execute("UPDATE search_state SET indexed_upto = 0")
+def shard_table(number: int) -> str:
+    return f"shard_{number}"
 
 
-def indexed_upto(conn: Connection) -> int:
-    """Every request with an id up to this is in the index (0: none)."""
-    row = conn.execute("SELECT indexed_upto FROM search_state").fetchone()
+def shards(conn: Connection, schema: str = "main") -> list[int]:
+    """The numbers of the shards in the index file (as ``schema`` on ``conn``), newest first."""
+    rows = conn.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' AND name GLOB 'shard_*'"
+    ).fetchall()
+    found = (_SHARD_NAME.match(r[0]) for r in rows)
+    return sorted((int(m.group(1)) for m in found if m is not None), reverse=True)
+
+
+def indexed_upto(conn: Connection, schema: str = ATTACHED) -> int:
+    """Every request with an id up to this is in the index, if it still exists (0: none)."""
+    row = conn.execute(f"SELECT indexed_upto FROM {schema}.state").fetchone()
     return int(row[0]) if row is not None else 0
 
 
-def index_new(conn: Connection, limit: int) -> int:
-    """Index up to ``limit`` requests past ``indexed_upto``, oldest first; returns how many.
-
-    One statement does the work (tokenizing runs inside SQLite, off the GIL)."""
-    upto = indexed_upto(conn)
-    last = conn.execute(
-        "SELECT max(id) FROM (SELECT id FROM requests WHERE id > ? ORDER BY id LIMIT ?)",
-        (upto, limit),
-    ).fetchone()[0]
-    if last is None:
-        return 0
-    count = conn.execute(
-        "INSERT INTO search (rowid, path, query, headers, event_key, event_type, body)"
-        " SELECT id, path, query, headers, event_key, event_type, body FROM search_text"
-        " WHERE id > ? AND id <= ?",
-        (upto, last),
-    ).rowcount
-    conn.execute("UPDATE search_state SET indexed_upto = ?", (last,))
-    return count
-
-
-def index_batch(conn: Connection, limit: int) -> bool:
-    """Index a write's rows in its transaction (the CLI's writes), and more rows of a
-    backlog, up to ``limit``. A failure here must not cost the captures: it is
-    undone alone, and False says the rows wait for later."""
-    conn.execute("SAVEPOINT search_index")
-    try:
-        index_new(conn, limit)
-    except sqlite3.Error as exc:
-        conn.execute("ROLLBACK TO search_index")
-        log.warning("search index: could not index this batch (later, then): %s", exc)
-        conn.execute("RELEASE search_index")
-        return False
-    conn.execute("RELEASE search_index")
-    return True
-
-
-def catch_up(conn: Connection, limit: int) -> int:
-    """Index up to ``limit`` rows not indexed yet, in a transaction of its own (a server's
-    writer, between batches); returns how many (0: nothing left, or it failed)."""
-    try:
-        with own_transaction(conn):
-            done = index_new(conn, limit)
-    except sqlite3.Error as exc:
-        log.warning("search index: could not index new rows: %s", exc)
-        return 0
-    return done
-
-
-def tidy(conn: Connection, pages: int) -> bool:
-    """Merge some of the index's segments (about ``pages`` pages' worth; a level is merged
-    once it holds ``usermerge``, 4, of them), in a transaction of its own (a server's writer,
-    when idle): fewer segments, faster searches. False when there was nothing to merge (or
-    it failed)."""
-    try:
-        with own_transaction(conn):
-            before = conn.execute("SELECT total_changes()").fetchone()[0]
-            conn.execute("INSERT INTO search (search, rank) VALUES ('merge', ?)", (pages,))
-            after = conn.execute("SELECT total_changes()").fetchone()[0]
-            merged = bool(after - before > 1)  # FTS5: 1 or less, nothing was merged
-    except sqlite3.Error as exc:
-        log.warning("search index: could not merge its segments: %s", exc)
-        return False
-    return merged
-
-
-def forget_through(conn: Connection, cutoff: int) -> None:
-    """Take the requests with ids up to ``cutoff`` out of the index (before they are deleted)."""
-    if cutoff > 0 and exists(conn):
-        conn.execute(
-            "DELETE FROM search WHERE rowid <= ? AND rowid <= "
-            "(SELECT indexed_upto FROM search_state)",
-            (cutoff,),
-        )
-
-
-def forget_ids(conn: Connection, ids_sql: str, params: Sequence[object]) -> None:
-    """Take the requests that ``ids_sql`` selects out of the index (before they are deleted)."""
-    if exists(conn):
-        conn.execute(
-            f"DELETE FROM search WHERE rowid IN ({ids_sql}) AND rowid <= "
-            "(SELECT indexed_upto FROM search_state)",
-            params,
-        )
-
-
-def forget_all(conn: Connection) -> None:
-    if exists(conn):
-        conn.execute("INSERT INTO search (search) VALUES ('delete-all')")
-        conn.execute("UPDATE search_state SET indexed_upto = 0")
+def shard_ids(conn: Connection, schema: str = ATTACHED) -> int:
+    """The ids per shard this index file was made with."""
+    return int(conn.execute(f"SELECT shard_ids FROM {schema}.state").fetchone()[0])
 
 
 def usable(term: str) -> bool:
@@ -236,3 +157,19 @@ def match_expression(terms: list[str]) -> str:
         grams = dict.fromkeys(term[i : i + TRIGRAM] for i in starts)
         groups.append("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")")
     return " OR ".join(groups)
+
+
+def attach(conn: Connection, path: Path) -> bool:
+    """Attach the index file to a read connection (``ATTACHED``); False, with a log line,
+    when it cannot be (the connection then scans). Never creates it: ATTACH would."""
+    if not path.is_file():
+        return False
+    try:
+        conn.execute(f"ATTACH DATABASE ? AS {ATTACHED}", (str(path),))
+        indexed_upto(conn)
+    except sqlite3.Error as exc:
+        log.warning("search index %s: cannot read it (searches scan): %s", path, exc)
+        if any(r[1] == ATTACHED for r in conn.execute("PRAGMA database_list")):
+            conn.execute(f"DETACH DATABASE {ATTACHED}")
+        return False
+    return True

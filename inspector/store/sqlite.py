@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from inspector.errors import SchemaTooNew
+from inspector.store import search
 from inspector.store.backend import Began, Connection, Dialect, Notice
 from inspector.store.schema import SQLITE, search_fold, statements
 
@@ -50,6 +51,8 @@ class SqliteConnection(sqlite3.Connection):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.notices: list[Notice] = []
+        # A reader with the search index's file attached (``search.exists``).
+        self.index_attached = False
 
 
 class SqliteBackend:
@@ -68,6 +71,10 @@ class SqliteBackend:
         self._idle: list[SqliteConnection] = []
         self._lock = threading.Lock()
         self._closed = False
+        # The search index's file, which read connections attach once it exists (``Store``
+        # sets it); a file that could not be read is not tried again.
+        self.index_file: Path | None = None
+        self._index_unreadable = False
 
     @property
     def description(self) -> str:
@@ -140,6 +147,8 @@ class SqliteBackend:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self.connect()
+        if self.index_file is not None and not conn.index_attached:
+            self._attach_index(conn, self.index_file)
         try:
             yield conn
         finally:
@@ -151,6 +160,12 @@ class SqliteBackend:
                     self._idle.append(conn)
             if not kept:
                 conn.close()
+
+    def _attach_index(self, conn: SqliteConnection, path: Path) -> None:
+        if self._index_unreadable or not path.is_file():  # not made yet: the indexer makes it
+            return
+        conn.index_attached = search.attach(conn, path)
+        self._index_unreadable = not conn.index_attached
 
     def close(self) -> None:
         """Close the idle read connections; those in use close when their job ends."""
