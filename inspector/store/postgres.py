@@ -38,6 +38,7 @@ from psycopg.rows import RowMaker
 from inspector.errors import SchemaTooNew
 from inspector.store.backend import Began, Connection, Cursor, Dialect, Notice
 from inspector.store.schema import POSTGRESQL
+from inspector.store.trigrams import Sampler
 
 log = logging.getLogger("inspector.store")
 
@@ -104,9 +105,11 @@ class PgConnection:
 
     dialect = DIALECT
 
-    def __init__(self, raw: psycopg.Connection[Row]) -> None:
+    def __init__(self, raw: psycopg.Connection[Row], sampler: Sampler | None = None) -> None:
         self.raw = raw
         self.notices: list[Notice] = []
+        # The store's trigram sample, shared by its connections (``trigrams.py``).
+        self.sampler = sampler or Sampler()
 
     def execute(self, text: str, parameters: Sequence[Any] = (), /) -> Cursor:
         if parameters:
@@ -167,6 +170,7 @@ class PostgresBackend:
         self._readers_max = readers
         self._read_timeout = read_timeout
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Row]] | None = None
+        self.sampler = Sampler()
 
     @property
     def description(self) -> str:
@@ -176,7 +180,7 @@ class PostgresBackend:
         return psycopg.Connection.connect(row_factory=_rows, **_options(self.url))
 
     def connect(self) -> PgConnection:
-        conn = PgConnection(self._connect_raw())
+        conn = PgConnection(self._connect_raw(), self.sampler)
         if not self.synchronous_commit:
             conn.execute("SET synchronous_commit = off")
         if not self.channel:
@@ -283,7 +287,7 @@ class PostgresBackend:
     @contextlib.contextmanager
     def reader(self) -> Iterator[Connection]:
         with self._readers().connection() as raw:
-            yield PgConnection(raw)
+            yield PgConnection(raw, self.sampler)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 import msgspec
 
 from inspector.capture import OK_HEADERS, CapturedRequest, ResponseRecord
-from inspector.store import search
+from inspector.store import search, trigrams
 from inspector.store.backend import Connection, RowLike, notice
 from inspector.store.multirow import MultiRowInsert
 from inspector.summary import MAX_BYTES, summarize
@@ -528,6 +528,7 @@ def list_requests(
             sql += " WHERE " + " AND ".join(clauses)
         return conn.execute(sql + " ORDER BY id DESC LIMIT ?", [*args, count]).fetchall()
 
+    rows: list[RowLike] = []
     if not flt.q:
         rows = page(where, params, limit + 1)
     else:
@@ -543,19 +544,29 @@ def list_requests(
         lowered = flt.q.translate(_ASCII_LOWER)
         upto = _indexed_upto(conn) if search.usable(lowered) else None  # SQLite's FTS5
         fts = upto is not None
-        trigram = not fts and search.usable(lowered) and search.trigram_indexes(conn)
+        trigram = not fts and search.usable(lowered) and trigrams.indexed(conn)
         if upto is not None:
             # Only the rows the index does not cover yet are scanned.
             bound = min(newest, upto)
-        clause, args = _search(conn, flt.q, bound, recent=True)
-        rows = page([*where, clause], [*params, *args], limit + 1)
+        if trigram:
+            # PostgreSQL's indexes cover every committed row: a term expected to be rare goes
+            # to them straight away (the window's row-by-row test cost more than the search);
+            # a common one is looked for in the window first, then asked for whole.
+            asks = _trigram_asks(conn, flt.q)
+            if sum(ask.share for ask in [*asks[0], asks[1]]) * newest <= CANDIDATES:
+                bound = newest
+            else:
+                asks = _trigram_asks(conn, flt.q, whole=True)
+        if not trigram or bound < newest:
+            clause, args = _search(conn, flt.q, bound, recent=True)
+            rows = page([*where, clause], [*params, *args], limit + 1)
         if len(rows) <= limit and bound > 0:
             need = limit + 1 - len(rows)
             found = _indexed(conn, flt.q, where, params, bound, need) if fts else None
             if found is not None:
                 rows += found
             elif trigram:  # PostgreSQL's pg_trgm indexes
-                rows += _trigram(conn, flt.q, where, params, bound, need)
+                rows += _trigram(conn, flt.q, where, params, bound, need, asks)
             else:
                 clause, args = _search(conn, flt.q, bound, recent=False)
                 rows += page([*where, clause], [*params, *args], need)
@@ -590,8 +601,12 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 _ASCII_LETTER = re.compile("[A-Za-z]")
 
 
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + _escape(text) + "%"
 
 
 def header_forms(q: str) -> list[str]:
@@ -618,19 +633,15 @@ def _search(
     fold = bool(_ASCII_LETTER.search(q))
     # Nothing to fold (digits, CJK...): compare raw bytes, twice as fast as lower().
     body = dialect.contains_bytes("body", fold=fold)
-    bounded = False
     if recent if per_row is None else per_row:
         in_body = f"EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id AND {body})"
         one_pass = False
-        if recent and dialect.name != "sqlite":
-            # PostgreSQL may run the EXISTS once, as a hashed subplan over every body (seen:
-            # a 2,000-row window read all 1,000,000 bodies): the window's bound keeps that
-            # subplan to the window's bodies (an index range on ``request_id``).
-            in_body = (
-                "EXISTS (SELECT 1 FROM bodies WHERE request_id = requests.id"
-                f" AND request_id > ? AND {body})"
-            )
-            bounded = True
+        if dialect.name != "sqlite":
+            # PostgreSQL may run an EXISTS once, as a hashed subplan over every body it could
+            # need (seen: a 2,000-row window read all 1,000,000 bodies; bounded to the window,
+            # all 2,000 of them, 20 ms, for a term the first 150 rows answered). A scalar
+            # subquery is never hashed: each row's body is read only if its text did not match.
+            in_body = f"coalesce((SELECT {body} FROM bodies WHERE request_id = requests.id), false)"
     else:
         in_body = f"id IN (SELECT request_id FROM bodies WHERE request_id <= ? AND {body})"
         one_pass = True
@@ -648,7 +659,7 @@ def _search(
     clause = f"{'id > ?' if recent else 'id <= ?'} AND ({texts}{in_body})"
     needle: str | bytes = dialect.fold_needle(lowered) if fold else q.encode("utf-8")
     args: list[SqlValue] = [bound, *(pattern for _, pattern in tests)]
-    if one_pass or bounded:
+    if one_pass:
         args.append(bound)
     return clause, [*args, needle]
 
@@ -754,12 +765,30 @@ def _in_shard(
     return conn.execute(sql, [expression, bound, *params, *args, count]).fetchall()
 
 
-# PostgreSQL's trigram indexes (schema version 7) are on these expressions, exactly.
-_PG_TEXT = (
-    "lower((path || chr(1) || query || chr(1) || headers || chr(1) || coalesce(event_key, '')"
-    " || chr(1) || coalesce(event_type, '')) COLLATE \"C\")"
-)
-_PG_BODY = "lower(encode(body, 'escape') COLLATE \"C\")"
+# PostgreSQL: what to ask each trigram index for (``trigrams.choose``): the requests' text,
+# for each form of the term it may hold it in, and the bodies, for the term's escaped form.
+_Asks = tuple[list[trigrams.Ask], trigrams.Ask]
+
+
+def _trigram_asks(conn: Connection, q: str, *, whole: bool = False) -> _Asks:
+    """What to ask for ``q``: its selective trigrams (``trigrams.py``), or with ``whole`` (a
+    common term) the whole term, every trigram of which pg_trgm intersects."""
+    lowered = q.translate(_ASCII_LOWER)
+    forms = list(dict.fromkeys([lowered, *(f.translate(_ASCII_LOWER) for f in header_forms(q))]))
+    body = search.escaped(lowered.encode("utf-8"))
+    sampler: trigrams.Sampler | None = getattr(conn, "sampler", None)
+    sample = None if whole or sampler is None else sampler.get(conn, trigrams.sample)
+    text_counts, body_counts = (sample.text, sample.body) if sample is not None else ({}, {})
+    asks = [trigrams.choose(form, sample, text_counts) for form in forms]
+    return asks, trigrams.choose(body, sample, body_counts)
+
+
+def _candidates(expression: str, ask: trigrams.Ask, whole: str) -> tuple[str, list[SqlValue]]:
+    """Rows whose ``expression`` (an indexed one) holds the pieces ``ask`` names (the index's
+    condition) and ``whole`` (a filter on the rows the index finds: ``strpos`` is no
+    operator an index serves)."""
+    sql = f"({expression} LIKE ? ESCAPE '\\' AND strpos({expression}, ?) > 0)"
+    return sql, ["%" + "%".join(_escape(piece) for piece in ask.pieces) + "%", whole]
 
 
 def _trigram(
@@ -769,24 +798,37 @@ def _trigram(
     params: list[SqlValue],
     bound: int,
     count: int,
+    asks: _Asks,
 ) -> list[RowLike]:
     """PostgreSQL: the newest ``count`` requests at or below ``bound`` that match ``q`` and
-    ``where``: candidates from the pg_trgm indexes (a LIKE on the folded text of each request,
-    and on each body as ``encode(body, 'escape')`` spells it), confirmed by the scan's
-    predicate."""
+    ``where``. Candidates: from the pg_trgm indexes (``trigrams.py``) the requests whose folded
+    text holds the term, and those whose body's first ``BODY_PREFIX`` bytes (as
+    ``encode(body, 'escape')`` spells them) do; and every body longer than that
+    (``bodies_long``). Each is confirmed by the scan's predicate, newest first, until the page
+    is full, in a LATERAL subquery that the planner cannot turn into a join (its ``LIMIT``
+    keeps it a subquery run for each candidate in turn): as a join, it twice chose to walk
+    every request newest first, merging with the candidates (23 s at a million)."""
+    texts, body = asks
     lowered = q.translate(_ASCII_LOWER)
     forms = list(dict.fromkeys([lowered, *(f.translate(_ASCII_LOWER) for f in header_forms(q))]))
-    in_text = " OR ".join([f"{_PG_TEXT} LIKE ? ESCAPE '\\'"] * len(forms))
+    in_text: list[str] = []
+    found: list[SqlValue] = []
+    for ask, form in zip(texts, forms, strict=True):
+        sql, args = _candidates(trigrams.TEXT, ask, form)
+        in_text.append(sql)
+        found += args
+    in_body, args = _candidates(trigrams.BODY, body, search.escaped(lowered.encode("utf-8")))
+    found += args
     clause, args = _search(conn, q, bound, recent=False, per_row=True)
     sql = (
-        f"SELECT {ITEM_COLUMNS} FROM requests WHERE id IN (SELECT id FROM requests"
-        f" WHERE {in_text} UNION SELECT request_id FROM bodies"
-        f" WHERE {_PG_BODY} LIKE ? ESCAPE '\\') AND {' AND '.join([*where, clause])}"
-        " ORDER BY id DESC LIMIT ?"
+        f"WITH candidates AS MATERIALIZED (SELECT id FROM requests WHERE {' OR '.join(in_text)}"
+        f" UNION SELECT request_id FROM bodies WHERE {in_body}"
+        f" UNION SELECT request_id FROM bodies WHERE {trigrams.LONG})"
+        " SELECT r.* FROM (SELECT id FROM candidates WHERE id <= ? ORDER BY id DESC) AS c"
+        f" CROSS JOIN LATERAL (SELECT {ITEM_COLUMNS} FROM requests WHERE requests.id = c.id"
+        f" AND {' AND '.join([*where, clause])} LIMIT 1) AS r ORDER BY c.id DESC LIMIT ?"
     )
-    needles = [_like(form) for form in forms]
-    body = _like(search.escaped(lowered.encode("utf-8")))
-    return conn.execute(sql, [*needles, body, *params, *args, count]).fetchall()
+    return conn.execute(sql, [*found, bound, *params, *args, count]).fetchall()
 
 
 def with_summaries(conn: Connection, items: list[RequestItem]) -> list[ListedRequest]:
