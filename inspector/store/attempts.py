@@ -63,9 +63,13 @@ def events_attempts(conn: Connection, endpoint: str, keys: list[str]) -> dict[st
     if not keys:
         return out
     marks = ",".join("?" * len(keys))
+    # Ordered by key, then id: the (endpoint, event_key, id) index answers that as it is.
+    # "ORDER BY id" alone led SQLite to walk the endpoint's every request in id order
+    # instead (640 ms for a page of 50 events at 1,000,000 stored; this: 1 ms).
     rows = conn.execute(
         "SELECT event_key, id, received_ts, response_status, dropped, client_gave_up_after_ms,"
-        f" response_ms FROM requests WHERE endpoint = ? AND event_key IN ({marks}) ORDER BY id",
+        " response_ms FROM requests"
+        f" WHERE endpoint = ? AND event_key IN ({marks}) ORDER BY event_key, id",
         (endpoint, *keys),
     ).fetchall()
     for r in rows:
