@@ -32,8 +32,9 @@ KEEP_READERS = 8
 
 @contextlib.contextmanager
 def own_transaction(conn: Connection) -> Iterator[None]:
-    """A write transaction of its own (the writer's upkeep between batches: indexing,
-    merging, evicting ahead): committed at the end, rolled back on any error, which goes on."""
+    """A write transaction of its own (the writer's upkeep between batches, evicting ahead;
+    each of the indexer's steps): committed at the end, rolled back on any error, which goes
+    on."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
