@@ -20,7 +20,7 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from inspector.cli.serve import token_in_effect
+from inspector.cli.serve import new_token, token_in_effect
 from inspector.settings import Settings
 from tests.conftest import InProcessInspector, LiveInspector
 from tests.test_cli import start_serve
@@ -120,6 +120,8 @@ def test_serve_generates_a_token_for_a_network_address_unless_told_not_to() -> N
     assert token_in_effect(Settings()).token is None  # loopback: no token unless asked
     assert token_in_effect(Settings(host="0.0.0.0", no_token=True)).token is None
     assert token_in_effect(Settings(token="mine")).token == "mine"
+    # One in 64 of token_urlsafe's starts with "-", which `--token TOKEN` would take for an option.
+    assert not any(new_token().startswith("-") for _ in range(2_000))
 
 
 @pytest.mark.live

@@ -46,8 +46,17 @@ def token_in_effect(settings: Settings) -> Settings:
     if settings.token is not None and settings.no_token:
         raise CliError("--token and --no-token contradict each other: give one of them.")
     if settings.token is None and not settings.no_token and not is_loopback(settings.host):
-        return replace(settings, token=secrets.token_urlsafe(24))
+        return replace(settings, token=new_token())
     return settings
+
+
+def new_token() -> str:
+    """32 URL-safe characters (192 random bits), never starting with "-": pasted after
+    ``--token``, one that did would read as an option ("expected one argument")."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
 
 
 def page_url(base: str, settings: Settings, given: str | None) -> str:
