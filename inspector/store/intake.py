@@ -1,6 +1,6 @@
 """A capture's way into the store: its row, its body and its event's attempt count, one
-capture per statement (PostgreSQL) or a batch's captures in multi-row statements (SQLite);
-and how a capture still in progress (a stall) ends.
+capture at a time (PostgreSQL: two statements) or a batch's captures in multi-row statements
+(SQLite); and how a capture still in progress (a stall) ends.
 
 Write jobs, run inside the writer's batch transaction (they must not commit). The store runs
 a batch's consecutive ``insert_request`` jobs as one ``insert_requests`` (``core._GROUPED``).

@@ -31,7 +31,6 @@ ITEM_COLUMNS = (
     " tls_version, tls_server_name"
 )
 
-
 # A column value as the engines hand it over or take it.
 SqlValue = int | float | str | bytes | None
 # A row: its values' types are the schema's, which Python cannot see; the shaping functions
