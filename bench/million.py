@@ -15,7 +15,7 @@ their message ids, event keys and times moved on (the trigram indexes dropped me
 built again at the end, as a GIN index builds far faster than it takes a million inserts).
 
 1. **Fill** a store with ``--rows`` captures through the store's own job
-   (``requests.insert_request``), 10,000 per transaction — minutes, not the hours HTTP would
+   (``intake.insert_request``), 10,000 per transaction — minutes, not the hours HTTP would
    take — then its search index file, as a server's indexer fills it (timed: what an upgraded
    store's indexer does in the background). Three kinds of event, unique message ids, five
    endpoints. ``--keep DIR`` reuses (or keeps) the filled store: a store of an earlier shape
@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from inspector import timeline
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, indexer, requests, search
+from inspector.store import Store, indexer, intake, requests, search
 
 KINDS = [
     ("message.received", {"channelId": "C1234567890", "type": "text", "content": "大家早安!"}),
@@ -133,7 +133,7 @@ def answer(attempt: int) -> ResponseRecord:
 
 def insert_many(conn: sqlite3.Connection, batch: list[CapturedRequest]) -> requests.Changed:
     for rec in batch:
-        requests.insert_request(conn, rec, answer)
+        intake.insert_request(conn, rec, answer)
     return requests.Changed(0, rows_added=len(batch))
 
 

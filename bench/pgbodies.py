@@ -3,7 +3,7 @@
     .venv/bin/python bench/pgbodies.py --database URL [--rounds 3] [--samples 5]
 
 A capture's body is trigram-indexed (pg_trgm, GIN) inside the capture's own transaction. This
-times ``Store.write_sync(requests.insert_request)`` (begin, insert, GIN upkeep, commit) for
+times ``Store.write_sync(intake.insert_request)`` (begin, insert, GIN upkeep, commit) for
 bodies of 1 KiB (JSON), 64 KiB (JSON), 1 MiB and 5 MiB (random bytes), with the body index on
 the whole body (schema version 8's), on its first 16, 64 (version 9's) or 256 KiB, and
 without a body index at all (the baseline, in the same rounds). Each variant has a schema of
@@ -27,7 +27,7 @@ from harness import ROOT, load_average, median
 sys.path.insert(0, str(ROOT))
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests
+from inspector.store import Store, intake
 from inspector.store.backend import Connection
 
 VARIANTS: dict[str, str | None] = {
@@ -114,7 +114,7 @@ def main() -> int:
                 for name, store in stores.items():
                     for _ in range(args.samples):
                         started = time.perf_counter()
-                        store.write_sync(requests.insert_request, capture(body), ok)
+                        store.write_sync(intake.insert_request, capture(body), ok)
                         elapsed = (time.perf_counter() - started) * 1000
                         times.setdefault((size, name), []).append(elapsed)
     finally:

@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from inspector import timeline
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests
+from inspector.store import Store, intake, requests
 
 BARE_STREAM_APP = textwrap.dedent(
     """
@@ -448,7 +448,7 @@ def fill_store(path: Path, rows: int) -> None:
 
     def insert_many(conn: Any, batch: list[CapturedRequest]) -> requests.Changed:
         for rec in batch:
-            requests.insert_request(conn, rec, answer)
+            intake.insert_request(conn, rec, answer)
         return requests.Changed(0, rows_added=len(batch))
 
     for start in range(0, rows, 10_000):

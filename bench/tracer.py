@@ -60,9 +60,9 @@ def seq_of(path: str) -> int | None:
 def patch() -> None:
     from inspector.api import stream as stream_api
     from inspector.receiver import Receiver
-    from inspector.store import core, requests
+    from inspector.store import core, intake
 
-    path_at = requests._INSERT_COLUMNS.index("path")
+    path_at = intake._INSERT_COLUMNS.index("path")
     monitors: list[asyncio.Task[None]] = []
 
     orig_call = Receiver.__call__

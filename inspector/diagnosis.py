@@ -29,7 +29,7 @@ from inspector.broadcast import Broadcaster
 from inspector.endpoints import Endpoint
 from inspector.signatures import Verdict, verify
 from inspector.signatures.config import PENDING, SKIPPED
-from inspector.store import Store, requests
+from inspector.store import Store, verdicts
 
 log = logging.getLogger("inspector.diagnosis")
 
@@ -150,7 +150,7 @@ class Diagnoser:
             self._task = None
 
     async def _diagnose(self, job: _Job) -> None:
-        found = await self.store.read(requests.diagnosis_input, job.request_id)
+        found = await self.store.read(verdicts.diagnosis_input, job.request_id)
         if found is None:
             return  # deleted meanwhile
         stored = json.loads(found.signature)
@@ -169,7 +169,7 @@ class Diagnoser:
             # Settings changed since the verdict was stored: re-verification takes over.
             return
         item = await self.store.write(
-            requests.set_diagnosis, job.request_id, found.signature, json.dumps(verdict.to_dict())
+            verdicts.set_diagnosis, job.request_id, found.signature, json.dumps(verdict.to_dict())
         )
         if item is not None and self.hub.has_subscribers:
             self.hub.publish("update", item, id=item["id"])
@@ -188,7 +188,7 @@ class Diagnoser:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _full_verdict(found: requests.DiagnosisInput, endpoint: Endpoint) -> Verdict | None:
+def _full_verdict(found: verdicts.DiagnosisInput, endpoint: Endpoint) -> Verdict | None:
     return verify(
         found.headers,
         found.body,

@@ -17,7 +17,7 @@ from inspector.capture import ENDPOINT_RE
 from inspector.errors import BadRequest, NotFound, RangeNotSatisfiable
 from inspector.jsontypes import JSONValue
 from inspector.runtime import Runtime
-from inspector.store.requests import RequestFilter
+from inspector.store.listing import RequestFilter
 
 MAX_LIMIT = 1000
 MAX_ID = 10**18 - 1  # ids have at most 18 digits

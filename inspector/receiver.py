@@ -45,7 +45,7 @@ from inspector.diagnosis import Diagnoser, waiting
 from inspector.endpoints import Endpoint, EndpointCache
 from inspector.errors import BadRequest, InspectorError, StoreUnavailable
 from inspector.signatures import verify
-from inspector.store import Store, requests
+from inspector.store import Store, intake
 from inspector.store.core import StaleSettings
 from inspector.tls import connection_tls
 
@@ -173,7 +173,7 @@ class Receiver:
 
     async def _capture(
         self, rec: CapturedRequest, name: str, started: float
-    ) -> tuple[Endpoint, requests.Inserted, bool]:
+    ) -> tuple[Endpoint, intake.Inserted, bool]:
         """Inspect and commit a capture under the endpoint's current settings; also whether
         it holds a place in the doctor's queue (taken before the commit, so that a full queue
         is said in the verdict stored, at no extra write).
@@ -198,7 +198,7 @@ class Receiver:
                 try:
                     # Awaited here, not in a coroutine of its own: a frame less per capture.
                     inserted = await self.store.write_announced(
-                        version, self._announce, requests.insert_request, rec, decide
+                        version, self._announce, intake.insert_request, rec, decide
                     )
                 except StaleSettings:
                     await self.endpoints.refresh()
@@ -282,7 +282,7 @@ class Receiver:
 
     async def _store_bare(
         self, rec: CapturedRequest, decide: Callable[[int], ResponseRecord], exc: Exception
-    ) -> requests.Inserted:
+    ) -> intake.Inserted:
         """Storing a capture failed for a reason not the store's. What we derived from it
         (event key, type, verdict) must never cost the request itself: store it bare."""
         log.error("storing capture failed; storing it without derived fields", exc_info=exc)
@@ -291,14 +291,14 @@ class Receiver:
         rec.note = f"Stored without event key and verdict after an internal error: {exc!r}"
         try:
             return await self.store.write_announced(
-                None, self._announce, requests.insert_request, rec, decide
+                None, self._announce, intake.insert_request, rec, decide
             )
         except StoreUnavailable:
             raise
         except Exception as again:
             raise StoreUnavailable(f"the capture could not be stored: {again!r}") from again
 
-    def _announce(self, inserted: requests.Inserted) -> None:
+    def _announce(self, inserted: intake.Inserted) -> None:
         """Tell the live views about a capture as soon as readers can fetch it (committed;
         its sender's answer waits until it is also on disk)."""
         if self.hub.has_subscribers:
@@ -372,7 +372,7 @@ class Receiver:
     ) -> None:
         """Record how a request that was in progress ended, and tell the live views."""
         try:
-            item = await self.store.write(requests.finish_request, request_id, response, gave_up_ms)
+            item = await self.store.write(intake.finish_request, request_id, response, gave_up_ms)
         except StoreUnavailable as exc:
             log.error("could not record the end of request %s: %s", request_id, exc.detail)
             return

@@ -29,7 +29,7 @@ from inspector.broadcast import Broadcaster
 from inspector.diagnosis import Diagnoser, waiting
 from inspector.endpoints import Endpoint
 from inspector.signatures import verify
-from inspector.store import Store, requests
+from inspector.store import Store, verdicts
 
 log = logging.getLogger("inspector.reverify")
 
@@ -40,7 +40,7 @@ StoredVerdict = dict[str, str | None] | None
 
 
 def changed_verdicts(
-    rows: Sequence[requests.SignatureInput], endpoint: Endpoint
+    rows: Sequence[verdicts.SignatureInput], endpoint: Endpoint
 ) -> list[tuple[int, StoredVerdict]]:
     """The new verdict (without the doctor) of each row whose stored one no longer holds:
     another status or reason, or a failure diagnosed under the settings that changed."""
@@ -102,7 +102,7 @@ class Reverifier:
         after = 0
         try:
             while True:
-                rows = await self.store.read(requests.signature_inputs, name, after, BATCH)
+                rows = await self.store.read(verdicts.signature_inputs, name, after, BATCH)
                 if not rows:
                     return
                 endpoint = self._latest[name]
@@ -126,7 +126,7 @@ class Reverifier:
                     verdict = doctor.skipped(verdict)
             rows.append((request_id, json.dumps(verdict) if verdict is not None else None))
         try:
-            items = await self.store.write(requests.set_signatures, rows)
+            items = await self.store.write(verdicts.set_signatures, rows)
         except BaseException:
             for _ in queued:
                 doctor.release()

@@ -37,7 +37,7 @@ from inspector.replay import Replayer
 from inspector.reverify import Reverifier
 from inspector.sender import Dispatcher
 from inspector.settings import Settings, local_ca_file
-from inspector.store import Store, requests
+from inspector.store import Store, intake
 from inspector.waiters import Waiters
 
 log = logging.getLogger("inspector")
@@ -83,7 +83,7 @@ async def running(settings: Settings) -> AsyncIterator[Runtime]:
             # Other replicas' stalls may be running: only those too old to be alive end here.
             before = time.time() - settings.max_delay - settings.replay_timeout - STALL_MARGIN
         interrupted = await anyio.to_thread.run_sync(
-            store.write_sync, requests.end_interrupted, before
+            store.write_sync, intake.end_interrupted, before
         )
         if interrupted.count:
             log.warning("%d stalled request(s) were interrupted by a restart", interrupted.count)

@@ -23,7 +23,7 @@ from inspector import __version__, catalog, openapi
 from inspector.params import request_filter, runtime
 from inspector.resources import resource_dir
 from inspector.signatures.config import SCHEMES, STATUSES
-from inspector.store import Connection, endpoints, requests
+from inspector.store import Connection, endpoints, listing, requests
 from inspector.tls import CA_URL
 
 templates = Jinja2Templates(directory=str(resource_dir("templates")))
@@ -33,7 +33,7 @@ PAGE_SIZE = 50
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 PLATFORM_EVENTS = ("message.received", "member.joined", "member.left", "file.uploaded")
 # The list filters are the store's filter fields; the page learns them from the data block.
-FILTER_KEYS = tuple(field.name for field in dataclasses.fields(requests.RequestFilter))
+FILTER_KEYS = tuple(field.name for field in dataclasses.fields(listing.RequestFilter))
 
 
 def capture_base(request: Request) -> str:
@@ -59,12 +59,12 @@ def suggest_endpoint() -> str:
 
 
 def first_page(
-    conn: Connection, flt: requests.RequestFilter
+    conn: Connection, flt: listing.RequestFilter
 ) -> tuple[int, list[requests.ListedRequest], int | None, list[endpoints.EndpointItem]]:
     """The page's reads in one trip to a reader thread. The head comes first: the stream
     resumes after it, so whatever commits while the page renders still reaches it."""
     head = requests.head_id(conn)
-    items, next_before = requests.list_requests(conn, flt, PAGE_SIZE, None)
+    items, next_before = listing.list_requests(conn, flt, PAGE_SIZE, None)
     return head, items, next_before, endpoints.list_endpoints(conn)
 
 

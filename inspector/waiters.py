@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from inspector.broadcast import Behind, Broadcaster, Message, Subscriber
 from inspector.errors import Busy
 from inspector.shapes import WaitResult
-from inspector.store import Store, requests
+from inspector.store import Store, listing, requests
 
 MAX_WAITERS = 256
 MAX_TIMEOUT = 300.0
@@ -37,7 +37,7 @@ class Waiters:
         self.active = 0
 
     async def wait(
-        self, flt: requests.RequestFilter, count: int, after: int, timeout: float
+        self, flt: listing.RequestFilter, count: int, after: int, timeout: float
     ) -> WaitResult:
         """The first ``count`` requests matching ``flt`` with id > ``after``, once stored, or
         those there are after ``timeout`` seconds. ``Busy`` when too many already wait."""
@@ -54,7 +54,7 @@ class Waiters:
             self.active -= 1
 
     async def _wait(
-        self, flt: requests.RequestFilter, count: int, after: int, timeout: float
+        self, flt: listing.RequestFilter, count: int, after: int, timeout: float
     ) -> WaitResult:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -65,7 +65,7 @@ class Waiters:
             while True:
                 # Subscribed before reading: whatever commits after this read wakes us.
                 items, head = await self.store.read(
-                    requests.matching_after, flt, cursor, count - len(found)
+                    listing.matching_after, flt, cursor, count - len(found)
                 )
                 found.update((it["id"], it) for it in items)
                 if len(found) >= count:
@@ -87,24 +87,24 @@ class Waiters:
                         break
                     changed = _updated(batch, flt, after, cursor, found)
                     if changed:
-                        again = await self.store.read(requests.matching_ids, flt, changed)
+                        again = await self.store.read(listing.matching_ids, flt, changed)
                         found.update((it["id"], it) for it in again)
                         if len(found) >= count:
                             return _result(found, count, timed_out=False)
         finally:
             self.hub.unsubscribe(subscriber)
 
-    def _subscribe(self, flt: requests.RequestFilter) -> Subscriber:
+    def _subscribe(self, flt: listing.RequestFilter) -> Subscriber:
         # An exact endpoint is filtered by the broadcaster; a prefix here, per message.
         return self.hub.subscribe(flt.endpoint, KINDS)
 
 
-def _concerns(message: Message, flt: requests.RequestFilter) -> bool:
+def _concerns(message: Message, flt: listing.RequestFilter) -> bool:
     prefix = flt.endpoint_prefix
     return prefix is None or (message.endpoint or "").startswith(prefix)
 
 
-def _is_new(message: Message, flt: requests.RequestFilter, cursor: int) -> bool:
+def _is_new(message: Message, flt: listing.RequestFilter, cursor: int) -> bool:
     """A capture committed after the last read."""
     return (
         message.event == "request"
@@ -116,7 +116,7 @@ def _is_new(message: Message, flt: requests.RequestFilter, cursor: int) -> bool:
 
 def _updated(
     batch: Iterable[Message],
-    flt: requests.RequestFilter,
+    flt: listing.RequestFilter,
     after: int,
     cursor: int,
     found: dict[int, requests.ListedRequest],

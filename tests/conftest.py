@@ -56,7 +56,7 @@ from inspector.embedded import EmbeddedServer, ServerThread
 from inspector.listeners import TlsListener
 from inspector.runtime import Runtime
 from inspector.settings import Settings
-from inspector.store import Store, deliveries, endpoints, requests
+from inspector.store import Store, deliveries, endpoints, intake
 from inspector.store.schema import POSTGRESQL
 
 # Building an SSL context costs ~50 ms of CPU, and httpx builds one for every Client even
@@ -458,10 +458,10 @@ def store_request(
     request: CapturedRequest | None = None,
     decide: Callable[[int], ResponseRecord] = ok,
     **fields: Any,
-) -> requests.Inserted:
+) -> intake.Inserted:
     """Write a captured request straight to ``store`` (as a server that is not running would
     never publish it): ``request``, or ``captured_request(**fields)``."""
-    return store.write_sync(requests.insert_request, request or captured_request(**fields), decide)
+    return store.write_sync(intake.insert_request, request or captured_request(**fields), decide)
 
 
 def store_endpoint(store: Store, name: str, settings: dict[str, Any]) -> int:

@@ -22,7 +22,7 @@ import pytest
 from inspector.cli import build_parser, main
 from inspector.cli.show import render_body
 from inspector.cli.terminal import answer
-from inspector.store import Store, deliveries, requests
+from inspector.store import Store, deliveries, intake
 from tests.conftest import (
     LiveInspector,
     Spawn,
@@ -254,7 +254,7 @@ def fill_store(data_dir: Path, count: int = 1200) -> None:
 
     def insert_all(conn: sqlite3.Connection) -> None:  # one transaction: fast
         for rec in captured:
-            requests.insert_request(conn, rec, ok)
+            intake.insert_request(conn, rec, ok)
         for delivery in new:
             deliveries.insert_delivery(conn, delivery)
 

@@ -22,7 +22,7 @@ from inspector.diagnosis import QUEUE, Diagnoser, waiting
 from inspector.endpoints import Endpoint, EndpointSettings
 from inspector.reverify import Reverifier
 from inspector.signatures import SignatureConfig, verify
-from inspector.store import Store, requests
+from inspector.store import Store, intake, requests, verdicts
 from tests.conftest import LiveInspector
 from tests.test_stream import SSEClient
 
@@ -78,7 +78,7 @@ async def capture(store: Store, rec: CapturedRequest, ep: Endpoint) -> int:
     verdict = verify(rec.headers, rec.body, ep.signature, diagnose=False)
     assert verdict is not None
     rec.signature = verdict.to_dict()
-    inserted = await store.write(requests.insert_request, rec, lambda _: ResponseRecord(200))
+    inserted = await store.write(intake.insert_request, rec, lambda _: ResponseRecord(200))
     return inserted.id
 
 
@@ -153,7 +153,7 @@ def test_a_verdict_that_moved_on_is_left_alone(store: Store) -> None:
         request_id = await capture(store, captured(sig(COMPACT)), ep)
         # Re-verification stored another verdict before the doctor got to it.
         moved = json.dumps({"status": "valid", "scheme": "platform", "reason": "ok"})
-        await store.write(requests.set_signatures, [(request_id, moved)])
+        await store.write(verdicts.set_signatures, [(request_id, moved)])
         doctor.request(request_id, ep)
         await doctor.wait()
         return request_id

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, indexer, requests, search
+from inspector.store import Store, indexer, intake, listing, requests, search
 from inspector.store.sqlite import SqliteConnection
 
 pytestmark = pytest.mark.backends
@@ -77,7 +77,7 @@ def ok(attempt: int) -> ResponseRecord:
 
 def insert(conn: sqlite3.Connection, recs: list[CapturedRequest]) -> requests.Changed:
     for rec in recs:
-        requests.insert_request(conn, rec, ok)
+        intake.insert_request(conn, rec, ok)
     return requests.Changed(0, rows_added=len(recs))
 
 
@@ -127,10 +127,10 @@ def stores(
     gathered and sorted (a rare term) or walked newest first (a common one: more than
     ``CANDIDATES``)."""
     # A small window, so that most of every search goes through the index.
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     monkeypatch.setattr(search, "SHARD_IDS", 32)
     if request.param == "walked":
-        monkeypatch.setattr(requests, "CANDIDATES", 2)
+        monkeypatch.setattr(listing, "CANDIDATES", 2)
     indexed = Store(store_location).open()
     scanned = Store(tmp_path / "scanned.db", search_index=False).open()
     for store in (indexed, scanned):
@@ -148,11 +148,11 @@ def stores(
     scanned.close()
 
 
-def every_page(store: Store, flt: requests.RequestFilter, limit: int = 7) -> list[int]:
+def every_page(store: Store, flt: listing.RequestFilter, limit: int = 7) -> list[int]:
     ids: list[int] = []
     before = None
     while True:
-        items, before = store.read_sync(requests.list_requests, flt, limit, before)
+        items, before = store.read_sync(listing.list_requests, flt, limit, before)
         ids += [item["id"] for item in items]
         if before is None:
             return ids
@@ -160,7 +160,7 @@ def every_page(store: Store, flt: requests.RequestFilter, limit: int = 7) -> lis
 
 def agree(stores: tuple[Store, Store], q: str, **filters: str) -> list[int]:
     indexed, scanned = stores
-    flt = requests.RequestFilter(q=q, **filters)  # type: ignore[arg-type]
+    flt = listing.RequestFilter(q=q, **filters)  # type: ignore[arg-type]
     found = every_page(indexed, flt)
     if "\x00" in q and indexed.shared and not filters:
         # PostgreSQL's text holds no NUL: only a body can match such a term there (SQLite's
@@ -304,7 +304,7 @@ TERMS = ["hello", "café", "n1", "n4", "王小明", "binary", "evt-3", "x-latin"
 
 def same_results(store: Store, reference: Store) -> None:
     for term in TERMS:
-        flt = requests.RequestFilter(q=term)
+        flt = listing.RequestFilter(q=term)
         assert every_page(store, flt) == every_page(reference, flt), term
 
 
@@ -320,7 +320,7 @@ def both(tmp_path: Path, count: int, seed: int = 1) -> tuple[Store, Store]:
 def test_partly_indexed_stores_find_what_the_scan_finds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     monkeypatch.setattr(search, "SHARD_IDS", 64)
     store, reference = both(tmp_path, 300)
     try:
@@ -354,7 +354,7 @@ _OLD_INDEX = (
 def test_the_index_of_the_earlier_shape_is_dropped_and_made_in_its_own_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     path = tmp_path / "inspector.db"
     old = Store(path, search_index=False).open()
     fill(old, 120)
@@ -410,7 +410,7 @@ def wait_until(condition: Callable[[], bool]) -> None:
 def test_a_server_finds_its_newest_rows_before_and_after_they_are_indexed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     monkeypatch.setattr(search, "SHARD_IDS", 32)
     rng = random.Random(4)
     recs = [capture(i, rng) for i in range(90)]
@@ -449,7 +449,7 @@ def test_a_server_finds_its_newest_rows_before_and_after_they_are_indexed(
 def test_a_servers_indexer_keeps_up_under_a_writer_that_never_idles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     monkeypatch.setattr(search, "SHARD_IDS", 64)
     store = Store(tmp_path / "busy.db").open()
     store.start()
@@ -489,7 +489,7 @@ def test_a_servers_indexer_keeps_up_under_a_writer_that_never_idles(
 def test_rows_a_cli_wrote_are_indexed_when_a_server_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     store, reference = both(tmp_path, 50, seed=5)
     try:
         assert upto(store) == 0
@@ -516,7 +516,7 @@ def segments(store: Store) -> int:
 def test_tidying_merges_a_shards_segments_and_searches_stay_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     store, reference = both(tmp_path, 400, seed=6)
     try:
         index_all(store, limit=10)  # a segment per step
@@ -542,7 +542,7 @@ def test_two_indexers_on_one_store_take_turns(
 ) -> None:
     # A server and another process (a second server) on one store: each step reads the
     # watermark under the index file's write lock, so no row is indexed twice or skipped.
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     monkeypatch.setattr(search, "SHARD_IDS", 64)
     store, reference = both(tmp_path, 200, seed=8)
     assert store.index_file is not None
@@ -590,7 +590,7 @@ def test_an_index_made_for_another_database_is_made_again(tmp_path: Path) -> Non
 def test_an_index_file_that_cannot_be_used_costs_no_capture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 5)
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 5)
     index_file = tmp_path / "inspector.search.db"
     if damage == "corrupt":
         index_file.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 64)
@@ -618,7 +618,7 @@ def test_without_the_index_no_file_is_made_and_searches_scan(tmp_path: Path) -> 
     try:
         live_write(store, [capture(i, random.Random(12)) for i in range(20)])
         assert not store.read_sync(search.exists)
-        assert store.read_sync(requests.list_requests, requests.RequestFilter(q="n1"), 50, None)[0]
+        assert store.read_sync(listing.list_requests, listing.RequestFilter(q="n1"), 50, None)[0]
     finally:
         store.close()
     assert not (tmp_path / "inspector.search.db").exists()

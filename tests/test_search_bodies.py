@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from inspector.capture import CapturedRequest, ResponseRecord
-from inspector.store import Store, requests
+from inspector.store import Store, intake, listing, requests
 from inspector.store.backend import Connection
 from inspector.store.schema import BODY_PREFIX
 from tests.conftest import fresh_schema
@@ -55,7 +55,7 @@ def ok(attempt: int) -> ResponseRecord:
 
 def insert(conn: sqlite3.Connection, recs: list[CapturedRequest]) -> requests.Changed:
     for rec in recs:
-        requests.insert_request(conn, rec, ok)
+        intake.insert_request(conn, rec, ok)
     return requests.Changed(0, rows_added=len(recs))
 
 
@@ -73,8 +73,8 @@ def every_page(store: Store, q: str, limit: int = 4) -> list[int]:
     ids: list[int] = []
     before = None
     while True:
-        flt = requests.RequestFilter(q=q)
-        items, before = store.read_sync(requests.list_requests, flt, limit, before)
+        flt = listing.RequestFilter(q=q)
+        items, before = store.read_sync(listing.list_requests, flt, limit, before)
         ids += [item["id"] for item in items]
         if before is None:
             return ids
@@ -85,7 +85,7 @@ def stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_location: Path | str
 ) -> Iterator[tuple[Store, Store]]:
     """The same captures in a store with its index and in a SQLite store without."""
-    monkeypatch.setattr(requests, "SEARCH_WINDOW", 3)  # the big bodies below the window
+    monkeypatch.setattr(listing, "SEARCH_WINDOW", 3)  # the big bodies below the window
     indexed = Store(store_location).open()
     scanned = Store(tmp_path / "scanned.db", search_index=False).open()
     for store in (indexed, scanned):

@@ -21,7 +21,9 @@ from inspector.store import (
     core,
     deliveries,
     endpoints,
+    intake,
     leases,
+    listing,
     multirow,
     requests,
     syncer,
@@ -41,7 +43,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | 
     async def main() -> list[int]:
         results = await asyncio.gather(
             *(
-                store.write(requests.insert_request, captured_request(body=str(i).encode()), ok)
+                store.write(intake.insert_request, captured_request(body=str(i).encode()), ok)
                 for i in range(300)
             )
         )
@@ -53,7 +55,7 @@ def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | 
     assert sum(batches) == 300
     assert len(batches) < 300, "writes were not grouped into shared commits"
     reopened = Store(store_location).open()
-    items, _ = reopened.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
+    items, _ = reopened.read_sync(listing.list_requests, listing.RequestFilter(), 1000, None)
     assert len(items) == 300
     assert reopened.read_sync(requests.get_body, 42) == b"41"
     reopened.close()
@@ -62,8 +64,8 @@ def test_concurrent_writes_are_grouped_and_all_committed(store_location: Path | 
 def test_retention_keeps_newest(store_location: Path | str) -> None:
     store = Store(store_location, retention=5).open()
     for i in range(12):
-        store.write_sync(requests.insert_request, captured_request(body=bytes([i])), ok)
-    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 100, None)
+        store.write_sync(intake.insert_request, captured_request(body=bytes([i])), ok)
+    items, _ = store.read_sync(listing.list_requests, listing.RequestFilter(), 100, None)
     assert [it["id"] for it in items] == [12, 11, 10, 9, 8]
     # Bodies of evicted requests go with them.
     count = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
@@ -87,7 +89,7 @@ def test_a_server_evicts_ahead_in_chunks_when_idle(
         for start in range(0, 150, 10):
             await asyncio.gather(
                 *(
-                    store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+                    store.write(intake.insert_request, captured_request(body=b"%d" % i), ok)
                     for i in range(start, start + 10)
                 )
             )
@@ -98,7 +100,7 @@ def test_a_server_evicts_ahead_in_chunks_when_idle(
             await asyncio.sleep(0.01)
 
     asyncio.run(main())
-    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 200, None)
+    items, _ = store.read_sync(listing.list_requests, listing.RequestFilter(), 200, None)
     bodies = store.read_sync(lambda c: c.execute("SELECT count(*) FROM bodies").fetchone()[0])
     store.close()
     assert max(counts) <= 100
@@ -113,7 +115,7 @@ def test_a_small_retention_is_kept_exactly_by_a_server(tmp_path: Path) -> None:
 
     async def main() -> None:
         for i in range(80):
-            await store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+            await store.write(intake.insert_request, captured_request(body=b"%d" % i), ok)
 
     asyncio.run(main())
     count = store.read_sync(requests.count_rows)
@@ -125,9 +127,7 @@ def test_attempts_count_per_endpoint_and_event_key(store_location: Path | str) -
     store = Store(store_location).open()
     seen = []
     for endpoint, key in [("a", "k1"), ("a", "k1"), ("a", "k2"), ("b", "k1"), ("a", "k1")]:
-        ins = store.write_sync(
-            requests.insert_request, captured_request(endpoint, event_key=key), ok
-        )
+        ins = store.write_sync(intake.insert_request, captured_request(endpoint, event_key=key), ok)
         seen.append((ins.attempt, ins.first_attempt_id))
     assert seen == [(1, 1), (2, 1), (1, 3), (1, 4), (3, 1)]
     store.close()
@@ -139,7 +139,7 @@ def test_a_timeline_page_reads_its_events_requests_only(tmp_path: Path) -> None:
     walked the endpoint's every request in id order to read the page's attempts."""
     store = Store(tmp_path / "inspector.db").open()
     rows = [captured_request("e", event_key=f"evt_{n}") for n in range(3_000)]
-    store.write_sync(requests.insert_requests, [(rec, ok) for rec in rows])
+    store.write_sync(intake.insert_requests, [(rec, ok) for rec in rows])
     steps = 0
 
     def count(conn: Connection) -> tuple[list, dict, int | None]:
@@ -168,8 +168,8 @@ def test_an_events_ids_are_its_requests_ids_after_deletes_at_the_top(
     # come back after the newest requests are deleted, or all of them cleared.
     store = Store(store_location).open()
 
-    def capture(key: str | None) -> requests.Inserted:
-        return store.write_sync(requests.insert_request, captured_request(event_key=key), ok)
+    def capture(key: str | None) -> intake.Inserted:
+        return store.write_sync(intake.insert_request, captured_request(event_key=key), ok)
 
     first = capture("k")
     newest = capture(None)
@@ -213,9 +213,9 @@ def test_a_batch_of_captures_stores_what_one_by_one_stores(tmp_path: Path) -> No
         return ResponseRecord(200 + attempt, [("x-attempt", str(attempt))], b"A")
 
     one = Store(tmp_path / "one.db").open()
-    singles = [one.write_sync(requests.insert_request, c, by_attempt) for c in captures()]
+    singles = [one.write_sync(intake.insert_request, c, by_attempt) for c in captures()]
     together = Store(tmp_path / "together.db").open()
-    batch = together.write_sync(requests.insert_requests, [(c, by_attempt) for c in captures()])
+    batch = together.write_sync(intake.insert_requests, [(c, by_attempt) for c in captures()])
     assert [(i.id, i.attempt, i.first_attempt_id, i.response.status) for i in batch] == [
         (i.id, i.attempt, i.first_attempt_id, i.response.status) for i in singles
     ]
@@ -246,7 +246,7 @@ def test_locked_store_fails_the_write_instead_of_pretending(tmp_path: Path) -> N
     blocker.execute("BEGIN EXCLUSIVE")
 
     async def main() -> None:
-        await store.write(requests.insert_request, captured_request(), ok)
+        await store.write(intake.insert_request, captured_request(), ok)
 
     with pytest.raises(StoreUnavailable):
         asyncio.run(main())
@@ -292,9 +292,9 @@ def test_a_failing_job_does_not_sink_its_batch(store_location: Path | str) -> No
 
     async def main() -> list[object]:
         return await asyncio.gather(
-            store.write(requests.insert_request, captured_request(), ok),
+            store.write(intake.insert_request, captured_request(), ok),
             store.write(broken),
-            store.write(requests.insert_request, captured_request(), ok),
+            store.write(intake.insert_request, captured_request(), ok),
             return_exceptions=True,
         )
 
@@ -303,7 +303,7 @@ def test_a_failing_job_does_not_sink_its_batch(store_location: Path | str) -> No
     first, last = results[0].id, results[2].id  # type: ignore[union-attr]
     # A rolled-back batch may have used ids on PostgreSQL (sequences do not roll back).
     assert first < last
-    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 10, None)
+    items, _ = store.read_sync(listing.list_requests, listing.RequestFilter(), 10, None)
     assert [it["id"] for it in items] == [last, first]
     store.close()
 
@@ -350,20 +350,20 @@ def test_count_requests_counts_exactly_what_the_list_would_show(store: Store) ->
     for n in range(30):
         endpoint = "a" if n % 3 else "b"
         request = captured_request(endpoint, f"body {n}".encode())
-        store.write_sync(requests.insert_request, request, ok)
-    everything = requests.RequestFilter()
-    assert store.read_sync(requests.count_requests, everything, 0, None) == 30
-    assert store.read_sync(requests.count_requests, everything, 10, None) == 20
-    assert store.read_sync(requests.count_requests, everything, 10, 21) == 10
-    only_b = requests.RequestFilter(endpoint="b")
-    listed, _ = store.read_sync(requests.list_requests, only_b, 1000, None)
+        store.write_sync(intake.insert_request, request, ok)
+    everything = listing.RequestFilter()
+    assert store.read_sync(listing.count_requests, everything, 0, None) == 30
+    assert store.read_sync(listing.count_requests, everything, 10, None) == 20
+    assert store.read_sync(listing.count_requests, everything, 10, 21) == 10
+    only_b = listing.RequestFilter(endpoint="b")
+    listed, _ = store.read_sync(listing.list_requests, only_b, 1000, None)
     newer = [it for it in listed if it["id"] > 12]
-    assert store.read_sync(requests.count_requests, only_b, 12, None) == len(newer) == 6
-    search = requests.RequestFilter(q="BODY 2")  # bodies "body 2", "body 20".."body 29"
-    assert store.read_sync(requests.count_requests, search, 0, None) == 11
-    assert store.read_sync(requests.count_requests, search, 25, None) == 5
+    assert store.read_sync(listing.count_requests, only_b, 12, None) == len(newer) == 6
+    search = listing.RequestFilter(q="BODY 2")  # bodies "body 2", "body 20".."body 29"
+    assert store.read_sync(listing.count_requests, search, 0, None) == 11
+    assert store.read_sync(listing.count_requests, search, 25, None) == 5
     store.write_sync(requests.delete_request, 30)
-    assert store.read_sync(requests.count_requests, everything, 25, None) == 4
+    assert store.read_sync(listing.count_requests, everything, 25, None) == 4
 
 
 def test_a_delivery_version_grows_with_every_attempt_and_state(store: Store) -> None:
@@ -416,13 +416,13 @@ def test_a_write_is_answered_only_after_its_batch_is_on_disk(
     async def main() -> tuple[int, bool, int]:
         write = asyncio.ensure_future(
             store.write_announced(
-                None, lambda r: announced.append(r.id), requests.insert_request,
+                None, lambda r: announced.append(r.id), intake.insert_request,
                 captured_request(), ok,
             )
         )  # fmt: skip
         while not announced:  # committed and announced, not yet durable
             await asyncio.sleep(0.01)
-        seen = await store.read(requests.count_requests, requests.RequestFilter(), 0, None)
+        seen = await store.read(listing.count_requests, listing.RequestFilter(), 0, None)
         await asyncio.sleep(0.1)
         answered_early = write.done()
         release.set()
@@ -447,7 +447,7 @@ def test_a_batch_that_cannot_reach_the_disk_is_not_answered_as_stored(
 
     async def main() -> BaseException | None:
         try:
-            await store.write(requests.insert_request, captured_request(), ok)
+            await store.write(intake.insert_request, captured_request(), ok)
         except StoreUnavailable as exc:
             return exc
         return None
@@ -481,7 +481,7 @@ def test_a_server_store_checkpoints_off_the_writers_commits(
             lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
         for i in range(600):
-            await store.write(requests.insert_request, captured_request(body=b"%d" % i), ok)
+            await store.write(intake.insert_request, captured_request(body=b"%d" % i), ok)
         return auto
 
     auto = asyncio.run(main())
@@ -537,7 +537,7 @@ def test_endpoint_counts_stay_exact_through_every_kind_of_write(
         return sorted((e["name"], e["count"], e["last_id"]) for e in items if e["count"])
 
     for i in range(30):  # 10 evicted by retention
-        store.write_sync(requests.insert_request, captured_request(f"ep{i % 3}"), ok)
+        store.write_sync(intake.insert_request, captured_request(f"ep{i % 3}"), ok)
     assert [tuple(r) for r in store.read_sync(truth)] == listed()
     store.write_sync(requests.delete_request, 30)  # ep2's newest: its last id moves back
     store.write_sync(requests.delete_request, 15)
@@ -554,7 +554,7 @@ def test_a_store_from_before_the_counts_gets_them_on_upgrade(tmp_path: Path) -> 
     path = tmp_path / "db.sqlite"
     store = Store(path).open()
     for name in ("a", "a", "b"):
-        store.write_sync(requests.insert_request, captured_request(name), ok)
+        store.write_sync(intake.insert_request, captured_request(name), ok)
     store.close()
     conn = sqlite3.connect(path)
     conn.executescript(
@@ -622,7 +622,7 @@ def test_read_connections_stay_bounded_as_threads_come_and_go(tmp_path: Path) ->
     before = _open_connections()
     store = Store(tmp_path / "inspector.db").open()
     try:
-        store.write_sync(requests.insert_request, captured_request(), ok)
+        store.write_sync(intake.insert_request, captured_request(), ok)
         waves = []
         for _ in range(4):
             barrier = threading.Barrier(20)

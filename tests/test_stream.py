@@ -28,7 +28,7 @@ import pytest
 from inspector.api.stream import KINDS, Writer, events, live, send_now
 from inspector.broadcast import Behind, Broadcaster, Message, encode
 from inspector.capture import CapturedRequest
-from inspector.store import Store, requests
+from inspector.store import Store, intake
 from tests.conftest import LiveInspector, captured_request, http_client, ok, wait_until_answering
 
 pytestmark = pytest.mark.backends
@@ -381,7 +381,7 @@ def store(make_store: Any) -> Store:
 
 def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
     async def insert(n: int) -> int:
-        inserted = await store.write(requests.insert_request, record(n), ok)
+        inserted = await store.write(intake.insert_request, record(n), ok)
         return inserted.id
 
     async def main() -> list[bytes]:
@@ -412,7 +412,7 @@ def test_resume_sends_each_missed_request_once_in_order(store: Store) -> None:
 def test_a_stream_without_resume_point_starts_at_the_head(store: Store) -> None:
     async def main() -> list[bytes]:
         for n in range(1, 4):
-            await store.write(requests.insert_request, record(n), ok)
+            await store.write(intake.insert_request, record(n), ok)
         hub = Broadcaster()
         stream = events(hub, store, None, None)
         chunks = [await first(stream)]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from inspector import timeline
-from inspector.store import Store, requests
+from inspector.store import Store, listing
 from inspector.summary import MAX_BYTES, clean, summarize
 from tests.conftest import answering, captured_request, store_request
 
@@ -137,7 +137,7 @@ def add(
 
 
 def listed(store: Store, **flt: Any) -> list[dict[str, Any]]:
-    items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(**flt), 100, None)
+    items, _ = store.read_sync(listing.list_requests, listing.RequestFilter(**flt), 100, None)
     return items
 
 
@@ -147,7 +147,7 @@ def test_list_items_carry_summaries_and_the_backlog_does_too(store: Store) -> No
     items = {it["id"]: it for it in listed(store)}
     assert items[joined]["summary"] == "李小華 joined C1"
     assert items[plain]["summary"] is None
-    backlog = store.read_sync(requests.items_after, 0, None, 10)
+    backlog = store.read_sync(listing.items_after, 0, None, 10)
     assert [it["summary"] for it in backlog] == ["李小華 joined C1", None]
 
 

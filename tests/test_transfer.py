@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from inspector.cli import main
-from inspector.store import Store, requests
+from inspector.store import Store, listing, requests
 from inspector.transfer import ansi_c, shell_quote
 from tests.conftest import LiveInspector, fresh_schema, latest
 from tests.test_replay import expected_headers, raw_request, recorder_app
@@ -49,7 +49,7 @@ def capture_variety(live: LiveInspector) -> None:
 def details(location: Path | str) -> list[dict[str, Any]]:
     store = Store(location).open()
     try:
-        items, _ = store.read_sync(requests.list_requests, requests.RequestFilter(), 1000, None)
+        items, _ = store.read_sync(listing.list_requests, listing.RequestFilter(), 1000, None)
         return [store.read_sync(requests.get_request, it["id"]) for it in reversed(items)]
     finally:
         store.close()

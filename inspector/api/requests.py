@@ -29,7 +29,7 @@ from inspector.params import (
     runtime,
 )
 from inspector.shapes import Deleted, RequestCount, RequestPage, WaitResult
-from inspector.store import requests
+from inspector.store import listing, requests
 from inspector.store.requests import RequestDetail
 
 
@@ -39,7 +39,7 @@ async def list_requests(request: Request) -> Response:
     before = int_param(request, "before", default=None, lo=1, hi=2**62)
     assert limit is not None
     items, next_before = await runtime(request).store.read(
-        requests.list_requests, flt, limit, before
+        listing.list_requests, flt, limit, before
     )
     page: RequestPage = {"requests": items, "next_before": next_before}
     return JSONResponse(page)
@@ -80,7 +80,7 @@ async def count_requests(request: Request) -> Response:
     after = int_param(request, "after", default=0, lo=0, hi=2**62)
     before = int_param(request, "before", default=None, lo=1, hi=2**62)
     assert after is not None
-    count = await runtime(request).store.read(requests.count_requests, flt, after, before)
+    count = await runtime(request).store.read(listing.count_requests, flt, after, before)
     answer: RequestCount = {"count": count, "after": after, "before": before}
     return JSONResponse(answer)
 

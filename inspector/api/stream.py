@@ -59,7 +59,7 @@ from inspector.broadcast import Behind, Broadcaster, Message, Subscriber, dumps,
 from inspector.errors import BadRequest
 from inspector.openapi import Operation, api_route
 from inspector.params import NAME_PATTERN, endpoint_name, runtime
-from inspector.store import Store, requests
+from inspector.store import Store, listing, requests
 
 KINDS = frozenset({"request", "update", "deleted", "cleared"})
 BACKFILL_BATCH = 500
@@ -186,7 +186,7 @@ async def backlog(
 ) -> AsyncIterator[tuple[bytes, int]]:
     """Stored requests after ``after``, oldest first, one chunk per batch."""
     while True:
-        items = await store.read(requests.items_after, after, endpoint, BACKFILL_BATCH)
+        items = await store.read(listing.items_after, after, endpoint, BACKFILL_BATCH)
         if not items:
             return
         after = items[-1]["id"]

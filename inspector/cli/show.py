@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from inspector.cli.options import CliError, Commands, add_command, add_data_dir, int_in, open_store
 from inspector.cli.terminal import BLANK, answer, echo, print_table, safe
 from inspector.display import describe_answer, human_size
-from inspector.store import requests
+from inspector.store import listing, requests
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     store = open_store(args.data_dir, database=args.database)
     try:
-        flt = requests.RequestFilter(endpoint=args.endpoint)
-        items, _ = store.read_sync(requests.list_requests, flt, args.limit, None)
+        flt = listing.RequestFilter(endpoint=args.endpoint)
+        items, _ = store.read_sync(listing.list_requests, flt, args.limit, None)
     finally:
         store.close()
     if not items:

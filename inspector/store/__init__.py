@@ -4,10 +4,11 @@ embedded SQLite (one process) or PostgreSQL (replicas sharing one store).
 All SQL lives in this package: ``schema`` (tables, migrations for both engines), ``core`` (the
 ``Store``: writer and readers), ``backend`` (what a job may assume of a connection, and the
 ``Dialect`` fragments that differ), ``sqlite`` and ``postgres`` (the two backends), and one
-module of jobs per concept — ``requests``, ``endpoints``, ``attempts``, ``replays``,
-``deliveries``, ``leases`` — functions of ``(conn, ...)`` that the ``Store`` runs inside a
-connection, typed end to end (``Store.write(fn, *args)`` checks ``args`` against ``fn``), which
-return the records the API serves (``TypedDict``s declared beside the SQL that shapes them).
+module of jobs per concept — ``requests`` (with ``intake``, ``listing`` and ``verdicts``),
+``endpoints``, ``attempts``, ``replays``, ``deliveries``, ``leases`` — functions of
+``(conn, ...)`` that the ``Store`` runs inside a connection, typed end to end
+(``Store.write(fn, *args)`` checks ``args`` against ``fn``), which return the records the API
+serves (``TypedDict``s declared beside the SQL that shapes them).
 Two rules shape it:
 
 * **A 2xx from a capture route means the request is on disk.** Writes go through one writer

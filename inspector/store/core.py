@@ -28,7 +28,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 import anyio.to_thread
 
 from inspector.errors import StoreUnavailable
-from inspector.store import replays, requests, search
+from inspector.store import intake, replays, requests, search
 from inspector.store.backend import Connection, Notice
 from inspector.store.checkpointer import Checkpointer
 from inspector.store.endpoints import settings_version
@@ -80,9 +80,9 @@ class _Job(Generic[T]):
 
 # Jobs that have a form for several at once: consecutive jobs of one of these functions in a
 # batch run as one call of its batch form (a batch's captures: multi-row INSERTs on SQLite,
-# ``requests.insert_requests``). Same results, in the same order, as one by one.
+# ``intake.insert_requests``). Same results, in the same order, as one by one.
 _GROUPED: dict[Callable[..., Any], Callable[[Connection, list[Any]], list[Any]]] = {
-    requests.insert_request: requests.insert_requests,
+    intake.insert_request: intake.insert_requests,
 }
 
 

@@ -14,7 +14,7 @@ import sqlite3
 # PostgreSQL: how many bytes of each body its trigram index holds, as schema version 9 spells
 # it in the index's expression and in ``bodies_long``'s predicate (a query must spell them the
 # same way for the planner to use them). A search confirms the longer bodies in full
-# (``requests._trigram``): this bounds the index's cost per capture, never what a search finds.
+# (``listing._trigram``): this bounds the index's cost per capture, never what a search finds.
 BODY_PREFIX = 65536
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Never edit a shipped

@@ -1,6 +1,6 @@
 """The search index: SQLite FTS5 with the trigram tokenizer, in a file of its own, in shards.
 
-A search (``requests.list_requests`` with ``q``) is a substring match, ASCII case-insensitive,
+A search (``listing.list_requests`` with ``q``) is a substring match, ASCII case-insensitive,
 over a request's path, query, headers (as stored: JSON), event key and type, and raw body.
 The index holds the same text, lower-cased by SQLite's ``lower()`` (the ``search_text`` view,
 schema migration 7), cut into every run of three characters; a term of three characters or
@@ -36,7 +36,7 @@ database itself, written by the capture writer: it is dropped on open (``drop_ol
 
 PostgreSQL keeps its own: pg_trgm's GIN indexes on each request's folded text and on each
 body as ``encode(body, 'escape')`` spells it (schema version 7), maintained by PostgreSQL in
-the same transaction as the rows; ``requests._trigram`` reads candidates from them.
+the same transaction as the rows; ``listing._trigram`` reads candidates from them.
 """
 
 from __future__ import annotations

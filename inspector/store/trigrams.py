@@ -8,7 +8,7 @@ trigrams, as the pieces of one ``LIKE '%012%457%'`` (pg_trgm takes trigrams from
 none across a ``%``) — and the whole term is checked on each candidate's indexed text with
 ``strpos``, which the planner cannot turn into an index condition; then the scan's own
 predicate confirms what is left
-(``requests._trigram``). Every trigram asked for is in the term, so the candidates are a
+(``listing._trigram``). Every trigram asked for is in the term, so the candidates are a
 superset of its rows: the choice can make a search faster or slower, never change what it
 finds.
 
