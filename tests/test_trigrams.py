@@ -1,4 +1,5 @@
-"""Which trigrams of a term PostgreSQL's search asks its indexes for (``store/trigrams.py``):
+"""Which trigrams of a term a search asks its index for (``store/trigrams.py``: PostgreSQL's
+pg_trgm indexes, SQLite's FTS5 shards):
 pure logic, no database. What a search finds never depends on it (``test_search.py`` compares
 the results with the scan's on both backends); these check the choice and the one rule it must
 keep: any text holding the term matches the pattern asked for."""
@@ -63,3 +64,24 @@ def test_without_a_sample_or_a_trigram_the_whole_term_is_asked() -> None:
     assert trigrams.choose("msg_0123457", None, {}).pieces == ("msg_0123457",)
     assert trigrams.choose("a.b-c", sample({}), {}).pieces == ("a.b-c",)
     assert trigrams.choose("王小明", sample({}), {}).pieces == ("王小明",)
+
+
+# -- SQLite: FTS5's shards ---------------------------------------------------------------
+
+
+def test_sqlite_asks_for_the_rare_trigrams_of_an_id_and_leaves_out_those_in_every_row() -> None:
+    common = {g: 1000 for g in ("msg", "sg_", "g_0", "_00", "000")}
+    chosen = trigrams.fts_choose("msg_0000042", sample({**common, "004": 40, "042": 30}))
+    assert chosen is not None and set(chosen) == {"004", "042"}
+
+
+@given(
+    st.text(min_size=3, max_size=16),
+    st.dictionaries(st.text(min_size=3, max_size=3), st.integers(0, 1000)),
+)
+def test_sqlite_asks_for_trigrams_of_the_term_only(term: str, counts: dict[str, int]) -> None:
+    # Any of the term's trigrams, every one a run of three of its characters: the candidates
+    # are a superset of the rows that hold it, whatever the sample says.
+    chosen = trigrams.fts_choose(term, sample(counts))
+    assert chosen and all(gram in term and len(gram) == 3 for gram in chosen)
+    assert trigrams.fts_choose(term, None) is None

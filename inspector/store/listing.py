@@ -260,7 +260,13 @@ def _indexed(
     scans)."""
     terms = [q.translate(_ASCII_LOWER), *(f.translate(_ASCII_LOWER) for f in header_forms(q))]
     clause, args = _search(conn, q, bound, recent=False, per_row=True)
-    expression = search.match_expression(terms)
+    sampler: trigrams.Sampler | None = getattr(conn, "fts_sampler", None)
+    try:
+        sample = sampler.get(conn, trigrams.fts_sample) if sampler is not None else None
+    except sqlite3.Error as exc:
+        log.warning("search: could not sample the store's trigrams (the cover, then): %s", exc)
+        sample = None
+    expression = search.match_expression(terms, lambda term: trigrams.fts_choose(term, sample))
     schema = search.ATTACHED
     rows: list[RowLike] = []
     try:

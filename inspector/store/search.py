@@ -4,7 +4,8 @@ A search (``listing.list_requests`` with ``q``) is a substring match, ASCII case
 over a request's path, query, headers (as stored: JSON), event key and type, and raw body.
 The index holds the same text, lower-cased by SQLite's ``lower()`` (the ``search_text`` view,
 schema migration 7), cut into every run of three characters; a term of three characters or
-more is answered by the rows that hold the trigrams covering it (``match_expression``),
+more is answered by the rows that hold its rarest trigrams (``match_expression`` with
+``trigrams.fts_choose``; without a sample of the store, the trigrams covering it),
 then confirmed by the very predicate the scan uses — so the index can only make a search
 faster, never change its results. Shorter terms (and terms with a NUL) are scanned.
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from inspector.store.backend import Connection
@@ -145,16 +147,22 @@ def usable(term: str) -> bool:
     return len(term) >= TRIGRAM and "\x00" not in term
 
 
-def match_expression(terms: list[str]) -> str:
-    """An FTS5 query for rows holding the trigrams of at least one of ``terms`` (folded;
-    each ``usable``) that cover it: one every three characters, and the last. Without
-    positions (``detail=none``) even every trigram is a superset that the caller confirms
-    row by row; the cover's few more candidates cost less than reading the doclists of the
-    trigrams left out, which in a million rows are often in most of them."""
+def match_expression(
+    terms: list[str], pick: Callable[[str], list[str] | None] | None = None
+) -> str:
+    """An FTS5 query for rows holding some of the trigrams of at least one of ``terms``
+    (folded; each ``usable``): those ``pick`` chooses (``trigrams.fts_choose``: the rarest,
+    by a sample of the store), or else the ones that cover it: one every three characters,
+    and the last. Without positions (``detail=none``) even every trigram is a superset that
+    the caller confirms row by row; a few more candidates cost less than reading the doclists
+    of trigrams that, in a million rows, are in most of them (``msg``, ``000``)."""
     groups = []
     for term in dict.fromkeys(terms):
-        starts = [*range(0, len(term) - TRIGRAM, TRIGRAM), len(term) - TRIGRAM]
-        grams = dict.fromkeys(term[i : i + TRIGRAM] for i in starts)
+        chosen = pick(term) if pick is not None else None
+        if not chosen:
+            starts = [*range(0, len(term) - TRIGRAM, TRIGRAM), len(term) - TRIGRAM]
+            chosen = [term[i : i + TRIGRAM] for i in starts]
+        grams = dict.fromkeys(chosen)
         groups.append("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")")
     return " OR ".join(groups)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from inspector.errors import SchemaTooNew
-from inspector.store import search
+from inspector.store import search, trigrams
 from inspector.store.backend import Began, Connection, Dialect, Notice
 from inspector.store.schema import SQLITE, search_fold, statements
 
@@ -54,6 +54,8 @@ class SqliteConnection(sqlite3.Connection):
         self.notices: list[Notice] = []
         # A reader with the search index's file attached (``search.exists``).
         self.index_attached = False
+        # The store's sample of its trigrams (``trigrams.fts_choose``), shared by its readers.
+        self.fts_sampler: trigrams.Sampler | None = None
 
 
 class SqliteBackend:
@@ -76,6 +78,7 @@ class SqliteBackend:
         # sets it); a file that could not be read is not tried again.
         self.index_file: Path | None = None
         self._index_unreadable = False
+        self.fts_sampler = trigrams.Sampler()
 
     @property
     def description(self) -> str:
@@ -92,6 +95,7 @@ class SqliteBackend:
             factory=SqliteConnection,
         )
         conn.row_factory = sqlite3.Row
+        conn.fts_sampler = self.fts_sampler
         conn.create_function("search_fold", 1, search_fold, deterministic=True)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")

@@ -1,4 +1,5 @@
-"""PostgreSQL's search: which of a term's trigrams to ask pg_trgm's GIN indexes for.
+"""Which of a term's trigrams to ask a trigram index for: pg_trgm's GIN indexes
+(PostgreSQL), and FTS5's shards (SQLite: ``fts_choose``, below).
 
 pg_trgm answers ``LIKE '%term%'`` by intersecting the posting lists of *every* trigram of the
 term, and GIN reads each of them whole: in a million webhooks ``msg``, ``000`` or ``123`` (a
@@ -24,6 +25,7 @@ sample they have). A term with no run of three such characters is asked whole, a
 from __future__ import annotations
 
 import math
+import random
 import re
 import threading
 import time
@@ -103,6 +105,16 @@ def choose(term: str, frequencies: Frequencies | None, counts: dict[str, int]) -
     or no such trigram."""
     if frequencies is None or not (found := grams(term)):
         return Ask((term,), math.inf)
+    chosen, together = pick(found, frequencies, counts, CANDIDATE_COST)
+    return Ask(segments(term, chosen), together)
+
+
+def pick(
+    found: set[str], frequencies: Frequencies, counts: dict[str, int], candidate_cost: float
+) -> tuple[list[str], float]:
+    """The rarest of ``found`` (trigrams), as many as make least the doclists read (each a
+    share of the rows) plus ``candidate_cost`` for each share of the rows expected to be
+    candidates; and that share."""
     ranked = sorted((frequencies.fraction(counts, g), g) for g in found)
     best: tuple[float, int, float] | None = None
     read = 0.0
@@ -111,12 +123,12 @@ def choose(term: str, frequencies: Frequencies | None, counts: dict[str, int]) -
         # The rows holding all of them: at most the rarest's, as few as the product if they
         # were independent (the trigrams of one id are not): in between.
         together = math.sqrt(ranked[0][0] * math.prod(f for f, _ in ranked[:taken]))
-        cost = read + CANDIDATE_COST * together
+        cost = read + candidate_cost * together
         if best is None or cost < best[0]:
             best = (cost, taken, together)
     assert best is not None
     _, taken, together = best
-    return Ask(segments(term, [g for _, g in ranked[:taken]]), together)
+    return [g for _, g in ranked[:taken]], together
 
 
 def segments(term: str, chosen: list[str]) -> tuple[str, ...]:
@@ -198,6 +210,58 @@ def sample(conn: Connection) -> Frequencies:
         text.update(grams(row[0]))
         bodies.update(grams(row[1] or ""))
     return Frequencies(len(rows), dict(text), dict(bodies))
+
+
+# SQLite (FTS5's trigram index, ``search.py``): a trigram in every row (its doclist read in
+# each shard, ~1.75 ms at 1,000,000) cost about what confirming ~200 candidates did (~9 µs
+# each: the row, its body, the scan's predicate), measured on the benchmark's store.
+FTS_CANDIDATE_COST = 5000.0
+# How much of each body the SQLite sample reads (Python counts its trigrams).
+FTS_SAMPLE_BODY = 2048
+
+
+def fts_grams(term: str) -> set[str]:
+    """Every trigram of ``term`` (folded) as FTS5's trigram tokenizer cuts it: any three
+    characters in a row."""
+    return {term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1)}
+
+
+def fts_choose(term: str, frequencies: Frequencies | None) -> list[str] | None:
+    """Which of ``term``'s trigrams to ask SQLite's index for: the rarest, as many as cost
+    least (``pick``); None without a sample (then ``search.match_expression``'s cover)."""
+    found = fts_grams(term)
+    if frequencies is None or not found:
+        return None
+    return pick(found, frequencies, frequencies.text, FTS_CANDIDATE_COST)[0]
+
+
+def fts_sample(conn: Connection) -> Frequencies:
+    """SQLite: count the trigrams of ~``SAMPLE_ROWS`` requests picked at random by id, each
+    column as the index holds it (``search_text``: folded; a trigram never spans two columns)
+    and the first ``FTS_SAMPLE_BODY`` characters of the body."""
+    lo, hi = conn.execute("SELECT min(id), max(id) FROM requests").fetchone()
+    sql = (
+        "SELECT path, query, headers, event_key, event_type,"
+        f" substr(body, 1, {FTS_SAMPLE_BODY}) FROM search_text"
+    )
+    if lo is None:
+        rows: list[tuple[object, ...]] = []
+    elif hi - lo + 1 > 2 * SAMPLE_ROWS:
+        picked = {lo + int(random.random() * (hi - lo + 1)) for _ in range(SAMPLE_ROWS)}
+        marks = ",".join("?" * len(picked))
+        rows = conn.execute(f"{sql} WHERE id IN ({marks})", sorted(picked)).fetchall()
+    else:
+        rows = conn.execute(sql).fetchall()
+    counts: Counter[str] = Counter()
+    for row in rows:
+        seen: set[str] = set()
+        for value in row:
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            if isinstance(value, str):
+                seen |= fts_grams(value)
+        counts.update(seen)
+    return Frequencies(len(rows), dict(counts), {})
 
 
 def indexed(conn: Connection) -> bool:
