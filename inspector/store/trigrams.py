@@ -239,7 +239,11 @@ def fts_sample(conn: Connection) -> Frequencies:
     """SQLite: count the trigrams of ~``SAMPLE_ROWS`` requests picked at random by id, each
     column as the index holds it (``search_text``: folded; a trigram never spans two columns)
     and the first ``FTS_SAMPLE_BODY`` characters of the body."""
-    lo, hi = conn.execute("SELECT min(id), max(id) FROM requests").fetchone()
+    # Each in a query of its own: SQLite answers min() or max() alone from the B-tree's end,
+    # both together by scanning every row (~150 ms at 1,000,000).
+    lo, hi = conn.execute(
+        "SELECT (SELECT min(id) FROM requests), (SELECT max(id) FROM requests)"
+    ).fetchone()
     sql = (
         "SELECT path, query, headers, event_key, event_type,"
         f" substr(body, 1, {FTS_SAMPLE_BODY}) FROM search_text"
