@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.capture import CapturedRequest, ResponseRecord
+from inspector.capture import CapturedRequest
 from inspector.store import Store, intake, listing, requests
 from inspector.store.backend import Connection
 from inspector.store.schema import BODY_PREFIX
-from tests.conftest import fresh_schema
+from tests.conftest import captured_request, fresh_schema, ok
 
 pytestmark = pytest.mark.backends
 
@@ -34,23 +34,12 @@ def big_body(binary: bool) -> bytes:
 
 
 def capture(i: int, body: bytes) -> CapturedRequest:
-    return CapturedRequest(
-        endpoint=f"ep-{i % 2}",
-        method="POST",
-        path=f"/h/ep-{i % 2}",
-        query="",
+    return captured_request(
+        f"ep-{i % 2}",
+        body,
         headers=[("content-type", "application/octet-stream")],
-        body=body,
-        client="127.0.0.1:1",
-        received_at="2026-11-28T00:00:00.000000Z",
-        received_ts=0.0,
-        size=len(body),
         content_type="application/octet-stream",
     )
-
-
-def ok(attempt: int) -> ResponseRecord:
-    return ResponseRecord(200, [], b"OK")
 
 
 def insert(conn: sqlite3.Connection, recs: list[CapturedRequest]) -> requests.Changed:
